@@ -1,0 +1,412 @@
+package abi
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Import kinds, as encoded in the WebAssembly binary format.
+const (
+	KindFunc   byte = 0
+	KindTable  byte = 1
+	KindMemory byte = 2
+	KindGlobal byte = 3
+	KindTag    byte = 4
+)
+
+// KindName returns the text name of an import or export kind.
+func KindName(k byte) string {
+	switch k {
+	case KindFunc:
+		return "func"
+	case KindTable:
+		return "table"
+	case KindMemory:
+		return "memory"
+	case KindGlobal:
+		return "global"
+	case KindTag:
+		return "tag"
+	}
+	return fmt.Sprintf("kind(%d)", k)
+}
+
+// FuncType is a function signature: value types as their binary codes
+// (0x7f i32, 0x7e i64, 0x7d f32, 0x7c f64, 0x7b v128, 0x70 funcref, 0x6f externref).
+type FuncType struct {
+	Params  []byte
+	Results []byte
+}
+
+// String renders the signature in WAT-like text, e.g. "(i64, i32) -> i64".
+func (t FuncType) String() string {
+	return "(" + valTypes(t.Params) + ") -> " + resultTypes(t.Results)
+}
+
+func resultTypes(r []byte) string {
+	if len(r) == 1 {
+		return valTypeName(r[0])
+	}
+	return "(" + valTypes(r) + ")"
+}
+
+func valTypes(ts []byte) string {
+	s := ""
+	for i, t := range ts {
+		if i > 0 {
+			s += ", "
+		}
+		s += valTypeName(t)
+	}
+	return s
+}
+
+func valTypeName(t byte) string {
+	switch t {
+	case 0x7f:
+		return "i32"
+	case 0x7e:
+		return "i64"
+	case 0x7d:
+		return "f32"
+	case 0x7c:
+		return "f64"
+	case 0x7b:
+		return "v128"
+	case 0x70:
+		return "funcref"
+	case 0x6f:
+		return "externref"
+	}
+	return fmt.Sprintf("0x%02x", t)
+}
+
+// Import is one entry of a module's import section.
+type Import struct {
+	Module string `json:"module"`
+	Name   string `json:"name"`
+	Kind   byte   `json:"-"`
+	// Type is set for function imports.
+	Type *FuncType `json:"-"`
+}
+
+// Export is one entry of a module's export section.
+type Export struct {
+	Name  string
+	Kind  byte
+	Index uint32
+}
+
+// CustomSection is a custom section's name and payload.
+type CustomSection struct {
+	Name string
+	Data []byte
+}
+
+// Module is the static shape of a WebAssembly module, read without
+// compiling or running it.
+type Module struct {
+	Types    []FuncType
+	Imports  []Import
+	Exports  []Export
+	Custom   []CustomSection
+	funcs    []uint32 // type index of each defined function
+	nImpFunc int
+}
+
+// ExportedFunc returns the signature of the exported function name.
+func (m *Module) ExportedFunc(name string) (FuncType, bool) {
+	for _, e := range m.Exports {
+		if e.Name != name || e.Kind != KindFunc {
+			continue
+		}
+		idx := int(e.Index)
+		var ti uint32
+		if idx < m.nImpFunc {
+			n := 0
+			for _, im := range m.Imports {
+				if im.Kind == KindFunc {
+					if n == idx {
+						return *im.Type, true
+					}
+					n++
+				}
+			}
+			return FuncType{}, false
+		}
+		idx -= m.nImpFunc
+		if idx >= len(m.funcs) {
+			return FuncType{}, false
+		}
+		ti = m.funcs[idx]
+		if int(ti) >= len(m.Types) {
+			return FuncType{}, false
+		}
+		return m.Types[ti], true
+	}
+	return FuncType{}, false
+}
+
+// HasExport reports whether the module exports anything called name.
+func (m *Module) HasExport(name string) bool {
+	for _, e := range m.Exports {
+		if e.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Section returns the payload of the first custom section called name.
+func (m *Module) Section(name string) ([]byte, bool) {
+	for _, c := range m.Custom {
+		if c.Name == name {
+			return c.Data, true
+		}
+	}
+	return nil, false
+}
+
+// ErrNotWasm is returned for input that does not start with the
+// WebAssembly magic number and version 1.
+var ErrNotWasm = errors.New("not a WebAssembly module (bad magic number or version)")
+
+var wasmHeader = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+
+// ParseModule walks the sections of a binary module and decodes the parts
+// flowhost needs (types, imports, functions, exports, custom sections). It
+// never compiles or runs guest code.
+func ParseModule(b []byte) (*Module, error) {
+	if len(b) < 8 || string(b[:8]) != string(wasmHeader) {
+		return nil, ErrNotWasm
+	}
+	m := &Module{}
+	r := &reader{b: b, pos: 8}
+	for !r.eof() {
+		start := r.pos
+		id := r.byte()
+		size := r.u32()
+		if r.err != nil {
+			return nil, fmt.Errorf("section header at offset %d: %w", start, r.err)
+		}
+		if uint64(r.pos)+uint64(size) > uint64(len(b)) {
+			return nil, fmt.Errorf("section %d at offset %d: size %d runs past the end of the module (%d bytes)", id, start, size, len(b))
+		}
+		body := &reader{b: b[:r.pos+int(size)], pos: r.pos}
+		r.pos += int(size)
+		var err error
+		switch id {
+		case 0:
+			name := body.name()
+			if body.err == nil {
+				m.Custom = append(m.Custom, CustomSection{Name: name, Data: body.b[body.pos:]})
+			}
+			err = body.err
+		case 1:
+			err = m.parseTypes(body)
+		case 2:
+			err = m.parseImports(body)
+		case 3:
+			n := body.u32()
+			for i := uint32(0); i < n && body.err == nil; i++ {
+				m.funcs = append(m.funcs, body.u32())
+			}
+			err = body.err
+		case 7:
+			n := body.u32()
+			for i := uint32(0); i < n && body.err == nil; i++ {
+				e := Export{Name: body.name(), Kind: body.byte(), Index: body.u32()}
+				m.Exports = append(m.Exports, e)
+			}
+			err = body.err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("section %d at offset %d: %w", id, start, err)
+		}
+	}
+	return m, nil
+}
+
+func (m *Module) parseTypes(r *reader) error {
+	n := r.u32()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		form := r.byte()
+		if form != 0x60 {
+			if r.err == nil {
+				// GC proposal types (rec groups etc.) are not supported by the host.
+				return fmt.Errorf("type %d: unsupported type form 0x%02x", i, form)
+			}
+			break
+		}
+		var t FuncType
+		t.Params = r.valtypes()
+		t.Results = r.valtypes()
+		m.Types = append(m.Types, t)
+	}
+	return r.err
+}
+
+func (m *Module) parseImports(r *reader) error {
+	n := r.u32()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		im := Import{Module: r.name(), Name: r.name(), Kind: r.byte()}
+		switch im.Kind {
+		case KindFunc:
+			ti := r.u32()
+			if r.err == nil {
+				if int(ti) >= len(m.Types) {
+					return fmt.Errorf("import %s.%s: type index %d out of range", im.Module, im.Name, ti)
+				}
+				t := m.Types[ti]
+				im.Type = &t
+			}
+			m.nImpFunc++
+		case KindTable:
+			r.byte() // reftype
+			r.limits()
+		case KindMemory:
+			r.limits()
+		case KindGlobal:
+			r.byte() // valtype
+			r.byte() // mutability
+		case KindTag:
+			r.byte()
+			r.u32()
+		default:
+			if r.err == nil {
+				return fmt.Errorf("import %s.%s: unknown kind %d", im.Module, im.Name, im.Kind)
+			}
+		}
+		m.Imports = append(m.Imports, im)
+	}
+	return r.err
+}
+
+var errTruncated = errors.New("truncated")
+
+type reader struct {
+	b   []byte
+	pos int
+	err error
+}
+
+func (r *reader) eof() bool { return r.pos >= len(r.b) }
+
+func (r *reader) byte() byte {
+	if r.err != nil {
+		return 0
+	}
+	if r.pos >= len(r.b) {
+		r.err = errTruncated
+		return 0
+	}
+	c := r.b[r.pos]
+	r.pos++
+	return c
+}
+
+func (r *reader) u32() uint32 {
+	var v uint64
+	for shift := uint(0); ; shift += 7 {
+		c := r.byte()
+		if r.err != nil {
+			return 0
+		}
+		if shift >= 35 {
+			r.err = errors.New("malformed LEB128 integer")
+			return 0
+		}
+		v |= uint64(c&0x7f) << shift
+		if c&0x80 == 0 {
+			break
+		}
+	}
+	if v > 0xffffffff {
+		r.err = errors.New("LEB128 integer overflows u32")
+		return 0
+	}
+	return uint32(v)
+}
+
+func (r *reader) bytes(n uint32) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if uint64(r.pos)+uint64(n) > uint64(len(r.b)) {
+		r.err = errTruncated
+		return nil
+	}
+	s := r.b[r.pos : r.pos+int(n)]
+	r.pos += int(n)
+	return s
+}
+
+func (r *reader) name() string { return string(r.bytes(r.u32())) }
+
+func (r *reader) valtypes() []byte {
+	n := r.u32()
+	if r.err != nil {
+		return nil
+	}
+	if uint64(n) > uint64(len(r.b)-r.pos) {
+		r.err = errTruncated
+		return nil
+	}
+	return append([]byte(nil), r.bytes(n)...)
+}
+
+func (r *reader) limits() {
+	flags := r.byte()
+	r.u32()
+	if flags&1 != 0 {
+		r.u32()
+	}
+}
+
+// AppendCustomSection returns a copy of the module with a custom section
+// called name holding data appended at its end. An existing section of the
+// same name is removed first, so re-embedding a manifest replaces it.
+func AppendCustomSection(wasm []byte, name string, data []byte) ([]byte, error) {
+	if len(wasm) < 8 || string(wasm[:8]) != string(wasmHeader) {
+		return nil, ErrNotWasm
+	}
+	out := append([]byte(nil), wasm[:8]...)
+	r := &reader{b: wasm, pos: 8}
+	for !r.eof() {
+		start := r.pos
+		id := r.byte()
+		size := r.u32()
+		if r.err != nil || uint64(r.pos)+uint64(size) > uint64(len(wasm)) {
+			return nil, fmt.Errorf("section at offset %d: malformed", start)
+		}
+		end := r.pos + int(size)
+		if id == 0 {
+			body := &reader{b: wasm[:end], pos: r.pos}
+			if body.name() == name && body.err == nil {
+				r.pos = end
+				continue
+			}
+		}
+		out = append(out, wasm[start:end]...)
+		r.pos = end
+	}
+	var payload []byte
+	payload = appendU32(payload, uint32(len(name)))
+	payload = append(payload, name...)
+	payload = append(payload, data...)
+	out = append(out, 0)
+	out = appendU32(out, uint32(len(payload)))
+	return append(out, payload...), nil
+}
+
+func appendU32(b []byte, v uint32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v != 0 {
+			b = append(b, c|0x80)
+			continue
+		}
+		return append(b, c)
+	}
+}

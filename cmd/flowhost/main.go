@@ -1,0 +1,88 @@
+// Command flowhost runs workflows of sandboxed WebAssembly tasks.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/alecthomas/kong"
+)
+
+// Exit codes (SPEC §3).
+const (
+	exitOK      = 0
+	exitFailed  = 1 // a task failed or the run was cancelled
+	exitInvalid = 2 // the flow, a module or the command line is invalid
+)
+
+type cli struct {
+	Inspect inspectCmd `cmd:"" help:"Show a module's manifest, imports, size and sha256."`
+	Embed   embedCmd   `cmd:"" help:"Embed a manifest into a module as its flowhost.manifest custom section."`
+}
+
+type globals struct {
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// exitError carries an exit code with an error.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(err error) error { return &exitError{code: exitInvalid, err: err} }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var c cli
+	g := &globals{stdout: stdout, stderr: stderr}
+	exit := -1
+	parser, err := kong.New(&c,
+		kong.Name("flowhost"),
+		kong.Description("flowhost runs workflows of sandboxed WebAssembly tasks."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exit = code }),
+		kong.Bind(g),
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, "flowhost:", err)
+		return exitInvalid
+	}
+	kctx, err := parser.Parse(args)
+	if exit >= 0 { // --help
+		return exit
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "flowhost:", err)
+		return exitInvalid
+	}
+	if err := kctx.Run(g); err != nil {
+		fmt.Fprintln(stderr, "flowhost:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		return exitFailed
+	}
+	return exitOK
+}
+
+func compactJSON(b []byte) []byte {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return b
+	}
+	return buf.Bytes()
+}
