@@ -204,7 +204,8 @@ func jsonErrorText(data []byte, err error) string {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		return at(data, se.Offset, se.Error())
+		// Offset is just past the offending byte; point at the byte itself.
+		return at(data, max(se.Offset-1, 0), se.Error())
 	case errors.As(err, &te):
 		field := te.Field
 		if field == "" {

@@ -1,0 +1,110 @@
+package host
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Input builds a task's input object from named values (SPEC §1.3): it
+// fills in declared defaults and refuses unknown names and missing
+// required inputs.
+func (t *Task) Input(values map[string]json.RawMessage) ([]byte, error) {
+	for name := range values {
+		if _, ok := t.Spec.Input(name); !ok {
+			return nil, t.inputErr("the task has no input %q (inputs: %s)", name, t.inputNames())
+		}
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	n := 0
+	for _, in := range t.Spec.Inputs {
+		v, ok := values[in.Name]
+		if !ok {
+			if in.Required() {
+				return nil, t.inputErr("missing required input %q", in.Name)
+			}
+			v = in.Default
+		}
+		if !json.Valid(v) {
+			return nil, t.inputErr("input %q is not valid JSON", in.Name)
+		}
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		n++
+		name, _ := json.Marshal(in.Name)
+		b.Write(name)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func (t *Task) inputNames() string {
+	names := make([]string, len(t.Spec.Inputs))
+	for i, in := range t.Spec.Inputs {
+		names[i] = in.Name
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+func (t *Task) inputErr(format string, args ...any) error {
+	return &TaskError{Kind: KindBadInput, Module: t.mod.Name, Task: t.Spec.Name, Msg: fmt.Sprintf(format, args...)}
+}
+
+// checkOutput enforces SPEC §1.3: the output is JSON, and for a task with
+// several outputs, an object holding each of them.
+func (t *Task) checkOutput(out []byte) error {
+	bad := func(format string, args ...any) error {
+		return &TaskError{Kind: KindBadOutput, Module: t.mod.Name, Task: t.Spec.Name, Msg: fmt.Sprintf(format, args...)}
+	}
+	if len(out) == 0 {
+		return bad("the task set no output")
+	}
+	if !json.Valid(out) {
+		return bad("output is not valid JSON: %s", preview(out))
+	}
+	if len(t.Spec.Outputs) <= 1 {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(out, &obj); err != nil {
+		return bad("the task declares outputs %s, so its output must be a JSON object; got %s", strings.Join(t.Spec.Outputs, ", "), preview(out))
+	}
+	for _, name := range t.Spec.Outputs {
+		if _, ok := obj[name]; !ok {
+			return bad("output lacks declared output %q: %s", name, preview(out))
+		}
+	}
+	return nil
+}
+
+// Outputs splits a task's output into its named outputs.
+func (t *Task) Outputs(out []byte) (map[string]json.RawMessage, error) {
+	if len(t.Spec.Outputs) == 1 {
+		return map[string]json.RawMessage{t.Spec.Outputs[0]: out}, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(out, &obj); err != nil {
+		return nil, err
+	}
+	res := make(map[string]json.RawMessage, len(t.Spec.Outputs))
+	for _, name := range t.Spec.Outputs {
+		res[name] = obj[name]
+	}
+	return res, nil
+}
+
+func preview(b []byte) string {
+	const max = 80
+	if len(b) > max {
+		return fmt.Sprintf("%q… (%d bytes)", b[:max], len(b))
+	}
+	return fmt.Sprintf("%q", b)
+}

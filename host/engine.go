@@ -1,0 +1,231 @@
+// Package host runs task modules: it loads and checks them, compiles them
+// with wazero (through an on-disk compilation cache), keeps pools of warm
+// instances, implements the Extism guest ABI, and enforces per-call limits.
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/flowhost/flowhost/abi"
+)
+
+// Limits bound one task call. A zero field means "no limit", except where
+// DefaultLimits is applied by the caller.
+type Limits struct {
+	// Timeout is the wall-clock deadline of the call.
+	Timeout time.Duration
+	// Memory caps the guest's linear memory, and separately the host-side
+	// memory (the Extism kernel's blocks) the call may allocate, in bytes.
+	Memory uint64
+	// MaxOutput caps the output's size in bytes.
+	MaxOutput uint64
+}
+
+// DefaultLimits are the limits of a call that asks for none.
+var DefaultLimits = Limits{
+	Timeout:   30 * time.Second,
+	Memory:    256 << 20,
+	MaxOutput: 16 << 20,
+}
+
+// probeLimits lock down the instance that runs a flowhost_manifest export.
+var probeLimits = Limits{Timeout: 5 * time.Second, Memory: 64 << 20, MaxOutput: 1 << 20}
+
+// Config configures an Engine.
+type Config struct {
+	// CacheDir holds compiled code between processes. Empty means
+	// DefaultCacheDir(); "off" disables the on-disk cache.
+	CacheDir string
+	// Logger receives host and guest logs; nil discards them.
+	Logger *slog.Logger
+	// MaxIdle is how many warm instances each module keeps; 0 means
+	// 2 × GOMAXPROCS.
+	MaxIdle int
+	// InitTimeout bounds a new instance's start-up (a Go guest's runtime
+	// initialisation takes ~7 ms). 0 means 10 s.
+	InitTimeout time.Duration
+}
+
+// DefaultCacheDir is the compilation cache under the user's cache directory.
+func DefaultCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "flowhost", "compiled")
+}
+
+// Engine loads modules and runs their tasks. It is safe for concurrent use.
+type Engine struct {
+	rt     wazero.Runtime
+	cache  wazero.CompilationCache
+	cfg    Config
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	modules map[string]*Module // by sha256
+}
+
+// New starts an engine.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.MaxIdle <= 0 {
+		cfg.MaxIdle = 2 * runtime.GOMAXPROCS(0)
+	}
+	if cfg.InitTimeout <= 0 {
+		cfg.InitTimeout = 10 * time.Second
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	rc := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
+	var cache wazero.CompilationCache
+	if cfg.CacheDir != "off" {
+		dir := cfg.CacheDir
+		if dir == "" {
+			dir = DefaultCacheDir()
+		}
+		c, err := wazero.NewCompilationCacheWithDir(dir)
+		if err != nil {
+			logger.Warn("compilation cache disabled", "dir", dir, "err", err)
+		} else {
+			cache = c
+			rc = rc.WithCompilationCache(c)
+		}
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("host: instantiate WASI: %w", err)
+	}
+	if err := instantiateKernel(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("host: instantiate %s: %w", abi.ExtismEnv, err)
+	}
+	return &Engine{rt: rt, cache: cache, cfg: cfg, logger: logger, modules: map[string]*Module{}}, nil
+}
+
+// Close releases every module, instance and compiled code of the engine.
+func (e *Engine) Close(ctx context.Context) error {
+	err := e.rt.Close(ctx)
+	if e.cache != nil {
+		err = errors.Join(err, e.cache.Close(ctx))
+	}
+	return err
+}
+
+// LoadFile loads a module from a file. See Load.
+func (e *Engine) LoadFile(ctx context.Context, path string) (*Module, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	m, err := e.Load(ctx, b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// Load checks, compiles and describes a module: its imports must all be
+// from the Extism guest ABI or WASI, its manifest must be valid and name
+// only exports of type () -> i32. Loading the same bytes twice returns the
+// same Module.
+func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
+	sum := sha256.Sum256(wasm)
+	id := hex.EncodeToString(sum[:])
+	e.mu.Lock()
+	if m, ok := e.modules[id]; ok {
+		e.mu.Unlock()
+		return m, nil
+	}
+	e.mu.Unlock()
+
+	info, err := abi.ParseModule(wasm)
+	if err != nil {
+		return nil, err
+	}
+	if err := abi.CheckImports(info); err != nil {
+		return nil, err
+	}
+	compiled, err := e.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	m := &Module{eng: e, SHA256: id, Size: len(wasm), Info: info, compiled: compiled}
+	m.pool.max = e.cfg.MaxIdle
+	m.hasInit = info.HasExport("_initialize")
+
+	if sec, ok := info.Section(abi.SectionName); ok {
+		m.Manifest, err = abi.ParseManifest(sec)
+		if err != nil {
+			return nil, fmt.Errorf("section %s: %w", abi.SectionName, err)
+		}
+		m.ManifestSource = "section"
+	} else if ft, ok := info.ExportedFunc(abi.ManifestExport); ok {
+		if len(ft.Params) != 0 || len(ft.Results) != 1 || ft.Results[0] != 0x7f {
+			return nil, fmt.Errorf("%w: export %s has type %s; it must be () -> i32", abi.ErrBadManifest, abi.ManifestExport, ft)
+		}
+		m.Manifest, err = m.probe(ctx)
+		if err != nil {
+			return nil, err
+		}
+		m.ManifestSource = "export"
+	} else {
+		return nil, fmt.Errorf("%w: the module has neither a %q custom section nor a %q export", abi.ErrNoManifest, abi.SectionName, abi.ManifestExport)
+	}
+	if err := abi.CheckTasks(info, m.Manifest); err != nil {
+		return nil, err
+	}
+	m.Name = m.Manifest.Name
+	m.tasks = make(map[string]*Task, len(m.Manifest.Tasks))
+	for i := range m.Manifest.Tasks {
+		spec := &m.Manifest.Tasks[i]
+		m.exports = append(m.exports, spec.Export)
+		m.tasks[spec.Name] = &Task{mod: m, Spec: spec, index: i}
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if prev, ok := e.modules[id]; ok { // lost a race with another Load
+		return prev, nil
+	}
+	e.modules[id] = m
+	return m, nil
+}
+
+// probe runs the flowhost_manifest export in a throw-away instance with no
+// grants, a small memory and a short deadline.
+func (m *Module) probe(ctx context.Context) (*abi.Manifest, error) {
+	m.Name = "(manifest probe)"
+	m.exports = []string{abi.ManifestExport}
+	t := &Task{mod: m, Spec: &abi.Task{Name: abi.ManifestExport, Export: abi.ManifestExport}, index: 0}
+	inst, err := m.newInstance(ctx, probeLimits)
+	if err != nil {
+		return nil, fmt.Errorf("%w: manifest probe: %v", abi.ErrBadManifest, err)
+	}
+	out, _, err := inst.call(ctx, t, nil, probeLimits)
+	inst.close(ctx)
+	m.exports = nil
+	if err != nil {
+		return nil, fmt.Errorf("%w: export %s failed: %v", abi.ErrBadManifest, abi.ManifestExport, err)
+	}
+	man, err := abi.ParseManifest(out)
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", abi.ManifestExport, err)
+	}
+	return man, nil
+}

@@ -1,0 +1,326 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowhost/flowhost/abi"
+	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/internal/testmod"
+)
+
+func newEngine(t testing.TB) *host.Engine {
+	t.Helper()
+	ctx := context.Background()
+	e, err := host.New(ctx, host.Config{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	return e
+}
+
+func load(t testing.TB, e *host.Engine, wasm []byte) *host.Module {
+	t.Helper()
+	m, err := e.Load(context.Background(), wasm)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return m
+}
+
+func hostile(t testing.TB) (*host.Engine, *host.Module) {
+	e := newEngine(t)
+	return e, load(t, e, testmod.Module(t, "testdata/hostile.wat", "testdata/hostile.json"))
+}
+
+func task(t testing.TB, m *host.Module, name string) *host.Task {
+	t.Helper()
+	tk, ok := m.Task(name)
+	if !ok {
+		t.Fatalf("no task %q", name)
+	}
+	return tk
+}
+
+var testLimits = host.Limits{Timeout: 2 * time.Second, Memory: 32 << 20, MaxOutput: 1 << 20}
+
+func TestFailureClasses(t *testing.T) {
+	_, m := hostile(t)
+	cases := []struct {
+		task string
+		kind host.Kind
+		msg  string // must appear in the error text
+	}{
+		{"spin", host.KindTimeout, "did not finish within 2s"},
+		{"grow", host.KindMemory, "limit is 33554432 bytes"},
+		{"recurse", host.KindStackOverflow, "call stack"},
+		{"huge_output", host.KindMemory, "alloc of 67108864 bytes"},
+		{"big_alloc", host.KindMemory, "alloc of 1073741824 bytes"},
+		{"trap", host.KindTrap, "unreachable"},
+		{"div_zero", host.KindTrap, "integer divide by zero"},
+		{"bad_json", host.KindBadOutput, `output is not valid JSON: "not json at all"`},
+		{"half_outputs", host.KindBadOutput, `lacks declared output "b"`},
+		{"fail", host.KindGuestError, "hostile.fail: boom: the guest's own words"},
+		{"fail_silently", host.KindGuestError, "returned 7"},
+		{"no_output", host.KindBadOutput, "set no output"},
+		{"bad_offset", host.KindTrap, "load_u64: offset 999999999 length 8 is outside host memory"},
+		{"http", host.KindDenied, "granted no HTTP hosts"},
+	}
+	for _, c := range cases {
+		t.Run(c.task, func(t *testing.T) {
+			_, err := task(t, m, c.task).Call(context.Background(), []byte(`{}`), testLimits)
+			if err == nil {
+				t.Fatal("call succeeded; want a failure")
+			}
+			if k := host.KindOf(err); k != c.kind {
+				t.Fatalf("kind = %v, want %v (err: %v)", k, c.kind, err)
+			}
+			if !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("error %q does not contain %q", err, c.msg)
+			}
+			if strings.Contains(err.Error(), "goroutine ") || strings.Contains(err.Error(), "wasm stack trace") {
+				t.Fatalf("error leaks a stack trace: %q", err)
+			}
+			// The host survives and keeps serving.
+			out, err := task(t, m, "echo").Call(context.Background(), []byte(`{"value":42}`), testLimits)
+			if err != nil || string(out) != `{"value":42}` {
+				t.Fatalf("echo after %s: %s, %v", c.task, out, err)
+			}
+		})
+	}
+}
+
+func TestOutputTooLarge(t *testing.T) {
+	_, m := hostile(t)
+	lim := testLimits
+	lim.Memory = 128 << 20 // room for the block; the output cap must refuse it
+	_, err := task(t, m, "huge_output").Call(context.Background(), []byte(`{}`), lim)
+	if host.KindOf(err) != host.KindOutputTooLarge || !strings.Contains(err.Error(), "67108864 bytes; the limit is 1048576") {
+		t.Fatalf("err = %v, want output too large", err)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	_, m := hostile(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	lim := testLimits
+	lim.Timeout = time.Minute
+	start := time.Now()
+	_, err := task(t, m, "spin").Call(ctx, []byte(`{}`), lim)
+	if host.KindOf(err) != host.KindCanceled {
+		t.Fatalf("err = %v, want canceled", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("cancel took %s", d)
+	}
+}
+
+func TestPoolReuseAndDiscard(t *testing.T) {
+	_, m := hostile(t)
+	count := task(t, m, "count")
+	call := func() string {
+		out, err := count.Call(context.Background(), []byte(`{}`), testLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	// One goroutine: the same warm instance serves every call.
+	for want := 1; want <= 3; want++ {
+		if got := call(); got != string(rune('0'+want)) {
+			t.Fatalf("call %d served by a fresh instance: count = %s", want, got)
+		}
+	}
+	// A trap discards the instance: the next call starts afresh.
+	if _, err := task(t, m, "trap").Call(context.Background(), []byte(`{}`), testLimits); err == nil {
+		t.Fatal("trap succeeded")
+	}
+	if got := call(); got != "1" {
+		t.Fatalf("call after a trap: count = %s, want 1 (a new instance)", got)
+	}
+	// A guest error (non-zero return) leaves the instance usable.
+	if _, err := task(t, m, "fail").Call(context.Background(), []byte(`{}`), testLimits); err == nil {
+		t.Fatal("fail succeeded")
+	}
+	if got := call(); got != "2" {
+		t.Fatalf("call after a guest error: count = %s, want 2 (the same instance)", got)
+	}
+	st := m.Stats()
+	if st.Created != 2 || st.Discarded != 1 {
+		t.Fatalf("stats = %+v, want 2 created, 1 discarded", st)
+	}
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	_, m := hostile(t)
+	echo := task(t, m, "echo")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				in, _ := json.Marshal(map[string]int{"value": g*1000 + i})
+				out, err := echo.Call(context.Background(), in, testLimits)
+				if err != nil || string(out) != string(in) {
+					errs <- errors.New("echo mismatch: " + string(in) + " -> " + string(out))
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.Created > 8 {
+		t.Fatalf("created %d instances for 8 goroutines", st.Created)
+	}
+}
+
+func TestInput(t *testing.T) {
+	_, m := hostile(t)
+	echo := task(t, m, "echo")
+	cases := []struct {
+		in   map[string]json.RawMessage
+		want string
+		err  string
+	}{
+		{map[string]json.RawMessage{"value": json.RawMessage(`[1,2]`)}, `{"value":[1,2]}`, ""},
+		{nil, `{"value":null}`, ""}, // the default
+		{map[string]json.RawMessage{"nope": json.RawMessage(`1`)}, "", `has no input "nope" (inputs: value)`},
+		{map[string]json.RawMessage{"value": json.RawMessage(`{`)}, "", `input "value" is not valid JSON`},
+	}
+	for _, c := range cases {
+		b, err := echo.Input(c.in)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) || host.KindOf(err) != host.KindBadInput {
+				t.Errorf("Input(%v) err = %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || string(b) != c.want {
+			t.Errorf("Input(%v) = %s, %v; want %s", c.in, b, err, c.want)
+		}
+	}
+	count := task(t, m, "count")
+	if _, err := count.Input(map[string]json.RawMessage{"x": json.RawMessage("1")}); err == nil || !strings.Contains(err.Error(), "(inputs: none)") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestWASISandbox(t *testing.T) {
+	e := newEngine(t)
+	m := load(t, e, testmod.Module(t, "testdata/wasi_read.wat", "testdata/wasi_read.json"))
+	out, err := task(t, m, "read").Call(context.Background(), []byte(`{}`), testLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) == "0" {
+		t.Fatal("the guest opened /etc/passwd")
+	}
+	out, err = task(t, m, "env").Call(context.Background(), []byte(`{}`), testLimits)
+	if err != nil || string(out) != "0" {
+		t.Fatalf("the guest sees %s environment variables (err %v); want 0", out, err)
+	}
+}
+
+func TestLoadRefusals(t *testing.T) {
+	e := newEngine(t)
+	hostileWasm := testmod.WAT(t, "testdata/hostile.wat")
+	cases := []struct {
+		name string
+		wasm []byte
+		is   error
+		msg  string
+	}{
+		{"not wasm", []byte("hello"), abi.ErrNotWasm, "not a WebAssembly module"},
+		{"truncated", hostileWasm[:40], nil, "runs past the end"},
+		{"unknown import", testmod.WithManifest(t, testmod.WAT(t, "testdata/unknown_import.wat"), `{"abi":1,"name":"x","tasks":[{"name":"run","inputs":[],"outputs":["y"]}]}`),
+			abi.ErrImportRefused, `env.get_secret (func): modules may import only from "extism:host/env" and "wasi_snapshot_preview1"`},
+		{"no manifest", hostileWasm, abi.ErrNoManifest, `neither a "flowhost.manifest" custom section nor a "flowhost_manifest" export`},
+		{"bad json", testmod.WithManifest(t, hostileWasm, `{"abi":1,"name":"x",}`), abi.ErrBadManifest, "line 1, column 21 (byte 20): invalid character '}'"},
+		{"abi 2", testmod.WithManifest(t, hostileWasm, `{"abi":2,"name":"x","tasks":[]}`), abi.ErrBadManifest, `"abi" is 2; this host implements abi 1`},
+		{"missing export", testmod.WithManifest(t, hostileWasm, `{"abi":1,"name":"x","tasks":[{"name":"nope","inputs":[],"outputs":["y"]}]}`),
+			abi.ErrExportMismatch, `task "nope": the module has no export "nope"`},
+		{"export not a func", testmod.WithManifest(t, hostileWasm, `{"abi":1,"name":"x","tasks":[{"name":"m","export":"memory","inputs":[],"outputs":["y"]}]}`),
+			abi.ErrExportMismatch, `export "memory" is not a function`},
+		{"duplicate input", testmod.WithManifest(t, hostileWasm, `{"abi":1,"name":"x","tasks":[{"name":"echo","inputs":["a","a"],"outputs":["y"]}]}`),
+			abi.ErrBadManifest, `input "a" is declared twice`},
+		{"bad output name", testmod.WithManifest(t, hostileWasm, `{"abi":1,"name":"x","tasks":[{"name":"echo","inputs":[],"outputs":["a b"]}]}`),
+			abi.ErrBadManifest, `output name "a b" is not an identifier`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := e.Load(context.Background(), c.wasm)
+			if err == nil {
+				t.Fatal("loaded; want a refusal")
+			}
+			if c.is != nil && !errors.Is(err, c.is) {
+				t.Fatalf("err = %v, want %v", err, c.is)
+			}
+			if !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("err %q does not contain %q", err, c.msg)
+			}
+		})
+	}
+}
+
+func TestManifestProbe(t *testing.T) {
+	e := newEngine(t)
+	m := load(t, e, testmod.WAT(t, "testdata/probe.wat"))
+	if m.ManifestSource != "export" || m.Name != "probed" {
+		t.Fatalf("source %q name %q", m.ManifestSource, m.Name)
+	}
+	out, err := task(t, m, "one").Call(context.Background(), []byte(`{}`), testLimits)
+	if err != nil || string(out) != "1" {
+		t.Fatalf("one: %s %v", out, err)
+	}
+	// The section wins over the export.
+	m2 := load(t, e, testmod.WithManifest(t, testmod.WAT(t, "testdata/probe.wat"),
+		`{"abi":1,"name":"sectioned","tasks":[{"name":"one","inputs":[],"outputs":["n"]}]}`))
+	if m2.ManifestSource != "section" || m2.Name != "sectioned" {
+		t.Fatalf("source %q name %q", m2.ManifestSource, m2.Name)
+	}
+}
+
+func TestLoadSameBytesTwice(t *testing.T) {
+	e, m := hostile(t)
+	m2 := load(t, e, testmod.Module(t, "testdata/hostile.wat", "testdata/hostile.json"))
+	if m != m2 {
+		t.Fatal("the same bytes loaded twice gave two modules")
+	}
+	if len(m.SHA256) != 64 || m.Size == 0 {
+		t.Fatalf("sha %q size %d", m.SHA256, m.Size)
+	}
+}
+
+func TestMemoryBounded(t *testing.T) {
+	// A recursion bomb and a memory bomb, many times: the host's heap stays bounded.
+	_, m := hostile(t)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 3; i++ {
+		for _, name := range []string{"grow", "huge_output", "big_alloc"} {
+			if _, err := task(t, m, name).Call(context.Background(), []byte(`{}`), testLimits); err == nil {
+				t.Fatalf("%s succeeded", name)
+			}
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 64<<20 {
+		t.Fatalf("heap grew by %d MiB", grown>>20)
+	}
+}

@@ -1,0 +1,304 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/flowhost/flowhost/abi"
+)
+
+// Module is a loaded, compiled task module. It is safe for concurrent use.
+type Module struct {
+	// Name is the module's name from its manifest.
+	Name string
+	// Manifest is what the module declares.
+	Manifest *abi.Manifest
+	// ManifestSource is "section" or "export": where the manifest came from.
+	ManifestSource string
+	// SHA256 is the hex digest of the module's bytes.
+	SHA256 string
+	// Size is the module's size in bytes.
+	Size int
+	// Info is the module's static shape (imports, exports).
+	Info *abi.Module
+
+	eng      *Engine
+	compiled wazero.CompiledModule
+	hasInit  bool
+	exports  []string // export of each task, by task index
+	tasks    map[string]*Task
+	pool     pool
+}
+
+// Task returns the task called name.
+func (m *Module) Task(name string) (*Task, bool) {
+	t, ok := m.tasks[name]
+	return t, ok
+}
+
+// Stats reports the module's instance pool counters.
+func (m *Module) Stats() PoolStats {
+	m.pool.mu.Lock()
+	idle := len(m.pool.idle)
+	m.pool.mu.Unlock()
+	return PoolStats{Created: m.pool.created.Load(), Reused: m.pool.reused.Load(), Discarded: m.pool.discarded.Load(), Idle: idle}
+}
+
+// PoolStats counts a module's instances.
+type PoolStats struct {
+	Created   int64 // instances started
+	Reused    int64 // calls served by a warm instance
+	Discarded int64 // instances thrown away after a trap, timeout or limit
+	Idle      int   // warm instances waiting now
+}
+
+// Task is one task of a module.
+type Task struct {
+	mod   *Module
+	Spec  *abi.Task
+	index int
+}
+
+// Module returns the module the task belongs to.
+func (t *Task) Module() *Module { return t.mod }
+
+// Call runs the task on input (a JSON object of its named inputs, see
+// Input) within lim, and returns its output. A failure is a *TaskError.
+// Call is safe for concurrent use; each call runs on its own instance.
+func (t *Task) Call(ctx context.Context, input []byte, lim Limits) ([]byte, error) {
+	m := t.mod
+	inst, err := m.acquire(ctx, lim)
+	if err != nil {
+		return nil, &TaskError{Kind: KindTrap, Module: m.Name, Task: t.Spec.Name, Msg: err.Error(), Err: err}
+	}
+	out, keep, err := inst.call(ctx, t, input, lim)
+	if keep {
+		m.release(inst)
+	} else {
+		m.pool.discarded.Add(1)
+		inst.close(context.Background())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := t.checkOutput(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+type pool struct {
+	mu        sync.Mutex
+	idle      []*instance
+	max       int
+	created   atomic.Int64
+	reused    atomic.Int64
+	discarded atomic.Int64
+}
+
+func (m *Module) acquire(ctx context.Context, lim Limits) (*instance, error) {
+	for {
+		m.pool.mu.Lock()
+		n := len(m.pool.idle)
+		if n == 0 {
+			m.pool.mu.Unlock()
+			return m.newInstance(ctx, lim)
+		}
+		inst := m.pool.idle[n-1]
+		m.pool.idle = m.pool.idle[:n-1]
+		m.pool.mu.Unlock()
+		if lim.Memory != 0 && inst.mem.size() > lim.Memory {
+			// Grown past this call's cap by an earlier call: start afresh.
+			m.pool.discarded.Add(1)
+			inst.close(ctx)
+			continue
+		}
+		m.pool.reused.Add(1)
+		return inst, nil
+	}
+}
+
+func (m *Module) release(inst *instance) {
+	m.pool.mu.Lock()
+	if len(m.pool.idle) < m.pool.max {
+		m.pool.idle = append(m.pool.idle, inst)
+		m.pool.mu.Unlock()
+		return
+	}
+	m.pool.mu.Unlock()
+	inst.close(context.Background())
+}
+
+// instance is one live instantiation of a module; it serves one call at a time.
+type instance struct {
+	mod    api.Module
+	funcs  []api.Function // by task index
+	k      *kernel
+	mem    *linearMemory
+	ctx    context.Context // carries k to the host functions
+	stack  []uint64
+	stderr limitedBuffer
+}
+
+func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error) {
+	e := m.eng
+	inst := &instance{
+		k:     &kernel{logger: e.logger, module: m.Name},
+		mem:   &linearMemory{limit: lim.Memory},
+		stack: make([]uint64, 1),
+	}
+	inst.stderr.max = 4 << 10
+	inst.ctx = context.WithValue(context.Background(), kernelKey{}, inst.k)
+	ictx := experimental.WithMemoryAllocator(inst.ctx, experimental.MemoryAllocatorFunc(func(cap, max uint64) experimental.LinearMemory {
+		inst.mem.max = max
+		inst.mem.buf = make([]byte, 0, cap)
+		return inst.mem
+	}))
+	ictx, cancel := context.WithTimeout(ictx, e.cfg.InitTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr)
+	mod, err := e.rt.InstantiateModule(ictx, m.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", firstLine(err))
+	}
+	inst.mod = mod
+	if inst.mem.exceeded != 0 {
+		inst.close(ctx)
+		return nil, fmt.Errorf("instantiate: the module's initial memory of %d bytes exceeds the limit of %d bytes", inst.mem.exceeded, lim.Memory)
+	}
+	if m.hasInit {
+		if _, err := mod.ExportedFunction("_initialize").Call(ictx); err != nil {
+			inst.close(ctx)
+			msg := firstLine(err).Error()
+			if s := strings.TrimSpace(inst.stderr.String()); s != "" {
+				msg += ": " + s
+			}
+			return nil, fmt.Errorf("_initialize: %s", msg)
+		}
+	}
+	inst.funcs = make([]api.Function, len(m.exports))
+	for i, name := range m.exports {
+		inst.funcs[i] = mod.ExportedFunction(name)
+	}
+	m.pool.created.Add(1)
+	return inst, nil
+}
+
+func (inst *instance) close(ctx context.Context) {
+	if inst.mod != nil {
+		_ = inst.mod.Close(ctx)
+	}
+}
+
+// call runs task t once. keep reports whether the instance may serve
+// another call: it may not after any trap, timeout or limit.
+func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limits) (out []byte, keep bool, err error) {
+	k := inst.k
+	k.reset(input, lim.Memory, lim.MaxOutput)
+	k.task = t.Spec.Name
+	inst.mem.limit = lim.Memory
+	inst.mem.exceeded = 0
+	inst.stderr.Reset()
+
+	callCtx := inst.ctx
+	if lim.Timeout > 0 || ctx.Done() != nil {
+		callCtx = context.WithValue(ctx, kernelKey{}, k)
+		if lim.Timeout > 0 {
+			var cancel context.CancelFunc
+			callCtx, cancel = context.WithTimeout(callCtx, lim.Timeout)
+			defer cancel()
+		}
+	}
+	stack := inst.stack
+	stack[0] = 0
+	if cerr := inst.funcs[t.index].CallWithStack(callCtx, stack); cerr != nil {
+		return nil, false, inst.classify(ctx, t, lim, cerr)
+	}
+	if rc := int32(uint32(stack[0])); rc != 0 {
+		msg := fmt.Sprintf("returned %d", rc)
+		if k.errOff != 0 {
+			if i := k.find(k.errOff); i >= 0 {
+				msg = string(k.arena[k.errOff-arenaBase : k.errOff-arenaBase+k.blocks[i].len])
+			}
+		}
+		return nil, true, &TaskError{Kind: KindGuestError, Module: t.mod.Name, Task: t.Spec.Name, Msg: msg}
+	}
+	if !k.outSet {
+		return nil, true, nil
+	}
+	o := k.outOff - arenaBase
+	out = make([]byte, k.outLen)
+	copy(out, k.arena[o:o+k.outLen])
+	return out, true, nil
+}
+
+func (inst *instance) classify(ctx context.Context, t *Task, lim Limits, err error) *TaskError {
+	te := &TaskError{Module: t.mod.Name, Task: t.Spec.Name, Err: err}
+	var hp *hostPanic
+	var exit *sys.ExitError
+	switch {
+	case errors.As(err, &hp):
+		te.Kind, te.Msg = hp.kind, hp.msg
+	case inst.mem.exceeded != 0:
+		te.Kind = KindMemory
+		te.Msg = fmt.Sprintf("the guest tried to grow its memory to %d bytes; the limit is %d bytes", inst.mem.exceeded, lim.Memory)
+	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded:
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			te.Kind, te.Msg = KindCanceled, ctx.Err().Error()
+		} else {
+			te.Kind, te.Msg = KindTimeout, fmt.Sprintf("did not finish within %s", lim.Timeout)
+		}
+	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeContextCanceled:
+		te.Kind, te.Msg = KindCanceled, "the call was canceled"
+	case errors.As(err, &exit):
+		te.Kind, te.Msg = KindTrap, fmt.Sprintf("the guest exited with code %d", exit.ExitCode())
+	case strings.Contains(err.Error(), "stack overflow"):
+		te.Kind, te.Msg = KindStackOverflow, "the guest's call stack grew past the limit"
+	default:
+		te.Kind = KindTrap
+		te.Msg = strings.TrimPrefix(firstLine(err).Error(), "wasm error: ")
+	}
+	if s := strings.TrimSpace(inst.stderr.String()); s != "" && (te.Kind == KindTrap || te.Kind == KindMemory) {
+		te.Msg += "; guest stderr: " + s
+	}
+	return te
+}
+
+// firstLine drops wazero's wasm stack trace from an error.
+func firstLine(err error) error {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return errors.New(s[:i])
+	}
+	return err
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room > 0 {
+		if len(p) > room {
+			b.Buffer.Write(p[:room])
+		} else {
+			b.Buffer.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
