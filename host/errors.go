@@ -10,17 +10,17 @@ type Kind int
 
 // Failure classes. Every failed call returns a *TaskError with one of them.
 const (
-	KindTrap            Kind = iota + 1 // the guest trapped (unreachable, bad memory access, exit, …)
-	KindGuestError                      // the guest returned non-zero, with its error_set text if any
-	KindTimeout                         // the call ran past its deadline
-	KindCanceled                        // the caller's context was canceled
-	KindMemory                          // linear memory or host-side allocations went past the limit
-	KindStackOverflow                   // the guest's call stack went past the limit
-	KindFuel                            // the call used up its fuel budget
-	KindOutputTooLarge                  // output_set with more bytes than allowed
-	KindBadOutput                       // output not JSON, or missing a declared output
-	KindDenied                          // the guest asked for something it was not granted (HTTP, …)
-	KindBadInput                        // the input is not what the task declares
+	KindTrap           Kind = iota + 1 // the guest trapped (unreachable, bad memory access, exit, …)
+	KindGuestError                     // the guest returned non-zero, with its error_set text if any
+	KindTimeout                        // the call ran past its deadline
+	KindCanceled                       // the caller's context was canceled
+	KindMemory                         // linear memory or host-side allocations went past the limit
+	KindStackOverflow                  // the guest's call stack went past the limit
+	KindFuel                           // the call used up its fuel budget
+	KindOutputTooLarge                 // output_set with more bytes than allowed
+	KindBadOutput                      // output not JSON, or missing a declared output
+	KindDenied                         // the guest asked for something it was not granted (HTTP, …)
+	KindBadInput                       // the input is not what the task declares
 )
 
 var kindNames = map[Kind]string{

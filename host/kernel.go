@@ -206,7 +206,6 @@ type hostFunc struct {
 	fn   api.GoModuleFunc
 }
 
-
 // hostFuncs implements every function of abi.HostFuncs.
 var hostFuncs = []hostFunc{
 	{"input_length", func(ctx context.Context, _ api.Module, s []uint64) {
