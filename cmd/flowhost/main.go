@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/alecthomas/kong"
@@ -27,6 +28,7 @@ type cli struct {
 type globals struct {
 	stdout io.Writer
 	stderr io.Writer
+	logger *slog.Logger
 }
 
 // exitError carries an exit code with an error.
@@ -47,6 +49,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	var c cli
 	g := &globals{stdout: stdout, stderr: stderr}
+	g.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	exit := -1
 	parser, err := kong.New(&c,
 		kong.Name("flowhost"),
