@@ -1,0 +1,557 @@
+// Package flow reads flow.toml files (SPEC §2) into pipeline values.
+// Every error names its place as file:line:col; unknown keys are errors
+// that suggest the nearest valid key, so a typo is never silently ignored.
+package flow
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/flowhost/flowhost/pipeline"
+)
+
+// Modes of a flow.
+const (
+	Sequential = "sequential"
+	Dataflow   = "dataflow"
+)
+
+// File is a parsed flow file.
+type File struct {
+	// Path is the file's path as given.
+	Path        string
+	Name        string
+	Description string
+	Tenant      string
+	// Mode is Sequential or Dataflow (inferred when the file omits it).
+	Mode    string
+	Plugins []Plugin
+	Inputs  pipeline.Inputs
+	Limits  pipeline.Limits
+	// Exactly one of Sequential and Dataflow is set, by Mode.
+	Sequential *pipeline.Sequential
+	Dataflow   *pipeline.Dataflow
+
+	loc *locator
+}
+
+// Plugin is one entry of [plugins].
+type Plugin struct {
+	Alias string
+	// Path is resolved against the flow file's directory.
+	Path string
+	// SHA256 pins the module's content (hex), when set.
+	SHA256 string
+	Pos    Position
+}
+
+// Plugin returns the plugin called alias.
+func (f *File) Plugin(alias string) (Plugin, bool) {
+	for _, p := range f.Plugins {
+		if p.Alias == alias {
+			return p, true
+		}
+	}
+	return Plugin{}, false
+}
+
+// Error is an error at a place in a flow file.
+type Error struct {
+	File string
+	Pos  Position
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.Pos.Line > 0 && e.Pos.Col > 0:
+		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Pos.Line, e.Pos.Col, e.Msg)
+	case e.Pos.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Pos.Line, e.Msg)
+	}
+	return e.File + ": " + e.Msg
+}
+
+// Errorf returns an error at pos in the file.
+func (f *File) Errorf(pos Position, format string, args ...any) error {
+	return &Error{File: f.Path, Pos: pos, Msg: fmt.Sprintf(format, args...)}
+}
+
+// KeyPos returns where a top-level key or table (e.g. "outputs",
+// "plugins", "inputs.text") is written.
+func (f *File) KeyPos(path ...string) Position { return f.loc.find(path, -1) }
+
+// StepPos returns where key is written in the i-th [[step]] (0-based), or
+// the step's header when key is "" or absent.
+func (f *File) StepPos(i int, key string) Position {
+	if key != "" {
+		if p := f.loc.find([]string{"step", key}, i); p.Line > 0 {
+			return p
+		}
+	}
+	return f.loc.find([]string{"step"}, i)
+}
+
+// TaskPos returns where the dataflow task (or pattern) ref is written in
+// the tasks array, else where its [task."ref"] table is.
+func (f *File) TaskPos(ref string) Position {
+	for i, line := range f.loc.lines {
+		if j := strings.Index(line, `"`+ref+`"`); j >= 0 && !strings.HasPrefix(strings.TrimSpace(line), "[") {
+			return Position{i + 1, j + 1}
+		}
+	}
+	return f.KeyPos("tasks")
+}
+
+type rawFile struct {
+	Name        string               `toml:"name"`
+	Description string               `toml:"description"`
+	Mode        string               `toml:"mode"`
+	Tenant      string               `toml:"tenant"`
+	Plugins     map[string]any       `toml:"plugins"`
+	Inputs      map[string]any       `toml:"inputs"`
+	Limits      rawLimits            `toml:"limits"`
+	Step        []rawStep            `toml:"step"`
+	Tasks       []string             `toml:"tasks"`
+	Outputs     []string             `toml:"outputs"`
+	Task        map[string]rawStep   `toml:"task"`
+}
+
+type rawLimits struct {
+	Timeout   duration `toml:"timeout"`
+	Memory    size     `toml:"memory"`
+	MaxOutput size     `toml:"max_output"`
+	Fuel      int64    `toml:"fuel"`
+}
+
+type rawStep struct {
+	Name        string         `toml:"name"`
+	Call        *string        `toml:"call"`
+	After       *string        `toml:"after"`
+	Map         *string        `toml:"map"`
+	Filter      *string        `toml:"filter"`
+	Group       []string       `toml:"group"`
+	Param       string         `toml:"param"`
+	Args        map[string]any `toml:"args"`
+	Retries     int64          `toml:"retries"`
+	Timeout     duration       `toml:"timeout"`
+	SkipErrors  bool           `toml:"skip_errors"`
+	MaxParallel int64          `toml:"max_parallel"`
+	Memory      size           `toml:"memory"`
+	MaxOutput   size           `toml:"max_output"`
+	Fuel        int64          `toml:"fuel"`
+}
+
+// rawPlugin is `alias = "path"` or `alias = { path = "…", sha256 = "…" }`.
+type rawPlugin struct {
+	Path   string
+	SHA256 string
+}
+
+func (p *rawPlugin) decode(v any) error {
+	switch x := v.(type) {
+	case string:
+		p.Path = x
+		return nil
+	case map[string]any:
+		for k, val := range x {
+			s, ok := val.(string)
+			switch {
+			case k != "path" && k != "sha256":
+				return fmt.Errorf("unknown key %q in a plugin table%s (valid: path, sha256)", k, suggest(k, []string{"path", "sha256"}))
+			case !ok:
+				return fmt.Errorf("plugin key %q must be a string, not %s", k, tomlType(val))
+			case k == "path":
+				p.Path = s
+			default:
+				p.SHA256 = s
+			}
+		}
+		if p.Path == "" {
+			return errors.New(`a plugin table needs a "path"`)
+		}
+		return nil
+	}
+	return fmt.Errorf(`a plugin is a path ("mod.wasm") or a table ({ path = "mod.wasm", sha256 = "…" }), not %s`, tomlType(v))
+}
+
+// The keys each table accepts, for the unknown-key check's suggestions.
+var (
+	topKeys   = []string{"name", "description", "mode", "tenant", "plugins", "inputs", "limits", "step", "tasks", "outputs", "task"}
+	limitKeys = []string{"timeout", "memory", "max_output", "fuel"}
+	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel"}
+	taskKeys  = []string{"name", "args", "retries", "timeout", "max_parallel", "memory", "max_output", "fuel"}
+)
+
+var (
+	aliasRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+	refRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*\.[A-Za-z0-9_*?\[\]-]+$`)
+)
+
+// ParseFile reads and parses a flow file.
+func ParseFile(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, b)
+}
+
+// Parse parses the flow file at path with contents src. Plugin paths are
+// resolved against path's directory.
+func Parse(path string, src []byte) (*File, error) {
+	f := &File{Path: path, loc: newLocator(string(src))}
+	var raw rawFile
+	md, err := toml.Decode(string(src), &raw)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, f.Errorf(Position{pe.Position.Line, pe.Position.Col}, "%s", pe.Message)
+		}
+		return nil, f.decodeError(err)
+	}
+	if err := f.checkUnknown(md); err != nil {
+		return nil, err
+	}
+	if err := f.build(&raw); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkUnknown refuses every key the decoder did not use, suggesting the
+// nearest valid one.
+func (f *File) checkUnknown(md toml.MetaData) error {
+	var errs []error
+	for _, key := range md.Undecoded() {
+		var valid []string
+		var where string
+		switch {
+		case len(key) == 1:
+			valid, where = topKeys, "at the top level"
+		case key[0] == "limits" && len(key) == 2:
+			valid, where = limitKeys, "in [limits]"
+		case key[0] == "step" && len(key) == 2:
+			valid, where = stepKeys, "in a [[step]]"
+		case key[0] == "task" && len(key) == 3:
+			valid, where = taskKeys, fmt.Sprintf("in [task.%q]", key[1])
+		default:
+			continue // inside a value table (args, inputs): not a key of ours
+		}
+		name := key[len(key)-1]
+		pos := f.loc.find(key, -1)
+		errs = append(errs, f.Errorf(pos, "unknown key %q %s%s", name, where, suggest(name, valid)))
+	}
+	return errors.Join(errs...)
+}
+
+func (f *File) build(raw *rawFile) error {
+	f.Name, f.Description, f.Tenant = raw.Name, raw.Description, raw.Tenant
+	if f.Name == "" {
+		f.Name = strings.TrimSuffix(filepath.Base(f.Path), filepath.Ext(f.Path))
+	}
+	if f.Tenant == "" {
+		f.Tenant = "default"
+	}
+	dir := filepath.Dir(f.Path)
+	aliases := make([]string, 0, len(raw.Plugins))
+	for a := range raw.Plugins {
+		aliases = append(aliases, a)
+	}
+	sort.Strings(aliases)
+	for _, a := range aliases {
+		pos := f.KeyPos("plugins", a)
+		var p rawPlugin
+		if err := p.decode(raw.Plugins[a]); err != nil {
+			if _, isString := raw.Plugins[a].(string); !isString && contains(topKeys, a) {
+				return f.Errorf(pos, "%q is inside [plugins]: in TOML, top-level keys such as %q must come before the first [table]", a, a)
+			}
+			return f.Errorf(pos, "plugin %s: %v", a, err)
+		}
+		if !aliasRe.MatchString(a) {
+			return f.Errorf(pos, "plugin alias %q is not a valid name (letters, digits, '_' and '-')", a)
+		}
+		if p.SHA256 != "" {
+			if b, err := hex.DecodeString(p.SHA256); err != nil || len(b) != 32 {
+				return f.Errorf(f.KeyPos("plugins", a, "sha256"), "plugin %s: sha256 %q is not 64 hex digits", a, p.SHA256)
+			}
+			p.SHA256 = strings.ToLower(p.SHA256)
+		}
+		path := p.Path
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		f.Plugins = append(f.Plugins, Plugin{Alias: a, Path: path, SHA256: p.SHA256, Pos: pos})
+	}
+	if len(f.Plugins) == 0 {
+		return f.Errorf(Position{}, "the flow declares no [plugins]")
+	}
+
+	f.Inputs = pipeline.Inputs{}
+	for name, v := range raw.Inputs {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return f.Errorf(f.KeyPos("inputs", name), "input %s: %v", name, err)
+		}
+		f.Inputs[name] = b
+	}
+	if raw.Limits.Fuel < 0 {
+		return f.Errorf(f.KeyPos("limits", "fuel"), "fuel must be positive")
+	}
+	f.Limits = pipeline.Limits{Timeout: raw.Limits.Timeout.Duration, Memory: uint64(raw.Limits.Memory),
+		MaxOutput: uint64(raw.Limits.MaxOutput), Fuel: uint64(raw.Limits.Fuel)}
+
+	f.Mode = raw.Mode
+	hasSteps, hasTasks := len(raw.Step) > 0, len(raw.Tasks) > 0
+	switch f.Mode {
+	case "":
+		switch {
+		case hasSteps && hasTasks:
+			return f.Errorf(f.KeyPos("tasks"), "the flow has both [[step]] tables and tasks: set mode = \"sequential\" or \"dataflow\" and keep one")
+		case hasSteps:
+			f.Mode = Sequential
+		case hasTasks:
+			f.Mode = Dataflow
+		default:
+			return f.Errorf(Position{}, "the flow has no [[step]] (sequential mode) and no tasks = [...] (dataflow mode)")
+		}
+	case Sequential, Dataflow:
+	default:
+		return f.Errorf(f.KeyPos("mode"), "mode %q is not \"sequential\" or \"dataflow\"%s", f.Mode, suggest(f.Mode, []string{Sequential, Dataflow}))
+	}
+	if f.Mode == Sequential {
+		if hasTasks {
+			return f.Errorf(f.KeyPos("tasks"), "tasks = [...] belongs to dataflow mode; this flow is sequential")
+		}
+		if len(raw.Outputs) > 0 {
+			return f.Errorf(f.KeyPos("outputs"), "outputs = [...] belongs to dataflow mode; a sequential flow's result is its last step's")
+		}
+		if len(raw.Task) > 0 {
+			return f.Errorf(f.KeyPos("task"), "[task.…] tables belong to dataflow mode; set options on the [[step]] instead")
+		}
+		if !hasSteps {
+			return f.Errorf(Position{}, "a sequential flow needs at least one [[step]]")
+		}
+		return f.buildSequential(raw.Step)
+	}
+	if hasSteps {
+		return f.Errorf(f.StepPos(0, ""), "[[step]] belongs to sequential mode; this flow is dataflow")
+	}
+	if !hasTasks {
+		return f.Errorf(f.KeyPos("mode"), "a dataflow flow needs tasks = [...]")
+	}
+	return f.buildDataflow(raw)
+}
+
+func (f *File) buildSequential(steps []rawStep) error {
+	seq := &pipeline.Sequential{Name: f.Name}
+	for i, rs := range steps {
+		var kinds []pipeline.Kind
+		var tasks []string
+		for _, k := range []struct {
+			kind pipeline.Kind
+			v    *string
+		}{{pipeline.Call, rs.Call}, {pipeline.After, rs.After}, {pipeline.Map, rs.Map}, {pipeline.Filter, rs.Filter}} {
+			if k.v != nil {
+				kinds = append(kinds, k.kind)
+				tasks = []string{*k.v}
+			}
+		}
+		if rs.Group != nil {
+			kinds = append(kinds, pipeline.Group)
+			tasks = rs.Group
+		}
+		switch len(kinds) {
+		case 0:
+			return f.Errorf(f.StepPos(i, ""), "step %d has no task: give one of call, after, map, filter or group", i+1)
+		case 1:
+		default:
+			return f.Errorf(f.StepPos(i, string(kinds[1])), "step %d has both %s and %s: one step runs one kind", i+1, kinds[0], kinds[1])
+		}
+		kind := kinds[0]
+		if kind == pipeline.Group && len(tasks) == 0 {
+			return f.Errorf(f.StepPos(i, "group"), "step %d: group = [] lists no task", i+1)
+		}
+		for _, t := range tasks {
+			if err := f.checkRef(t, f.StepPos(i, string(kind)), false); err != nil {
+				return err
+			}
+		}
+		opts, err := f.options(rs, func(key string) Position { return f.StepPos(i, key) })
+		if err != nil {
+			return err
+		}
+		if opts.SkipErrors && kind != pipeline.Map && kind != pipeline.Filter {
+			return f.Errorf(f.StepPos(i, "skip_errors"), "step %d: skip_errors applies to map and filter steps only", i+1)
+		}
+		if kind == pipeline.After && opts.Param != "" {
+			return f.Errorf(f.StepPos(i, "param"), "step %d: an after step receives no previous result, so it takes no param", i+1)
+		}
+		seq.Steps = append(seq.Steps, pipeline.Step{Kind: kind, Tasks: tasks, Options: opts})
+	}
+	f.Sequential = seq
+	return nil
+}
+
+func (f *File) buildDataflow(raw *rawFile) error {
+	df := &pipeline.Dataflow{Name: f.Name, Tasks: raw.Tasks, Outputs: raw.Outputs}
+	for _, t := range raw.Tasks {
+		if err := f.checkRef(t, f.TaskPos(t), true); err != nil {
+			return err
+		}
+	}
+	for _, o := range raw.Outputs {
+		if !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(o) {
+			return f.Errorf(f.KeyPos("outputs"), "output %q is not a valid name", o)
+		}
+	}
+	for ref, rs := range raw.Task {
+		pos := f.KeyPos("task", ref)
+		if err := f.checkRef(ref, pos, false); err != nil {
+			return err
+		}
+		if rs.Call != nil || rs.After != nil || rs.Map != nil || rs.Filter != nil || rs.Group != nil || rs.Param != "" || rs.SkipErrors {
+			return f.Errorf(pos, "[task.%q] takes options only (%s)", ref, strings.Join(taskKeys, ", "))
+		}
+		opts, err := f.options(rs, func(key string) Position {
+			if p := f.KeyPos("task", ref, key); p.Line > 0 {
+				return p
+			}
+			return pos
+		})
+		if err != nil {
+			return err
+		}
+		if df.TaskOptions == nil {
+			df.TaskOptions = map[string]pipeline.Options{}
+		}
+		df.TaskOptions[ref] = opts
+	}
+	f.Dataflow = df
+	return nil
+}
+
+func (f *File) options(rs rawStep, pos func(string) Position) (pipeline.Options, error) {
+	o := pipeline.Options{Name: rs.Name, Param: rs.Param, SkipErrors: rs.SkipErrors,
+		Timeout: rs.Timeout.Duration,
+		Limits:  pipeline.Limits{Timeout: rs.Timeout.Duration, Memory: uint64(rs.Memory), MaxOutput: uint64(rs.MaxOutput), Fuel: uint64(rs.Fuel)}}
+	if rs.Retries < 0 || rs.Retries > 100 {
+		return o, f.Errorf(pos("retries"), "retries must be between 0 and 100, not %d", rs.Retries)
+	}
+	o.Retries = int(rs.Retries)
+	if rs.MaxParallel < 0 {
+		return o, f.Errorf(pos("max_parallel"), "max_parallel must be positive, not %d", rs.MaxParallel)
+	}
+	o.MaxParallel = int(rs.MaxParallel)
+	if rs.Fuel < 0 {
+		return o, f.Errorf(pos("fuel"), "fuel must be positive")
+	}
+	for name, v := range rs.Args {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return o, f.Errorf(pos("args"), "arg %s: %v", name, err)
+		}
+		if o.Args == nil {
+			o.Args = map[string]json.RawMessage{}
+		}
+		o.Args[name] = b
+	}
+	return o, nil
+}
+
+// checkRef checks an "alias.task" reference against [plugins].
+func (f *File) checkRef(ref string, pos Position, glob bool) error {
+	if !refRe.MatchString(ref) || (!glob && strings.ContainsAny(ref, "*?[")) {
+		return f.Errorf(pos, "%q is not a task reference: write \"alias.task\" with an alias from [plugins]%s", ref, map[bool]string{true: " (globs like \"text.*\" are allowed)"}[glob])
+	}
+	alias := ref[:strings.IndexByte(ref, '.')]
+	if _, ok := f.Plugin(alias); !ok {
+		names := make([]string, len(f.Plugins))
+		for i, p := range f.Plugins {
+			names[i] = p.Alias
+		}
+		return f.Errorf(pos, "%q: no plugin is called %q%s (plugins: %s)", ref, alias, suggest(alias, names), strings.Join(names, ", "))
+	}
+	return nil
+}
+
+var (
+	lineErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+	typeErrRe = regexp.MustCompile(`^incompatible types: TOML value has type (\S+); destination has type (\S+)$`)
+)
+
+// decodeError turns a decoder error without a position into one at the
+// line of the key it names, in words a user of TOML knows.
+func (f *File) decodeError(err error) error {
+	m := lineErrRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return &Error{File: f.Path, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+	}
+	line, _ := strconv.Atoi(m[1])
+	key := m[2]
+	msg := m[3]
+	if t := typeErrRe.FindStringSubmatch(msg); t != nil {
+		msg = fmt.Sprintf("%q must be %s, not %s", key[strings.LastIndexByte(key, '.')+1:], goTypeWords(t[2]), goTypeWords(t[1]))
+	}
+	col := 0
+	if line-1 < len(f.loc.lines) {
+		l := f.loc.lines[line-1]
+		col = len(l) - len(strings.TrimLeft(l, " \t")) + 1
+	}
+	return f.Errorf(Position{line, col}, "%s", msg)
+}
+
+func goTypeWords(t string) string {
+	switch {
+	case t == "string" || t == "*string":
+		return "a string"
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a float"
+	case t == "bool":
+		return "a boolean"
+	case strings.HasPrefix(t, "[]") || strings.HasPrefix(t, "slice"):
+		return "an array"
+	case strings.HasPrefix(t, "map") || t == "struct":
+		return "a table"
+	}
+	return t
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func tomlType(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	}
+	return fmt.Sprintf("%T", v)
+}

@@ -1,0 +1,158 @@
+package flow
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowhost/flowhost/pipeline"
+)
+
+const plugins = `
+[plugins]
+text  = "textkit.wasm"
+stats = { path = "stats.wasm", sha256 = "9F2C9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c" }
+`
+
+func TestParseSequential(t *testing.T) {
+	src := `name = "wordstats"
+tenant = "acme"
+` + plugins + `
+[inputs]
+text = "the quick brown fox"
+n = 3
+
+[limits]
+timeout = "5s"
+memory = "64MiB"
+max_output = 1024
+fuel = 50_000_000
+
+[[step]]
+call = "text.split"
+args = { sep = "," }
+
+[[step]]
+map = "stats.square"
+retries = 2
+timeout = "250ms"
+skip_errors = true
+max_parallel = 4
+
+[[step]]
+group = ["stats.sum", "stats.mean"]
+name = "aggregate"
+`
+	f, err := Parse("dir/flow.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Mode != Sequential || f.Name != "wordstats" || f.Tenant != "acme" {
+		t.Fatalf("mode %q name %q tenant %q", f.Mode, f.Name, f.Tenant)
+	}
+	if p, _ := f.Plugin("stats"); p.Path != "dir/stats.wasm" || p.SHA256 != strings.Repeat("9f2c", 16) {
+		t.Fatalf("plugin %+v", p)
+	}
+	if string(f.Inputs["text"]) != `"the quick brown fox"` || string(f.Inputs["n"]) != "3" {
+		t.Fatalf("inputs %v", f.Inputs)
+	}
+	want := pipeline.Limits{Timeout: 5 * time.Second, Memory: 64 << 20, MaxOutput: 1024, Fuel: 50_000_000}
+	if f.Limits != want {
+		t.Fatalf("limits %+v", f.Limits)
+	}
+	s := f.Sequential.Steps
+	if len(s) != 3 || s[0].Kind != pipeline.Call || string(s[0].Args["sep"]) != `","` {
+		t.Fatalf("step 1 %+v", s[0])
+	}
+	if s[1].Kind != pipeline.Map || s[1].Retries != 2 || s[1].Timeout != 250*time.Millisecond || !s[1].SkipErrors || s[1].MaxParallel != 4 {
+		t.Fatalf("step 2 %+v", s[1])
+	}
+	if s[2].Kind != pipeline.Group || len(s[2].Tasks) != 2 || s[2].Label() != "aggregate" {
+		t.Fatalf("step 3 %+v", s[2])
+	}
+}
+
+func TestParseDataflow(t *testing.T) {
+	src := `tasks = ["text.split", "stats.*"]
+outputs = ["report"]
+` + plugins + `
+[task."text.split"]
+retries = 3
+`
+	f, err := Parse("flow.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Mode != Dataflow || f.Name != "flow" || f.Tenant != "default" {
+		t.Fatalf("mode %q name %q tenant %q", f.Mode, f.Name, f.Tenant)
+	}
+	if len(f.Dataflow.Tasks) != 2 || f.Dataflow.Outputs[0] != "report" || f.Dataflow.TaskOptions["text.split"].Retries != 3 {
+		t.Fatalf("dataflow %+v", f.Dataflow)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name, src, want string
+	}{
+		{"syntax", plugins + "\n[[step]]\ncall = \"text.split\n", `flow.toml:7:`},
+		{"unknown top key", "nmae = \"x\"\n" + plugins + "[[step]]\ncall = \"text.split\"\n", `flow.toml:1:1: unknown key "nmae" at the top level; did you mean "name"?`},
+		{"unknown step key", plugins + "\n[[step]]\ncall = \"text.split\"\n\n[[step]]\nmapp = \"stats.square\"\n", `flow.toml:10:1: unknown key "mapp" in a [[step]]; did you mean "map"?`},
+		{"unknown limit key", plugins + "[limits]\ntimeuot = \"5s\"\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:1: unknown key "timeuot" in [limits]; did you mean "timeout"?`},
+		{"unknown plugin key", "[plugins]\ntext = { path = \"a.wasm\", sha265 = \"x\" }\n[[step]]\ncall = \"text.split\"\n", `unknown key "sha265" in a plugin table; did you mean "sha256"?`},
+		{"bad duration", plugins + "[limits]\ntimeout = \"5\"\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:`},
+		{"bad duration text", plugins + "[limits]\ntimeout = \"5\"\n[[step]]\ncall = \"text.split\"\n", `duration "5" has no unit`},
+		{"bad size", plugins + "[limits]\nmemory = \"64 parsecs\"\n[[step]]\ncall = \"text.split\"\n", `invalid size "64 parsecs"`},
+		{"bad sha", "[plugins]\ntext = { path = \"a.wasm\", sha256 = \"abc\" }\n[[step]]\ncall = \"text.split\"\n", `flow.toml:2:27: plugin text: sha256 "abc" is not 64 hex digits`},
+		{"no plugins", "[[step]]\ncall = \"text.split\"\n", `declares no [plugins]`},
+		{"no mode", plugins, `no [[step]] (sequential mode) and no tasks`},
+		{"both modes", "tasks = [\"text.split\"]\n" + plugins + "[[step]]\ncall = \"text.split\"\n", `both [[step]] tables and tasks`},
+		{"bad mode", "mode = \"sequental\"\n" + plugins + "[[step]]\ncall = \"text.split\"\n", `flow.toml:1:1: mode "sequental" is not "sequential" or "dataflow"; did you mean "sequential"?`},
+		{"step without task", plugins + "[[step]]\nretries = 1\n", `flow.toml:5:1: step 1 has no task`},
+		{"two kinds", plugins + "[[step]]\ncall = \"text.split\"\nmap = \"text.split\"\n", `flow.toml:7:1: step 1 has both call and map`},
+		{"unknown alias", plugins + "[[step]]\ncall = \"txt.split\"\n", `flow.toml:6:1: "txt.split": no plugin is called "txt"; did you mean "text"?`},
+		{"not a ref", plugins + "[[step]]\ncall = \"split\"\n", `"split" is not a task reference`},
+		{"glob in step", plugins + "[[step]]\ncall = \"text.*\"\n", `"text.*" is not a task reference`},
+		{"skip_errors on call", plugins + "[[step]]\ncall = \"text.split\"\nskip_errors = true\n", `flow.toml:7:1: step 1: skip_errors applies to map and filter steps only`},
+		{"negative retries", plugins + "[[step]]\ncall = \"text.split\"\nretries = -1\n", `flow.toml:7:1: retries must be between 0 and 100`},
+		{"wrong type", plugins + "[[step]]\ncall = 3\n", `flow.toml:6:1: "call" must be a string, not an integer`},
+		{"top key after table", plugins + "tasks = [\"text.split\"]\n", `flow.toml:5:1: "tasks" is inside [plugins]: in TOML, top-level keys such as "tasks" must come before the first [table]`},
+		{"empty group", plugins + "[[step]]\ngroup = []\n", `group = [] lists no task`},
+		{"outputs in sequential", "outputs = [\"x\"]\n" + plugins + "[[step]]\ncall = \"text.split\"\n", `outputs = [...] belongs to dataflow mode`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("flow.toml", []byte(c.src))
+			if err == nil {
+				t.Fatal("parsed; want an error")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q\nwant it to contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	cases := []struct {
+		in   string
+		want uint64
+		err  bool
+	}{
+		{"512", 512, false}, {"64KiB", 64 << 10, false}, {"16MiB", 16 << 20, false}, {"1GB", 1e9, false},
+		{"1.5 MiB", 3 << 19, false}, {"2gib", 2 << 30, false}, {"", 0, true}, {"12 parsecs", 0, true}, {"0", 0, true},
+	}
+	for _, c := range cases {
+		got, err := ParseSize(c.in)
+		if (err != nil) != c.err || got != c.want {
+			t.Errorf("ParseSize(%q) = %d, %v", c.in, got, err)
+		}
+	}
+}
+
+func TestLocatorInline(t *testing.T) {
+	l := newLocator("[plugins]\nstats = { path = \"s.wasm\", sha256 = \"x\" }\n")
+	if p := l.find([]string{"plugins", "stats", "sha256"}, -1); p != (Position{2, 28}) {
+		t.Fatalf("pos %+v", p)
+	}
+}

@@ -1,0 +1,41 @@
+package flow
+
+import "fmt"
+
+// suggest returns `; did you mean "x"?` for the valid word nearest to
+// word, when one is near enough to be a likely typo, else "".
+func suggest(word string, valid []string) string {
+	best, bestD := "", len(word)/2+2
+	for _, v := range valid {
+		if d := levenshtein(word, v); d < bestD {
+			best, bestD = v, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// Suggest is suggest for other packages' messages.
+func Suggest(word string, valid []string) string { return suggest(word, valid) }
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,88 @@
+package flow
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// duration is a TOML string such as "5s" or "1m30s".
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// ParseDuration parses a positive duration written as in Go ("250ms",
+// "5s", "1m30s"), refusing bare numbers, which have no unit.
+func ParseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		if _, nerr := strconv.ParseFloat(strings.TrimSpace(s), 64); nerr == nil {
+			return 0, fmt.Errorf("duration %q has no unit: write it like \"%ss\" or \"%sms\"", s, s, s)
+		}
+		return 0, fmt.Errorf("invalid duration %q: write a number with a unit, like \"5s\", \"250ms\" or \"1m30s\"", s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("duration %q must be positive", s)
+	}
+	return d, nil
+}
+
+// size is a byte count: an integer, or a string such as "64MiB".
+type size uint64
+
+func (z *size) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		if x <= 0 {
+			return fmt.Errorf("size %d must be positive", x)
+		}
+		*z = size(x)
+		return nil
+	case string:
+		n, err := ParseSize(x)
+		if err != nil {
+			return err
+		}
+		*z = size(n)
+		return nil
+	}
+	return fmt.Errorf("a size must be a number of bytes or a string like \"64MiB\", not %T", v)
+}
+
+var sizeUnits = map[string]float64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "kb": 1e3, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1e6, "mib": 1 << 20,
+	"g": 1 << 30, "gb": 1e9, "gib": 1 << 30,
+	"t": 1 << 40, "tb": 1e12, "tib": 1 << 40,
+}
+
+// ParseSize parses a byte size: "512", "64KiB", "1.5MB", "2GiB" (KiB,
+// MiB, GiB are powers of 1024; KB, MB, GB powers of 1000).
+func ParseSize(s string) (uint64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.' || t[i] == '_') {
+		i++
+	}
+	num, unit := strings.ReplaceAll(t[:i], "_", ""), strings.ToLower(strings.TrimSpace(t[i:]))
+	f, err := strconv.ParseFloat(num, 64)
+	mult, ok := sizeUnits[unit]
+	if err != nil || !ok {
+		return 0, fmt.Errorf("invalid size %q: write a number with an optional unit, like \"65536\", \"64KiB\", \"16MiB\" or \"1GB\"", s)
+	}
+	v := f * mult
+	if v < 1 || v > math.MaxInt64 {
+		return 0, fmt.Errorf("size %q is out of range", s)
+	}
+	return uint64(v), nil
+}

@@ -1,0 +1,263 @@
+// Package pipeline describes workflows: sequential pipelines of explicit
+// steps, and dataflow pipelines whose order is derived from what each task
+// consumes and produces. The same values are built by the Go API (New,
+// FromTasks) and parsed from flow.toml (package flow), so the file and the
+// API cannot drift apart. Running them is the job of an Executor.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Limits bound every call of a task. A zero field inherits the value of
+// the enclosing scope (flow, then the tenant's maxima, then the host's
+// defaults).
+type Limits struct {
+	Timeout   time.Duration
+	Memory    uint64 // bytes
+	MaxOutput uint64 // bytes
+	Fuel      uint64 // units, about one instruction each
+}
+
+// Merge returns l with its zero fields taken from outer.
+func (l Limits) Merge(outer Limits) Limits {
+	if l.Timeout == 0 {
+		l.Timeout = outer.Timeout
+	}
+	if l.Memory == 0 {
+		l.Memory = outer.Memory
+	}
+	if l.MaxOutput == 0 {
+		l.MaxOutput = outer.MaxOutput
+	}
+	if l.Fuel == 0 {
+		l.Fuel = outer.Fuel
+	}
+	return l
+}
+
+// Options tune one step of a sequential pipeline or one task of a
+// dataflow pipeline.
+type Options struct {
+	// Name labels the step in progress and status output; default: its kind and task.
+	Name string
+	// Param is the input that receives the previous step's result.
+	Param string
+	// Args are constant inputs.
+	Args map[string]json.RawMessage
+	// Retries is how many times a failed call is tried again, with
+	// exponential backoff and jitter.
+	Retries int
+	// Timeout is the deadline of each call of the step.
+	Timeout time.Duration
+	// SkipErrors drops the failed elements of a map or filter instead of
+	// failing the run.
+	SkipErrors bool
+	// MaxParallel bounds the calls of a map, filter or group in flight at once.
+	MaxParallel int
+	// Limits override the flow's limits for this step.
+	Limits Limits
+}
+
+// Option sets one field of Options.
+type Option func(*Options)
+
+// Named labels a step.
+func Named(name string) Option { return func(o *Options) { o.Name = name } }
+
+// Param names the input that receives the previous step's result.
+func Param(name string) Option { return func(o *Options) { o.Param = name } }
+
+// Arg sets one constant input; value is marshalled to JSON.
+func Arg(name string, value any) Option {
+	return func(o *Options) {
+		b, err := json.Marshal(value)
+		if err != nil {
+			b, _ = json.Marshal(err.Error())
+		}
+		if o.Args == nil {
+			o.Args = map[string]json.RawMessage{}
+		}
+		o.Args[name] = b
+	}
+}
+
+// Retries sets how many times a failed call is retried.
+func Retries(n int) Option { return func(o *Options) { o.Retries = n } }
+
+// Timeout sets the deadline of each call of a step.
+func Timeout(d time.Duration) Option { return func(o *Options) { o.Timeout = d } }
+
+// SkipErrors makes a map or filter drop failed elements.
+func SkipErrors() Option { return func(o *Options) { o.SkipErrors = true } }
+
+// MaxParallel bounds the calls of a step in flight at once.
+func MaxParallel(n int) Option { return func(o *Options) { o.MaxParallel = n } }
+
+// WithLimits overrides the flow's limits for a step.
+func WithLimits(l Limits) Option { return func(o *Options) { o.Limits = l } }
+
+func apply(opts []Option) Options {
+	var o Options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// Kind is the kind of a sequential step.
+type Kind string
+
+// Step kinds (SPEC §2.1).
+const (
+	Call   Kind = "call"   // run once on the previous result (taskiq call_next)
+	After  Kind = "after"  // run once after the previous step, without its result (call_after)
+	Map    Kind = "map"    // run once per element of the previous result, in parallel
+	Filter Kind = "filter" // like Map; keep the elements whose task returned true
+	Group  Kind = "group"  // run several tasks on the previous result, in parallel
+)
+
+// Step is one step of a sequential pipeline.
+type Step struct {
+	Kind Kind
+	// Tasks are "alias.task" references: one, or several for a Group.
+	Tasks []string
+	Options
+}
+
+// Label is the step's name, or a default made of its kind and tasks.
+func (s Step) Label() string {
+	if s.Name != "" {
+		return s.Name
+	}
+	l := string(s.Kind) + " " + s.Tasks[0]
+	for _, t := range s.Tasks[1:] {
+		l += ", " + t
+	}
+	return l
+}
+
+// Inputs are a run's named input values, as JSON.
+type Inputs map[string]json.RawMessage
+
+// Result is what a run produced.
+type Result struct {
+	RunID string
+	// Value is the pipeline's result: the last step's for a sequential
+	// pipeline, an object of the requested outputs for a dataflow one.
+	Value json.RawMessage
+}
+
+// Executor runs pipelines; the embedded runner and the Redis broker's
+// client implement it.
+type Executor interface {
+	RunSequential(ctx context.Context, p *Sequential, in Inputs) (*Result, error)
+	RunDataflow(ctx context.Context, p *Dataflow, in Inputs) (*Result, error)
+}
+
+// ErrNoExecutor is returned by Run on a pipeline built without one.
+var ErrNoExecutor = errors.New("pipeline: no executor (build it with New or FromTasks)")
+
+// Sequential is a pipeline of explicit steps, each fed the previous
+// step's result (Taskiq-Flow's Pipeline).
+type Sequential struct {
+	Name  string
+	Steps []Step
+	exec  Executor
+}
+
+// New starts a sequential pipeline that runs on exec.
+func New(exec Executor) *Sequential { return &Sequential{exec: exec} }
+
+// WithExecutor sets the executor Run uses.
+func (p *Sequential) WithExecutor(exec Executor) *Sequential { p.exec = exec; return p }
+
+func (p *Sequential) add(kind Kind, tasks []string, opts []Option) *Sequential {
+	p.Steps = append(p.Steps, Step{Kind: kind, Tasks: tasks, Options: apply(opts)})
+	return p
+}
+
+// CallNext adds a step that runs task on the previous step's result.
+func (p *Sequential) CallNext(task string, opts ...Option) *Sequential {
+	return p.add(Call, []string{task}, opts)
+}
+
+// CallAfter adds a step that runs task after the previous one, without its
+// result: its inputs come from Arg options and the flow inputs.
+func (p *Sequential) CallAfter(task string, opts ...Option) *Sequential {
+	return p.add(After, []string{task}, opts)
+}
+
+// Map adds a step that runs task on every element of the previous result
+// (an array), in parallel, keeping the results in order.
+func (p *Sequential) Map(task string, opts ...Option) *Sequential {
+	return p.add(Map, []string{task}, opts)
+}
+
+// Filter adds a step that keeps the elements of the previous result for
+// which task returns true.
+func (p *Sequential) Filter(task string, opts ...Option) *Sequential {
+	return p.add(Filter, []string{task}, opts)
+}
+
+// Group adds a step that runs every task on the previous result in
+// parallel; its result is the array of their results, in order.
+func (p *Sequential) Group(tasks []string, opts ...Option) *Sequential {
+	return p.add(Group, append([]string(nil), tasks...), opts)
+}
+
+// Run runs the pipeline on its executor.
+func (p *Sequential) Run(ctx context.Context, in Inputs) (*Result, error) {
+	if p.exec == nil {
+		return nil, ErrNoExecutor
+	}
+	return p.exec.RunSequential(ctx, p, in)
+}
+
+// Dataflow is a pipeline whose graph is derived from the tasks' declared
+// inputs and outputs (Taskiq-Flow's DataflowPipeline).
+type Dataflow struct {
+	Name string
+	// Tasks are "alias.task" references; globs ("text.*") are allowed.
+	Tasks []string
+	// Outputs are the names to compute; empty means every output no
+	// selected task consumes.
+	Outputs []string
+	// TaskOptions tune individual tasks, by "alias.task".
+	TaskOptions map[string]Options
+	exec        Executor
+}
+
+// FromTasks builds a dataflow pipeline from tasks, run on exec.
+func FromTasks(exec Executor, tasks ...string) *Dataflow {
+	return &Dataflow{Tasks: append([]string(nil), tasks...), exec: exec}
+}
+
+// WithExecutor sets the executor Run uses.
+func (p *Dataflow) WithExecutor(exec Executor) *Dataflow { p.exec = exec; return p }
+
+// Want sets the outputs to compute: only the tasks they need run.
+func (p *Dataflow) Want(outputs ...string) *Dataflow {
+	p.Outputs = append(p.Outputs, outputs...)
+	return p
+}
+
+// Configure sets the options of one task.
+func (p *Dataflow) Configure(task string, opts ...Option) *Dataflow {
+	if p.TaskOptions == nil {
+		p.TaskOptions = map[string]Options{}
+	}
+	p.TaskOptions[task] = apply(opts)
+	return p
+}
+
+// Run runs the pipeline on its executor.
+func (p *Dataflow) Run(ctx context.Context, in Inputs) (*Result, error) {
+	if p.exec == nil {
+		return nil, ErrNoExecutor
+	}
+	return p.exec.RunDataflow(ctx, p, in)
+}
