@@ -114,17 +114,17 @@ func (f *File) TaskPos(ref string) Position {
 }
 
 type rawFile struct {
-	Name        string               `toml:"name"`
-	Description string               `toml:"description"`
-	Mode        string               `toml:"mode"`
-	Tenant      string               `toml:"tenant"`
-	Plugins     map[string]any       `toml:"plugins"`
-	Inputs      map[string]any       `toml:"inputs"`
-	Limits      rawLimits            `toml:"limits"`
-	Step        []rawStep            `toml:"step"`
-	Tasks       []string             `toml:"tasks"`
-	Outputs     []string             `toml:"outputs"`
-	Task        map[string]rawStep   `toml:"task"`
+	Name        string             `toml:"name"`
+	Description string             `toml:"description"`
+	Mode        string             `toml:"mode"`
+	Tenant      string             `toml:"tenant"`
+	Plugins     map[string]any     `toml:"plugins"`
+	Inputs      map[string]any     `toml:"inputs"`
+	Limits      rawLimits          `toml:"limits"`
+	Step        []rawStep          `toml:"step"`
+	Tasks       []string           `toml:"tasks"`
+	Outputs     []string           `toml:"outputs"`
+	Task        map[string]rawStep `toml:"task"`
 }
 
 type rawLimits struct {

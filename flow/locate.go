@@ -26,9 +26,9 @@ func newLocator(src string) *locator {
 // zero Position when the key is not found.
 func (l *locator) find(path []string, n int) Position {
 	var table []string
-	aot := -1        // index of the current [[path[0]]] table
-	inMulti := ""    // the closing delimiter of a multi-line string we are in
-	depth := 0       // bracket depth of a multi-line array
+	aot := -1     // index of the current [[path[0]]] table
+	inMulti := "" // the closing delimiter of a multi-line string we are in
+	depth := 0    // bracket depth of a multi-line array
 	for i, line := range l.lines {
 		if inMulti != "" {
 			if j := strings.Index(line, inMulti); j >= 0 {
