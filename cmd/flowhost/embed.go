@@ -45,6 +45,13 @@ func (c *embedCmd) Run(g *globals) error {
 	if err := os.WriteFile(dst, out, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "%s: embedded manifest %q (%d tasks)\n", dst, man.Name, len(man.Tasks))
+	fmt.Fprintf(g.stdout, "%s: embedded manifest %q (%s)\n", dst, man.Name, plural(len(man.Tasks), "task"))
 	return nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
