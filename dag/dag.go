@@ -1,0 +1,123 @@
+// Package dag turns pipeline descriptions into checked execution plans,
+// from the modules' manifests alone: it resolves task references, binds
+// every input, derives the dataflow graph, keeps only what the requested
+// outputs need, and refuses, before anything runs, whatever cannot run:
+// cycles, two producers of one name, unbound required inputs, unknown
+// tasks, outputs and aliases, a param that is not an input.
+package dag
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/flowhost/flowhost/abi"
+)
+
+// Catalog maps plugin aliases to their manifests.
+type Catalog map[string]*abi.Manifest
+
+// Error is a refusal. Its fields say where in the flow the culprit is.
+type Error struct {
+	// Step is the 1-based sequential step at fault, or 0.
+	Step int
+	// Key is the step key at fault ("map", "param", "args", …), or "".
+	Key string
+	// Ref is the dataflow task reference at fault, or "".
+	Ref string
+	// Field is the top-level key at fault ("tasks", "outputs", "inputs"), or "".
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	if e.Step > 0 {
+		return fmt.Sprintf("step %d: %s", e.Step, e.Msg)
+	}
+	return e.Msg
+}
+
+// TaskRef is a resolved "alias.task" reference.
+type TaskRef struct {
+	Alias string
+	Task  *abi.Task
+}
+
+// Ref is "alias.task".
+func (r TaskRef) Ref() string { return r.Alias + "." + r.Task.Name }
+
+// resolve finds one task.
+func (c Catalog) resolve(ref string) (TaskRef, string) {
+	alias, name, ok := strings.Cut(ref, ".")
+	if !ok {
+		return TaskRef{}, fmt.Sprintf("%q is not a task reference (write \"alias.task\")", ref)
+	}
+	m, ok := c[alias]
+	if !ok {
+		return TaskRef{}, fmt.Sprintf("%q: no plugin is called %q%s", ref, alias, suggest(alias, c.aliases()))
+	}
+	t, ok := m.Task(name)
+	if !ok {
+		names := make([]string, len(m.Tasks))
+		for i, t := range m.Tasks {
+			names[i] = t.Name
+		}
+		return TaskRef{}, fmt.Sprintf("%q: module %s (%s) has no task %q%s (tasks: %s)", ref, m.Name, alias, name, suggest(name, names), strings.Join(names, ", "))
+	}
+	return TaskRef{Alias: alias, Task: t}, ""
+}
+
+func (c Catalog) aliases() []string {
+	out := make([]string, 0, len(c))
+	for a := range c {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// expand resolves a reference that may hold a glob in its task part.
+func (c Catalog) expand(ref string) ([]TaskRef, string) {
+	alias, pattern, ok := strings.Cut(ref, ".")
+	if !ok || !strings.ContainsAny(pattern, "*?[") {
+		r, msg := c.resolve(ref)
+		if msg != "" {
+			return nil, msg
+		}
+		return []TaskRef{r}, ""
+	}
+	m, ok := c[alias]
+	if !ok {
+		return nil, fmt.Sprintf("%q: no plugin is called %q%s", ref, alias, suggest(alias, c.aliases()))
+	}
+	var out []TaskRef
+	for i := range m.Tasks {
+		match, err := path.Match(pattern, m.Tasks[i].Name)
+		if err != nil {
+			return nil, fmt.Sprintf("%q: bad pattern: %v", ref, err)
+		}
+		if match {
+			out = append(out, TaskRef{Alias: alias, Task: &m.Tasks[i]})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Sprintf("%q matches no task of module %s (%s)", ref, m.Name, alias)
+	}
+	return out, ""
+}
+
+func inputNames(t *abi.Task) string {
+	if len(t.Inputs) == 0 {
+		return "none"
+	}
+	names := make([]string, len(t.Inputs))
+	for i, in := range t.Inputs {
+		names[i] = in.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// Args are constant or flow-provided input values.
+type Args = map[string]json.RawMessage
