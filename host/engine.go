@@ -32,6 +32,9 @@ type Limits struct {
 	Memory uint64
 	// MaxOutput caps the output's size in bytes.
 	MaxOutput uint64
+	// Fuel is a deterministic CPU budget, in units of roughly one
+	// instruction. 0 means no budget (the timeout still applies).
+	Fuel uint64
 }
 
 // DefaultLimits are the limits of a call that asks for none.
@@ -57,6 +60,12 @@ type Config struct {
 	// InitTimeout bounds a new instance's start-up (a Go guest's runtime
 	// initialisation takes ~7 ms). 0 means 10 s.
 	InitTimeout time.Duration
+	// Interrupt selects how runaway guests are stopped; the default,
+	// InterruptMeter, instruments modules at load.
+	Interrupt Interrupt
+	// MaxDepth bounds the guest call depth under InterruptMeter; 0 means
+	// DefaultMaxDepth.
+	MaxDepth int32
 }
 
 // DefaultCacheDir is the compilation cache under the user's cache directory.
@@ -70,10 +79,11 @@ func DefaultCacheDir() string {
 
 // Engine loads modules and runs their tasks. It is safe for concurrent use.
 type Engine struct {
-	rt     wazero.Runtime
-	cache  wazero.CompilationCache
-	cfg    Config
-	logger *slog.Logger
+	rt       wazero.Runtime
+	cache    wazero.CompilationCache
+	cacheDir string // "" when there is no on-disk cache
+	cfg      Config
+	logger   *slog.Logger
 
 	mu      sync.Mutex
 	modules map[string]*Module // by sha256
@@ -87,12 +97,16 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.InitTimeout <= 0 {
 		cfg.InitTimeout = 10 * time.Second
 	}
+	if cfg.MaxDepth <= 0 {
+		cfg.MaxDepth = DefaultMaxDepth
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	rc := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
+	rc := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(cfg.Interrupt == InterruptContext)
 	var cache wazero.CompilationCache
+	var cacheDir string
 	if cfg.CacheDir != "off" {
 		dir := cfg.CacheDir
 		if dir == "" {
@@ -102,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		if err != nil {
 			logger.Warn("compilation cache disabled", "dir", dir, "err", err)
 		} else {
-			cache = c
+			cache, cacheDir = c, dir
 			rc = rc.WithCompilationCache(c)
 		}
 	}
@@ -115,7 +129,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("host: instantiate %s: %w", abi.ExtismEnv, err)
 	}
-	return &Engine{rt: rt, cache: cache, cfg: cfg, logger: logger, modules: map[string]*Module{}}, nil
+	if cfg.Interrupt == InterruptMeter {
+		if err := instantiateMeter(ctx, rt); err != nil {
+			rt.Close(ctx)
+			return nil, fmt.Errorf("host: instantiate the meter: %w", err)
+		}
+	}
+	return &Engine{rt: rt, cache: cache, cacheDir: cacheDir, cfg: cfg, logger: logger, modules: map[string]*Module{}}, nil
 }
 
 // Close releases every module, instance and compiled code of the engine.
@@ -161,7 +181,13 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	if err := abi.CheckImports(info); err != nil {
 		return nil, err
 	}
-	compiled, err := e.rt.CompileModule(ctx, wasm)
+	code := wasm
+	if e.cfg.Interrupt == InterruptMeter {
+		if code, err = e.instrument(wasm, id); err != nil {
+			return nil, err
+		}
+	}
+	compiled, err := e.rt.CompileModule(ctx, code)
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}

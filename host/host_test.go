@@ -16,9 +16,13 @@ import (
 )
 
 func newEngine(t testing.TB) *host.Engine {
+	return newEngineMode(t, host.InterruptMeter)
+}
+
+func newEngineMode(t testing.TB, mode host.Interrupt) *host.Engine {
 	t.Helper()
 	ctx := context.Background()
-	e, err := host.New(ctx, host.Config{CacheDir: t.TempDir()})
+	e, err := host.New(ctx, host.Config{CacheDir: t.TempDir(), Interrupt: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +56,18 @@ func task(t testing.TB, m *host.Module, name string) *host.Task {
 var testLimits = host.Limits{Timeout: 2 * time.Second, Memory: 32 << 20, MaxOutput: 1 << 20}
 
 func TestFailureClasses(t *testing.T) {
-	_, m := hostile(t)
+	for _, mode := range []struct {
+		name string
+		mode host.Interrupt
+	}{{"meter", host.InterruptMeter}, {"context", host.InterruptContext}} {
+		t.Run(mode.name, func(t *testing.T) {
+			e := newEngineMode(t, mode.mode)
+			testFailureClasses(t, load(t, e, testmod.Module(t, "testdata/hostile.wat", "testdata/hostile.json")))
+		})
+	}
+}
+
+func testFailureClasses(t *testing.T, m *host.Module) {
 	cases := []struct {
 		task string
 		kind host.Kind
@@ -60,7 +75,7 @@ func TestFailureClasses(t *testing.T) {
 	}{
 		{"spin", host.KindTimeout, "did not finish within 2s"},
 		{"grow", host.KindMemory, "limit is 33554432 bytes"},
-		{"recurse", host.KindStackOverflow, "call stack"},
+		{"recurse", host.KindStackOverflow, "stack overflow"},
 		{"huge_output", host.KindMemory, "alloc of 67108864 bytes"},
 		{"big_alloc", host.KindMemory, "alloc of 1073741824 bytes"},
 		{"trap", host.KindTrap, "unreachable"},
@@ -322,5 +337,22 @@ func TestMemoryBounded(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 64<<20 {
 		t.Fatalf("heap grew by %d MiB", grown>>20)
+	}
+}
+
+func TestFuel(t *testing.T) {
+	_, m := hostile(t)
+	lim := testLimits
+	lim.Timeout = time.Minute
+	lim.Fuel = 5_000_000
+	for i := 0; i < 2; i++ {
+		_, err := task(t, m, "spin").Call(context.Background(), []byte(`{}`), lim)
+		if host.KindOf(err) != host.KindFuel || !strings.Contains(err.Error(), "fuel exhausted: the call used up its budget of 5000000 units") {
+			t.Fatalf("err = %v, want fuel exhausted", err)
+		}
+	}
+	// A task well within its budget succeeds.
+	if _, err := task(t, m, "echo").Call(context.Background(), []byte(`{"value":1}`), lim); err != nil {
+		t.Fatal(err)
 	}
 }

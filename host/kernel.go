@@ -46,6 +46,9 @@ type kernel struct {
 	config map[string]string
 	vars   map[string][]byte
 
+	meter    meterState
+	maxDepth int32
+
 	logger   *slog.Logger
 	logLines int
 	module   string

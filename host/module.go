@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -153,7 +154,7 @@ type instance struct {
 func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error) {
 	e := m.eng
 	inst := &instance{
-		k:     &kernel{logger: e.logger, module: m.Name},
+		k:     &kernel{logger: e.logger, module: m.Name, maxDepth: e.cfg.MaxDepth},
 		mem:   &linearMemory{limit: lim.Memory},
 		stack: make([]uint64, 1),
 	}
@@ -164,16 +165,30 @@ func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error)
 		inst.mem.buf = make([]byte, 0, cap)
 		return inst.mem
 	}))
-	ictx, cancel := context.WithTimeout(ictx, e.cfg.InitTimeout)
-	defer cancel()
-	stop := context.AfterFunc(ctx, cancel)
-	defer stop()
+	metered := e.cfg.Interrupt == InterruptMeter
+	if metered {
+		// A start function runs before the globals can be set: the meter
+		// binds them on its first refuel (see meterHost).
+		inst.k.meter.deadline = time.Now().Add(e.cfg.InitTimeout).UnixNano()
+		inst.k.meter.timeout = e.cfg.InitTimeout
+		inst.k.meter.ctx, inst.k.meter.done = ctx, ctx.Done()
+	} else {
+		var cancel context.CancelFunc
+		ictx, cancel = context.WithTimeout(ictx, e.cfg.InitTimeout)
+		defer cancel()
+		stop := context.AfterFunc(ctx, cancel)
+		defer stop()
+	}
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr)
 	mod, err := e.rt.InstantiateModule(ictx, m.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", firstLine(err))
 	}
 	inst.mod = mod
+	if metered {
+		inst.k.meter.bind(mod)
+		inst.k.meter.arm(ctx, e.cfg.InitTimeout, 0, e.cfg.MaxDepth)
+	}
 	if inst.mem.exceeded != 0 {
 		inst.close(ctx)
 		return nil, fmt.Errorf("instantiate: the module's initial memory of %d bytes exceeds the limit of %d bytes", inst.mem.exceeded, lim.Memory)
@@ -213,7 +228,9 @@ func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limit
 	inst.stderr.Reset()
 
 	callCtx := inst.ctx
-	if lim.Timeout > 0 || ctx.Done() != nil {
+	if inst.k.meter.fuel != nil {
+		k.meter.arm(ctx, lim.Timeout, lim.Fuel, k.maxDepth)
+	} else if lim.Timeout > 0 || ctx.Done() != nil {
 		callCtx = context.WithValue(ctx, kernelKey{}, k)
 		if lim.Timeout > 0 {
 			var cancel context.CancelFunc

@@ -1,0 +1,175 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/flowhost/flowhost/meter"
+)
+
+// Interrupt selects how the engine stops a guest that runs too long.
+type Interrupt int
+
+const (
+	// InterruptMeter instruments every module at load (package meter): a
+	// counter charged at function entries and loop headers calls into the
+	// host every fuelChunk units, where deadlines, cancellation and fuel
+	// budgets are checked. A call costs no goroutine, and guest loops stay
+	// nearly as fast as uninstrumented ones.
+	InterruptMeter Interrupt = iota
+	// InterruptContext compiles modules with wazero's
+	// WithCloseOnContextDone: a watcher goroutine per call and a check at
+	// every loop back-edge. Kept to compare against.
+	InterruptContext
+)
+
+// fuelChunk is how much fuel a guest burns between two checks of the
+// deadline and of cancellation: about a millisecond of guest work.
+const fuelChunk = 1 << 20
+
+// DefaultMaxDepth bounds the guest's call depth, and so the host memory a
+// recursion bomb can take.
+const DefaultMaxDepth = 20000
+
+// meterState is the per-call metering state of an instance.
+type meterState struct {
+	fuel, depth api.MutableGlobal
+	deadline    int64 // UnixNano; 0 for none
+	timeout     time.Duration
+	done        <-chan struct{}
+	ctx         context.Context
+	limited     bool   // a fuel budget is set
+	budget      uint64 // the call's budget
+	left        uint64 // budget not yet handed to the guest
+}
+
+// bind finds the metering globals of a new instance.
+func (s *meterState) bind(mod api.Module) {
+	if s.fuel != nil {
+		return
+	}
+	s.fuel, _ = mod.ExportedGlobal(meter.GlobalFuel).(api.MutableGlobal)
+	s.depth, _ = mod.ExportedGlobal(meter.GlobalDepth).(api.MutableGlobal)
+	if s.fuel == nil || s.depth == nil {
+		panic("host: metered module lacks its metering globals")
+	}
+}
+
+// arm prepares the metering globals for a call.
+func (s *meterState) arm(ctx context.Context, timeout time.Duration, fuel uint64, maxDepth int32) {
+	s.ctx, s.done, s.timeout = ctx, ctx.Done(), timeout
+	s.deadline = 0
+	if timeout > 0 {
+		s.deadline = time.Now().Add(timeout).UnixNano()
+	}
+	chunk := uint64(fuelChunk)
+	s.limited, s.budget, s.left = fuel > 0, fuel, 0
+	if s.limited {
+		chunk = min(chunk, fuel)
+		s.left = fuel - chunk
+	}
+	s.fuel.Set(chunk)
+	s.depth.Set(api.EncodeI32(maxDepth))
+}
+
+// used is the fuel the call burned.
+func (s *meterState) used() uint64 {
+	return s.budget - s.left - uint64(max(int64(s.fuel.Get()), 0))
+}
+
+// refuel runs when the guest's fuel runs out: it stops the call past its
+// deadline, on cancellation or when the budget is spent, else hands the
+// guest another chunk.
+func (s *meterState) refuel() {
+	if s.done != nil {
+		select {
+		case <-s.done:
+			fail(KindCanceled, "%v", context.Cause(s.ctx))
+		default:
+		}
+	}
+	if s.deadline != 0 && time.Now().UnixNano() > s.deadline {
+		fail(KindTimeout, "did not finish within %s", s.timeout)
+	}
+	chunk := uint64(fuelChunk)
+	if s.limited {
+		if s.left == 0 {
+			fail(KindFuel, "the call used up its budget of %d units", s.budget)
+		}
+		chunk = min(chunk, s.left)
+		s.left -= chunk
+	}
+	s.fuel.Set(uint64(int64(s.fuel.Get()) + int64(chunk)))
+}
+
+// instantiateMeter defines the "flowhost:meter" host module.
+func instantiateMeter(ctx context.Context, rt wazero.Runtime) error {
+	_, err := rt.NewHostModuleBuilder(meter.ImportModule).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, _ []uint64) {
+		s := &kernelFrom(ctx).meter
+		s.bind(mod) // a start function runs before newInstance can bind
+		s.refuel()
+	}), nil, nil).Export(meter.FuncOutOfFuel).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, _ []uint64) {
+		fail(KindStackOverflow, "the guest's call depth went past %d frames", kernelFrom(ctx).maxDepth)
+	}), nil, nil).Export(meter.FuncTooDeep).
+		Instantiate(ctx)
+	return err
+}
+
+// instrument returns the metered form of wasm, from the on-disk cache
+// when it holds it.
+func (e *Engine) instrument(wasm []byte, sum string) ([]byte, error) {
+	var path string
+	if e.cacheDir != "" {
+		path = filepath.Join(e.cacheDir, "metered", meterKey(sum))
+		if b, err := os.ReadFile(path); err == nil {
+			return b, nil
+		}
+	}
+	out, err := meter.Instrument(wasm)
+	if err != nil {
+		return nil, fmt.Errorf("instrument: %w", err)
+	}
+	if path != "" {
+		if err := writeFileAtomic(path, out); err != nil {
+			e.logger.Warn("cannot cache metered module", "path", path, "err", err)
+		}
+	}
+	return out, nil
+}
+
+// meterKey names a metered module in the cache: the module's sha256 and
+// the meter's version, so a new meter never reuses an old rewrite.
+func meterKey(sum string) string {
+	h := sha256.Sum256([]byte(meter.Version + "\x00" + sum))
+	return hex.EncodeToString(h[:16]) + ".wasm"
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

@@ -1,0 +1,303 @@
+package meter
+
+import "fmt"
+
+// emit writes the instrumented module.
+func (m *rewriter) emit() []byte {
+	out := make([]byte, 0, len(m.in)+len(m.in)/3+256)
+	out = append(out, m.in[:8]...)
+
+	// Sections the instrumentation needs that the module may lack.
+	missing := map[byte]bool{secType: true, secImport: true, secGlobal: true, secExport: true}
+	for _, s := range m.sections {
+		delete(missing, s.id)
+	}
+	flush := func(before int) {
+		for _, id := range []byte{secType, secImport, secGlobal, secExport} {
+			if missing[id] && order[id] < before {
+				delete(missing, id)
+				out = appendSection(out, id, m.rewriteSection(id, newReader(nil, 0)))
+			}
+		}
+	}
+	for _, s := range m.sections {
+		if s.id != secCustom {
+			flush(order[s.id])
+		}
+		var p []byte
+		within(sectionName(s.id)+" section", func() {
+			p = m.rewriteSection(s.id, m.payload(s))
+		})
+		if p != nil {
+			out = appendSection(out, s.id, p)
+		}
+	}
+	flush(1 << 30)
+	return out
+}
+
+func appendSection(out []byte, id byte, payload []byte) []byte {
+	out = append(out, id)
+	out = appendULEB(out, uint64(len(payload)))
+	return append(out, payload...)
+}
+
+// rewriteSection returns the new payload of a section, or nil to drop it.
+// An empty reader stands for a section the module did not have.
+func (m *rewriter) rewriteSection(id byte, r *reader) []byte {
+	var out []byte
+	count := func() uint32 {
+		if r.eof() && len(r.b) == 0 {
+			return 0
+		}
+		return r.u32()
+	}
+	switch id {
+	case secType:
+		n := count()
+		out = appendULEB(out, uint64(n)+uint64(len(m.newTypes)))
+		out = append(out, r.b[r.pos:]...)
+		r.pos = len(r.b)
+		for _, t := range m.newTypes {
+			out = append(out, t...)
+		}
+	case secImport:
+		n := count()
+		out = appendULEB(out, uint64(n)+2)
+		out = append(out, r.b[r.pos:]...)
+		r.pos = len(r.b)
+		for _, name := range []string{FuncOutOfFuel, FuncTooDeep} {
+			out = appendName(out, ImportModule)
+			out = appendName(out, name)
+			out = appendULEB(append(out, 0x00), uint64(m.voidType))
+		}
+	case secTable:
+		n := r.u32()
+		out = appendULEB(out, uint64(n))
+		for i := uint32(0); i < n; i++ {
+			start := r.pos
+			init := r.peek() == 0x40
+			if init {
+				r.byte()
+				if c := r.byte(); c != 0x00 {
+					r.malformed("table %d: invalid table encoding %#x", i, c)
+				}
+			}
+			r.valType()
+			r.limits()
+			out = append(out, r.b[start:r.pos]...)
+			if init {
+				out = m.constExpr(r, out)
+			}
+		}
+	case secGlobal:
+		n := count()
+		out = appendULEB(out, uint64(n)+2)
+		for i := uint32(0); i < n; i++ {
+			start := r.pos
+			r.valType()
+			r.byte()
+			out = append(out, r.b[start:r.pos]...)
+			out = m.constExpr(r, out)
+		}
+		out = appendSLEB(append(out, 0x7e, 0x01, 0x42), InitialFuel) // mut i64, i64.const
+		out = append(out, 0x0b)
+		out = appendSLEB(append(out, 0x7f, 0x01, 0x41), int64(InitialDepth)) // mut i32, i32.const
+		out = append(out, 0x0b)
+	case secExport:
+		n := count()
+		out = appendULEB(out, uint64(n)+2)
+		for i := uint32(0); i < n; i++ {
+			name := r.name()
+			kind := r.byte()
+			idx := r.u32()
+			if kind == 0 {
+				idx = m.fn(r, idx)
+			}
+			out = appendName(out, name)
+			out = appendULEB(append(out, kind), uint64(idx))
+		}
+		out = appendULEB(append(appendName(out, GlobalFuel), 0x03), uint64(m.fuelGlobal))
+		out = appendULEB(append(appendName(out, GlobalDepth), 0x03), uint64(m.depthGlobal))
+	case secStart:
+		out = appendULEB(out, uint64(m.fn(r, r.u32())))
+	case secElement:
+		out = m.rewriteElements(r)
+	case secCode:
+		out = m.rewriteCode(r)
+	case secCustom:
+		out = m.rewriteCustom(r)
+	default:
+		return r.b
+	}
+	if id != secCustom && !r.eof() {
+		r.malformed("%d unexpected bytes at the end of the section", len(r.b)-r.pos)
+	}
+	return out
+}
+
+// constExpr copies a constant expression, renumbering ref.func.
+func (m *rewriter) constExpr(r *reader, out []byte) []byte {
+	for {
+		start := r.pos
+		in := decodeInstr(r)
+		switch in.kind {
+		case kRefFunc:
+			out = appendULEB(append(out, 0xd2), uint64(m.fn(r, in.fn)))
+		case kEnd:
+			return append(out, r.b[start:r.pos]...)
+		case kPlain:
+			out = append(out, r.b[start:r.pos]...)
+		default:
+			r.pos = start
+			r.malformed("instruction %#x in a constant expression", in.op)
+		}
+	}
+}
+
+func (m *rewriter) rewriteElements(r *reader) []byte {
+	n := r.u32()
+	out := appendULEB(nil, uint64(n))
+	for i := uint32(0); i < n; i++ {
+		within(fmt.Sprintf("segment %d", i), func() {
+			flags := r.u32()
+			if flags > 7 {
+				r.malformed("invalid element segment flags %d", flags)
+			}
+			out = appendULEB(out, uint64(flags))
+			if flags&3 == 2 { // active, explicit table
+				out = appendULEB(out, uint64(r.u32()))
+			}
+			if flags&1 == 0 { // active: offset
+				out = m.constExpr(r, out)
+			}
+			if flags&3 != 0 { // elemkind or reftype
+				start := r.pos
+				if flags&4 == 0 {
+					if c := r.byte(); c != 0x00 {
+						r.malformed("invalid element kind %#x", c)
+					}
+				} else {
+					r.valType()
+				}
+				out = append(out, r.b[start:r.pos]...)
+			}
+			k := r.u32()
+			out = appendULEB(out, uint64(k))
+			for j := uint32(0); j < k; j++ {
+				if flags&4 == 0 {
+					out = appendULEB(out, uint64(m.fn(r, r.u32())))
+				} else {
+					out = m.constExpr(r, out)
+				}
+			}
+		})
+	}
+	return out
+}
+
+func (m *rewriter) rewriteCode(r *reader) []byte {
+	n := r.u32()
+	out := appendULEB(make([]byte, 0, len(r.b)+len(r.b)/3), uint64(n))
+	var body []byte
+	for i := uint32(0); i < n; i++ {
+		size := r.u32()
+		base := r.off()
+		in := r.bytes(uint64(size))
+		within(fmt.Sprintf("function %d", m.nImpFunc+i), func() {
+			body = m.rewriteBody(body[:0], newReader(in, base), int(i))
+		})
+		out = appendULEB(out, uint64(len(body)))
+		out = append(out, body...)
+	}
+	return out
+}
+
+// rewriteBody instruments the body of defined function i.
+func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
+	p := m.plans[i]
+	nDecl := r.u32()
+	declStart := r.pos
+	nLocals := uint64(m.types[m.funcTypes[i]].nParams)
+	for j := uint32(0); j < nDecl; j++ {
+		nLocals += uint64(r.u32())
+		r.valType()
+	}
+	saved := int64(-1) // local holding the depth during the body, if the body catches
+	if p.catches {
+		if nLocals >= 1<<32-1 {
+			unsupported(r.off(), "too many locals to add one")
+		}
+		saved = int64(nLocals)
+		out = appendULEB(out, uint64(nDecl)+1)
+		out = append(out, r.b[declStart:r.pos]...)
+		out = append(out, 0x01, 0x7f) // (local $saved i32)
+	} else {
+		out = append(out, r.b[:r.pos]...)
+	}
+
+	out = m.depthEnter(out)
+	if saved >= 0 {
+		out = appendULEB(append(out, 0x23), uint64(m.depthGlobal)) // global.get
+		out = appendULEB(append(out, 0x21), uint64(saved))         // local.set $saved
+	}
+	out = m.fuelCheck(out, p.costs[0])
+	out = append(append(out, 0x02), m.wrapBT[i]...) // block (type of the results)
+
+	// restore[k] tells whether the k-th open label (in the original body) is
+	// the target of a catch clause: the depth is restored after its end.
+	var restore []bool
+	loop := 1
+	for {
+		start := r.pos
+		in := decodeInstr(r)
+		switch in.kind {
+		case kPlain:
+			out = append(out, r.b[start:r.pos]...)
+		case kBlock:
+			restore = append(restore, false)
+			out = append(out, r.b[start:r.pos]...)
+		case kTryTable:
+			for _, l := range in.catches {
+				if int(l) < len(restore) {
+					restore[len(restore)-1-int(l)] = true
+				}
+			}
+			restore = append(restore, false)
+			out = append(out, r.b[start:r.pos]...)
+		case kLoop:
+			restore = append(restore, false)
+			out = append(out, r.b[start:r.pos]...)
+			out = m.fuelCheck(out, p.costs[loop])
+			if p.catchLoops[loop] {
+				out = m.depthRestore(out, saved)
+			}
+			loop++
+		case kEnd:
+			if len(restore) == 0 {
+				// end of the wrapper block, depth++, end of the function
+				out = append(out, 0x0b)
+				return append(m.depthLeave(out, saved), 0x0b)
+			}
+			out = append(out, r.b[start:r.pos]...)
+			if restore[len(restore)-1] {
+				out = m.depthRestore(out, saved)
+			}
+			restore = restore[:len(restore)-1]
+		case kCall:
+			out = appendULEB(append(out, 0x10), uint64(m.fn(r, in.fn)))
+		case kRefFunc:
+			out = appendULEB(append(out, 0xd2), uint64(m.fn(r, in.fn)))
+		case kReturnCall:
+			out = m.depthLeave(out, saved)
+			out = appendULEB(append(out, 0x12), uint64(m.fn(r, in.fn)))
+		case kReturnCallOther:
+			out = m.depthLeave(out, saved)
+			out = append(out, r.b[start:r.pos]...)
+		case kReturn:
+			// br to the wrapper block, whose label index is the number of
+			// labels open in the body
+			out = appendULEB(append(out, 0x0c), uint64(len(restore)))
+		}
+	}
+}

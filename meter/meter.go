@@ -1,0 +1,464 @@
+// Package meter rewrites a WebAssembly binary module so that it meters
+// itself: deterministic fuel, which also makes wall-clock timeouts cheap
+// (the host checks the clock when it refills), and a bound on the call depth.
+//
+// Instrument adds two function imports from ImportModule and two exported
+// mutable globals, and rewrites every function body:
+//
+//   - Depth. At entry the i32 global GlobalDepth is decremented; if it is
+//     then 0 or less, the imported FuncTooDeep is called (the host traps).
+//     The original body is wrapped in a block of the function's result
+//     type, `return` becomes a branch to that block, and after the block the
+//     global is incremented again, so every way out of the function
+//     (falling off the end, return, br/br_if/br_table to the function label)
+//     restores it. return_call, return_call_indirect and return_call_ref
+//     restore it just before they leave. Frames unwound by an exception
+//     do not restore it, so a function with a try_table saves the depth in
+//     an added local at entry and resets the global from it where a catch
+//     clause lands (after the end of the target block, or at the head of the
+//     target loop) and when it leaves. Traps do not restore it either: the
+//     host discards trapped instances or resets the globals before each
+//     call.
+//
+//   - Fuel. At function entry and at the head of every loop the i64 global
+//     GlobalFuel is decreased by a cost computed at instrumentation time; if
+//     the result is negative, the imported FuncOutOfFuel is called. The host
+//     either refills the global and returns, or panics so the call traps.
+//     The check is exactly `global.get; i64.const c; i64.sub; global.set;
+//     global.get; i64.const 0; i64.lt_s; if; call; end` (WebAssembly has no
+//     global.tee; wazero's compiler forwards the stored value to the
+//     global.get, so it costs no extra load).
+//     The cost charged at a function entry is the number of instructions of
+//     the function that are outside every loop; at a loop head, the number
+//     of instructions of the loop body (its end included) that are outside
+//     its nested loops. Each instruction is then executed at most once per
+//     charge of its region, so the fuel consumed is a deterministic upper
+//     bound of the number of original instructions executed (both arms of
+//     an if are charged, for example); bulk memory and table instructions
+//     count 1 whatever their length.
+//
+// Adding the imports shifts every defined function's index by 2; calls,
+// ref.func, exports, the start function, element segments, global and table
+// initializers and the "name" section are renumbered. The globals are
+// appended to the global section, so no global index changes. Everything
+// else, other custom sections included, is copied unchanged.
+package meter
+
+import (
+	"bytes"
+	"fmt"
+)
+
+const (
+	// ImportModule is the module name of the functions the instrumented
+	// module imports.
+	ImportModule = "flowhost:meter"
+	// FuncOutOfFuel is imported () -> () and called when GlobalFuel goes
+	// below 0. The host refills the global and returns, or panics to trap.
+	FuncOutOfFuel = "out_of_fuel"
+	// FuncTooDeep is imported () -> () and called when GlobalDepth reaches 0
+	// (or less) at a function entry. The host is expected to panic.
+	FuncTooDeep = "too_deep"
+	// GlobalFuel is the exported mutable i64 global holding the remaining fuel.
+	GlobalFuel = "flowhost_fuel"
+	// GlobalDepth is the exported mutable i32 global holding the remaining
+	// call depth. A value of d lets d-1 instrumented frames be active at
+	// once: the entry of the d-th calls FuncTooDeep.
+	GlobalDepth = "flowhost_depth"
+)
+
+// Initial values of the added globals, which the start function (if any)
+// runs with, before the host can set them. With no fuel, the first function
+// entry of the start function calls FuncOutOfFuel, so the host decides how
+// much instantiation may cost.
+const (
+	InitialFuel  int64 = 0
+	InitialDepth int32 = 10000
+)
+
+// Section ids.
+const (
+	secCustom    = 0
+	secType      = 1
+	secImport    = 2
+	secFunction  = 3
+	secTable     = 4
+	secMemory    = 5
+	secGlobal    = 6
+	secExport    = 7
+	secStart     = 8
+	secElement   = 9
+	secCode      = 10
+	secData      = 11
+	secDataCount = 12
+	secTag       = 13
+)
+
+// order gives the position a non-custom section must have in a module.
+var order = map[byte]int{
+	secType: 1, secImport: 2, secFunction: 3, secTable: 4, secMemory: 5, secTag: 6,
+	secGlobal: 7, secExport: 8, secStart: 9, secElement: 10, secDataCount: 11, secCode: 12, secData: 13,
+}
+
+type section struct {
+	id         byte
+	start, end int // payload, as offsets in the input
+}
+
+type funcType struct {
+	nParams  uint32
+	nResults uint32
+	results  []byte // encoded result types, without the count
+}
+
+// rewriter holds what Instrument learns of a module and the indices it adds.
+type rewriter struct {
+	in       []byte
+	sections []section
+
+	types     []funcType
+	funcTypes []uint32 // type of each defined function
+	nImpFunc  uint32
+	nImpGlob  uint32
+	nGlobals  uint32 // defined globals
+	exports   map[string]bool
+
+	newTypes [][]byte // encoded function types appended to the type section
+	voidType uint32   // index of () -> ()
+	wrapBT   [][]byte // block type of each defined function's wrapper block
+
+	fuelGlobal, depthGlobal uint32
+	outOfFuel, tooDeep      uint32
+
+	plans []funcPlan // per defined function, from the first pass
+}
+
+// funcPlan is what the first pass over a body learns.
+type funcPlan struct {
+	costs      []int64      // fuel charged at entry, then at each loop head, in order
+	catches    bool         // the body has a try_table
+	catchLoops map[int]bool // loops (by position in costs) a catch clause branches to
+}
+
+// Instrument returns a rewritten copy of a binary module that meters itself
+// as the package documentation describes. It refuses, with an error wrapping
+// ErrMalformed or ErrUnsupported that names the cause, modules it cannot
+// rewrite safely: malformed ones, components, modules that already import
+// from ImportModule or export GlobalFuel or GlobalDepth, and modules using
+// legacy exception handling or GC instructions and types. The input is not
+// modified.
+func Instrument(wasm []byte) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			de, ok := r.(*decodeError)
+			if !ok {
+				panic(r)
+			}
+			out, err = nil, fmt.Errorf("meter: instrument: %w", de)
+		}
+	}()
+	m := &rewriter{in: wasm, exports: map[string]bool{}}
+	m.parseSections()
+	m.analyze()
+	m.plan()
+	return m.emit(), nil
+}
+
+var magic = []byte{0x00, 0x61, 0x73, 0x6d}
+
+func (m *rewriter) parseSections() {
+	r := newReader(m.in, 0)
+	if len(m.in) < 8 || !bytes.Equal(m.in[:4], magic) {
+		r.malformed("not a WebAssembly binary (bad magic number)")
+	}
+	switch v := m.in[4:8]; {
+	case bytes.Equal(v, []byte{1, 0, 0, 0}):
+	case v[2] == 1 && v[3] == 0:
+		unsupported(4, "a component (layer 1) is not a core module")
+	default:
+		r.pos = 4
+		r.malformed("unsupported binary version % x", v)
+	}
+	r.pos = 8
+	last := 0
+	for !r.eof() {
+		id := r.byte()
+		size := r.u32()
+		start := r.pos
+		r.bytes(uint64(size))
+		if id != secCustom {
+			o, ok := order[id]
+			if !ok {
+				r.pos = start
+				r.malformed("unknown section id %d", id)
+			}
+			if o <= last {
+				r.pos = start
+				r.malformed("section %d out of order or repeated", id)
+			}
+			last = o
+		}
+		m.sections = append(m.sections, section{id: id, start: start, end: r.pos})
+	}
+}
+
+func (m *rewriter) payload(s section) *reader {
+	return newReader(m.in[s.start:s.end], s.start)
+}
+
+func sectionName(id byte) string {
+	return [...]string{"custom", "type", "import", "function", "table", "memory", "global",
+		"export", "start", "element", "code", "data", "data count", "tag"}[id]
+}
+
+// analyze reads the sections whose content decides the rewriting.
+func (m *rewriter) analyze() {
+	for _, s := range m.sections {
+		r := m.payload(s)
+		within(sectionName(s.id)+" section", func() {
+			switch s.id {
+			case secType:
+				m.readTypes(r)
+			case secImport:
+				m.readImports(r)
+			case secFunction:
+				n := r.u32()
+				for i := uint32(0); i < n; i++ {
+					t := r.u32()
+					if t >= uint32(len(m.types)) {
+						r.malformed("function %d has type index %d out of range", i, t)
+					}
+					m.funcTypes = append(m.funcTypes, t)
+				}
+			case secGlobal:
+				m.nGlobals = r.u32()
+			case secExport:
+				n := r.u32()
+				for i := uint32(0); i < n; i++ {
+					name := r.name()
+					r.byte()
+					r.u32()
+					m.exports[name] = true
+				}
+			case secCode:
+				m.scanCode(r)
+			}
+		})
+	}
+	for _, g := range []string{GlobalFuel, GlobalDepth} {
+		if m.exports[g] {
+			unsupported(-1, "the module already exports %q (instrumented twice?)", g)
+		}
+	}
+	if len(m.plans) != len(m.funcTypes) {
+		malformed(-1, "the function section declares %d functions but the code section has %d bodies", len(m.funcTypes), len(m.plans))
+	}
+}
+
+func (m *rewriter) readTypes(r *reader) {
+	n := r.u32()
+	for i := uint32(0); i < n; i++ {
+		at := r.off()
+		if form := r.byte(); form != 0x60 {
+			unsupported(at, "type %d: form %#x is not a function type (GC type definitions are not supported)", i, form)
+		}
+		var t funcType
+		t.nParams = r.u32()
+		for j := uint32(0); j < t.nParams; j++ {
+			r.valType()
+		}
+		t.nResults = r.u32()
+		start := r.pos
+		for j := uint32(0); j < t.nResults; j++ {
+			r.valType()
+		}
+		t.results = r.b[start:r.pos]
+		m.types = append(m.types, t)
+	}
+}
+
+func (m *rewriter) readImports(r *reader) {
+	n := r.u32()
+	for i := uint32(0); i < n; i++ {
+		mod := r.name()
+		name := r.name()
+		if mod == ImportModule {
+			unsupported(r.off(), "the module already imports %s.%s (instrumented twice?)", mod, name)
+		}
+		switch kind := r.byte(); kind {
+		case 0: // func
+			if t := r.u32(); t >= uint32(len(m.types)) {
+				r.malformed("import %s.%s has type index %d out of range", mod, name, t)
+			}
+			m.nImpFunc++
+		case 1: // table
+			r.valType()
+			r.limits()
+		case 2: // memory
+			r.limits()
+		case 3: // global
+			r.valType()
+			r.byte()
+			m.nImpGlob++
+		case 4: // tag
+			r.byte()
+			r.u32()
+		default:
+			r.malformed("import %s.%s has unknown kind %#x", mod, name, kind)
+		}
+	}
+}
+
+// skipLocals reads a function body's local declarations.
+func skipLocals(r *reader) {
+	n := r.u32()
+	for i := uint32(0); i < n; i++ {
+		r.u32()
+		r.valType()
+	}
+}
+
+// scanCode is the first pass over the code: it computes the fuel cost of
+// every region (function entry, loop bodies) and finds the catch clauses.
+func (m *rewriter) scanCode(r *reader) {
+	n := r.u32()
+	for i := uint32(0); i < n; i++ {
+		size := r.u32()
+		base := r.off()
+		body := r.bytes(uint64(size))
+		within(fmt.Sprintf("function %d", m.nImpFunc+i), func() {
+			m.plans = append(m.plans, scanBody(newReader(body, base)))
+		})
+	}
+}
+
+func scanBody(r *reader) (p funcPlan) {
+	skipLocals(r)
+	p.costs = []int64{0}
+	type frame struct{ region, loop int }
+	var open []frame // the labels open around the current instruction
+	cur := 0         // region of the current instruction: 0 for the function, else its loop
+	for {
+		in := decodeInstr(r)
+		p.costs[cur]++
+		switch in.kind {
+		case kBlock:
+			open = append(open, frame{region: cur})
+		case kTryTable:
+			p.catches = true
+			for _, l := range in.catches {
+				if int(l) < len(open) {
+					if f := open[len(open)-1-int(l)]; f.loop != 0 {
+						if p.catchLoops == nil {
+							p.catchLoops = map[int]bool{}
+						}
+						p.catchLoops[f.loop] = true
+					}
+				}
+			}
+			open = append(open, frame{region: cur})
+		case kLoop:
+			open = append(open, frame{region: cur, loop: len(p.costs)})
+			cur = len(p.costs)
+			p.costs = append(p.costs, 0)
+		case kEnd:
+			if len(open) == 0 {
+				if !r.eof() {
+					r.malformed("%d trailing bytes after the end of the function body", len(r.b)-r.pos)
+				}
+				return p
+			}
+			cur = open[len(open)-1].region
+			open = open[:len(open)-1]
+		}
+	}
+}
+
+// plan chooses the indices and types the instrumentation adds.
+func (m *rewriter) plan() {
+	m.voidType = m.typeFor(nil, 0)
+	m.outOfFuel = m.nImpFunc
+	m.tooDeep = m.nImpFunc + 1
+	m.fuelGlobal = m.nImpGlob + m.nGlobals
+	m.depthGlobal = m.fuelGlobal + 1
+	m.wrapBT = make([][]byte, len(m.funcTypes))
+	for i, ti := range m.funcTypes {
+		t := m.types[ti]
+		switch {
+		case t.nResults == 0:
+			m.wrapBT[i] = []byte{0x40}
+		case t.nResults == 1 && len(t.results) == 1:
+			m.wrapBT[i] = t.results
+		default:
+			m.wrapBT[i] = appendSLEB(nil, int64(m.typeFor(t.results, t.nResults)))
+		}
+	}
+}
+
+// typeFor returns the index of the type () -> results, adding it if needed.
+func (m *rewriter) typeFor(results []byte, n uint32) uint32 {
+	for i, t := range m.types {
+		if t.nParams == 0 && t.nResults == n && bytes.Equal(t.results, results) {
+			return uint32(i)
+		}
+	}
+	enc := appendULEB([]byte{0x60, 0x00}, uint64(n))
+	enc = append(enc, results...)
+	m.newTypes = append(m.newTypes, enc)
+	m.types = append(m.types, funcType{nResults: n, results: results})
+	return uint32(len(m.types) - 1)
+}
+
+// fn renumbers a function index.
+func (m *rewriter) fn(r *reader, f uint32) uint32 {
+	if total := m.nImpFunc + uint32(len(m.funcTypes)); f >= total {
+		r.malformed("function index %d out of range (%d functions)", f, total)
+	}
+	if f >= m.nImpFunc {
+		return f + 2
+	}
+	return f
+}
+
+// fuelCheck appends the fuel check charging cost.
+func (m *rewriter) fuelCheck(out []byte, cost int64) []byte {
+	out = appendULEB(append(out, 0x23), uint64(m.fuelGlobal)) // global.get
+	out = appendSLEB(append(out, 0x42), cost)                 // i64.const cost
+	out = append(out, 0x7d)                                   // i64.sub
+	out = appendULEB(append(out, 0x24), uint64(m.fuelGlobal)) // global.set
+	out = appendULEB(append(out, 0x23), uint64(m.fuelGlobal)) // global.get
+	out = append(out, 0x42, 0x00, 0x53, 0x04, 0x40)           // i64.const 0; i64.lt_s; if
+	out = appendULEB(append(out, 0x10), uint64(m.outOfFuel))  // call out_of_fuel
+	return append(out, 0x0b)                                  // end
+}
+
+// depthEnter appends the depth decrement and check.
+func (m *rewriter) depthEnter(out []byte) []byte {
+	out = appendULEB(append(out, 0x23), uint64(m.depthGlobal)) // global.get
+	out = append(out, 0x41, 0x01, 0x6b)                        // i32.const 1; i32.sub
+	out = appendULEB(append(out, 0x24), uint64(m.depthGlobal)) // global.set
+	out = appendULEB(append(out, 0x23), uint64(m.depthGlobal)) // global.get
+	out = append(out, 0x41, 0x00, 0x4c, 0x04, 0x40)            // i32.const 0; i32.le_s; if
+	out = appendULEB(append(out, 0x10), uint64(m.tooDeep))     // call too_deep
+	return append(out, 0x0b)                                   // end
+}
+
+// depthLeave appends the depth increment. In a function that catches
+// exceptions (saved >= 0), the depth is recomputed from the value saved at
+// entry instead, since frames unwound by an exception did not restore it.
+func (m *rewriter) depthLeave(out []byte, saved int64) []byte {
+	if saved >= 0 {
+		out = appendULEB(append(out, 0x20), uint64(saved)) // local.get $saved
+	} else {
+		out = appendULEB(append(out, 0x23), uint64(m.depthGlobal)) // global.get
+	}
+	out = append(out, 0x41, 0x01, 0x6a)                         // i32.const 1; i32.add
+	return appendULEB(append(out, 0x24), uint64(m.depthGlobal)) // global.set
+}
+
+// depthRestore appends the reset of the depth to the value saved at entry,
+// where a catch clause lands.
+func (m *rewriter) depthRestore(out []byte, saved int64) []byte {
+	out = appendULEB(append(out, 0x20), uint64(saved))          // local.get $saved
+	return appendULEB(append(out, 0x24), uint64(m.depthGlobal)) // global.set
+}
