@@ -40,7 +40,7 @@ type importJSON struct {
 
 func (c *inspectCmd) Run(g *globals) error {
 	ctx := context.Background()
-	eng, err := host.New(ctx, host.Config{Logger: g.logger})
+	eng, err := host.New(ctx, host.Config{Logger: g.logger, CacheDir: g.cacheDir})
 	if err != nil {
 		return err
 	}

@@ -21,14 +21,19 @@ const (
 )
 
 type cli struct {
+	CacheDir string `name:"cache-dir" env:"FLOWHOST_CACHE_DIR" placeholder:"DIR" help:"Where compiled modules are cached between runs (default: the user cache directory; \"off\" disables)."`
+
+	Run     runCmd     `cmd:"" help:"Run a flow (flow.toml) in this process and print its result."`
+	Graph   graphCmd   `cmd:"" help:"Print a flow's graph as Graphviz DOT or Mermaid."`
 	Inspect inspectCmd `cmd:"" help:"Show a module's manifest, imports, size and sha256."`
 	Embed   embedCmd   `cmd:"" help:"Embed a manifest into a module as its flowhost.manifest custom section."`
 }
 
 type globals struct {
-	stdout io.Writer
-	stderr io.Writer
-	logger *slog.Logger
+	cacheDir string
+	stdout   io.Writer
+	stderr   io.Writer
+	logger   *slog.Logger
 }
 
 // exitError carries an exit code with an error.
@@ -41,6 +46,14 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func usageErr(err error) error { return &exitError{code: exitInvalid, err: err} }
+
+// silentError carries an exit code for an error already reported (as
+// JSON on stdout), so main prints nothing more.
+type silentError struct{ error }
+
+func silent(err error) error { return silentError{err} }
+
+func (e silentError) Unwrap() error { return e.error }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -71,8 +84,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "flowhost:", err)
 		return exitInvalid
 	}
+	g.cacheDir = c.CacheDir
 	if err := kctx.Run(g); err != nil {
-		fmt.Fprintln(stderr, "flowhost:", err)
+		var se silentError
+		if !errors.As(err, &se) {
+			fmt.Fprintln(stderr, "flowhost:", err)
+		}
 		var ee *exitError
 		if errors.As(err, &ee) {
 			return ee.code

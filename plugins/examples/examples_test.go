@@ -38,6 +38,8 @@ var modules = []struct {
 		{task: "wordcount", input: `{"text":" one two  three "}`, want: `3`},
 		{task: "ratio", input: `{"vocab":2,"total":4}`, want: `0.5`},
 		{task: "ratio", input: `{"vocab":0,"total":0}`, want: `0`},
+		{task: "report", input: `{"word_count":4,"ratio":0.75,"title":"fox"}`, want: `"fox: 4 words, 75% distinct"`},
+		{task: "report", input: `{"word_count":"x","ratio":1}`, fail: "word_count"},
 		{task: "slugify", input: `{"text":"Hello, World! 2024"}`, want: `"hello-world-2024"`},
 		{task: "is_long", input: `{"word":"elephant","min_len":5}`, want: `true`},
 		{task: "is_long", input: `{"word":"cat","min_len":5}`, want: `false`},

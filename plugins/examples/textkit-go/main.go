@@ -204,6 +204,29 @@ func ratio() int32 {
 // slugify: {text} -> slug: lower-case letters and digits, every other run
 // of characters replaced by one '-', no '-' at either end.
 //
+//go:wasmexport report
+func report() int32 {
+	in, err := readInputs("report")
+	if err != nil {
+		return fail(err)
+	}
+	var title string
+	var words, ratio float64
+	if err := in.get("report", "title", false, "a string", &title); err != nil {
+		return fail(err)
+	}
+	if err := in.get("report", "word_count", true, "a number", &words); err != nil {
+		return fail(err)
+	}
+	if err := in.get("report", "ratio", true, "a number", &ratio); err != nil {
+		return fail(err)
+	}
+	if title == "" {
+		title = "report"
+	}
+	return output(fmt.Sprintf("%s: %g words, %.0f%% distinct", title, words, ratio*100))
+}
+
 //go:wasmexport slugify
 func slugify() int32 {
 	in, err := readInputs("slugify")

@@ -1,0 +1,46 @@
+// Package broker defines how the runner hands work to whatever executes
+// it: the embedded in-process pool (broker/inproc) or a fleet of workers
+// behind a shared queue. The runner decides what runs and when; a broker
+// only carries jobs to executors and results back.
+package broker
+
+import (
+	"context"
+
+	"github.com/flowhost/flowhost/host"
+)
+
+// Job is one task called on a batch of inputs, in order. Batching lets a
+// map of many small elements pay the hand-off once per batch.
+type Job struct {
+	// Ctx is the run's context: canceling it interrupts the job's calls
+	// and skips those not yet started.
+	Ctx   context.Context
+	RunID string
+	// Step labels the job in logs and errors.
+	Step string
+	// Task is the task to call.
+	Task   *host.Task
+	Inputs [][]byte
+	Limits host.Limits
+	// Index is the position of Inputs[0] in the step's elements.
+	Index int
+}
+
+// Result is the outcome of every input of a job, by position.
+type Result struct {
+	Outputs [][]byte
+	Errs    []error
+}
+
+// Broker carries jobs to executors. Implementations are safe for
+// concurrent use.
+type Broker interface {
+	// Submit queues job; done is called once, from any goroutine, with its
+	// result. Submit does not block on the job's execution.
+	Submit(job *Job, done func(*Job, *Result)) error
+	// Workers is how many calls the broker runs at once.
+	Workers() int
+	// Close stops accepting jobs and waits for the running ones.
+	Close() error
+}

@@ -1,0 +1,117 @@
+// Package inproc is the embedded broker: a pool of goroutines in the
+// calling process that runs jobs on the host engine's warm instances.
+package inproc
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+
+	"github.com/flowhost/flowhost/broker"
+	"github.com/flowhost/flowhost/host"
+)
+
+// ErrClosed is returned by Submit after Close.
+var ErrClosed = errors.New("inproc: broker closed")
+
+type item struct {
+	job  *broker.Job
+	done func(*broker.Job, *broker.Result)
+}
+
+// Broker runs jobs on a fixed set of worker goroutines, first in first out.
+type Broker struct {
+	workers int
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []item
+	head    int
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+var _ broker.Broker = (*Broker)(nil)
+
+// New starts a broker with n workers; n <= 0 means GOMAXPROCS, one call
+// per core.
+func New(n int) *Broker {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	b := &Broker{workers: n}
+	b.cond = sync.NewCond(&b.mu)
+	b.wg.Add(n)
+	for range n {
+		go b.work()
+	}
+	return b
+}
+
+// Workers reports the pool size.
+func (b *Broker) Workers() int { return b.workers }
+
+// Submit queues a job.
+func (b *Broker) Submit(job *broker.Job, done func(*broker.Job, *broker.Result)) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.queue = append(b.queue, item{job, done})
+	b.mu.Unlock()
+	b.cond.Signal()
+	return nil
+}
+
+// Close lets the queued jobs finish, then stops the workers.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.cond.Broadcast()
+	b.wg.Wait()
+	return nil
+}
+
+func (b *Broker) next() (item, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.head == len(b.queue) {
+		if b.closed {
+			return item{}, false
+		}
+		b.cond.Wait()
+	}
+	it := b.queue[b.head]
+	b.queue[b.head] = item{}
+	b.head++
+	if b.head == len(b.queue) {
+		b.queue, b.head = b.queue[:0], 0
+	}
+	return it, true
+}
+
+func (b *Broker) work() {
+	defer b.wg.Done()
+	for {
+		it, ok := b.next()
+		if !ok {
+			return
+		}
+		it.done(it.job, Run(it.job))
+	}
+}
+
+// Run executes a job's calls in order on the calling goroutine. Calls
+// not yet started when the job's context ends fail as canceled.
+func Run(job *broker.Job) *broker.Result {
+	res := &broker.Result{Outputs: make([][]byte, len(job.Inputs)), Errs: make([]error, len(job.Inputs))}
+	for i, in := range job.Inputs {
+		if err := job.Ctx.Err(); err != nil {
+			res.Errs[i] = &host.TaskError{Kind: host.KindCanceled, Module: job.Task.Module().Name, Task: job.Task.Spec.Name, Msg: "the run was canceled before the call started"}
+			continue
+		}
+		res.Outputs[i], res.Errs[i] = job.Task.Call(job.Ctx, in, job.Limits)
+	}
+	return res
+}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/flowhost/flowhost/dag"
+)
+
+type graphCmd struct {
+	Flow   string   `arg:"" name:"FLOW" help:"The flow file (flow.toml)."`
+	Format string   `short:"f" default:"dot" enum:"dot,mermaid" help:"Output format: dot (Graphviz) or mermaid."`
+	Input  []string `short:"i" name:"input" sep:"none" placeholder:"NAME=JSON" help:"Override a flow input, as for run (inputs decide which tasks a dataflow needs)."`
+}
+
+func (c *graphCmd) Run(g *globals) error {
+	ctx := context.Background()
+	l, err := loadFlow(ctx, g, c.Flow, c.Input)
+	if err != nil {
+		return err
+	}
+	defer l.engine.Close(ctx)
+	var gr *dag.Graph
+	if l.seq != nil {
+		gr = l.seq.Graph()
+	} else {
+		gr = l.df.Graph()
+	}
+	switch c.Format {
+	case "mermaid":
+		return gr.WriteMermaid(g.stdout)
+	case "dot":
+		return gr.WriteDOT(g.stdout)
+	}
+	return usageErr(fmt.Errorf("unknown format %q", c.Format))
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/runner"
+)
+
+// stepStat is what the summary shows of one step.
+type stepStat struct {
+	step          int
+	label         string
+	kind          pipeline.Kind
+	total, failed int
+	retries       int
+	liveFailed    atomic.Int64 // read by the bar's decorator, which must not lock
+	start, end    time.Time
+	err           error
+}
+
+// progress shows a run as it goes: on a terminal, a live bar per map and
+// filter step and a line per finished step; otherwise plain log lines. At
+// the end it prints a summary of per-step durations.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	mu    sync.Mutex
+	p     *mpb.Progress
+	bars  map[int]*mpb.Bar
+	stats map[int]*stepStat
+	steps int
+	// plain mode: when each step last printed progress
+	lastLine map[int]time.Time
+}
+
+func newProgress(w io.Writer, tty bool) *progress {
+	pr := &progress{w: w, tty: tty, bars: map[int]*mpb.Bar{}, stats: map[int]*stepStat{}, lastLine: map[int]time.Time{}}
+	if tty {
+		pr.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(100*time.Millisecond))
+	}
+	return pr
+}
+
+// line prints a line above the bars (terminal) or plainly.
+func (pr *progress) line(format string, args ...any) {
+	s := fmt.Sprintf(format, args...) + "\n"
+	if pr.p != nil {
+		_, _ = pr.p.Write([]byte(s))
+		return
+	}
+	_, _ = io.WriteString(pr.w, s)
+}
+
+func (pr *progress) name(e runner.Event) string {
+	if pr.steps > 0 {
+		return fmt.Sprintf("[%d/%d] %s", e.Step, pr.steps, e.Label)
+	}
+	return e.Label
+}
+
+func fanning(k pipeline.Kind) bool { return k == pipeline.Map || k == pipeline.Filter }
+
+// Event implements runner.Observer.
+func (pr *progress) Event(e runner.Event) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	st := pr.stats[e.Step]
+	switch e.Type {
+	case runner.RunStarted:
+		pr.steps = e.Steps
+	case runner.StepStarted:
+		st = &stepStat{step: e.Step, label: e.Label, kind: e.Kind, total: e.Total, start: e.Time}
+		pr.stats[e.Step] = st
+		switch {
+		case pr.p != nil && fanning(e.Kind):
+			pr.bars[e.Step] = pr.p.AddBar(int64(e.Total),
+				mpb.PrependDecorators(decor.Name(pr.name(e), decor.WCSyncSpaceR), decor.CountersNoUnit("%d/%d", decor.WCSyncSpace)),
+				mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
+					if n := st.liveFailed.Load(); n > 0 {
+						return fmt.Sprintf("%d failed", n)
+					}
+					return ""
+				}, decor.WCSyncSpace), decor.Elapsed(decor.ET_STYLE_GO, decor.WCSyncSpace)),
+				mpb.BarFillerClearOnComplete())
+		case pr.p == nil && fanning(e.Kind):
+			pr.line("%s: started, %d elements", pr.name(e), e.Total)
+		case pr.p == nil:
+			pr.line("%s: started", pr.name(e))
+		}
+	case runner.StepProgress:
+		if st == nil {
+			return
+		}
+		st.failed = e.Failed
+		st.liveFailed.Store(int64(e.Failed))
+		if b := pr.bars[e.Step]; b != nil {
+			b.SetCurrent(int64(e.Done))
+		} else if pr.p == nil && fanning(e.Kind) && time.Since(pr.lastLine[e.Step]) >= time.Second {
+			pr.lastLine[e.Step] = time.Now()
+			pr.line("%s: %d/%d done, %d failed", pr.name(e), e.Done, e.Total, e.Failed)
+		}
+	case runner.StepRetried:
+		if st != nil {
+			st.retries++
+		}
+		what := pr.name(e)
+		if fanning(e.Kind) || e.Kind == pipeline.Group {
+			what += fmt.Sprintf(", element %d", e.Element)
+		}
+		pr.line("%s: retry %d after: %v", what, e.Attempt, e.Err)
+	case runner.StepFinished:
+		if st == nil {
+			st = &stepStat{step: e.Step, label: e.Label, start: e.Time}
+			pr.stats[e.Step] = st
+		}
+		st.end, st.err, st.failed = e.Time, e.Err, e.Failed
+		if b := pr.bars[e.Step]; b != nil {
+			if e.Err != nil {
+				b.Abort(false)
+			} else {
+				b.SetCurrent(int64(st.total))
+			}
+			delete(pr.bars, e.Step)
+		}
+		mark, tail := "✓", ""
+		if e.Err != nil {
+			mark, tail = "✗", ": failed"
+		} else if st.failed > 0 {
+			tail = fmt.Sprintf(" (%d skipped after errors)", st.failed)
+		}
+		if !pr.tty {
+			mark = map[string]string{"✓": "done", "✗": "FAILED"}[mark]
+			pr.line("%s: %s in %s%s", pr.name(e), mark, st.end.Sub(st.start).Round(time.Microsecond), tail)
+			return
+		}
+		pr.line("%s %s  %s%s", mark, pr.name(e), st.end.Sub(st.start).Round(time.Microsecond), tail)
+	}
+}
+
+// Close stops the live display.
+func (pr *progress) Close() {
+	if pr.p != nil {
+		pr.p.Shutdown()
+	}
+}
+
+// Summary prints per-step durations and the run's outcome.
+func (pr *progress) Summary(runID string, elapsed time.Duration, err error) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	steps := make([]*stepStat, 0, len(pr.stats))
+	for _, s := range pr.stats {
+		steps = append(steps, s)
+	}
+	sort.Slice(steps, func(i, j int) bool { return steps[i].step < steps[j].step })
+	fmt.Fprintln(pr.w)
+	tw := tabwriter.NewWriter(pr.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tCALLS\tFAILED\tRETRIES\tTIME")
+	for _, s := range steps {
+		d := "-"
+		if !s.end.IsZero() {
+			d = s.end.Sub(s.start).Round(time.Microsecond).String()
+		}
+		fmt.Fprintf(tw, "%d %s\t%d\t%d\t%d\t%s\n", s.step, s.label, s.total, s.failed, s.retries, d)
+	}
+	tw.Flush()
+	status := "succeeded"
+	if err != nil {
+		status = "failed"
+	}
+	fmt.Fprintf(pr.w, "run %s %s in %s\n", runID, status, elapsed.Round(time.Microsecond))
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/flowhost/flowhost/broker/inproc"
+	"github.com/flowhost/flowhost/runner"
+)
+
+type runCmd struct {
+	Flow    string   `arg:"" name:"FLOW" help:"The flow file (flow.toml)."`
+	Input   []string `short:"i" name:"input" sep:"none" placeholder:"NAME=JSON" help:"Set a flow input: NAME=JSON (a value that is not JSON is taken as a string) or NAME=@PATH (JSON from a file). Repeatable."`
+	JSON    bool     `help:"Print exactly one JSON object: {run_id, status, result, error}."`
+	Workers int      `default:"0" help:"Calls run at once in this process (default: one per core)."`
+	Quiet   bool     `short:"q" help:"No progress or summary on stderr."`
+}
+
+// runJSON is the --json output (SPEC §3).
+type runJSON struct {
+	RunID  string          `json:"run_id"`
+	Status string          `json:"status"`
+	Result json.RawMessage `json:"result"`
+	Error  string          `json:"error,omitempty"`
+}
+
+func (c *runCmd) Run(g *globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	runID := runner.NewRunID()
+	l, err := loadFlow(ctx, g, c.Flow, c.Input)
+	if err != nil {
+		if c.JSON {
+			c.printJSON(g, runJSON{RunID: runID, Status: "failed", Result: json.RawMessage("null"), Error: err.Error()})
+			return silent(err)
+		}
+		return err
+	}
+	defer l.engine.Close(context.Background())
+
+	b := inproc.New(c.Workers)
+	defer b.Close()
+	var pr *progress
+	var obs runner.Observer
+	if !c.Quiet && !c.JSON {
+		pr = newProgress(g.stderr, isTerminal(g.stderr))
+		obs = pr
+	} else if !c.Quiet {
+		pr = newProgress(g.stderr, false)
+		obs = pr
+	}
+	r := runner.New(runner.Config{Broker: b, Modules: l.modules, Limits: l.file.Limits, Observer: obs})
+	start := time.Now()
+	var result json.RawMessage
+	if l.seq != nil {
+		result, err = r.ExecSequential(ctx, runID, l.seq)
+	} else {
+		result, err = r.ExecDataflow(ctx, runID, l.df)
+	}
+	if ctx.Err() != nil && err != nil {
+		err = errors.Join(errors.New("interrupted"), err)
+	}
+	if pr != nil {
+		pr.Close()
+		pr.Summary(runID, time.Since(start), err)
+	}
+	if c.JSON {
+		out := runJSON{RunID: runID, Status: "succeeded", Result: result}
+		if err != nil {
+			out.Status, out.Result, out.Error = "failed", json.RawMessage("null"), err.Error()
+		}
+		c.printJSON(g, out)
+		if err != nil {
+			return silent(&exitError{code: exitFailed, err: err})
+		}
+		return nil
+	}
+	if err != nil {
+		return &exitError{code: exitFailed, err: err}
+	}
+	return writeJSON(g.stdout, result)
+}
+
+func (c *runCmd) printJSON(g *globals, v runJSON) {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// writeJSON prints a JSON value indented, on its own line.
+func writeJSON(w interface{ Write([]byte) (int, error) }, v json.RawMessage) error {
+	var out []byte
+	var buf json.RawMessage
+	if err := json.Unmarshal(v, &buf); err == nil {
+		if b, err := json.MarshalIndent(buf, "", "  "); err == nil {
+			out = b
+		}
+	}
+	if out == nil {
+		out = v
+	}
+	_, err := w.Write(append(out, '\n'))
+	return err
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,181 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/flowhost/flowhost/dag"
+	"github.com/flowhost/flowhost/pipeline"
+)
+
+// ExecSequential runs a checked sequential plan: each step on the
+// previous step's result, map and filter elements in parallel.
+func (r *Runner) ExecSequential(ctx context.Context, runID string, plan *dag.SeqPlan) (json.RawMessage, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.obs.Event(Event{Type: RunStarted, RunID: runID, Time: time.Now(), Steps: len(plan.Steps)})
+	var prev json.RawMessage
+	for i := range plan.Steps {
+		res, err := r.execStep(ctx, cancel, runID, &plan.Steps[i], prev, i == 0, plan.Inputs)
+		if err != nil {
+			r.obs.Event(Event{Type: RunFinished, RunID: runID, Time: time.Now(), Err: err})
+			return nil, err
+		}
+		prev = res
+	}
+	r.obs.Event(Event{Type: RunFinished, RunID: runID, Time: time.Now()})
+	return prev, nil
+}
+
+func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID string, st *dag.SeqStep, prev json.RawMessage, first bool, flow pipeline.Inputs) (json.RawMessage, error) {
+	stepErr := func(elem int, err error) error {
+		return &RunError{RunID: runID, Step: st.Index, Label: st.Label, Element: elem, Err: err}
+	}
+	var calls []call
+	var elems []json.RawMessage
+	for _, t := range st.Tasks {
+		task, err := r.task(t.TaskRef)
+		if err != nil {
+			return nil, stepErr(-1, err)
+		}
+		tp, err := newTemplate(task, t.Param, st.Args, flow)
+		if err != nil {
+			return nil, stepErr(-1, err)
+		}
+		switch st.Kind {
+		case pipeline.Map, pipeline.Filter:
+			src := prev
+			if first {
+				src = flow[t.Param]
+			}
+			if err := json.Unmarshal(src, &elems); err != nil {
+				what := "the previous step's result"
+				if first {
+					what = fmt.Sprintf("the flow input %q", t.Param)
+				}
+				return nil, stepErr(-1, fmt.Errorf("%s %s must be a JSON array, not %s", st.Kind, what, preview(src)))
+			}
+			calls = make([]call, len(elems))
+			for i, e := range elems {
+				calls[i] = call{task: task, input: tp.build(e)}
+			}
+		default: // call, after, group: one call per task
+			calls = append(calls, call{task: task, input: tp.build(prev)})
+		}
+	}
+	total := len(calls)
+	ev := Event{RunID: runID, Step: st.Index, Label: st.Label, Kind: st.Kind, Total: total}
+	start := time.Now()
+	ev.Type, ev.Time = StepStarted, start
+	r.obs.Event(ev)
+
+	spec := fanSpec{runID: runID, label: st.Label, calls: calls, limits: r.hostLimits(st.Options.Limits),
+		retries: st.Retries, maxParallel: st.MaxParallel, skipErrors: st.SkipErrors,
+		onProgress: func(done, failed int) {
+			e := ev
+			e.Type, e.Time, e.Done, e.Failed = StepProgress, time.Now(), done, failed
+			r.obs.Event(e)
+		},
+		onRetry: func(index, attempt int, err error) {
+			e := ev
+			e.Type, e.Time, e.Element, e.Attempt, e.Err = StepRetried, time.Now(), index, attempt, err
+			r.obs.Event(e)
+		},
+	}
+	if st.Timeout > 0 {
+		spec.limits.Timeout = st.Timeout
+	}
+	ch := make(chan *fanResult, 1)
+	r.startFanout(ctx, cancel, spec, func(res *fanResult) { ch <- res })
+	res := <-ch
+
+	finish := func(err error) {
+		e := ev
+		e.Type, e.Time, e.Err = StepFinished, time.Now(), err
+		if res.errs != nil {
+			for _, err := range res.errs {
+				if err != nil {
+					e.Failed++
+				}
+			}
+		}
+		e.Done = total
+		r.obs.Event(e)
+	}
+	if res.err != nil {
+		elem := res.index
+		if st.Kind == pipeline.Call || st.Kind == pipeline.After {
+			elem = -1
+		}
+		err := stepErr(elem, res.err)
+		finish(err)
+		return nil, err
+	}
+	out, err := r.collect(st, res, elems)
+	if err != nil {
+		err = stepErr(-1, err)
+	}
+	finish(err)
+	return out, err
+}
+
+// collect assembles a step's result from its calls' outputs.
+func (r *Runner) collect(st *dag.SeqStep, res *fanResult, elems []json.RawMessage) (json.RawMessage, error) {
+	switch st.Kind {
+	case pipeline.Call, pipeline.After:
+		return res.outputs[0], nil
+	case pipeline.Filter:
+		var b bytes.Buffer
+		b.WriteByte('[')
+		n := 0
+		for i, out := range res.outputs {
+			if res.errs != nil && res.errs[i] != nil {
+				continue
+			}
+			switch string(bytes.TrimSpace(out)) {
+			case "true":
+				if n > 0 {
+					b.WriteByte(',')
+				}
+				n++
+				b.Write(elems[i])
+			case "false":
+			default:
+				return nil, fmt.Errorf("element %d: a filter task must return true or false, not %s", i, preview(out))
+			}
+		}
+		b.WriteByte(']')
+		return b.Bytes(), nil
+	default: // map, group: the outputs in order
+		var b bytes.Buffer
+		b.WriteByte('[')
+		n := 0
+		for i, out := range res.outputs {
+			if res.errs != nil && res.errs[i] != nil {
+				continue
+			}
+			if n > 0 {
+				b.WriteByte(',')
+			}
+			n++
+			b.Write(out)
+		}
+		b.WriteByte(']')
+		return b.Bytes(), nil
+	}
+}
+
+func preview(b []byte) string {
+	const max = 60
+	s := string(bytes.TrimSpace(b))
+	if s == "" {
+		return "nothing"
+	}
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}

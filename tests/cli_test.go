@@ -1,0 +1,278 @@
+// Package tests runs the built flowhost command on real modules and flows
+// and checks what a user sees: results, exit codes, JSON shapes, errors.
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flowhost/flowhost/internal/testmod"
+)
+
+var (
+	bin      string // the flowhost binary under test
+	cacheDir string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "flowhost-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "flowhost")
+	cacheDir = filepath.Join(dir, "cache")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/flowhost")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		os.RemoveAll(dir)
+		panic("build flowhost: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// flowhost runs the binary from the repository root.
+func flowhost(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "FLOWHOST_CACHE_DIR="+cacheDir)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{r.stdout, r.stderr} {
+		if strings.Contains(s, "goroutine ") || strings.Contains(s, "panic:") {
+			t.Fatalf("flowhost %v printed a Go panic:\n%s", args, s)
+		}
+	}
+	return r
+}
+
+type runJSON struct {
+	RunID  string          `json:"run_id"`
+	Status string          `json:"status"`
+	Result json.RawMessage `json:"result"`
+	Error  *string         `json:"error"`
+}
+
+// runJSONOut runs `flowhost run --json` and decodes stdout, which must be
+// exactly one JSON object with exactly the SPEC's keys.
+func runJSONOut(t *testing.T, args ...string) (runJSON, result) {
+	t.Helper()
+	r := flowhost(t, append([]string{"run", "--json"}, args...)...)
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	var raw map[string]json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		t.Fatalf("stdout is not a JSON object: %v\n%s\nstderr: %s", err, r.stdout, r.stderr)
+	}
+	if dec.More() {
+		t.Fatalf("stdout holds more than one JSON value:\n%s", r.stdout)
+	}
+	for k := range raw {
+		switch k {
+		case "run_id", "status", "result", "error":
+		default:
+			t.Fatalf("unexpected key %q in %s", k, r.stdout)
+		}
+	}
+	var out runJSON
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.RunID == "" {
+		t.Fatalf("no run_id: %s", r.stdout)
+	}
+	switch out.Status {
+	case "succeeded":
+		if out.Error != nil || r.code != 0 {
+			t.Fatalf("succeeded with error %v, exit %d", out.Error, r.code)
+		}
+	case "failed":
+		if out.Error == nil || *out.Error == "" || string(out.Result) != "null" || r.code == 0 {
+			t.Fatalf("failed run: error %v result %s exit %d", out.Error, out.Result, r.code)
+		}
+	default:
+		t.Fatalf("status %q", out.Status)
+	}
+	return out, r
+}
+
+func TestExampleFlows(t *testing.T) {
+	cases := []struct {
+		flow string
+		args []string
+		want string
+	}{
+		{"flow.toml", nil, `[{"vocab":7,"total":7},["FLOWHOST","WORKFLOWS","SANDBOXED","WEBASSEMBLY","WRITTEN","LANGUAGE","TARGETS"]]`},
+		{"examples/flows/numbers.toml", nil, `[220,{"count":5,"mean":44,"stddev":34.59479729670345}]`},
+		{"examples/flows/numbers.toml", []string{"--input", "x=[2,3,4]"}, `[20,{"count":2,"mean":10,"stddev":6}]`},
+		{"examples/flows/after.toml", nil, `"hello-flowhost"`},
+		{"examples/flows/after.toml", []string{"-i", "text=Plain Text Input"}, `"plain-text-input"`},
+		{"examples/flows/skip-errors.toml", nil, `[false,false,false]`},
+		{"examples/flows/skip-errors.toml", []string{"--input", "flag=[]"}, `[]`},
+		{"examples/flows/wordstats.toml", nil, `{"report":"report: 11 words, 82% distinct"}`},
+		{"examples/flows/wordstats.toml", []string{"--input", "text=@tests/testdata/text.json"}, `{"report":"report: 6 words, 67% distinct"}`},
+		{"examples/flows/outputs.toml", nil, `{"vocab":4,"total":6,"slug":"to-be-or-not-to-be","stddev":2,"mean":5}`},
+	}
+	for _, c := range cases {
+		t.Run(filepath.Base(c.flow)+strings.Join(c.args, "_"), func(t *testing.T) {
+			out, r := runJSONOut(t, append(c.args, c.flow)...)
+			if out.Status != "succeeded" {
+				t.Fatalf("status %s: %s\n%s", out.Status, *out.Error, r.stderr)
+			}
+			if string(out.Result) != c.want {
+				t.Fatalf("result %s\nwant   %s", out.Result, c.want)
+			}
+		})
+	}
+}
+
+// writeFlow writes a flow using the test module flaky.wasm into a temp dir.
+func writeFlow(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	wasm := testmod.Module(t, "testdata/flaky.wat", "testdata/flaky.json")
+	if err := os.WriteFile(filepath.Join(dir, "flaky.wasm"), wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	textkit, _ := filepath.Abs("../plugins/examples/textkit-go/textkit.wasm")
+	src := "[plugins]\nflaky = \"flaky.wasm\"\ntext = " + strconvQuote(textkit) + "\n" + body
+	path := filepath.Join(dir, "flow.toml")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+func TestFailures(t *testing.T) {
+	cases := []struct {
+		name, flow string
+		code       int
+		status     string
+		errHas     []string
+		stderrHas  string
+	}{
+		{"task error", "[[step]]\ncall = \"text.fail_if\"\nargs = { flag = true, message = \"it broke\" }\n", 1, "failed",
+			[]string{"step 1 (call text.fail_if)", "textkit.fail_if: it broke"}, ""},
+		{"retry then succeed", "[[step]]\ncall = \"flaky.flaky\"\nretries = 2\n", 0, "succeeded", nil, "retry 1 after: flaky.flaky: flaky: the first call fails"},
+		{"no retry", "[[step]]\ncall = \"flaky.flaky\"\n", 1, "failed", []string{"flaky.flaky: flaky: the first call fails"}, ""},
+		{"timeout", "[limits]\ntimeout = \"300ms\"\n[[step]]\ncall = \"flaky.spin\"\n", 1, "failed",
+			[]string{"step 1 (call flaky.spin)", "timeout: did not finish within 300ms"}, ""},
+		{"step timeout wins", "[limits]\ntimeout = \"30s\"\n[[step]]\ncall = \"flaky.spin\"\ntimeout = \"200ms\"\n", 1, "failed",
+			[]string{"timeout: did not finish within 200ms"}, ""},
+		{"map element failure", "[inputs]\nflag = [false, false, true]\n[[step]]\nmap = \"text.fail_if\"\nparam = \"flag\"\n", 1, "failed",
+			[]string{"step 1 (map text.fail_if), element 2", "fail_if: flag is true"}, ""},
+		{"not an array", "[inputs]\nflag = 3\n[[step]]\nmap = \"text.fail_if\"\nparam = \"flag\"\n", 1, "failed",
+			[]string{`map the flow input "flag" must be a JSON array, not 3`}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, r := runJSONOut(t, writeFlow(t, c.flow))
+			if out.Status != c.status || r.code != c.code {
+				t.Fatalf("status %s exit %d, want %s %d: %s", out.Status, r.code, c.status, c.code, r.stdout)
+			}
+			for _, s := range c.errHas {
+				if !strings.Contains(*out.Error, s) {
+					t.Errorf("error %q lacks %q", *out.Error, s)
+				}
+			}
+			if !strings.Contains(r.stderr, c.stderrHas) {
+				t.Errorf("stderr lacks %q:\n%s", c.stderrHas, r.stderr)
+			}
+		})
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		has  string
+	}{
+		{"unknown key", []string{"run", writeFlow(t, "[[step]]\ncal = \"text.split\"\n")}, `flow.toml:5:1: unknown key "cal" in a [[step]]; did you mean "call"?`},
+		{"unknown task", []string{"run", writeFlow(t, "[inputs]\ntext = \"x\"\n[[step]]\ncall = \"text.splt\"\n")}, `flow.toml:7:1: step 1: "text.splt": module textkit (text) has no task "splt"; did you mean "split"?`},
+		{"bad param", []string{"run", writeFlow(t, "[inputs]\ntext = \"a b\"\n[[step]]\ncall = \"text.split\"\n[[step]]\nmap = \"text.upper\"\nparam = \"txt\"\n")}, `flow.toml:10:1: step 2: param "txt" is not an input of text.upper`},
+		{"no steps", []string{"graph", "--format", "dot", writeFlow(t, "")}, "no [[step]]"},
+		{"bad input flag", []string{"run", "--input", "novalue", "flow.toml"}, `--input "novalue": write NAME=JSON`},
+		{"missing flow", []string{"run", "nope.toml"}, "nope.toml: no such file or directory"},
+		{"bad module", []string{"inspect", "README.md"}, "not a WebAssembly module"},
+		{"pinned module changed", []string{"run", pinned(t)}, "but the flow pins"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := flowhost(t, c.args...)
+			if r.code != 2 {
+				t.Fatalf("exit %d, want 2\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+			}
+			if !strings.Contains(r.stderr, c.has) {
+				t.Fatalf("stderr %q lacks %q", r.stderr, c.has)
+			}
+		})
+	}
+	// With --json an invalid flow still prints one JSON object, and exits 2.
+	out, r := runJSONOut(t, writeFlow(t, "[[step]]\ncal = \"text.split\"\n"))
+	if out.Status != "failed" || r.code != 2 || !strings.Contains(*out.Error, `unknown key "cal"`) {
+		t.Fatalf("status %s exit %d error %v", out.Status, r.code, out.Error)
+	}
+}
+
+// pinned writes a flow that pins textkit to a sha256 it does not have.
+func pinned(t *testing.T) string {
+	dir := t.TempDir()
+	textkit, _ := filepath.Abs("../plugins/examples/textkit-go/textkit.wasm")
+	src := "[plugins]\ntext = { path = " + strconvQuote(textkit) + ", sha256 = \"" + strings.Repeat("ab", 32) + "\" }\n" +
+		"[inputs]\ntext = \"x\"\n[[step]]\ncall = \"text.split\"\n"
+	p := filepath.Join(dir, "flow.toml")
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestGraph(t *testing.T) {
+	r := flowhost(t, "graph", "examples/flows/wordstats.toml")
+	if r.code != 0 || !strings.Contains(r.stdout, "digraph") || !strings.Contains(r.stdout, `label="word_count"`) {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = flowhost(t, "graph", "--format", "mermaid", "flow.toml")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "flowchart LR") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestHumanOutput(t *testing.T) {
+	r := flowhost(t, "run", "flow.toml")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var v any
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatalf("stdout is not the result JSON: %v\n%s", err, r.stdout)
+	}
+	for _, s := range []string{"[2/4] filter text.is_long: started, 14 elements", "STEP", "4 profile", "succeeded in"} {
+		if !strings.Contains(r.stderr, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, r.stderr)
+		}
+	}
+}
