@@ -5,7 +5,7 @@
 #   bench/host.sh [COUNT] [BENCH-REGEXP]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-count=${1:-10}
+count=${1:-6}
 pattern=${2:-.}
 out=bench/out/host.txt
 mkdir -p bench/out

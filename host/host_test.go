@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -327,7 +329,7 @@ func TestMemoryBounded(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := 0; i < 3; i++ {
-		for _, name := range []string{"grow", "huge_output", "big_alloc"} {
+		for _, name := range []string{"grow", "huge_output", "big_alloc", "recurse"} {
 			if _, err := task(t, m, name).Call(context.Background(), []byte(`{}`), testLimits); err == nil {
 				t.Fatalf("%s succeeded", name)
 			}
@@ -354,5 +356,40 @@ func TestFuel(t *testing.T) {
 	// A task well within its budget succeeds.
 	if _, err := task(t, m, "echo").Call(context.Background(), []byte(`{"value":1}`), lim); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCompilationCache(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	wasm := testmod.Module(t, "testdata/hostile.wat", "testdata/hostile.json")
+	for i := 0; i < 2; i++ { // the second engine stands for a second process
+		e, err := host.New(ctx, host.Config{CacheDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := e.Load(ctx, wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := task(t, m, "echo").Call(ctx, []byte(`{"value":1}`), testLimits); err != nil || string(out) != `{"value":1}` {
+			t.Fatalf("echo: %s %v", out, err)
+		}
+		e.Close(ctx)
+	}
+	// The metered module and wazero's compiled code are both on disk.
+	var metered, compiled int
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if strings.Contains(path, "metered") {
+				metered++
+			} else {
+				compiled++
+			}
+		}
+		return nil
+	})
+	if metered != 1 || compiled == 0 {
+		t.Fatalf("cache holds %d metered modules and %d compiled files", metered, compiled)
 	}
 }

@@ -77,7 +77,7 @@ func (s *meterState) arm(ctx context.Context, timeout time.Duration, fuel uint64
 		s.left = fuel - chunk
 	}
 	s.fuel.Set(chunk)
-	s.depth.Set(api.EncodeI32(maxDepth))
+	s.depth.Set(api.EncodeI32(maxDepth + 1)) // d lets d-1 frames be active
 }
 
 // used is the fuel the call burned.

@@ -391,6 +391,7 @@ func TestRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	noCode := appendSection(appendSection([]byte(hdr), secType, []byte{1, 0x60, 0, 0}), secFunction, []byte{1, 0})
 	exportsFuel := []byte(hdr)
 	exportsFuel = appendSection(exportsFuel, secGlobal, []byte{1, 0x7e, 0, 0x42, 0, 0x0b})
 	exportsFuel = appendSection(exportsFuel, secExport, append(appendName([]byte{1}, GlobalFuel), 3, 0))
@@ -415,7 +416,8 @@ func TestRefused(t *testing.T) {
 		{"call out of range", fn(0x10, 0x05, 0x0b), ErrMalformed, "function index 5 out of range"},
 		{"section out of order", append(fn(0x0b), appendSection(nil, secType, []byte{0})...), ErrMalformed, "out of order"},
 		{"section too long", []byte(hdr + "\x01\x10\x00"), ErrMalformed, "runs past the end"},
-		{"bodies missing", fn(0x0b)[:len(fn(0x0b))-5], ErrMalformed, ""},
+		{"truncated module", fn(0x0b)[:len(fn(0x0b))-5], ErrMalformed, "unexpected end"},
+		{"bodies missing", noCode, ErrMalformed, "declares 1 functions but the code section has 0 bodies"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := Instrument(tc.wasm)
