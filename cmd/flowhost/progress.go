@@ -44,11 +44,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer, tty bool) *progress {
-	pr := &progress{w: w, tty: tty, bars: map[int]*mpb.Bar{}, stats: map[int]*stepStat{}, lastLine: map[int]time.Time{}}
-	if tty {
-		pr.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(100*time.Millisecond))
-	}
-	return pr
+	return &progress{w: w, tty: tty, bars: map[int]*mpb.Bar{}, stats: map[int]*stepStat{}, lastLine: map[int]time.Time{}}
 }
 
 // line prints a line above the bars (terminal) or plainly.
@@ -82,7 +78,10 @@ func (pr *progress) Event(e runner.Event) {
 		st = &stepStat{step: e.Step, label: e.Label, kind: e.Kind, total: e.Total, start: e.Time}
 		pr.stats[e.Step] = st
 		switch {
-		case pr.p != nil && fanning(e.Kind):
+		case pr.tty && fanning(e.Kind):
+			if pr.p == nil {
+				pr.p = mpb.New(mpb.WithOutput(pr.w), mpb.WithWidth(40), mpb.WithRefreshRate(100*time.Millisecond), mpb.WithAutoRefresh())
+			}
 			pr.bars[e.Step] = pr.p.AddBar(int64(e.Total),
 				mpb.PrependDecorators(decor.Name(pr.name(e), decor.WCSyncSpaceR), decor.CountersNoUnit("%d/%d", decor.WCSyncSpace)),
 				mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
@@ -91,7 +90,7 @@ func (pr *progress) Event(e runner.Event) {
 					}
 					return ""
 				}, decor.WCSyncSpace), decor.Elapsed(decor.ET_STYLE_GO, decor.WCSyncSpace)),
-				mpb.BarFillerClearOnComplete())
+				mpb.BarRemoveOnComplete())
 		case pr.p == nil && fanning(e.Kind):
 			pr.line("%s: started, %d elements", pr.name(e), e.Total)
 		case pr.p == nil:
@@ -126,11 +125,15 @@ func (pr *progress) Event(e runner.Event) {
 		st.end, st.err, st.failed = e.Time, e.Err, e.Failed
 		if b := pr.bars[e.Step]; b != nil {
 			if e.Err != nil {
-				b.Abort(false)
+				b.Abort(true)
 			} else {
 				b.SetCurrent(int64(st.total))
 			}
 			delete(pr.bars, e.Step)
+			if len(pr.bars) == 0 {
+				pr.p.Wait() // the bar is gone from the screen: print plainly again
+				pr.p = nil
+			}
 		}
 		mark, tail := "✓", ""
 		if e.Err != nil {
@@ -147,11 +150,20 @@ func (pr *progress) Event(e runner.Event) {
 	}
 }
 
-// Close stops the live display.
+// Close ends the live display once every line has been drawn.
 func (pr *progress) Close() {
-	if pr.p != nil {
-		pr.p.Shutdown()
+	pr.mu.Lock()
+	if pr.p == nil {
+		pr.mu.Unlock()
+		return
 	}
+	defer pr.mu.Unlock()
+	for id, b := range pr.bars { // steps that never finished (an interrupted run)
+		b.Abort(true)
+		delete(pr.bars, id)
+	}
+	pr.p.Wait()
+	pr.p = nil
 }
 
 // Summary prints per-step durations and the run's outcome.
