@@ -74,11 +74,7 @@ func (k *kernel) reset(input []byte, limit, maxOutput uint64) {
 	k.logLines = 0
 	clear(k.vars)
 	k.inputLen = uint64(len(input))
-	k.inputOff = 0
-	if len(input) > 0 {
-		k.inputOff = k.alloc(uint64(len(input)))
-		copy(k.arena[k.inputOff-arenaBase:], input)
-	}
+	k.inputOff = k.allocCopy(input)
 }
 
 func (k *kernel) alloc(n uint64) uint64 {
@@ -110,6 +106,15 @@ func (k *kernel) alloc(n uint64) uint64 {
 	}
 	off := start + arenaBase
 	k.blocks = append(k.blocks, block{off: off, len: n})
+	return off
+}
+
+// allocCopy stores b in a new block and returns its offset (0 for no bytes).
+func (k *kernel) allocCopy(b []byte) uint64 {
+	off := k.alloc(uint64(len(b)))
+	if off != 0 {
+		copy(k.arena[off-arenaBase:], b)
+	}
 	return off
 }
 
@@ -286,11 +291,7 @@ var hostFuncs = []hostFunc{
 			s[0] = 0
 			return
 		}
-		off := k.alloc(uint64(len(v)))
-		if off != 0 {
-			copy(k.arena[off-arenaBase:], v)
-		}
-		s[0] = off
+		s[0] = k.allocCopy([]byte(v))
 	}},
 	{"var_get", func(ctx context.Context, _ api.Module, s []uint64) {
 		k := kernelFrom(ctx)
@@ -299,11 +300,7 @@ var hostFuncs = []hostFunc{
 			s[0] = 0
 			return
 		}
-		off := k.alloc(uint64(len(v)))
-		if off != 0 {
-			copy(k.arena[off-arenaBase:], v)
-		}
-		s[0] = off
+		s[0] = k.allocCopy(v)
 	}},
 	{"var_set", func(ctx context.Context, _ api.Module, s []uint64) {
 		k := kernelFrom(ctx)

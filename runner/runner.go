@@ -116,19 +116,9 @@ func (e *RunError) Error() string {
 func (e *RunError) Unwrap() error { return e.Err }
 
 func (r *Runner) hostLimits(step pipeline.Limits) host.Limits {
-	l := step.Merge(r.limits)
 	d := host.DefaultLimits
-	h := host.Limits{Timeout: l.Timeout, Memory: l.Memory, MaxOutput: l.MaxOutput, Fuel: l.Fuel}
-	if h.Timeout == 0 {
-		h.Timeout = d.Timeout
-	}
-	if h.Memory == 0 {
-		h.Memory = d.Memory
-	}
-	if h.MaxOutput == 0 {
-		h.MaxOutput = d.MaxOutput
-	}
-	return h
+	l := step.Merge(r.limits).Merge(pipeline.Limits{Timeout: d.Timeout, Memory: d.Memory, MaxOutput: d.MaxOutput, Fuel: d.Fuel})
+	return host.Limits{Timeout: l.Timeout, Memory: l.Memory, MaxOutput: l.MaxOutput, Fuel: l.Fuel}
 }
 
 func (r *Runner) task(tr dag.TaskRef) (*host.Task, error) {

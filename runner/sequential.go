@@ -128,44 +128,43 @@ func (r *Runner) collect(st *dag.SeqStep, res *fanResult, elems []json.RawMessag
 	case pipeline.Call, pipeline.After:
 		return res.outputs[0], nil
 	case pipeline.Filter:
-		var b bytes.Buffer
-		b.WriteByte('[')
-		n := 0
+		var keep [][]byte
 		for i, out := range res.outputs {
 			if res.errs != nil && res.errs[i] != nil {
 				continue
 			}
 			switch string(bytes.TrimSpace(out)) {
 			case "true":
-				if n > 0 {
-					b.WriteByte(',')
-				}
-				n++
-				b.Write(elems[i])
+				keep = append(keep, elems[i])
 			case "false":
 			default:
 				return nil, fmt.Errorf("element %d: a filter task must return true or false, not %s", i, preview(out))
 			}
 		}
-		b.WriteByte(']')
-		return b.Bytes(), nil
+		return jsonArray(keep, nil), nil
 	default: // map, group: the outputs in order
-		var b bytes.Buffer
-		b.WriteByte('[')
-		n := 0
-		for i, out := range res.outputs {
-			if res.errs != nil && res.errs[i] != nil {
-				continue
-			}
-			if n > 0 {
-				b.WriteByte(',')
-			}
-			n++
-			b.Write(out)
-		}
-		b.WriteByte(']')
-		return b.Bytes(), nil
+		return jsonArray(res.outputs, res.errs), nil
 	}
+}
+
+// jsonArray joins JSON values into an array, leaving out those whose
+// error is set.
+func jsonArray(values [][]byte, errs []error) json.RawMessage {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	n := 0
+	for i, v := range values {
+		if errs != nil && errs[i] != nil {
+			continue
+		}
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		n++
+		b.Write(v)
+	}
+	b.WriteByte(']')
+	return b.Bytes()
 }
 
 func preview(b []byte) string {
