@@ -77,7 +77,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 		}
 		ev.Type, ev.Time = StepStarted, time.Now()
 		r.obs.Event(ev)
-		spec := fanSpec{runID: runID, label: label, calls: []call{{task, input}},
+		spec := fanSpec{runID: runID, label: label, calls: []Call{{task, input}},
 			limits: r.hostLimits(node.Options.Limits), retries: node.Options.Retries, maxParallel: 1,
 			onRetry: func(index, attempt int, err error) {
 				e := ev

@@ -10,10 +10,10 @@ import (
 	"github.com/flowhost/flowhost/host"
 )
 
-// call is one task call of a fan-out.
-type call struct {
-	task  *host.Task
-	input []byte
+// Call is one task call of a step.
+type Call struct {
+	Task  *host.Task
+	Input []byte
 }
 
 // fanSpec describes a set of calls run as one unit: a step's elements, a
@@ -21,7 +21,7 @@ type call struct {
 type fanSpec struct {
 	runID       string
 	label       string
-	calls       []call
+	calls       []Call
 	limits      host.Limits
 	retries     int
 	maxParallel int
@@ -89,7 +89,7 @@ func (r *Runner) startFanout(ctx context.Context, cancel context.CancelFunc, spe
 	size = max(1, min(size, maxBatch))
 	for i := 0; i < n; {
 		j := i + 1
-		for j < n && j-i < size && spec.calls[j].task == spec.calls[i].task {
+		for j < n && j-i < size && spec.calls[j].Task == spec.calls[i].Task {
 			j++
 		}
 		b := make([]int, j-i)
@@ -109,10 +109,10 @@ func (f *fanout) pump() {
 	for f.inflight < f.spec.maxParallel && len(f.pending) > 0 && !f.finished {
 		idx := f.pending[0]
 		f.pending = f.pending[1:]
-		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Step: f.spec.label, Task: f.spec.calls[idx[0]].task,
+		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Step: f.spec.label, Task: f.spec.calls[idx[0]].Task,
 			Limits: f.spec.limits, Index: idx[0], Inputs: make([][]byte, len(idx))}
 		for k, i := range idx {
-			job.Inputs[k] = f.spec.calls[i].input
+			job.Inputs[k] = f.spec.calls[i].Input
 		}
 		f.inflight++
 		if err := f.r.broker.Submit(job, func(_ *broker.Job, res *broker.Result) { f.settle(idx, res) }); err != nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/flowhost/flowhost/host"
+
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/pipeline"
 )
@@ -34,37 +36,9 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 	stepErr := func(elem int, err error) error {
 		return &RunError{RunID: runID, Step: st.Index, Label: st.Label, Element: elem, Err: err}
 	}
-	var calls []call
-	var elems []json.RawMessage
-	for _, t := range st.Tasks {
-		task, err := r.task(t.TaskRef)
-		if err != nil {
-			return nil, stepErr(-1, err)
-		}
-		tp, err := newTemplate(task, t.Param, st.Args, flow)
-		if err != nil {
-			return nil, stepErr(-1, err)
-		}
-		switch st.Kind {
-		case pipeline.Map, pipeline.Filter:
-			src := prev
-			if first {
-				src = flow[t.Param]
-			}
-			if err := json.Unmarshal(src, &elems); err != nil {
-				what := "the previous step's result"
-				if first {
-					what = fmt.Sprintf("the flow input %q", t.Param)
-				}
-				return nil, stepErr(-1, fmt.Errorf("%s %s must be a JSON array, not %s", st.Kind, what, preview(src)))
-			}
-			calls = make([]call, len(elems))
-			for i, e := range elems {
-				calls[i] = call{task: task, input: tp.build(e)}
-			}
-		default: // call, after, group: one call per task
-			calls = append(calls, call{task: task, input: tp.build(prev)})
-		}
+	calls, elems, err := StepCalls(st, r.task, prev, first, flow)
+	if err != nil {
+		return nil, stepErr(-1, err)
 	}
 	total := len(calls)
 	ev := Event{RunID: runID, Step: st.Index, Label: st.Label, Kind: st.Kind, Total: total}
@@ -114,7 +88,7 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 		finish(err)
 		return nil, err
 	}
-	out, err := r.collect(st, res, elems)
+	out, err := Collect(st, res.outputs, res.errs, elems)
 	if err != nil {
 		err = stepErr(-1, err)
 	}
@@ -122,15 +96,56 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 	return out, err
 }
 
-// collect assembles a step's result from its calls' outputs.
-func (r *Runner) collect(st *dag.SeqStep, res *fanResult, elems []json.RawMessage) (json.RawMessage, error) {
+// StepCalls lists the calls of a sequential step: one per element for a
+// map or filter (over prev, or over the flow input named by the param
+// for a first step), one per task otherwise. task resolves references;
+// elems are the elements a filter keeps or drops.
+func StepCalls(st *dag.SeqStep, task func(dag.TaskRef) (*host.Task, error), prev json.RawMessage, first bool, flow pipeline.Inputs) (calls []Call, elems []json.RawMessage, err error) {
+	for _, t := range st.Tasks {
+		ht, err := task(t.TaskRef)
+		if err != nil {
+			return nil, nil, err
+		}
+		tp, err := newTemplate(ht, t.Param, st.Args, flow)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch st.Kind {
+		case pipeline.Map, pipeline.Filter:
+			src := prev
+			if first {
+				src = flow[t.Param]
+			}
+			if err := json.Unmarshal(src, &elems); err != nil {
+				what := "the previous step's result"
+				if first {
+					what = fmt.Sprintf("the flow input %q", t.Param)
+				}
+				return nil, nil, fmt.Errorf("%s %s must be a JSON array, not %s", st.Kind, what, preview(src))
+			}
+			calls = make([]Call, len(elems))
+			for i, e := range elems {
+				calls[i] = Call{Task: ht, Input: tp.build(e)}
+			}
+		default: // call, after, group: one call per task
+			calls = append(calls, Call{Task: ht, Input: tp.build(prev)})
+		}
+	}
+	return calls, elems, nil
+}
+
+// Collect assembles a step's result from its calls' outputs: the output
+// of a call or after step, the array of outputs of a map or group, the
+// kept elements of a filter. Calls whose errs entry is set (skipped
+// errors) are left out.
+func Collect(st *dag.SeqStep, outputs [][]byte, errs []error, elems []json.RawMessage) (json.RawMessage, error) {
 	switch st.Kind {
 	case pipeline.Call, pipeline.After:
-		return res.outputs[0], nil
+		return outputs[0], nil
 	case pipeline.Filter:
 		var keep [][]byte
-		for i, out := range res.outputs {
-			if res.errs != nil && res.errs[i] != nil {
+		for i, out := range outputs {
+			if errs != nil && errs[i] != nil {
 				continue
 			}
 			switch string(bytes.TrimSpace(out)) {
@@ -143,7 +158,7 @@ func (r *Runner) collect(st *dag.SeqStep, res *fanResult, elems []json.RawMessag
 		}
 		return jsonArray(keep, nil), nil
 	default: // map, group: the outputs in order
-		return jsonArray(res.outputs, res.errs), nil
+		return jsonArray(outputs, errs), nil
 	}
 }
 
