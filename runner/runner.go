@@ -115,9 +115,13 @@ func (e *RunError) Error() string {
 // Unwrap returns the cause.
 func (e *RunError) Unwrap() error { return e.Err }
 
-func (r *Runner) hostLimits(step pipeline.Limits) host.Limits {
+func (r *Runner) hostLimits(step pipeline.Limits) host.Limits { return HostLimits(r.limits, step) }
+
+// HostLimits resolves a call's limits: the step's, else the flow's, else
+// host.DefaultLimits.
+func HostLimits(flow, step pipeline.Limits) host.Limits {
 	d := host.DefaultLimits
-	l := step.Merge(r.limits).Merge(pipeline.Limits{Timeout: d.Timeout, Memory: d.Memory, MaxOutput: d.MaxOutput, Fuel: d.Fuel})
+	l := step.Merge(flow).Merge(pipeline.Limits{Timeout: d.Timeout, Memory: d.Memory, MaxOutput: d.MaxOutput, Fuel: d.Fuel})
 	return host.Limits{Timeout: l.Timeout, Memory: l.Memory, MaxOutput: l.MaxOutput, Fuel: l.Fuel}
 }
 

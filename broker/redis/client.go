@@ -1,0 +1,207 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/flowhost/flowhost/pipeline"
+)
+
+// Spec is a run as stored in Redis: everything a worker needs to plan and
+// run it, with modules named by content (sha256) rather than by path.
+type Spec struct {
+	ID      string               `json:"id"`
+	Tenant  string               `json:"tenant"`
+	Name    string               `json:"name"`
+	Modules map[string]string    `json:"modules"` // alias → sha256
+	Seq     *pipeline.Sequential `json:"sequential,omitempty"`
+	DF      *pipeline.Dataflow   `json:"dataflow,omitempty"`
+	Inputs  pipeline.Inputs      `json:"inputs"`
+	Limits  pipeline.Limits      `json:"limits"`
+	// ResultTTL is how long the run's state and result are kept after it ends.
+	ResultTTL time.Duration `json:"result_ttl"`
+}
+
+// Status is a run's state as the status command shows it.
+type Status struct {
+	RunID      string          `json:"run_id"`
+	Tenant     string          `json:"tenant"`
+	Name       string          `json:"name"`
+	Status     string          `json:"status"`
+	Result     json.RawMessage `json:"result"`
+	Error      string          `json:"error,omitempty"`
+	CreatedAt  string          `json:"created_at,omitempty"`
+	FinishedAt string          `json:"finished_at,omitempty"`
+}
+
+// Ended reports whether the run is over.
+func (s *Status) Ended() bool {
+	switch s.Status {
+	case "succeeded", "failed", "cancelled":
+		return true
+	}
+	return false
+}
+
+// Client submits runs and reads their state.
+type Client struct {
+	rdb *goredis.Client
+}
+
+// Dial connects to redis://[user:pass@]host:port/db or rediss:// (TLS).
+func Dial(ctx context.Context, url string) (*Client, error) {
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("broker URL %q: %w", url, err)
+	}
+	rdb := goredis.NewClient(opts)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("broker %s: %w", opts.Addr, err)
+	}
+	return &Client{rdb: rdb}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.rdb.Close() }
+
+// Redis returns the underlying client.
+func (c *Client) Redis() *goredis.Client { return c.rdb }
+
+// Upload stores a module under its sha256, once: workers fetch it from there.
+func (c *Client) Upload(ctx context.Context, sha string, wasm []byte) error {
+	return c.rdb.SetNX(ctx, moduleKey(sha), wasm, 0).Err()
+}
+
+// ensureTenant registers a tenant's stream and consumer group.
+func ensureTenant(ctx context.Context, rdb *goredis.Client, tenant string) error {
+	if err := rdb.SAdd(ctx, tenantsKey, tenant).Err(); err != nil {
+		return err
+	}
+	err := rdb.XGroupCreateMkStream(ctx, streamKey(tenant), group, "0").Err()
+	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		return err
+	}
+	return nil
+}
+
+// Submit stores a run and enqueues its first step. The run's modules
+// must have been uploaded.
+func (c *Client) Submit(ctx context.Context, spec *Spec) error {
+	if spec.Tenant == "" {
+		spec.Tenant = "default"
+	}
+	if spec.ResultTTL <= 0 {
+		spec.ResultTTL = 24 * time.Hour
+	}
+	if err := ensureTenant(ctx, c.rdb, spec.Tenant); err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	first, err := json.Marshal(message{Kind: kindInit, Run: spec.ID, Tenant: spec.Tenant})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	fields := map[string]any{"spec": b, "status": "pending", "tenant": spec.Tenant, "name": spec.Name,
+		"created_at": now.UTC().Format(time.RFC3339Nano)}
+	_, err = c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.HSet(ctx, runKey(spec.Tenant, spec.ID), fields)
+		p.PExpire(ctx, runKey(spec.Tenant, spec.ID), 7*spec.ResultTTL)
+		p.ZAdd(ctx, runsKey(spec.Tenant), goredis.Z{Score: float64(now.UnixMilli()), Member: spec.ID})
+		p.XAdd(ctx, &goredis.XAddArgs{Stream: streamKey(spec.Tenant), Values: []any{"m", first}})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	return nil
+}
+
+// ErrNoRun is returned for a run id the broker does not know.
+var ErrNoRun = errors.New("no such run")
+
+// Status reads a run's state.
+func (c *Client) Status(ctx context.Context, tenant, id string) (*Status, error) {
+	m, err := c.rdb.HGetAll(ctx, runKey(tenant, id)).Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("run %s (tenant %s): %w", id, tenant, ErrNoRun)
+	}
+	st := &Status{RunID: id, Tenant: tenant, Name: m["name"], Status: m["status"], Error: m["error"],
+		CreatedAt: m["created_at"], FinishedAt: m["finished_at"], Result: json.RawMessage("null")}
+	if r := m["result"]; r != "" {
+		st.Result = json.RawMessage(r)
+	}
+	return st, nil
+}
+
+// Wait blocks until the run ends or ctx is done.
+func (c *Client) Wait(ctx context.Context, tenant, id string) (*Status, error) {
+	sub := c.rdb.Subscribe(ctx, doneTopic(tenant))
+	defer sub.Close()
+	ch := sub.Channel()
+	tick := time.NewTicker(500 * time.Millisecond) // in case a notice is missed
+	defer tick.Stop()
+	for {
+		st, err := c.Status(ctx, tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		if st.Ended() {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ch:
+		case <-tick.C:
+		}
+	}
+}
+
+// Cancel stops a run: nothing new starts, and running calls are interrupted.
+func (c *Client) Cancel(ctx context.Context, tenant, id string) (bool, error) {
+	ok, err := endScript.Run(ctx, c.rdb, []string{runKey(tenant, id), runsKey(tenant)},
+		"cancelled", "null", "cancelled by request", time.Now().UTC().Format(time.RFC3339Nano),
+		strconv.FormatInt((24*time.Hour).Milliseconds(), 10), doneTopic(tenant), id, "", streamKey(tenant)).Int()
+	if err != nil {
+		return false, err
+	}
+	if err := c.rdb.Publish(ctx, cancelTopic, tenant+"/"+id).Err(); err != nil {
+		return false, err
+	}
+	return ok == 1, nil
+}
+
+// Runs lists recent runs of a tenant, newest first.
+func (c *Client) Runs(ctx context.Context, tenant string, limit int64) ([]*Status, error) {
+	ids, err := c.rdb.ZRevRange(ctx, runsKey(tenant), 0, limit-1).Result()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Status
+	for _, id := range ids {
+		st, err := c.Status(ctx, tenant, id)
+		if errors.Is(err, ErrNoRun) {
+			continue // expired
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}

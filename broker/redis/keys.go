@@ -1,0 +1,37 @@
+// Package redis runs flows on many workers through a shared Redis server
+// (SPEC §3: flowhost worker, run --broker, status, cancel).
+//
+// Work travels on one Redis Stream per tenant, read by the consumer
+// group "workers" in batches. Delivery is at least once: a worker renews
+// the lease of what it runs (XCLAIM JUSTID resets the idle time), and any
+// worker takes over messages idle longer than the lease (XAUTOCLAIM). A
+// message delivered too many times goes to the tenant's dead-letter
+// stream and fails its run.
+//
+// Run state is durable and lives in Redis, not in the submitter: the run
+// hash holds the pipeline and its inputs; each step (or dataflow node)
+// has a hash with its call batches' results and a countdown. Lua scripts
+// make every transition atomic and idempotent: a batch result is stored
+// once (a redelivered duplicate changes nothing), the worker whose result
+// brings a countdown to zero enqueues what became ready, and a step's
+// calls are enqueued exactly once.
+package redis
+
+import "fmt"
+
+const (
+	group       = "workers"
+	tenantsKey  = "fh:tenants"
+	modulePref  = "fh:mod:"
+	cancelTopic = "fh:cancel"
+)
+
+func streamKey(tenant string) string   { return fmt.Sprintf("fh:t:%s:q", tenant) }
+func deadKey(tenant string) string     { return fmt.Sprintf("fh:t:%s:dead", tenant) }
+func runKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s", tenant, run) }
+func runsKey(tenant string) string     { return fmt.Sprintf("fh:t:%s:runs", tenant) }
+func doneTopic(tenant string) string   { return fmt.Sprintf("fh:t:%s:done", tenant) }
+func moduleKey(sha string) string      { return modulePref + sha }
+func stepKey(tenant, run string, step int) string {
+	return fmt.Sprintf("fh:t:%s:run:%s:step:%d", tenant, run, step)
+}

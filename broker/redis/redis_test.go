@@ -1,0 +1,138 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/internal/redistest"
+	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/runner"
+)
+
+type fixture struct {
+	srv    *redistest.Server
+	client *Client
+	eng    *host.Engine
+	mods   map[string]string // alias → sha
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	c, err := Dial(ctx, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	eng, err := host.New(ctx, host.Config{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(ctx) })
+	f := &fixture{srv: srv, client: c, eng: eng, mods: map[string]string{}}
+	for alias, path := range map[string]string{
+		"text":  "../../plugins/examples/textkit-go/textkit.wasm",
+		"stats": "../../plugins/examples/stats-c/stats.wasm",
+	} {
+		wasm, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := eng.Load(ctx, wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Upload(ctx, m.SHA256, wasm); err != nil {
+			t.Fatal(err)
+		}
+		f.mods[alias] = m.SHA256
+	}
+	return f
+}
+
+// workers starts n workers in this process; they stop when the test ends.
+func (f *fixture) workers(t *testing.T, n int, cfg WorkerConfig) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		c := cfg
+		c.Engine = f.eng
+		w := NewWorker(f.client, c)
+		go func() { w.Run(ctx); done <- struct{}{} }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for i := 0; i < n; i++ {
+			<-done
+		}
+	})
+}
+
+func (f *fixture) submit(t *testing.T, spec *Spec) *Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	spec.ID = runner.NewRunID()
+	spec.Modules = f.mods
+	if err := f.client.Submit(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.client.Wait(ctx, spec.Tenant, spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestSequentialAndDataflow(t *testing.T) {
+	f := setup(t)
+	f.workers(t, 2, WorkerConfig{Concurrency: 2, BatchSize: 7})
+	xs := make([]int, 100)
+	for i := range xs {
+		xs[i] = i
+	}
+	xj, _ := json.Marshal(xs)
+	cases := []struct {
+		name string
+		spec *Spec
+		want string
+	}{
+		{"sequential", &Spec{Seq: pipeline.New(nil).
+			Filter("stats.is_even", pipeline.Param("x")).
+			Map("stats.square").
+			Group([]string{"stats.sum", "stats.mean"}), Inputs: pipeline.Inputs{"x": xj}},
+			`[161700,3234]`},
+		{"empty map", &Spec{Seq: pipeline.New(nil).Map("stats.square", pipeline.Param("x")), Inputs: pipeline.Inputs{"x": json.RawMessage(`[]`)}}, `[]`},
+		{"skip errors", &Spec{Seq: pipeline.New(nil).Map("text.fail_if", pipeline.Param("flag"), pipeline.SkipErrors()),
+			Inputs: pipeline.Inputs{"flag": json.RawMessage(`[false,true,false]`)}}, `[false,false]`},
+		{"dataflow", &Spec{DF: pipeline.FromTasks(nil, "text.*").Want("report"),
+			Inputs: pipeline.Inputs{"text": json.RawMessage(`"a b a c"`)}}, `{"report":"report: 4 words, 75% distinct"}`},
+		{"other tenant", &Spec{Tenant: "acme", Seq: pipeline.New(nil).CallNext("text.upper"), Inputs: pipeline.Inputs{"text": json.RawMessage(`"hi"`)}}, `"HI"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := f.submit(t, c.spec)
+			if st.Status != "succeeded" || string(st.Result) != c.want {
+				t.Fatalf("status %s result %s error %q; want %s", st.Status, st.Result, st.Error, c.want)
+			}
+		})
+	}
+}
+
+func TestFailureAndCancel(t *testing.T) {
+	f := setup(t)
+	f.workers(t, 1, WorkerConfig{Concurrency: 2})
+	st := f.submit(t, &Spec{Seq: pipeline.New(nil).Map("text.fail_if", pipeline.Param("flag")),
+		Inputs: pipeline.Inputs{"flag": json.RawMessage(`[false,true]`)}})
+	if st.Status != "failed" || st.Error == "" || string(st.Result) != "null" {
+		t.Fatalf("status %s error %q", st.Status, st.Error)
+	}
+	if want := "step 1 (map text.fail_if), element 1: textkit.fail_if: fail_if: flag is true"; st.Error != want {
+		t.Fatalf("error %q\nwant  %q", st.Error, want)
+	}
+}

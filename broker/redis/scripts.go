@@ -1,0 +1,62 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// startScript enqueues a step's call batches once.
+// KEYS: step hash, stream. ARGV: total calls, ttl ms, next message (sent
+// at once when there is no call), then one message per batch.
+var startScript = goredis.NewScript(`
+if redis.call('HSETNX', KEYS[1], 'started', 1) == 0 then return 0 end
+local n = #ARGV - 3
+redis.call('HSET', KEYS[1], 'left', n, 'total', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if n == 0 then
+  redis.call('XADD', KEYS[2], '*', 'm', ARGV[3])
+end
+for i = 4, #ARGV do redis.call('XADD', KEYS[2], '*', 'm', ARGV[i]) end
+return 1
+`)
+
+// completeScript stores a batch's result once and counts it down; the
+// batch that brings the count to zero enqueues the next message. The
+// delivered message is acknowledged in the same step.
+// KEYS: step hash, stream. ARGV: batch field, result, next message, message id.
+var completeScript = goredis.NewScript(`
+redis.call('XACK', KEYS[2], 'workers', ARGV[4])
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
+local left = redis.call('HINCRBY', KEYS[1], 'left', -1)
+if left == 0 then redis.call('XADD', KEYS[2], '*', 'm', ARGV[3]) end
+return left
+`)
+
+// advanceScript marks a dataflow node done once: it counts down each
+// dependent's producers, enqueues the dependents that became ready, and
+// the finish message after the last node.
+// KEYS: node hash, run hash, stream. ARGV: message id, node count,
+// finish message, then pairs (dependent's waiting field, its start message).
+var advanceScript = goredis.NewScript(`
+redis.call('XACK', KEYS[3], 'workers', ARGV[1])
+if redis.call('HSETNX', KEYS[1], 'advanced', 1) == 0 then return 0 end
+for i = 4, #ARGV, 2 do
+  if redis.call('HINCRBY', KEYS[2], ARGV[i], -1) == 0 then
+    redis.call('XADD', KEYS[3], '*', 'm', ARGV[i+1])
+  end
+end
+if redis.call('HINCRBY', KEYS[2], 'nodes_done', 1) == tonumber(ARGV[2]) then
+  redis.call('XADD', KEYS[3], '*', 'm', ARGV[3])
+end
+return 1
+`)
+
+// endScript ends a run once, if it is still pending or running.
+// KEYS: run hash, runs index. ARGV: status, result, error, finished (RFC
+// 3339), ttl ms, done topic, run id, message id (or ""), stream.
+var endScript = goredis.NewScript(`
+if ARGV[8] ~= '' then redis.call('XACK', ARGV[9], 'workers', ARGV[8]) end
+local st = redis.call('HGET', KEYS[1], 'status')
+if st ~= 'pending' and st ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'error', ARGV[3], 'finished_at', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 1
+`)

@@ -1,0 +1,907 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/flowhost/flowhost/dag"
+	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/runner"
+)
+
+// Message kinds.
+const (
+	kindInit   = "init"   // start a run
+	kindStep   = "step"   // enqueue the calls of a step (sequential) or node (dataflow)
+	kindCall   = "call"   // run a batch of calls
+	kindDone   = "done"   // a dataflow node finished: start what became ready
+	kindFinish = "finish" // assemble the result and end the run
+)
+
+// message is a stream entry's body.
+type message struct {
+	Kind   string            `json:"k"`
+	Run    string            `json:"r"`
+	Tenant string            `json:"t"`
+	Step   int               `json:"s"`
+	Batch  int               `json:"b,omitempty"`
+	Index  int               `json:"i,omitempty"`  // step-wide index of the batch's first call
+	Task   int               `json:"ti,omitempty"` // which of the step's tasks (group)
+	Inputs []json.RawMessage `json:"in,omitempty"`
+	Elems  []json.RawMessage `json:"el,omitempty"` // a filter's elements, kept when the task says true
+}
+
+// batchResult is what a call batch stores in its step's hash.
+type batchResult struct {
+	Index   int               `json:"i"`
+	Outputs []json.RawMessage `json:"o"`
+	Errs    []string          `json:"e,omitempty"`
+	Kept    []json.RawMessage `json:"k,omitempty"`
+}
+
+// WorkerConfig configures a Worker.
+type WorkerConfig struct {
+	// Concurrency is how many batches run at once; default GOMAXPROCS.
+	Concurrency int
+	// Lease is how long a message may go without a heartbeat before
+	// another worker takes it over; default 5 s.
+	Lease time.Duration
+	// MaxDeliveries sends a message delivered more often to the
+	// dead-letter stream and fails its run; default 5.
+	MaxDeliveries int64
+	// BatchSize bounds the calls of one message; default 256.
+	BatchSize int
+	// Drain bounds how long a stopping worker waits for its running
+	// batches before handing them back; default 30 s.
+	Drain  time.Duration
+	Engine *host.Engine
+	Logger *slog.Logger
+	// Name identifies the worker in the consumer group; default host-pid.
+	Name string
+}
+
+// Worker serves the tasks of every tenant's stream.
+type Worker struct {
+	cfg WorkerConfig
+	rdb *goredis.Client
+	log *slog.Logger
+
+	mu       sync.Mutex
+	modules  map[string]*host.Module
+	runs     map[string]*runState
+	inflight map[string]map[string]bool // stream → message ids
+	runCtx   map[string]*runCtx
+}
+
+type runCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// runState is a run's plan, as a worker rebuilds it from the spec.
+type runState struct {
+	spec *Spec
+	mods map[string]*host.Module
+	seq  *dag.SeqPlan
+	df   *dag.DataflowPlan
+}
+
+// NewWorker makes a worker on a connected client's server.
+func NewWorker(c *Client, cfg WorkerConfig) *Worker {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 2
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 5 * time.Second
+	}
+	if cfg.MaxDeliveries <= 0 {
+		cfg.MaxDeliveries = 5
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 256
+	}
+	if cfg.Drain <= 0 {
+		cfg.Drain = 30 * time.Second
+	}
+	if cfg.Name == "" {
+		h, _ := os.Hostname()
+		cfg.Name = fmt.Sprintf("%s-%d-%04x", h, os.Getpid(), rand.IntN(1<<16))
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{cfg: cfg, rdb: c.rdb, log: log.With("worker", cfg.Name), modules: map[string]*host.Module{},
+		runs: map[string]*runState{}, inflight: map[string]map[string]bool{}, runCtx: map[string]*runCtx{}}
+}
+
+type delivery struct {
+	stream, id string
+	body       []byte
+}
+
+// Run serves until ctx ends, then drains: it reads nothing new, lets the
+// running batches finish (up to Drain) and hands back the rest.
+func (w *Worker) Run(ctx context.Context) error {
+	jobs := make(chan delivery)
+	var wg sync.WaitGroup
+	for range w.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range jobs {
+				w.handle(d)
+			}
+		}()
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go w.heartbeats(bg)
+	go w.cancellations(bg)
+
+	dispatch := func(d delivery) {
+		w.track(d.stream, d.id, true)
+		jobs <- d
+	}
+	var backoff time.Duration
+	lastReclaim := time.Now()
+	for ctx.Err() == nil {
+		// Take over expired leases now and then.
+		if time.Since(lastReclaim) >= w.cfg.Lease/2 {
+			lastReclaim = time.Now()
+			for _, d := range w.reclaim(ctx) {
+				dispatch(d)
+			}
+		}
+		ds, err := w.read(ctx, w.cfg.Concurrency)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+			w.log.Warn("broker unreachable; retrying", "err", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		backoff = 0
+		for _, d := range ds {
+			dispatch(d)
+		}
+	}
+	close(jobs)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.cfg.Drain):
+		w.handBack()
+	}
+	return nil
+}
+
+// read reads up to n new messages from every tenant's stream.
+func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
+	tenants, err := w.rdb.SMembers(ctx, tenantsKey).Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(tenants) == 0 {
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return nil, nil
+	}
+	streams := make([]string, 0, 2*len(tenants))
+	for _, t := range tenants {
+		streams = append(streams, streamKey(t))
+	}
+	for range tenants {
+		streams = append(streams, ">")
+	}
+	res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.cfg.Name, Streams: streams,
+		Count: int64(n), Block: time.Second}).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil && strings.Contains(err.Error(), "NOGROUP") {
+		for _, t := range tenants {
+			_ = ensureTenant(ctx, w.rdb, t)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ds []delivery
+	for _, s := range res {
+		for _, m := range s.Messages {
+			body, _ := m.Values["m"].(string)
+			ds = append(ds, delivery{stream: s.Stream, id: m.ID, body: []byte(body)})
+		}
+	}
+	return ds, nil
+}
+
+func (w *Worker) track(stream, id string, on bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if on {
+		if w.inflight[stream] == nil {
+			w.inflight[stream] = map[string]bool{}
+		}
+		w.inflight[stream][id] = true
+	} else {
+		delete(w.inflight[stream], id)
+	}
+}
+
+func (w *Worker) inflightIDs() map[string][]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string][]string{}
+	for s, ids := range w.inflight {
+		for id := range ids {
+			out[s] = append(out[s], id)
+		}
+	}
+	return out
+}
+
+// heartbeats renew the leases of running messages: claiming them again
+// by this worker resets their idle time.
+func (w *Worker) heartbeats(ctx context.Context) {
+	t := time.NewTicker(w.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for stream, ids := range w.inflightIDs() {
+			if err := w.rdb.XClaimJustID(ctx, &goredis.XClaimArgs{Stream: stream, Group: group, Consumer: w.cfg.Name, MinIdle: 0, Messages: ids}).Err(); err != nil && ctx.Err() == nil {
+				w.log.Warn("heartbeat failed", "err", err)
+			}
+		}
+	}
+}
+
+// reclaim takes over messages whose lease expired, sending the ones
+// delivered too often to the dead-letter stream.
+func (w *Worker) reclaim(ctx context.Context) []delivery {
+	tenants, err := w.rdb.SMembers(ctx, tenantsKey).Result()
+	if err != nil {
+		return nil
+	}
+	var out []delivery
+	for _, t := range tenants {
+		stream := streamKey(t)
+		msgs, _, err := w.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{Stream: stream, Group: group, Consumer: w.cfg.Name,
+			MinIdle: w.cfg.Lease, Start: "0-0", Count: int64(w.cfg.Concurrency * 4)}).Result()
+		if err != nil {
+			continue
+		}
+		for _, m := range msgs {
+			body, _ := m.Values["m"].(string)
+			d := delivery{stream: stream, id: m.ID, body: []byte(body)}
+			pend, err := w.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{Stream: stream, Group: group, Start: m.ID, End: m.ID, Count: 1}).Result()
+			if err == nil && len(pend) == 1 && pend[0].RetryCount > w.cfg.MaxDeliveries {
+				w.deadLetter(ctx, t, d, pend[0].RetryCount)
+				continue
+			}
+			w.log.Info("took over an expired lease", "stream", stream, "id", m.ID)
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (w *Worker) deadLetter(ctx context.Context, tenant string, d delivery, n int64) {
+	var m message
+	_ = json.Unmarshal(d.body, &m)
+	reason := fmt.Sprintf("message %s was delivered %d times without completing (a worker died on it each time): moved to %s", d.id, n, deadKey(tenant))
+	w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: deadKey(tenant), Values: []any{"m", d.body, "reason", reason}})
+	w.log.Error("dead letter", "run", m.Run, "reason", reason)
+	w.end(ctx, &m, d, "failed", "null", reason)
+}
+
+// handBack makes the messages still running claimable at once by other
+// workers, by setting their idle time past the lease.
+func (w *Worker) handBack() {
+	ctx := context.Background()
+	for stream, ids := range w.inflightIDs() {
+		args := []any{"XCLAIM", stream, group, w.cfg.Name, 0}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		args = append(args, "IDLE", w.cfg.Lease.Milliseconds()+1, "JUSTID")
+		w.rdb.Do(ctx, args...)
+	}
+}
+
+// cancellations interrupt the running calls of cancelled runs.
+func (w *Worker) cancellations(ctx context.Context) {
+	sub := w.rdb.Subscribe(ctx, cancelTopic)
+	defer sub.Close()
+	ch := sub.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			w.mu.Lock()
+			if rc := w.runCtx[msg.Payload]; rc != nil {
+				rc.cancel()
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+func (w *Worker) ctxFor(tenant, run string) context.Context {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	key := tenant + "/" + run
+	rc := w.runCtx[key]
+	if rc == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		rc = &runCtx{ctx, cancel}
+		w.runCtx[key] = rc
+	}
+	return rc.ctx
+}
+
+func (w *Worker) forget(tenant, run string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	key := tenant + "/" + run
+	if rc := w.runCtx[key]; rc != nil {
+		rc.cancel()
+		delete(w.runCtx, key)
+	}
+	delete(w.runs, key)
+}
+
+// handle processes one message. Every path acknowledges it, in the same
+// atomic script as its effect where there is one.
+func (w *Worker) handle(d delivery) {
+	defer w.track(d.stream, d.id, false)
+	ctx := context.Background()
+	var m message
+	if err := json.Unmarshal(d.body, &m); err != nil {
+		w.log.Error("unreadable message dropped", "id", d.id, "err", err)
+		w.rdb.XAck(ctx, d.stream, group, d.id)
+		return
+	}
+	rs, status, err := w.runState(ctx, m.Tenant, m.Run)
+	if errors.Is(err, ErrNoRun) || (err == nil && status != "pending" && status != "running") {
+		w.rdb.XAck(ctx, d.stream, group, d.id) // the run ended (or expired): nothing to do
+		if err == nil {
+			w.forget(m.Tenant, m.Run)
+		}
+		return
+	}
+	if err != nil {
+		// Leave the message pending: another delivery will try again.
+		w.log.Warn("cannot load run", "run", m.Run, "err", err)
+		return
+	}
+	switch m.Kind {
+	case kindInit:
+		err = w.initRun(ctx, rs, &m, d)
+	case kindStep:
+		err = w.startStep(ctx, rs, &m, d)
+	case kindCall:
+		err = w.call(ctx, rs, &m, d)
+	case kindDone:
+		err = w.nodeDone(ctx, rs, &m, d)
+	case kindFinish:
+		err = w.finish(ctx, rs, &m, d)
+	default:
+		err = fmt.Errorf("unknown message kind %q", m.Kind)
+	}
+	if err != nil {
+		var fe *fatalError
+		if errors.As(err, &fe) {
+			w.end(ctx, &m, d, "failed", "null", fe.Error())
+			return
+		}
+		w.log.Warn("message failed; it will be delivered again", "run", m.Run, "kind", m.Kind, "err", err)
+	}
+}
+
+// fatalError fails the run (as opposed to a Redis error, retried by redelivery).
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+func fatal(err error) error { return &fatalError{err} }
+
+// runState loads (once per worker) a run's spec, modules and plan.
+func (w *Worker) runState(ctx context.Context, tenant, run string) (*runState, string, error) {
+	vals, err := w.rdb.HMGet(ctx, runKey(tenant, run), "status", "spec").Result()
+	if err != nil {
+		return nil, "", err
+	}
+	status, _ := vals[0].(string)
+	if status == "" {
+		return nil, "", ErrNoRun
+	}
+	key := tenant + "/" + run
+	w.mu.Lock()
+	rs := w.runs[key]
+	w.mu.Unlock()
+	if rs != nil {
+		return rs, status, nil
+	}
+	specJSON, _ := vals[1].(string)
+	var spec Spec
+	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
+		return nil, status, fatal(fmt.Errorf("run %s: unreadable spec: %w", run, err))
+	}
+	rs = &runState{spec: &spec, mods: map[string]*host.Module{}}
+	cat := dag.Catalog{}
+	for alias, sha := range spec.Modules {
+		m, err := w.module(ctx, sha)
+		if err != nil {
+			return nil, status, err
+		}
+		rs.mods[alias] = m
+		cat[alias] = m.Manifest
+	}
+	if spec.Seq != nil {
+		rs.seq, err = dag.PlanSequential(cat, spec.Seq, spec.Inputs)
+	} else if spec.DF != nil {
+		rs.df, err = dag.PlanDataflow(cat, spec.DF, spec.Inputs)
+	} else {
+		err = errors.New("the spec holds no pipeline")
+	}
+	if err != nil {
+		return nil, status, fatal(fmt.Errorf("run %s: %w", run, err))
+	}
+	w.mu.Lock()
+	w.runs[key] = rs
+	w.mu.Unlock()
+	return rs, status, nil
+}
+
+// module returns a loaded module, fetching it from Redis the first time.
+func (w *Worker) module(ctx context.Context, sha string) (*host.Module, error) {
+	w.mu.Lock()
+	m := w.modules[sha]
+	w.mu.Unlock()
+	if m != nil {
+		return m, nil
+	}
+	wasm, err := w.rdb.Get(ctx, moduleKey(sha)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, fatal(fmt.Errorf("module %s was never uploaded", sha))
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err = w.cfg.Engine.Load(ctx, wasm)
+	if err != nil {
+		return nil, fatal(fmt.Errorf("module %s: %w", sha, err))
+	}
+	if m.SHA256 != sha {
+		return nil, fatal(fmt.Errorf("module stored as %s has sha256 %s", sha, m.SHA256))
+	}
+	w.mu.Lock()
+	w.modules[sha] = m
+	w.mu.Unlock()
+	return m, nil
+}
+
+func (rs *runState) task(tr dag.TaskRef) (*host.Task, error) {
+	m, ok := rs.mods[tr.Alias]
+	if !ok {
+		return nil, fmt.Errorf("no module for alias %q", tr.Alias)
+	}
+	t, ok := m.Task(tr.Task.Name)
+	if !ok {
+		return nil, fmt.Errorf("module %s has no task %q", m.Name, tr.Task.Name)
+	}
+	return t, nil
+}
+
+func (w *Worker) send(m message) string {
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+func (w *Worker) ttl(rs *runState) string {
+	return strconv.FormatInt((7 * rs.spec.ResultTTL).Milliseconds(), 10)
+}
+
+// setRunning moves a pending run to running.
+var runningScript = goredis.NewScript(`
+if redis.call('HGET', KEYS[1], 'status') == 'pending' then
+  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
+end
+return 1
+`)
+
+// initRun starts a run: the first step, or every dataflow node without producers.
+func (w *Worker) initRun(ctx context.Context, rs *runState, m *message, d delivery) error {
+	if err := runningScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run)}, time.Now().UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+		return err
+	}
+	if rs.seq != nil {
+		first := *m
+		first.Kind, first.Step = kindStep, 0
+		return w.startStep(ctx, rs, &first, d)
+	}
+	// Dataflow: counters of producers still to finish, then the ready nodes.
+	var msgs []string
+	fields := []any{}
+	for _, n := range rs.df.Nodes {
+		fields = append(fields, "w:"+strconv.Itoa(n.ID), len(n.Deps))
+		if len(n.Deps) == 0 {
+			msgs = append(msgs, w.send(message{Kind: kindStep, Run: m.Run, Tenant: m.Tenant, Step: n.ID}))
+		}
+	}
+	args := append([]any{d.id, len(fields)}, fields...)
+	for _, s := range msgs {
+		args = append(args, s)
+	}
+	return initScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), d.stream}, args...).Err()
+}
+
+// initScript sets a dataflow run's counters and enqueues its ready nodes, once.
+// KEYS: run hash, stream. ARGV: message id, number of field args, fields…, messages…
+var initScript = goredis.NewScript(`
+redis.call('XACK', KEYS[2], 'workers', ARGV[1])
+if redis.call('HSETNX', KEYS[1], 'initialized', 1) == 0 then return 0 end
+local nf = tonumber(ARGV[2])
+for i = 3, 2 + nf, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+for i = 3 + nf, #ARGV do redis.call('XADD', KEYS[2], '*', 'm', ARGV[i]) end
+return 1
+`)
+
+// next is the message that follows the end of step s.
+func (w *Worker) next(rs *runState, m *message) string {
+	n := message{Run: m.Run, Tenant: m.Tenant, Step: m.Step + 1, Kind: kindStep}
+	switch {
+	case rs.df != nil:
+		n.Kind, n.Step = kindDone, m.Step
+	case m.Step+1 >= len(rs.seq.Steps):
+		n.Kind, n.Step = kindFinish, 0
+	}
+	return w.send(n)
+}
+
+// startStep enqueues the call batches of a sequential step or a dataflow node.
+func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d delivery) error {
+	var calls []runner.Call
+	var elems []json.RawMessage
+	var taskOf func(i int) int
+	if rs.seq != nil {
+		if m.Step >= len(rs.seq.Steps) {
+			return fatal(fmt.Errorf("run %s has no step %d", m.Run, m.Step+1))
+		}
+		st := &rs.seq.Steps[m.Step]
+		var prev json.RawMessage
+		if m.Step > 0 {
+			var err error
+			if prev, err = w.collect(ctx, rs, m.Tenant, m.Run, m.Step-1); err != nil {
+				return err
+			}
+		}
+		var err error
+		calls, elems, err = runner.StepCalls(st, rs.task, prev, m.Step == 0, rs.spec.Inputs)
+		if err != nil {
+			return fatal(&runner.RunError{RunID: m.Run, Step: st.Index, Label: st.Label, Element: -1, Err: err})
+		}
+		tasks := make([]*host.Task, len(st.Tasks))
+		for i, t := range st.Tasks {
+			tasks[i], _ = rs.task(t.TaskRef)
+		}
+		taskOf = func(i int) int {
+			for k, t := range tasks {
+				if t == calls[i].Task {
+					return k
+				}
+			}
+			return 0
+		}
+		if st.Kind != pipeline.Filter {
+			elems = nil
+		}
+	} else {
+		node := rs.df.Nodes[m.Step]
+		input, err := w.nodeInput(ctx, rs, m, node)
+		if err != nil {
+			return err
+		}
+		t, _ := rs.task(node.TaskRef)
+		calls = []runner.Call{{Task: t, Input: input}}
+		taskOf = func(int) int { return 0 }
+	}
+	args := []any{len(calls), w.ttl(rs), w.next(rs, m)}
+	for i, b := 0, 0; i < len(calls); b++ {
+		j := i + 1
+		for j < len(calls) && j-i < w.cfg.BatchSize && calls[j].Task == calls[i].Task {
+			j++
+		}
+		bm := message{Kind: kindCall, Run: m.Run, Tenant: m.Tenant, Step: m.Step, Batch: b, Index: i, Task: taskOf(i)}
+		for k := i; k < j; k++ {
+			bm.Inputs = append(bm.Inputs, calls[k].Input)
+		}
+		if elems != nil {
+			bm.Elems = elems[i:j]
+		}
+		args = append(args, w.send(bm))
+		i = j
+	}
+	// The countdown counts batches, not calls.
+	args[0] = len(args) - 3
+	if err := startScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream}, args...).Err(); err != nil {
+		return err
+	}
+	return w.rdb.XAck(ctx, d.stream, group, d.id).Err()
+}
+
+// nodeInput builds a dataflow node's input from its producers' outputs,
+// the flow inputs and defaults.
+func (w *Worker) nodeInput(ctx context.Context, rs *runState, m *message, node *dag.Node) ([]byte, error) {
+	values := map[string]json.RawMessage{}
+	for _, b := range node.Inputs {
+		switch {
+		case b.From != nil:
+			outs, err := w.nodeOutputs(ctx, rs, m.Tenant, m.Run, b.From)
+			if err != nil {
+				return nil, err
+			}
+			values[b.Input] = outs[b.Input]
+		case b.Flow:
+			values[b.Input] = rs.spec.Inputs[b.Input]
+		default:
+			values[b.Input] = b.Default
+		}
+	}
+	t, err := rs.task(node.TaskRef)
+	if err != nil {
+		return nil, fatal(err)
+	}
+	in, err := t.Input(values)
+	if err != nil {
+		return nil, fatal(&runner.RunError{RunID: m.Run, Label: node.Ref(), Element: -1, Err: err})
+	}
+	return in, nil
+}
+
+func (w *Worker) nodeOutputs(ctx context.Context, rs *runState, tenant, run string, n *dag.Node) (map[string]json.RawMessage, error) {
+	raw, err := w.rdb.HGet(ctx, stepKey(tenant, run, n.ID), "b:0").Result()
+	if err != nil {
+		return nil, fmt.Errorf("node %s output: %w", n.Ref(), err)
+	}
+	var br batchResult
+	if err := json.Unmarshal([]byte(raw), &br); err != nil || len(br.Outputs) != 1 {
+		return nil, fatal(fmt.Errorf("node %s: unreadable output", n.Ref()))
+	}
+	t, _ := rs.task(n.TaskRef)
+	outs, err := t.Outputs(br.Outputs[0])
+	if err != nil {
+		return nil, fatal(err)
+	}
+	return outs, nil
+}
+
+// collect assembles a sequential step's result from its batches.
+func (w *Worker) collect(ctx context.Context, rs *runState, tenant, run string, step int) (json.RawMessage, error) {
+	h, err := w.rdb.HGetAll(ctx, stepKey(tenant, run, step)).Result()
+	if err != nil {
+		return nil, err
+	}
+	st := &rs.seq.Steps[step]
+	if st.Kind == pipeline.Filter {
+		var brs []batchResult
+		for k, v := range h {
+			if strings.HasPrefix(k, "b:") {
+				var br batchResult
+				if err := json.Unmarshal([]byte(v), &br); err != nil {
+					return nil, fatal(err)
+				}
+				brs = append(brs, br)
+			}
+		}
+		sortBatches(brs)
+		var kept [][]byte
+		for _, br := range brs {
+			for _, e := range br.Kept {
+				kept = append(kept, e)
+			}
+		}
+		return runner.Collect(&dag.SeqStep{Kind: pipeline.Map}, kept, nil, nil)
+	}
+	var outputs [][]byte
+	var errs []error
+	for k, v := range h {
+		if !strings.HasPrefix(k, "b:") {
+			continue
+		}
+		var br batchResult
+		if err := json.Unmarshal([]byte(v), &br); err != nil {
+			return nil, fatal(err)
+		}
+		for i, o := range br.Outputs {
+			idx := br.Index + i
+			for len(outputs) <= idx {
+				outputs = append(outputs, nil)
+				errs = append(errs, nil)
+			}
+			outputs[idx] = o
+			if i < len(br.Errs) && br.Errs[i] != "" {
+				errs[idx] = errors.New(br.Errs[i])
+			}
+		}
+	}
+	if len(outputs) == 0 && st.Kind != pipeline.Map {
+		return nil, fatal(fmt.Errorf("step %d has no result", step+1))
+	}
+	return runner.Collect(st, outputs, errs, nil)
+}
+
+func sortBatches(brs []batchResult) {
+	for i := 1; i < len(brs); i++ {
+		for j := i; j > 0 && brs[j].Index < brs[j-1].Index; j-- {
+			brs[j], brs[j-1] = brs[j-1], brs[j]
+		}
+	}
+}
+
+// call runs a batch and records its result.
+func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery) error {
+	var task *host.Task
+	var opts pipeline.Options
+	var label string
+	var kind pipeline.Kind
+	stepNo := 0
+	if rs.seq != nil {
+		st := &rs.seq.Steps[m.Step]
+		task, _ = rs.task(st.Tasks[m.Task].TaskRef)
+		opts, label, kind, stepNo = st.Options, st.Label, st.Kind, st.Index
+	} else {
+		node := rs.df.Nodes[m.Step]
+		task, _ = rs.task(node.TaskRef)
+		opts, label = node.Options, node.Ref()
+	}
+	lim := runner.HostLimits(rs.spec.Limits, opts.Limits)
+	if opts.Timeout > 0 {
+		lim.Timeout = opts.Timeout
+	}
+	rctx := w.ctxFor(m.Tenant, m.Run)
+	br := batchResult{Index: m.Index, Outputs: make([]json.RawMessage, len(m.Inputs))}
+	for i, in := range m.Inputs {
+		out, err := callWithRetries(rctx, task, in, lim, opts.Retries)
+		if err != nil {
+			if !opts.SkipErrors || host.KindOf(err) == host.KindCanceled {
+				elem := m.Index + i
+				if kind == pipeline.Call || kind == pipeline.After || rs.df != nil {
+					elem = -1
+				}
+				return fatal(&runner.RunError{RunID: m.Run, Step: stepNo, Label: label, Element: elem, Err: err})
+			}
+			if br.Errs == nil {
+				br.Errs = make([]string, len(m.Inputs))
+			}
+			br.Errs[i] = err.Error()
+			br.Outputs[i] = json.RawMessage("null")
+			continue
+		}
+		br.Outputs[i] = out
+		if m.Elems != nil && string(out) == "true" {
+			br.Kept = append(br.Kept, m.Elems[i])
+		} else if m.Elems != nil && string(out) != "false" {
+			return fatal(&runner.RunError{RunID: m.Run, Step: stepNo, Label: label, Element: m.Index + i,
+				Err: fmt.Errorf("a filter task must return true or false, not %.60s", out)})
+		}
+	}
+	res, _ := json.Marshal(br)
+	return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream},
+		"b:"+strconv.Itoa(m.Batch), res, w.next(rs, m), d.id).Err()
+}
+
+// callWithRetries calls a task, retrying failures with exponential
+// backoff and jitter.
+func callWithRetries(ctx context.Context, t *host.Task, in []byte, lim host.Limits, retries int) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		out, err := t.Call(ctx, in, lim)
+		if err == nil || attempt >= retries || host.KindOf(err) == host.KindBadInput || host.KindOf(err) == host.KindCanceled {
+			return out, err
+		}
+		d := 100 * time.Millisecond << attempt
+		d = d/2 + time.Duration(rand.Int64N(int64(d)))
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+// nodeDone starts the dataflow nodes that became ready.
+func (w *Worker) nodeDone(ctx context.Context, rs *runState, m *message, d delivery) error {
+	node := rs.df.Nodes[m.Step]
+	args := []any{d.id, len(rs.df.Nodes), w.send(message{Kind: kindFinish, Run: m.Run, Tenant: m.Tenant})}
+	for _, dep := range node.Dependents {
+		args = append(args, "w:"+strconv.Itoa(dep.ID), w.send(message{Kind: kindStep, Run: m.Run, Tenant: m.Tenant, Step: dep.ID}))
+	}
+	return advanceScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), runKey(m.Tenant, m.Run), d.stream}, args...).Err()
+}
+
+// finish assembles the run's result and ends it.
+func (w *Worker) finish(ctx context.Context, rs *runState, m *message, d delivery) error {
+	var result json.RawMessage
+	if rs.seq != nil {
+		var err error
+		if result, err = w.collect(ctx, rs, m.Tenant, m.Run, len(rs.seq.Steps)-1); err != nil {
+			return err
+		}
+	} else {
+		obj := map[string]json.RawMessage{}
+		for _, o := range rs.df.Outputs {
+			outs, err := w.nodeOutputs(ctx, rs, m.Tenant, m.Run, rs.df.Producer[o])
+			if err != nil {
+				return err
+			}
+			obj[o] = outs[o]
+		}
+		var b strings.Builder
+		b.WriteByte('{')
+		for i, o := range rs.df.Outputs {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			k, _ := json.Marshal(o)
+			b.Write(k)
+			b.WriteByte(':')
+			b.Write(obj[o])
+		}
+		b.WriteByte('}')
+		result = json.RawMessage(b.String())
+	}
+	w.end(ctx, m, d, "succeeded", string(result), "")
+	return nil
+}
+
+// end ends a run (once) and acknowledges the message.
+func (w *Worker) end(ctx context.Context, m *message, d delivery, status, result, errText string) {
+	ttl := int64((24 * time.Hour).Milliseconds())
+	w.mu.Lock()
+	if rs := w.runs[m.Tenant+"/"+m.Run]; rs != nil {
+		ttl = rs.spec.ResultTTL.Milliseconds()
+	}
+	w.mu.Unlock()
+	err := endScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), runsKey(m.Tenant)}, status, result, errText,
+		time.Now().UTC().Format(time.RFC3339Nano), ttl, doneTopic(m.Tenant), m.Run, d.id, d.stream).Err()
+	if err != nil {
+		w.log.Warn("cannot end run; the message will be delivered again", "run", m.Run, "err", err)
+		return
+	}
+	if status != "succeeded" {
+		w.rdb.Publish(ctx, cancelTopic, m.Tenant+"/"+m.Run) // stop the run's other calls everywhere
+	}
+	w.forget(m.Tenant, m.Run)
+}
