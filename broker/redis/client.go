@@ -27,6 +27,15 @@ type Spec struct {
 	Limits  pipeline.Limits      `json:"limits"`
 	// ResultTTL is how long the run's state and result are kept after it ends.
 	ResultTTL time.Duration `json:"result_ttl"`
+	// Steps name the steps (or dataflow nodes, in plan order) for status.
+	Steps []StepInfo `json:"steps"`
+}
+
+// StepInfo names a step for status: its label, and whether it is a map
+// or filter (which report done/total).
+type StepInfo struct {
+	Name    string `json:"name"`
+	Fanning bool   `json:"fanning,omitempty"`
 }
 
 // Status is a run's state as the status command shows it.
@@ -204,4 +213,68 @@ func (c *Client) Runs(ctx context.Context, tenant string, limit int64) ([]*Statu
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// StepStatus is one step (or dataflow node) of a run, as status shows it.
+type StepStatus struct {
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	Attempts   int    `json:"attempts"`
+	StartedAt  string `json:"started_at,omitempty"`
+	FinishedAt string `json:"finished_at,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Done       *int   `json:"done,omitempty"`
+	Total      *int   `json:"total,omitempty"`
+	Failed     int    `json:"failed,omitempty"`
+}
+
+// Steps reads the state of a run's steps.
+func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]StepStatus, error) {
+	out := make([]StepStatus, len(infos))
+	for i, info := range infos {
+		label := info.Name
+		h, err := c.rdb.HGetAll(ctx, stepKey(st.Tenant, st.RunID, i)).Result()
+		if err != nil {
+			return nil, err
+		}
+		s := StepStatus{Name: label, Status: "pending", StartedAt: h["started_at"], FinishedAt: h["finished_at"]}
+		total, _ := strconv.Atoi(h["total"])
+		done, _ := strconv.Atoi(h["done"])
+		s.Failed, _ = strconv.Atoi(h["failed"])
+		switch {
+		case h["started"] == "":
+			if st.Status == "cancelled" || st.Status == "failed" {
+				s.Status = "cancelled"
+			}
+		case h["finished_at"] != "":
+			s.Status, s.Attempts = "succeeded", 1
+		case st.Status == "failed":
+			s.Status, s.Attempts, s.Error = "failed", 1, st.Error
+		case st.Status == "cancelled":
+			s.Status, s.Attempts = "cancelled", 1
+		default:
+			s.Status, s.Attempts = "running", 1
+		}
+		if info.Fanning {
+			s.Done, s.Total = &done, &total
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// Spec reads a run's stored spec.
+func (c *Client) Spec(ctx context.Context, tenant, id string) (*Spec, error) {
+	b, err := c.rdb.HGet(ctx, runKey(tenant, id), "spec").Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("run %s (tenant %s): %w", id, tenant, ErrNoRun)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
 }

@@ -4,28 +4,35 @@ import goredis "github.com/redis/go-redis/v9"
 
 // startScript enqueues a step's call batches once.
 // KEYS: step hash, stream. ARGV: total calls, ttl ms, next message (sent
-// at once when there is no call), then one message per batch.
+// at once when there is no call), start time, then one message per batch.
 var startScript = goredis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'started', 1) == 0 then return 0 end
-local n = #ARGV - 3
-redis.call('HSET', KEYS[1], 'left', n, 'total', ARGV[1])
+local n = #ARGV - 4
+redis.call('HSET', KEYS[1], 'left', n, 'total', ARGV[1], 'done', 0, 'started_at', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if n == 0 then
+  redis.call('HSET', KEYS[1], 'finished_at', ARGV[4])
   redis.call('XADD', KEYS[2], '*', 'm', ARGV[3])
 end
-for i = 4, #ARGV do redis.call('XADD', KEYS[2], '*', 'm', ARGV[i]) end
+for i = 5, #ARGV do redis.call('XADD', KEYS[2], '*', 'm', ARGV[i]) end
 return 1
 `)
 
 // completeScript stores a batch's result once and counts it down; the
 // batch that brings the count to zero enqueues the next message. The
 // delivered message is acknowledged in the same step.
-// KEYS: step hash, stream. ARGV: batch field, result, next message, message id.
+// KEYS: step hash, stream. ARGV: batch field, result, next message,
+// message id, calls in the batch, failed calls, now (RFC 3339).
 var completeScript = goredis.NewScript(`
 redis.call('XACK', KEYS[2], 'workers', ARGV[4])
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
+redis.call('HINCRBY', KEYS[1], 'done', ARGV[5])
+if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[1], 'failed', ARGV[6]) end
 local left = redis.call('HINCRBY', KEYS[1], 'left', -1)
-if left == 0 then redis.call('XADD', KEYS[2], '*', 'm', ARGV[3]) end
+if left == 0 then
+  redis.call('HSET', KEYS[1], 'finished_at', ARGV[7])
+  redis.call('XADD', KEYS[2], '*', 'm', ARGV[3])
+end
 return left
 `)
 

@@ -638,7 +638,7 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 		calls = []runner.Call{{Task: t, Input: input}}
 		taskOf = func(int) int { return 0 }
 	}
-	args := []any{len(calls), w.ttl(rs), w.next(rs, m)}
+	args := []any{len(calls), w.ttl(rs), w.next(rs, m), time.Now().UTC().Format(time.RFC3339Nano)}
 	for i, b := 0, 0; i < len(calls); b++ {
 		j := i + 1
 		for j < len(calls) && j-i < w.cfg.BatchSize && calls[j].Task == calls[i].Task {
@@ -654,8 +654,6 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 		args = append(args, w.send(bm))
 		i = j
 	}
-	// The countdown counts batches, not calls.
-	args[0] = len(args) - 3
 	if err := startScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream}, args...).Err(); err != nil {
 		return err
 	}
@@ -818,9 +816,15 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery)
 				Err: fmt.Errorf("a filter task must return true or false, not %.60s", out)})
 		}
 	}
+	failed := 0
+	for _, e := range br.Errs {
+		if e != "" {
+			failed++
+		}
+	}
 	res, _ := json.Marshal(br)
 	return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream},
-		"b:"+strconv.Itoa(m.Batch), res, w.next(rs, m), d.id).Err()
+		"b:"+strconv.Itoa(m.Batch), res, w.next(rs, m), d.id, len(m.Inputs), failed, time.Now().UTC().Format(time.RFC3339Nano)).Err()
 }
 
 // callWithRetries calls a task, retrying failures with exponential

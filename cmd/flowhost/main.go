@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
+	"runtime"
 
 	"github.com/alecthomas/kong"
 )
@@ -23,8 +25,13 @@ const (
 type cli struct {
 	CacheDir string `name:"cache-dir" env:"FLOWHOST_CACHE_DIR" placeholder:"DIR" help:"Where compiled modules are cached between runs (default: the user cache directory; \"off\" disables)."`
 
-	Run     runCmd     `cmd:"" help:"Run a flow (flow.toml) in this process and print its result."`
+	Run     runCmd     `cmd:"" help:"Run a flow (flow.toml) and print its result: in this process, or on a broker's workers with --broker."`
 	Graph   graphCmd   `cmd:"" help:"Print a flow's graph as Graphviz DOT or Mermaid."`
+	Worker  workerCmd  `cmd:"" help:"Serve tasks from a broker until SIGINT/SIGTERM, then drain."`
+	Status  statusCmd  `cmd:"" help:"Show a run's status and steps (broker runs)."`
+	Wait    waitCmd    `cmd:"" help:"Wait for a run to end and print its result (broker runs)."`
+	Runs    runsCmd    `cmd:"" help:"List recent runs, newest first (broker runs)."`
+	Cancel  cancelCmd  `cmd:"" help:"Cancel a run: nothing new starts, running tasks are interrupted."`
 	Inspect inspectCmd `cmd:"" help:"Show a module's manifest, imports, size and sha256."`
 	Embed   embedCmd   `cmd:"" help:"Embed a manifest into a module as its flowhost.manifest custom section."`
 }
@@ -105,4 +112,15 @@ func compactJSON(b []byte) []byte {
 		return b
 	}
 	return buf.Bytes()
+}
+
+func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
+
+// redactURL hides a URL's password in logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }

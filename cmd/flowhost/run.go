@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/flowhost/flowhost/broker/inproc"
+	"github.com/flowhost/flowhost/broker/redis"
 	"github.com/flowhost/flowhost/runner"
 )
 
@@ -21,6 +23,11 @@ type runCmd struct {
 	JSON    bool     `help:"Print exactly one JSON object: {run_id, status, result, error}."`
 	Workers int      `default:"0" help:"Calls run at once in this process (default: one per core)."`
 	Quiet   bool     `short:"q" help:"No progress or summary on stderr."`
+
+	Broker    string        `env:"FLOWHOST_BROKER" placeholder:"URL" help:"Run on the workers of this broker (redis://… or rediss://) instead of in this process."`
+	Tenant    string        `help:"The tenant to run as (default: the flow's tenant, else \"default\")."`
+	Detach    bool          `help:"With --broker: print the run id and return without waiting."`
+	ResultTTL time.Duration `name:"result-ttl" default:"24h" help:"With --broker: how long the run's state and result are kept."`
 }
 
 // runJSON is the --json output (SPEC §3).
@@ -44,6 +51,12 @@ func (c *runCmd) Run(g *globals) error {
 		return err
 	}
 	defer l.engine.Close(context.Background())
+	if c.Broker != "" {
+		return c.runRemote(ctx, g, l, runID)
+	}
+	if c.Detach {
+		return usageErr(errors.New("--detach needs --broker: an in-process run ends with this process"))
+	}
 
 	b := inproc.New(c.Workers)
 	defer b.Close()
@@ -113,4 +126,34 @@ func writeJSON(w interface{ Write([]byte) (int, error) }, v json.RawMessage) err
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (c *runCmd) runRemote(ctx context.Context, g *globals, l *loaded, runID string) error {
+	client, err := redis.Dial(ctx, c.Broker)
+	if err != nil {
+		return usageErr(err)
+	}
+	defer client.Close()
+	tenant := c.Tenant
+	if tenant == "" {
+		tenant = l.file.Tenant
+	}
+	if err := submitRemote(ctx, client, l, runID, tenant, c.ResultTTL); err != nil {
+		return err
+	}
+	if c.Detach {
+		fmt.Fprintln(g.stdout, runID)
+		return nil
+	}
+	if !c.Quiet && !c.JSON {
+		fmt.Fprintf(g.stderr, "run %s submitted to %s (tenant %s); waiting (Ctrl-C stops waiting, not the run)\n", runID, redactURL(c.Broker), tenant)
+	}
+	st, err := client.Wait(ctx, tenant, runID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return &exitError{code: exitFailed, err: fmt.Errorf("stopped waiting; the run goes on: flowhost wait %s --broker URL --tenant %s", runID, tenant)}
+		}
+		return err
+	}
+	return reportRemote(g, st, c.JSON)
 }

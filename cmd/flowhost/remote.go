@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/flowhost/flowhost/broker/redis"
+	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/pipeline"
+)
+
+// brokerFlags are shared by the commands that talk to a broker.
+type brokerFlags struct {
+	Broker string `required:"" env:"FLOWHOST_BROKER" placeholder:"URL" help:"The broker: redis://[user:pass@]host:port/db or rediss:// (TLS)."`
+	Tenant string `default:"default" help:"The tenant whose runs to read."`
+}
+
+func (b *brokerFlags) dial(ctx context.Context) (*redis.Client, error) {
+	c, err := redis.Dial(ctx, b.Broker)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return c, nil
+}
+
+type workerCmd struct {
+	Broker        string        `required:"" env:"FLOWHOST_BROKER" placeholder:"URL" help:"The broker: redis://[user:pass@]host:port/db or rediss:// (TLS)."`
+	Concurrency   int           `default:"0" help:"Batches run at once (default: one per core)."`
+	Lease         time.Duration `default:"5s" help:"How long a task may go without a heartbeat before another worker takes it over."`
+	MaxDeliveries int64         `default:"5" help:"A task delivered more often goes to the dead-letter stream and fails its run."`
+	Drain         time.Duration `default:"30s" help:"On SIGTERM, how long to let running tasks finish before handing them back."`
+	Name          string        `help:"The worker's name in the consumer group (default: host-pid-random)."`
+}
+
+func (c *workerCmd) Run(g *globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	client, err := redis.Dial(ctx, c.Broker)
+	if err != nil {
+		return usageErr(err)
+	}
+	defer client.Close()
+	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	eng, err := host.New(context.Background(), host.Config{Logger: logger, CacheDir: g.cacheDir})
+	if err != nil {
+		return err
+	}
+	defer eng.Close(context.Background())
+	n := c.Concurrency
+	if n <= 0 {
+		n = defaultWorkers()
+	}
+	w := redis.NewWorker(client, redis.WorkerConfig{Concurrency: n, Lease: c.Lease, MaxDeliveries: c.MaxDeliveries,
+		Drain: c.Drain, Engine: eng, Logger: logger, Name: c.Name})
+	logger.Info("worker started", "broker", redactURL(c.Broker), "concurrency", n)
+	err = w.Run(ctx)
+	logger.Info("worker stopped")
+	return err
+}
+
+// submitRemote uploads a loaded flow's modules and submits it.
+func submitRemote(ctx context.Context, c *redis.Client, l *loaded, id, tenant string, ttl time.Duration) error {
+	spec := &redis.Spec{ID: id, Tenant: tenant, Name: l.file.Name, Modules: map[string]string{},
+		Seq: l.file.Sequential, DF: l.file.Dataflow, Inputs: l.file.Inputs, Limits: l.file.Limits, ResultTTL: ttl}
+	for _, p := range l.file.Plugins {
+		wasm, err := os.ReadFile(p.Path)
+		if err != nil {
+			return err
+		}
+		sha := l.modules[p.Alias].SHA256
+		if err := c.Upload(ctx, sha, wasm); err != nil {
+			return fmt.Errorf("upload %s: %w", p.Alias, err)
+		}
+		spec.Modules[p.Alias] = sha
+	}
+	if l.seq != nil {
+		for _, st := range l.seq.Steps {
+			spec.Steps = append(spec.Steps, redis.StepInfo{Name: st.Label, Fanning: st.Kind == pipeline.Map || st.Kind == pipeline.Filter})
+		}
+	} else {
+		for _, n := range l.df.Nodes {
+			spec.Steps = append(spec.Steps, redis.StepInfo{Name: n.Ref()})
+		}
+	}
+	return c.Submit(ctx, spec)
+}
+
+// statusJSON is the --json shape of status (SPEC §3).
+type statusJSON struct {
+	RunID      string             `json:"run_id"`
+	Tenant     string             `json:"tenant"`
+	Name       string             `json:"name"`
+	Status     string             `json:"status"`
+	Steps      []redis.StepStatus `json:"steps"`
+	Result     json.RawMessage    `json:"result"`
+	Error      string             `json:"error,omitempty"`
+	CreatedAt  string             `json:"created_at,omitempty"`
+	FinishedAt string             `json:"finished_at,omitempty"`
+}
+
+type statusCmd struct {
+	RunID string `arg:"" name:"RUN_ID" help:"The run."`
+	brokerFlags
+	JSON bool `help:"Print the status as JSON."`
+}
+
+func (c *statusCmd) Run(g *globals) error {
+	ctx := context.Background()
+	client, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	return printStatus(ctx, g, client, c.Tenant, c.RunID, c.JSON)
+}
+
+func printStatus(ctx context.Context, g *globals, client *redis.Client, tenant, id string, asJSON bool) error {
+	st, err := client.Status(ctx, tenant, id)
+	if errors.Is(err, redis.ErrNoRun) {
+		return usageErr(err)
+	}
+	if err != nil {
+		return err
+	}
+	spec, err := client.Spec(ctx, tenant, id)
+	if err != nil {
+		return err
+	}
+	steps, err := client.Steps(ctx, st, spec.Steps)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		return enc.Encode(statusJSON{RunID: st.RunID, Tenant: st.Tenant, Name: st.Name, Status: st.Status, Steps: steps,
+			Result: st.Result, Error: st.Error, CreatedAt: st.CreatedAt, FinishedAt: st.FinishedAt})
+	}
+	fmt.Fprintf(g.stdout, "run %s (%s, tenant %s): %s\n", st.RunID, st.Name, st.Tenant, st.Status)
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tSTATUS\tDONE\tSTARTED\tFINISHED")
+	for i, s := range steps {
+		done := "-"
+		if s.Total != nil {
+			done = fmt.Sprintf("%d/%d", *s.Done, *s.Total)
+			if s.Failed > 0 {
+				done += fmt.Sprintf(" (%d failed)", s.Failed)
+			}
+		}
+		fmt.Fprintf(tw, "%d %s\t%s\t%s\t%s\t%s\n", i+1, s.Name, s.Status, done, dash(s.StartedAt), dash(s.FinishedAt))
+	}
+	tw.Flush()
+	if st.Error != "" {
+		fmt.Fprintf(g.stdout, "error: %s\n", st.Error)
+	}
+	if st.Status == "succeeded" {
+		return writeJSON(g.stdout, st.Result)
+	}
+	return nil
+}
+
+type waitCmd struct {
+	RunID string `arg:"" name:"RUN_ID" help:"The run."`
+	brokerFlags
+	JSON bool `help:"Print {run_id, status, result, error} as JSON."`
+}
+
+func (c *waitCmd) Run(g *globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	client, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	st, err := client.Wait(ctx, c.Tenant, c.RunID)
+	if errors.Is(err, redis.ErrNoRun) {
+		return usageErr(err)
+	}
+	if err != nil {
+		return err
+	}
+	return reportRemote(g, st, c.JSON)
+}
+
+// reportRemote prints a finished remote run like a local one.
+func reportRemote(g *globals, st *redis.Status, asJSON bool) error {
+	if asJSON {
+		out := runJSON{RunID: st.RunID, Status: st.Status, Result: st.Result}
+		if st.Status != "succeeded" {
+			out.Status, out.Result, out.Error = "failed", json.RawMessage("null"), st.Error
+		}
+		enc := json.NewEncoder(g.stdout)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(out)
+		if st.Status != "succeeded" {
+			return silent(&exitError{code: exitFailed, err: errors.New(st.Error)})
+		}
+		return nil
+	}
+	if st.Status != "succeeded" {
+		return &exitError{code: exitFailed, err: fmt.Errorf("run %s %s: %s", st.RunID, st.Status, st.Error)}
+	}
+	return writeJSON(g.stdout, st.Result)
+}
+
+type runsCmd struct {
+	brokerFlags
+	Limit int64 `default:"20" help:"How many runs to list."`
+	JSON  bool  `help:"Print the runs as JSON."`
+}
+
+func (c *runsCmd) Run(g *globals) error {
+	ctx := context.Background()
+	client, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	runs, err := client.Runs(ctx, c.Tenant, c.Limit)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		if runs == nil {
+			runs = []*redis.Status{}
+		}
+		return enc.Encode(runs)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tNAME\tSTATUS\tCREATED\tFINISHED")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.RunID, r.Name, r.Status, dash(r.CreatedAt), dash(r.FinishedAt))
+	}
+	return tw.Flush()
+}
+
+type cancelCmd struct {
+	RunID string `arg:"" name:"RUN_ID" help:"The run."`
+	brokerFlags
+}
+
+func (c *cancelCmd) Run(g *globals) error {
+	ctx := context.Background()
+	client, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if _, err := client.Status(ctx, c.Tenant, c.RunID); err != nil {
+		if errors.Is(err, redis.ErrNoRun) {
+			return usageErr(err)
+		}
+		return err
+	}
+	ok, err := client.Cancel(ctx, c.Tenant, c.RunID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		fmt.Fprintf(g.stdout, "run %s had already ended\n", c.RunID)
+		return nil
+	}
+	fmt.Fprintf(g.stdout, "run %s cancelled\n", c.RunID)
+	return nil
+}
