@@ -157,19 +157,20 @@ func (c *Client) Status(ctx context.Context, tenant, id string) (*Status, error)
 	return st, nil
 }
 
-// Wait blocks until the run ends or ctx is done.
+// Wait blocks until the run ends or ctx is done. It rides out Redis
+// going away, retrying until ctx ends.
 func (c *Client) Wait(ctx context.Context, tenant, id string) (*Status, error) {
 	sub := c.rdb.Subscribe(ctx, doneTopic(tenant))
 	defer sub.Close()
 	ch := sub.Channel()
-	tick := time.NewTicker(500 * time.Millisecond) // in case a notice is missed
+	tick := time.NewTicker(250 * time.Millisecond) // in case a notice is missed
 	defer tick.Stop()
 	for {
 		st, err := c.Status(ctx, tenant, id)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNoRun):
 			return nil, err
-		}
-		if st.Ended() {
+		case err == nil && st.Ended():
 			return st, nil
 		}
 		select {

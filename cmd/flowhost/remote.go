@@ -38,6 +38,7 @@ type workerCmd struct {
 	MaxDeliveries int64         `default:"5" help:"A task delivered more often goes to the dead-letter stream and fails its run."`
 	Drain         time.Duration `default:"30s" help:"On SIGTERM, how long to let running tasks finish before handing them back."`
 	Name          string        `help:"The worker's name in the consumer group (default: host-pid-random)."`
+	BatchSize     int           `default:"256" help:"Most calls of a map or filter carried by one message."`
 }
 
 func (c *workerCmd) Run(g *globals) error {
@@ -59,7 +60,7 @@ func (c *workerCmd) Run(g *globals) error {
 		n = defaultWorkers()
 	}
 	w := redis.NewWorker(client, redis.WorkerConfig{Concurrency: n, Lease: c.Lease, MaxDeliveries: c.MaxDeliveries,
-		Drain: c.Drain, Engine: eng, Logger: logger, Name: c.Name})
+		Drain: c.Drain, Engine: eng, Logger: logger, Name: c.Name, BatchSize: c.BatchSize})
 	logger.Info("worker started", "broker", redactURL(c.Broker), "concurrency", n)
 	err = w.Run(ctx)
 	logger.Info("worker stopped")

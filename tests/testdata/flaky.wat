@@ -1,6 +1,7 @@
 ;; Tasks for the end-to-end tests of retries and timeouts.
 ;;   flaky: the first call on each instance fails; later calls return "ok"
 ;;   spin:  never returns
+;;   busy:  burns ~50 ms of CPU, then returns 1
 (module
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
   (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
@@ -31,4 +32,12 @@
   (func (export "spin") (result i32)
     (loop $forever (br $forever))
     (i32.const 0))
+  (func (export "busy") (result i32)
+    (local $i i64)
+    (loop $more
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $more (i64.lt_u (local.get $i) (i64.const 40000000))))
+    (call $output_set (call $block (i32.const 48) (i32.const 1)) (i64.const 1))
+    (i32.const 0))
+  (data (i32.const 48) "1")
 )

@@ -1,0 +1,250 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flowhost/flowhost/internal/redistest"
+)
+
+// proc is a flowhost process started by a test.
+type proc struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// start runs the binary in the background; it is killed when the test ends.
+func start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...)}
+	p.cmd.Dir = ".."
+	p.cmd.Env = append(os.Environ(), "FLOWHOST_CACHE_DIR="+cacheDir)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("flowhost %v:\n%s", args, p.output())
+		}
+	})
+	return p
+}
+
+func worker(t *testing.T, srv *redistest.Server, name string, extra ...string) *proc {
+	return start(t, append([]string{"worker", "--broker", srv.URL(), "--name", name, "--lease", "2s", "--concurrency", "1", "--batch-size", "1"}, extra...)...)
+}
+
+// busyFlow maps a ~50 ms task over n elements.
+func busyFlow(t *testing.T, n int) string {
+	xs := make([]int, n)
+	for i := range xs {
+		xs[i] = i
+	}
+	b, _ := json.Marshal(xs)
+	return writeFlow(t, fmt.Sprintf("[inputs]\nx = %s\n[[step]]\nmap = \"flaky.busy\"\nparam = \"x\"\n", b))
+}
+
+func submit(t *testing.T, srv *redistest.Server, flow string) string {
+	t.Helper()
+	r := flowhost(t, "run", "--detach", "--broker", srv.URL(), flow)
+	id := strings.TrimSpace(r.stdout)
+	if r.code != 0 || id == "" {
+		t.Fatalf("submit: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	return id
+}
+
+// waitResult waits for the run and checks it succeeded with n results of 1,
+// each present exactly once.
+func waitResult(t *testing.T, srv *redistest.Server, id string, n int) {
+	t.Helper()
+	r := flowhost(t, "wait", "--json", "--broker", srv.URL(), id)
+	var out runJSON
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Status != "succeeded" {
+		t.Fatalf("run %s: exit %d %s %s", id, r.code, r.stdout, r.stderr)
+	}
+	var got []int
+	if err := json.Unmarshal(out.Result, &got); err != nil || len(got) != n {
+		t.Fatalf("result %s: want %d elements", out.Result, n)
+	}
+	for i, v := range got {
+		if v != 1 {
+			t.Fatalf("element %d = %d", i, v)
+		}
+	}
+}
+
+// stepStarted waits until the run's map has made some progress.
+func waitProgress(t *testing.T, srv *redistest.Server, id string, min int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		r := flowhost(t, "status", "--json", "--broker", srv.URL(), id)
+		var st struct {
+			Steps []struct {
+				Done *int `json:"done"`
+			} `json:"steps"`
+		}
+		if json.Unmarshal([]byte(r.stdout), &st) == nil && len(st.Steps) > 0 && st.Steps[0].Done != nil && *st.Steps[0].Done >= min {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the run made no progress")
+}
+
+func TestDistributed(t *testing.T) {
+	srv := redistest.Start(t)
+	worker(t, srv, "w1", "--concurrency", "2")
+	worker(t, srv, "w2", "--concurrency", "2")
+	for _, c := range []struct{ flow, want string }{
+		{"examples/flows/numbers.toml", `[220,{"count":5,"mean":44,"stddev":34.59479729670345}]`},
+		{"examples/flows/wordstats.toml", `{"report":"report: 11 words, 82% distinct"}`},
+		{"examples/flows/skip-errors.toml", `[false,false,false]`},
+	} {
+		out, r := runJSONOut(t, "--broker", srv.URL(), c.flow)
+		if out.Status != "succeeded" || string(out.Result) != c.want {
+			t.Fatalf("%s: %s %s", c.flow, r.stdout, r.stderr)
+		}
+	}
+	// A failure reaches the submitter with the step, element and task.
+	out, _ := runJSONOut(t, "--broker", srv.URL(), writeFlow(t, "[inputs]\nflag = [false, true]\n[[step]]\nmap = \"text.fail_if\"\nparam = \"flag\"\n"))
+	if out.Status != "failed" || !strings.Contains(*out.Error, "step 1 (map text.fail_if), element 1: textkit.fail_if: fail_if: flag is true") {
+		t.Fatalf("%+v", out)
+	}
+	// runs lists them, newest first.
+	r := flowhost(t, "runs", "--json", "--broker", srv.URL())
+	var runs []struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || len(runs) != 4 || runs[0].Status != "failed" {
+		t.Fatalf("runs: %s", r.stdout)
+	}
+}
+
+func TestWorkerKilled(t *testing.T) {
+	srv := redistest.Start(t)
+	w1 := worker(t, srv, "w1")
+	worker(t, srv, "w2")
+	id := submit(t, srv, busyFlow(t, 30))
+	waitProgress(t, srv, id, 4)
+	if err := w1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	waitResult(t, srv, id, 30)
+	// w2 alone needs ~1.5 s for the rest; the lease is 2 s.
+	if d := time.Since(killed); d > 10*time.Second {
+		t.Fatalf("the dead worker's task was re-run only after %s", d)
+	}
+}
+
+func TestWorkerTerminated(t *testing.T) {
+	srv := redistest.Start(t)
+	w1 := worker(t, srv, "w1")
+	worker(t, srv, "w2")
+	id := submit(t, srv, busyFlow(t, 30))
+	waitProgress(t, srv, id, 4)
+	if err := w1.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w1.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the worker did not drain cleanly: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the worker did not stop after SIGTERM")
+	}
+	if !strings.Contains(w1.output(), "worker stopped") {
+		t.Fatalf("no drain message:\n%s", w1.output())
+	}
+	waitResult(t, srv, id, 30)
+}
+
+func TestRedisRestarted(t *testing.T) {
+	srv := redistest.Start(t)
+	worker(t, srv, "w1")
+	worker(t, srv, "w2")
+	id := submit(t, srv, busyFlow(t, 30))
+	waitProgress(t, srv, id, 4)
+	srv.Restart() // SIGKILL, then start again from the append-only file
+	waitResult(t, srv, id, 30)
+}
+
+var submittedRe = regexp.MustCompile(`run (\w+) submitted`)
+
+func TestSubmitterKilled(t *testing.T) {
+	srv := redistest.Start(t)
+	worker(t, srv, "w1")
+	sub := start(t, "run", "--broker", srv.URL(), busyFlow(t, 10))
+	var id string
+	deadline := time.Now().Add(20 * time.Second)
+	for id == "" && time.Now().Before(deadline) {
+		sc := bufio.NewScanner(strings.NewReader(sub.output()))
+		for sc.Scan() {
+			if m := submittedRe.FindStringSubmatch(sc.Text()); m != nil {
+				id = m[1]
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if id == "" {
+		t.Fatalf("no run id from the submitter:\n%s", sub.output())
+	}
+	sub.cmd.Process.Kill()
+	sub.cmd.Wait()
+	waitResult(t, srv, id, 10)
+}
+
+func TestCancel(t *testing.T) {
+	srv := redistest.Start(t)
+	worker(t, srv, "w1")
+	id := submit(t, srv, writeFlow(t, "[[step]]\ncall = \"flaky.spin\"\n"))
+	time.Sleep(300 * time.Millisecond)
+	r := flowhost(t, "cancel", "--broker", srv.URL(), id)
+	if r.code != 0 || !strings.Contains(r.stdout, "cancelled") {
+		t.Fatalf("cancel: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = flowhost(t, "wait", "--json", "--broker", srv.URL(), id)
+	if r.code != 1 || !strings.Contains(r.stdout, `"status":"failed"`) {
+		t.Fatalf("wait after cancel: %d %s", r.code, r.stdout)
+	}
+	r = flowhost(t, "status", "--json", "--broker", srv.URL(), id)
+	if !strings.Contains(r.stdout, `"status": "cancelled"`) {
+		t.Fatalf("status: %s", r.stdout)
+	}
+	if r := flowhost(t, "status", "--broker", srv.URL(), "nosuchrun"); r.code != 2 || !strings.Contains(r.stderr, "no such run") {
+		t.Fatalf("unknown run: %d %s", r.code, r.stderr)
+	}
+}
