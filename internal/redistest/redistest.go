@@ -26,12 +26,13 @@ type Server struct {
 	cmd  *exec.Cmd
 }
 
-// Start starts redis-server with append-only persistence in a temp dir;
-// the test fails when the binary is missing. The server is stopped when
-// the test ends.
-func Start(t testing.TB) *Server {
+// Start starts redis-server with append-only persistence (fsync on every
+// write) in a temp dir; extra arguments override the defaults, e.g.
+// "--appendfsync", "everysec". The test fails when the binary is missing.
+// The server is stopped when the test ends.
+func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
+	_, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server not found (install the Debian package redis-server): %v", err)
 	}
@@ -40,7 +41,7 @@ func Start(t testing.TB) *Server {
 	s.args = []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", s.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no",
 		"--maxmemory-policy", "noeviction"}
-	_ = bin
+	s.args = append(s.args, extra...)
 	s.start()
 	t.Cleanup(s.Stop)
 	return s

@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	fhredis "github.com/flowhost/flowhost/broker/redis"
+	"github.com/flowhost/flowhost/internal/redistest"
+	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/runner"
+)
+
+const redisN = 100000
+
+// flowhostBin builds the command once per benchmark.
+func flowhostBin(b *testing.B) string {
+	bin := filepath.Join(b.TempDir(), "flowhost")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/flowhost").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startWorkers starts n worker processes on the server.
+func startWorkers(b *testing.B, bin string, srv *redistest.Server, n int, args ...string) {
+	cache := filepath.Join(b.TempDir(), "cache")
+	for i := range n {
+		cmd := exec.Command(bin, append([]string{"worker", "--broker", srv.URL(), "--name", fmt.Sprintf("w%d", i)}, args...)...)
+		cmd.Env = append(os.Environ(), "FLOWHOST_CACHE_DIR="+cache)
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+}
+
+// BenchmarkRedisMap runs a 100,000-element map of the C example's square
+// on two worker processes (one core each) through a local redis-server,
+// from submit to result, and reports items/s. BullMQ's figure on the same
+// server comes from bench/bullmq (see bench/redis.sh).
+func BenchmarkRedisMap(b *testing.B) {
+	srv := redistest.Start(b, "--appendfsync", "everysec") // the production setting (docs/distributed.md)
+	bin := flowhostBin(b)
+	startWorkers(b, bin, srv, 2, "--concurrency", "1")
+	dir := b.TempDir()
+	stats, _ := filepath.Abs("../plugins/examples/stats-c/stats.wasm")
+	xs := make([]int, redisN)
+	for i := range xs {
+		xs[i] = i % 1000
+	}
+	xj, _ := json.Marshal(xs)
+	input := filepath.Join(dir, "x.json")
+	os.WriteFile(input, xj, 0o644)
+	flow := filepath.Join(dir, "map.toml")
+	os.WriteFile(flow, []byte(fmt.Sprintf("[plugins]\nstats = %q\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n", stats)), 0o644)
+	run := func() {
+		out, err := exec.Command(bin, "run", "--json", "--broker", srv.URL(), "--input", "x=@"+input, flow).Output()
+		if err != nil || !strings.Contains(string(out), `"succeeded"`) {
+			b.Fatalf("run: %v %.300s", err, out)
+		}
+	}
+	run() // warm: workers fetch and compile the module
+	b.ResetTimer()
+	for b.Loop() {
+		run()
+	}
+	b.ReportMetric(float64(redisN*b.N)/b.Elapsed().Seconds(), "items/s")
+}
+
+// BenchmarkRedisLatency measures one-task runs, submit to result, on two
+// idle workers, 100 per op, and reports the median and 99th percentile.
+func BenchmarkRedisLatency(b *testing.B) {
+	srv := redistest.Start(b, "--appendfsync", "everysec") // the production setting (docs/distributed.md)
+	bin := flowhostBin(b)
+	startWorkers(b, bin, srv, 2, "--concurrency", "1")
+	ctx := context.Background()
+	c, err := fhredis.Dial(ctx, srv.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	wasm := mustRead(b, "../plugins/examples/stats-c/stats.wasm")
+	e := engine(b, b.TempDir())
+	m, err := e.Load(ctx, wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.Upload(ctx, m.SHA256, wasm)
+	one := func() time.Duration {
+		spec := &fhredis.Spec{ID: runner.NewRunID(), Modules: map[string]string{"stats": m.SHA256},
+			Seq: pipeline.New(nil).CallNext("stats.square"), Inputs: pipeline.Inputs{"x": json.RawMessage("12")},
+			Steps: []fhredis.StepInfo{{Name: "call stats.square"}}}
+		start := time.Now()
+		if err := c.Submit(ctx, spec); err != nil {
+			b.Fatal(err)
+		}
+		st, err := c.Wait(ctx, "default", spec.ID)
+		if err != nil || string(st.Result) != "144" {
+			b.Fatalf("%v %+v", err, st)
+		}
+		return time.Since(start)
+	}
+	one()
+	var lat []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		for range 100 { // percentiles need samples: 100 runs per op
+			lat = append(lat, one())
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkStreamsCeiling is the bare Redis Streams loop, the ceiling:
+// XADD pipelined 1,000 at a time, then XREADGROUP COUNT 1000, each
+// batch acknowledged by one XACK; entries/s.
+func BenchmarkStreamsCeiling(b *testing.B) {
+	srv := redistest.Start(b, "--appendfsync", "everysec") // the production setting (docs/distributed.md)
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	for i := 0; b.Loop(); i++ {
+		stream := fmt.Sprintf("s%d", i)
+		rdb.XGroupCreateMkStream(ctx, stream, "g", "0")
+		for j := 0; j < redisN; j += 1000 {
+			p := rdb.Pipeline()
+			for k := j; k < j+1000; k++ {
+				p.XAdd(ctx, &goredis.XAddArgs{Stream: stream, Values: []any{"m", "{}"}})
+			}
+			if _, err := p.Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for got := 0; got < redisN; {
+			res, err := rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: "g", Consumer: "c", Streams: []string{stream, ">"}, Count: 1000}).Result()
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids := make([]string, len(res[0].Messages))
+			for k, m := range res[0].Messages {
+				ids[k] = m.ID
+			}
+			if err := rdb.XAck(ctx, stream, "g", ids...).Err(); err != nil {
+				b.Fatal(err)
+			}
+			got += len(res[0].Messages)
+		}
+		rdb.Del(ctx, stream)
+	}
+	b.ReportMetric(float64(redisN*b.N)/b.Elapsed().Seconds(), "entries/s")
+}
