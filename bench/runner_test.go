@@ -203,4 +203,3 @@ func mustRead(b *testing.B, path string) []byte {
 	}
 	return w
 }
-
