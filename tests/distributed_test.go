@@ -248,3 +248,19 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("unknown run: %d %s", r.code, r.stderr)
 	}
 }
+
+// TestTLS runs a flow through a broker that speaks only TLS (rediss://).
+func TestTLS(t *testing.T) {
+	srv := redistest.StartTLS(t)
+	t.Setenv("SSL_CERT_FILE", srv.CAFile) // trust the test CA, in the processes started below
+	worker(t, srv, "w1")
+	out, r := runJSONOut(t, "--broker", srv.URL(), "examples/flows/after.toml")
+	if out.Status != "succeeded" || string(out.Result) != `"hello-flowhost"` {
+		t.Fatalf("%s %s", r.stdout, r.stderr)
+	}
+	// A plain redis:// URL to the TLS port fails clearly, with exit 2.
+	plain := strings.Replace(srv.URL(), "rediss://", "redis://", 1)
+	if r := flowhost(t, "runs", "--broker", plain); r.code != 2 || !strings.Contains(r.stderr, "broker 127.0.0.1") {
+		t.Fatalf("plain URL to a TLS server: exit %d %s", r.code, r.stderr)
+	}
+}
