@@ -15,8 +15,11 @@ import (
 type Job struct {
 	// Ctx is the run's context: canceling it interrupts the job's calls
 	// and skips those not yet started.
-	Ctx   context.Context
-	RunID string
+	Ctx    context.Context
+	RunID  string
+	Tenant string
+	// Attempt is 0 for a first try, n for the n-th retry.
+	Attempt int
 	// Step labels the job in logs and errors.
 	Step string
 	// Task is the task to call.

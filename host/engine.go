@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -87,6 +88,42 @@ type Engine struct {
 
 	mu      sync.Mutex
 	modules map[string]*Module // by sha256
+
+	cacheHits, cacheMisses atomic.Int64
+}
+
+// EngineStats sums the engine's modules and instances, for metrics.
+type EngineStats struct {
+	Modules int
+	// Instances counts instances started, reused by a call, and discarded.
+	InstancesCreated, InstancesReused, InstancesDiscarded int64
+	// InstancesIdle are warm instances waiting in the pools now.
+	InstancesIdle int
+	// GuestMemory is the linear memory of the idle instances, in bytes.
+	GuestMemory uint64
+	// CacheHits and CacheMisses count modules found in, or added to, the
+	// on-disk cache of prepared (metered) code.
+	CacheHits, CacheMisses int64
+}
+
+// Stats reports the engine's counters.
+func (e *Engine) Stats() EngineStats {
+	e.mu.Lock()
+	mods := make([]*Module, 0, len(e.modules))
+	for _, m := range e.modules {
+		mods = append(mods, m)
+	}
+	e.mu.Unlock()
+	st := EngineStats{Modules: len(mods), CacheHits: e.cacheHits.Load(), CacheMisses: e.cacheMisses.Load()}
+	for _, m := range mods {
+		ps := m.Stats()
+		st.InstancesCreated += ps.Created
+		st.InstancesReused += ps.Reused
+		st.InstancesDiscarded += ps.Discarded
+		st.InstancesIdle += ps.Idle
+		st.GuestMemory += ps.IdleMemory
+	}
+	return st
 }
 
 // New starts an engine.

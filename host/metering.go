@@ -132,8 +132,10 @@ func (e *Engine) instrument(wasm []byte, sum string) ([]byte, error) {
 	if e.cacheDir != "" {
 		path = filepath.Join(e.cacheDir, "metered", meterKey(sum))
 		if b, err := os.ReadFile(path); err == nil {
+			e.cacheHits.Add(1)
 			return b, nil
 		}
+		e.cacheMisses.Add(1)
 	}
 	out, err := meter.Instrument(wasm)
 	if err != nil {

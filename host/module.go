@@ -51,8 +51,12 @@ func (m *Module) Task(name string) (*Task, bool) {
 func (m *Module) Stats() PoolStats {
 	m.pool.mu.Lock()
 	idle := len(m.pool.idle)
+	var mem uint64
+	for _, inst := range m.pool.idle {
+		mem += inst.mem.size()
+	}
 	m.pool.mu.Unlock()
-	return PoolStats{Created: m.pool.created.Load(), Reused: m.pool.reused.Load(), Discarded: m.pool.discarded.Load(), Idle: idle}
+	return PoolStats{Created: m.pool.created.Load(), Reused: m.pool.reused.Load(), Discarded: m.pool.discarded.Load(), Idle: idle, IdleMemory: mem}
 }
 
 // PoolStats counts a module's instances.
@@ -61,6 +65,8 @@ type PoolStats struct {
 	Reused    int64 // calls served by a warm instance
 	Discarded int64 // instances thrown away after a trap, timeout or limit
 	Idle      int   // warm instances waiting now
+	// IdleMemory is the linear memory of the idle instances, in bytes.
+	IdleMemory uint64
 }
 
 // Task is one task of a module.

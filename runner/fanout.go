@@ -109,8 +109,8 @@ func (f *fanout) pump() {
 	for f.inflight < f.spec.maxParallel && len(f.pending) > 0 && !f.finished {
 		idx := f.pending[0]
 		f.pending = f.pending[1:]
-		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Step: f.spec.label, Task: f.spec.calls[idx[0]].Task,
-			Limits: f.spec.limits, Index: idx[0], Inputs: make([][]byte, len(idx))}
+		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Tenant: f.r.tenant, Attempt: f.attempts[idx[0]],
+			Step: f.spec.label, Task: f.spec.calls[idx[0]].Task, Limits: f.spec.limits, Index: idx[0], Inputs: make([][]byte, len(idx))}
 		for k, i := range idx {
 			job.Inputs[k] = f.spec.calls[i].Input
 		}

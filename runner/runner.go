@@ -25,6 +25,8 @@ import (
 type Config struct {
 	// Broker executes the calls.
 	Broker broker.Broker
+	// Tenant labels the runs' calls (metrics); default "default".
+	Tenant string
 	// Modules are the loaded plugins, by alias.
 	Modules map[string]*host.Module
 	// Limits are the flow's limits; zero fields fall back to host.DefaultLimits.
@@ -41,6 +43,7 @@ type Config struct {
 // Runner runs plans. It is safe for concurrent use by several runs.
 type Runner struct {
 	broker      broker.Broker
+	tenant      string
 	modules     map[string]*host.Module
 	limits      pipeline.Limits
 	obs         Observer
@@ -53,10 +56,13 @@ var _ pipeline.Executor = (*Runner)(nil)
 
 // New makes a runner.
 func New(cfg Config) *Runner {
-	r := &Runner{broker: cfg.Broker, modules: cfg.Modules, limits: cfg.Limits, obs: cfg.Observer,
+	r := &Runner{broker: cfg.Broker, tenant: cfg.Tenant, modules: cfg.Modules, limits: cfg.Limits, obs: cfg.Observer,
 		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax}
 	if r.obs == nil {
 		r.obs = nopObserver{}
+	}
+	if r.tenant == "" {
+		r.tenant = "default"
 	}
 	if r.maxParallel <= 0 {
 		r.maxParallel = 2 * max(cfg.Broker.Workers(), runtime.GOMAXPROCS(0))

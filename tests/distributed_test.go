@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -262,5 +263,78 @@ func TestTLS(t *testing.T) {
 	plain := strings.Replace(srv.URL(), "rediss://", "redis://", 1)
 	if r := flowhost(t, "runs", "--broker", plain); r.code != 2 || !strings.Contains(r.stderr, "broker 127.0.0.1") {
 		t.Fatalf("plain URL to a TLS server: exit %d %s", r.code, r.stderr)
+	}
+}
+
+var metricsURLRe = regexp.MustCompile(`url=(http://[0-9.:]+/metrics)`)
+
+// scrape fetches a metrics page and returns the value of each series.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
+			var v float64
+			fmt.Sscan(line[i+1:], &v)
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+func TestWorkerMetrics(t *testing.T) {
+	srv := redistest.Start(t)
+	w := worker(t, srv, "w1", "--metrics-addr", "127.0.0.1:0")
+	var url string
+	for deadline := time.Now().Add(10 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := metricsURLRe.FindStringSubmatch(w.output()); m != nil {
+			url = m[1]
+		}
+	}
+	if url == "" {
+		t.Fatalf("no metrics URL in the worker's log:\n%s", w.output())
+	}
+	if resp, err := http.Get(strings.TrimSuffix(url, "/metrics") + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v", err)
+	}
+	before := scrape(t, url)
+	runJSONOut(t, "--broker", srv.URL(), "examples/flows/numbers.toml")
+	runJSONOut(t, "--broker", srv.URL(), "examples/flows/skip-errors.toml")
+	after := scrape(t, url)
+	series := map[string]float64{
+		`flowhost_tasks_started_total{module="stats",task="is_even",tenant="default"}`:                    10,
+		`flowhost_tasks_succeeded_total{module="stats",task="square",tenant="default"}`:                   5,
+		`flowhost_tasks_failed_total{kind="task error",module="textkit",task="fail_if",tenant="default"}`: 2,
+		`flowhost_task_duration_seconds_count{module="stats",task="is_even",tenant="default"}`:            10,
+	}
+	for s, want := range series {
+		if got := after[s] - before[s]; got != want {
+			t.Errorf("%s moved by %v, want %v", s, got, want)
+		}
+	}
+	for _, s := range []string{"flowhost_instances_created_total", "flowhost_modules_loaded"} {
+		if after[s] < 1 {
+			t.Errorf("%s = %v", s, after[s])
+		}
+	}
+	if n := after["flowhost_compile_cache_hits_total"] + after["flowhost_compile_cache_misses_total"]; n < 1 {
+		t.Errorf("compile cache hits + misses = %v", n)
+	}
+	if _, ok := after[`flowhost_queue_depth{tenant="default"}`]; !ok {
+		// The queue gauges are sampled every 2 s.
+		time.Sleep(2500 * time.Millisecond)
+		if _, ok := scrape(t, url)[`flowhost_queue_depth{tenant="default"}`]; !ok {
+			t.Errorf("no queue depth gauge")
+		}
 	}
 }

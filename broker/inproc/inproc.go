@@ -6,9 +6,11 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/flowhost/flowhost/broker"
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/metrics"
 )
 
 // ErrClosed is returned by Submit after Close.
@@ -22,6 +24,7 @@ type item struct {
 // Broker runs jobs on a fixed set of worker goroutines, first in first out.
 type Broker struct {
 	workers int
+	metrics *metrics.Metrics
 	mu      sync.Mutex
 	cond    *sync.Cond
 	queue   []item
@@ -32,13 +35,22 @@ type Broker struct {
 
 var _ broker.Broker = (*Broker)(nil)
 
+// Option configures a Broker.
+type Option func(*Broker)
+
+// WithMetrics records every call in m.
+func WithMetrics(m *metrics.Metrics) Option { return func(b *Broker) { b.metrics = m } }
+
 // New starts a broker with n workers; n <= 0 means GOMAXPROCS, one call
 // per core.
-func New(n int) *Broker {
+func New(n int, opts ...Option) *Broker {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
 	b := &Broker{workers: n}
+	for _, o := range opts {
+		o(b)
+	}
 	b.cond = sync.NewCond(&b.mu)
 	b.wg.Add(n)
 	for range n {
@@ -98,20 +110,28 @@ func (b *Broker) work() {
 		if !ok {
 			return
 		}
-		it.done(it.job, Run(it.job))
+		it.done(it.job, Run(it.job, b.metrics))
 	}
 }
 
-// Run executes a job's calls in order on the calling goroutine. Calls
-// not yet started when the job's context ends fail as canceled.
-func Run(job *broker.Job) *broker.Result {
+// Run executes a job's calls in order on the calling goroutine, recording
+// them in m (which may be nil). Calls not yet started when the job's
+// context ends fail as canceled.
+func Run(job *broker.Job, m *metrics.Metrics) *broker.Result {
 	res := &broker.Result{Outputs: make([][]byte, len(job.Inputs)), Errs: make([]error, len(job.Inputs))}
+	tm := m.Task(job.Tenant, job.Task.Module().Name, job.Task.Spec.Name)
 	for i, in := range job.Inputs {
 		if err := job.Ctx.Err(); err != nil {
 			res.Errs[i] = &host.TaskError{Kind: host.KindCanceled, Module: job.Task.Module().Name, Task: job.Task.Spec.Name, Msg: "the run was canceled before the call started"}
 			continue
 		}
+		if tm == nil {
+			res.Outputs[i], res.Errs[i] = job.Task.Call(job.Ctx, in, job.Limits)
+			continue
+		}
+		start := time.Now()
 		res.Outputs[i], res.Errs[i] = job.Task.Call(job.Ctx, in, job.Limits)
+		tm.Observe(time.Since(start), res.Errs[i], job.Attempt > 0)
 	}
 	return res
 }

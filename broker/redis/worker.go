@@ -17,6 +17,7 @@ import (
 
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/runner"
 )
@@ -68,6 +69,8 @@ type WorkerConfig struct {
 	Drain  time.Duration
 	Engine *host.Engine
 	Logger *slog.Logger
+	// Metrics records calls and queue gauges; nil records nothing.
+	Metrics *metrics.Metrics
 	// Name identifies the worker in the consumer group; default host-pid.
 	Name string
 }
@@ -150,6 +153,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopBG()
 	go w.heartbeats(bg)
 	go w.cancellations(bg)
+	if w.cfg.Metrics != nil {
+		go w.queueGauges(bg)
+	}
 
 	dispatch := func(d delivery) {
 		w.track(d.stream, d.id, true)
@@ -332,6 +338,32 @@ func (w *Worker) handBack() {
 		}
 		args = append(args, "IDLE", w.cfg.Lease.Milliseconds()+1, "JUSTID")
 		w.rdb.Do(ctx, args...)
+	}
+}
+
+// queueGauges samples each tenant's stream for the metrics.
+func (w *Worker) queueGauges(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		tenants, _ := w.rdb.SMembers(ctx, tenantsKey).Result()
+		for _, tn := range tenants {
+			depth, _ := w.rdb.XLen(ctx, streamKey(tn)).Result()
+			groups, err := w.rdb.XInfoGroups(ctx, streamKey(tn)).Result()
+			if err != nil {
+				continue
+			}
+			for _, g := range groups {
+				if g.Name == group {
+					w.cfg.Metrics.SetQueue(tn, depth, g.Lag, g.Pending)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 
@@ -790,9 +822,10 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery)
 		lim.Timeout = opts.Timeout
 	}
 	rctx := w.ctxFor(m.Tenant, m.Run)
+	tm := w.cfg.Metrics.Task(m.Tenant, task.Module().Name, task.Spec.Name)
 	br := batchResult{Index: m.Index, Outputs: make([]json.RawMessage, len(m.Inputs))}
 	for i, in := range m.Inputs {
-		out, err := callWithRetries(rctx, task, in, lim, opts.Retries)
+		out, err := callWithRetries(rctx, task, in, lim, opts.Retries, tm)
 		if err != nil {
 			if !opts.SkipErrors || host.KindOf(err) == host.KindCanceled {
 				elem := m.Index + i
@@ -829,9 +862,11 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery)
 
 // callWithRetries calls a task, retrying failures with exponential
 // backoff and jitter.
-func callWithRetries(ctx context.Context, t *host.Task, in []byte, lim host.Limits, retries int) ([]byte, error) {
+func callWithRetries(ctx context.Context, t *host.Task, in []byte, lim host.Limits, retries int, tm *metrics.Task) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
+		start := time.Now()
 		out, err := t.Call(ctx, in, lim)
+		tm.Observe(time.Since(start), err, attempt > 0)
 		if err == nil || attempt >= retries || host.KindOf(err) == host.KindBadInput || host.KindOf(err) == host.KindCanceled {
 			return out, err
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flowhost/flowhost/broker/redis"
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/pipeline"
 )
 
@@ -39,6 +40,7 @@ type workerCmd struct {
 	Drain         time.Duration `default:"30s" help:"On SIGTERM, how long to let running tasks finish before handing them back."`
 	Name          string        `help:"The worker's name in the consumer group (default: host-pid-random)."`
 	BatchSize     int           `default:"256" help:"Most calls of a map or filter carried by one message."`
+	MetricsAddr   string        `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve Prometheus metrics at /metrics and a health check at /healthz."`
 }
 
 func (c *workerCmd) Run(g *globals) error {
@@ -59,8 +61,17 @@ func (c *workerCmd) Run(g *globals) error {
 	if n <= 0 {
 		n = defaultWorkers()
 	}
+	var m *metrics.Metrics
+	if c.MetricsAddr != "" {
+		m = metrics.New(eng)
+		addr, err := metrics.Serve(ctx, c.MetricsAddr, m)
+		if err != nil {
+			return usageErr(fmt.Errorf("--metrics-addr: %w", err))
+		}
+		logger.Info("serving metrics", "url", "http://"+addr+"/metrics")
+	}
 	w := redis.NewWorker(client, redis.WorkerConfig{Concurrency: n, Lease: c.Lease, MaxDeliveries: c.MaxDeliveries,
-		Drain: c.Drain, Engine: eng, Logger: logger, Name: c.Name, BatchSize: c.BatchSize})
+		Drain: c.Drain, Engine: eng, Logger: logger, Name: c.Name, BatchSize: c.BatchSize, Metrics: m})
 	logger.Info("worker started", "broker", redactURL(c.Broker), "concurrency", n)
 	err = w.Run(ctx)
 	logger.Info("worker stopped")

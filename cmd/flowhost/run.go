@@ -14,6 +14,7 @@ import (
 
 	"github.com/flowhost/flowhost/broker/inproc"
 	"github.com/flowhost/flowhost/broker/redis"
+	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/runner"
 )
 
@@ -28,6 +29,8 @@ type runCmd struct {
 	Tenant    string        `help:"The tenant to run as (default: the flow's tenant, else \"default\")."`
 	Detach    bool          `help:"With --broker: print the run id and return without waiting."`
 	ResultTTL time.Duration `name:"result-ttl" default:"24h" help:"With --broker: how long the run's state and result are kept."`
+
+	MetricsAddr string `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve Prometheus metrics of this in-process run at /metrics (and /healthz) while it runs."`
 }
 
 // runJSON is the --json output (SPEC §3).
@@ -58,7 +61,18 @@ func (c *runCmd) Run(g *globals) error {
 		return usageErr(errors.New("--detach needs --broker: an in-process run ends with this process"))
 	}
 
-	b := inproc.New(c.Workers)
+	var m *metrics.Metrics
+	if c.MetricsAddr != "" {
+		m = metrics.New(l.engine)
+		addr, err := metrics.Serve(ctx, c.MetricsAddr, m)
+		if err != nil {
+			return usageErr(fmt.Errorf("--metrics-addr: %w", err))
+		}
+		if !c.Quiet {
+			fmt.Fprintf(g.stderr, "serving metrics at http://%s/metrics\n", addr)
+		}
+	}
+	b := inproc.New(c.Workers, inproc.WithMetrics(m))
 	defer b.Close()
 	var pr *progress
 	var obs runner.Observer
@@ -69,7 +83,11 @@ func (c *runCmd) Run(g *globals) error {
 		pr = newProgress(g.stderr, false)
 		obs = pr
 	}
-	r := runner.New(runner.Config{Broker: b, Modules: l.modules, Limits: l.file.Limits, Observer: obs})
+	tenant := c.Tenant
+	if tenant == "" {
+		tenant = l.file.Tenant
+	}
+	r := runner.New(runner.Config{Broker: b, Tenant: tenant, Modules: l.modules, Limits: l.file.Limits, Observer: obs})
 	start := time.Now()
 	var result json.RawMessage
 	if l.seq != nil {
