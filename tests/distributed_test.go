@@ -338,3 +338,95 @@ func TestWorkerMetrics(t *testing.T) {
 		}
 	}
 }
+
+type statusOut struct {
+	RunID  string `json:"run_id"`
+	Status string `json:"status"`
+	Error  string `json:"error"`
+	Steps  []struct {
+		Name       string `json:"name"`
+		Status     string `json:"status"`
+		Attempts   int    `json:"attempts"`
+		StartedAt  string `json:"started_at"`
+		FinishedAt string `json:"finished_at"`
+		Error      string `json:"error"`
+		Done       *int   `json:"done"`
+		Total      *int   `json:"total"`
+	} `json:"steps"`
+}
+
+func status(t *testing.T, srv *redistest.Server, id string) statusOut {
+	t.Helper()
+	r := flowhost(t, "status", "--json", "--broker", srv.URL(), id)
+	var st statusOut
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("status: %v\n%s%s", err, r.stdout, r.stderr)
+	}
+	for _, s := range st.Steps {
+		for _, ts := range []string{s.StartedAt, s.FinishedAt} {
+			if _, err := time.Parse(time.RFC3339Nano, ts); ts != "" && err != nil {
+				t.Fatalf("time %q is not RFC 3339", ts)
+			}
+		}
+	}
+	return st
+}
+
+func TestTracking(t *testing.T) {
+	srv := redistest.Start(t)
+	worker(t, srv, "w1", "--concurrency", "2")
+
+	ok := submit(t, srv, "examples/flows/numbers.toml")
+	flowhost(t, "wait", "--broker", srv.URL(), ok)
+	st := status(t, srv, ok)
+	if st.Status != "succeeded" || len(st.Steps) != 3 || st.Steps[1].Name != "map stats.square" ||
+		st.Steps[1].Status != "succeeded" || *st.Steps[1].Done != 5 || *st.Steps[1].Total != 5 || st.Steps[2].Done != nil {
+		t.Fatalf("succeeded run: %+v", st)
+	}
+
+	bad := submit(t, srv, writeFlow(t, "[[step]]\ncall = \"text.fail_if\"\nargs = { flag = true, message = \"broken on purpose\" }\n"))
+	flowhost(t, "wait", "--broker", srv.URL(), bad)
+	st = status(t, srv, bad)
+	if st.Status != "failed" || !strings.Contains(st.Error, "broken on purpose") || st.Steps[0].Status != "failed" || !strings.Contains(st.Steps[0].Error, "broken on purpose") {
+		t.Fatalf("failed run: %+v", st)
+	}
+
+	retried := submit(t, srv, writeFlow(t, "[[step]]\ncall = \"flaky.flaky\"\nretries = 3\n"))
+	flowhost(t, "wait", "--broker", srv.URL(), retried)
+	st = status(t, srv, retried)
+	if st.Status != "succeeded" || st.Steps[0].Attempts != 2 {
+		t.Fatalf("retried run: %+v", st)
+	}
+	r := flowhost(t, "events", "--broker", srv.URL(), retried)
+	var types []string
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var e struct {
+			Type, Worker string
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("events line %q: %v", line, err)
+		}
+		types = append(types, e.Type)
+	}
+	if got := strings.Join(types, " "); got != "run_started step_started step_retried step_finished run_finished" {
+		t.Fatalf("events: %s\n%s", got, r.stdout)
+	}
+
+	spin := submit(t, srv, writeFlow(t, "[[step]]\ncall = \"flaky.spin\"\n"))
+	time.Sleep(300 * time.Millisecond)
+	flowhost(t, "cancel", "--broker", srv.URL(), spin)
+	st = status(t, srv, spin)
+	if st.Status != "cancelled" || st.Steps[0].Status != "cancelled" {
+		t.Fatalf("cancelled run: %+v", st)
+	}
+
+	r = flowhost(t, "runs", "--json", "--broker", srv.URL())
+	var runs []statusOut
+	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || len(runs) != 4 || runs[0].RunID != spin || runs[3].RunID != ok {
+		t.Fatalf("runs: %s", r.stdout)
+	}
+	r = flowhost(t, "runs", "--json", "--status", "failed", "--broker", srv.URL())
+	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || len(runs) != 1 || runs[0].RunID != bad {
+		t.Fatalf("runs --status failed: %s", r.stdout)
+	}
+}

@@ -240,6 +240,7 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 		}
 		s := StepStatus{Name: label, Status: "pending", StartedAt: h["started_at"], FinishedAt: h["finished_at"]}
 		total, _ := strconv.Atoi(h["total"])
+		retries, _ := strconv.Atoi(h["retries"])
 		done, _ := strconv.Atoi(h["done"])
 		s.Failed, _ = strconv.Atoi(h["failed"])
 		switch {
@@ -255,6 +256,9 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 			s.Status, s.Attempts = "cancelled", 1
 		default:
 			s.Status, s.Attempts = "running", 1
+		}
+		if s.Attempts > 0 {
+			s.Attempts += retries
 		}
 		if info.Fanning {
 			s.Done, s.Total = &done, &total

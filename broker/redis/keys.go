@@ -35,3 +35,5 @@ func moduleKey(sha string) string      { return modulePref + sha }
 func stepKey(tenant, run string, step int) string {
 	return fmt.Sprintf("fh:t:%s:run:%s:step:%d", tenant, run, step)
 }
+
+func eventsKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:events", tenant, run) }

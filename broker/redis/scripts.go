@@ -3,26 +3,31 @@ package redis
 import goredis "github.com/redis/go-redis/v9"
 
 // startScript enqueues a step's call batches once.
-// KEYS: step hash, stream. ARGV: total calls, ttl ms, next message (sent
-// at once when there is no call), start time, then one message per batch.
+// KEYS: step hash, stream, events stream. ARGV: total calls, ttl ms, next
+// message (sent at once when there is no call), start time, started
+// event, finished event (for a step with no call), then one message per batch.
 var startScript = goredis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'started', 1) == 0 then return 0 end
-local n = #ARGV - 4
+local n = #ARGV - 6
 redis.call('HSET', KEYS[1], 'left', n, 'total', ARGV[1], 'done', 0, 'started_at', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'e', ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
 if n == 0 then
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[4])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'e', ARGV[6])
   redis.call('XADD', KEYS[2], '*', 'm', ARGV[3])
 end
-for i = 5, #ARGV do redis.call('XADD', KEYS[2], '*', 'm', ARGV[i]) end
+for i = 7, #ARGV do redis.call('XADD', KEYS[2], '*', 'm', ARGV[i]) end
 return 1
 `)
 
 // completeScript stores a batch's result once and counts it down; the
 // batch that brings the count to zero enqueues the next message. The
 // delivered message is acknowledged in the same step.
-// KEYS: step hash, stream. ARGV: batch field, result, next message,
-// message id, calls in the batch, failed calls, now (RFC 3339).
+// KEYS: step hash, stream, events stream. ARGV: batch field, result, next
+// message, message id, calls in the batch, failed calls, now (RFC 3339),
+// the step's finished event.
 var completeScript = goredis.NewScript(`
 redis.call('XACK', KEYS[2], 'workers', ARGV[4])
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
@@ -31,6 +36,7 @@ if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[1], 'failed', ARGV[6]) end
 local left = redis.call('HINCRBY', KEYS[1], 'left', -1)
 if left == 0 then
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[7])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'e', ARGV[8])
   redis.call('XADD', KEYS[2], '*', 'm', ARGV[3])
 end
 return left
@@ -56,14 +62,17 @@ return 1
 `)
 
 // endScript ends a run once, if it is still pending or running.
-// KEYS: run hash, runs index. ARGV: status, result, error, finished (RFC
-// 3339), ttl ms, done topic, run id, message id (or ""), stream.
+// KEYS: run hash, runs index, events stream. ARGV: status, result, error,
+// finished (RFC 3339), ttl ms, done topic, run id, message id (or ""),
+// stream, the run's finished event.
 var endScript = goredis.NewScript(`
 if ARGV[8] ~= '' then redis.call('XACK', ARGV[9], 'workers', ARGV[8]) end
 local st = redis.call('HGET', KEYS[1], 'status')
 if st ~= 'pending' and st ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'error', ARGV[3], 'finished_at', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'e', ARGV[10])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
 `)

@@ -557,6 +557,25 @@ func (rs *runState) task(tr dag.TaskRef) (*host.Task, error) {
 	return t, nil
 }
 
+// emit records an event that no script guards (a retry, a failure).
+func (w *Worker) emit(ctx context.Context, m *message, e Event) {
+	w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: eventsKey(m.Tenant, m.Run), MaxLen: 10000, Approx: true, Values: []any{"e", e.encode()}})
+}
+
+// label names a step (sequential) or node (dataflow).
+func (rs *runState) label(step int) string {
+	if rs.seq != nil {
+		if step < len(rs.seq.Steps) {
+			return rs.seq.Steps[step].Label
+		}
+		return ""
+	}
+	if step < len(rs.df.Nodes) {
+		return rs.df.Nodes[step].Ref()
+	}
+	return ""
+}
+
 func (w *Worker) send(m message) string {
 	b, _ := json.Marshal(m)
 	return string(b)
@@ -570,13 +589,15 @@ func (w *Worker) ttl(rs *runState) string {
 var runningScript = goredis.NewScript(`
 if redis.call('HGET', KEYS[1], 'status') == 'pending' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', 'e', ARGV[2])
 end
 return 1
 `)
 
 // initRun starts a run: the first step, or every dataflow node without producers.
 func (w *Worker) initRun(ctx context.Context, rs *runState, m *message, d delivery) error {
-	if err := runningScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run)}, time.Now().UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+	ev := Event{Type: EventRunStarted, RunID: m.Run, Worker: w.cfg.Name, Name: rs.spec.Name}.encode()
+	if err := runningScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), eventsKey(m.Tenant, m.Run)}, time.Now().UTC().Format(time.RFC3339Nano), ev).Err(); err != nil {
 		return err
 	}
 	if rs.seq != nil {
@@ -670,7 +691,11 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 		calls = []runner.Call{{Task: t, Input: input}}
 		taskOf = func(int) int { return 0 }
 	}
-	args := []any{len(calls), w.ttl(rs), w.next(rs, m), time.Now().UTC().Format(time.RFC3339Nano)}
+	total := len(calls)
+	started := Event{Type: EventStepStarted, RunID: m.Run, Step: m.Step + 1, Name: rs.label(m.Step), Worker: w.cfg.Name, Total: &total}
+	finished := started
+	finished.Type = EventStepFinished
+	args := []any{len(calls), w.ttl(rs), w.next(rs, m), time.Now().UTC().Format(time.RFC3339Nano), started.encode(), finished.encode()}
 	for i, b := 0, 0; i < len(calls); b++ {
 		j := i + 1
 		for j < len(calls) && j-i < w.cfg.BatchSize && calls[j].Task == calls[i].Task {
@@ -686,7 +711,7 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 		args = append(args, w.send(bm))
 		i = j
 	}
-	if err := startScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream}, args...).Err(); err != nil {
+	if err := startScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run)}, args...).Err(); err != nil {
 		return err
 	}
 	return w.rdb.XAck(ctx, d.stream, group, d.id).Err()
@@ -825,10 +850,18 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery)
 	tm := w.cfg.Metrics.Task(m.Tenant, task.Module().Name, task.Spec.Name)
 	br := batchResult{Index: m.Index, Outputs: make([]json.RawMessage, len(m.Inputs))}
 	for i, in := range m.Inputs {
-		out, err := callWithRetries(rctx, task, in, lim, opts.Retries, tm)
+		elem := m.Index + i
+		out, err := callWithRetries(rctx, task, in, lim, opts.Retries, tm, func(attempt int, err error) {
+			w.rdb.HIncrBy(ctx, stepKey(m.Tenant, m.Run, m.Step), "retries", 1)
+			w.emit(ctx, m, Event{Type: EventStepRetried, RunID: m.Run, Step: m.Step + 1, Name: label, Worker: w.cfg.Name,
+				Attempt: attempt, Element: &elem, Error: err.Error()})
+		})
 		if err != nil {
 			if !opts.SkipErrors || host.KindOf(err) == host.KindCanceled {
-				elem := m.Index + i
+				if host.KindOf(err) != host.KindCanceled {
+					w.emit(ctx, m, Event{Type: EventStepFailed, RunID: m.Run, Step: m.Step + 1, Name: label, Worker: w.cfg.Name,
+						Element: &elem, Error: err.Error()})
+				}
 				if kind == pipeline.Call || kind == pipeline.After || rs.df != nil {
 					elem = -1
 				}
@@ -856,13 +889,14 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery)
 		}
 	}
 	res, _ := json.Marshal(br)
-	return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream},
-		"b:"+strconv.Itoa(m.Batch), res, w.next(rs, m), d.id, len(m.Inputs), failed, time.Now().UTC().Format(time.RFC3339Nano)).Err()
+	fin := Event{Type: EventStepFinished, RunID: m.Run, Step: m.Step + 1, Name: label, Worker: w.cfg.Name}.encode()
+	return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run)},
+		"b:"+strconv.Itoa(m.Batch), res, w.next(rs, m), d.id, len(m.Inputs), failed, time.Now().UTC().Format(time.RFC3339Nano), fin).Err()
 }
 
 // callWithRetries calls a task, retrying failures with exponential
 // backoff and jitter.
-func callWithRetries(ctx context.Context, t *host.Task, in []byte, lim host.Limits, retries int, tm *metrics.Task) ([]byte, error) {
+func callWithRetries(ctx context.Context, t *host.Task, in []byte, lim host.Limits, retries int, tm *metrics.Task, onRetry func(int, error)) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		out, err := t.Call(ctx, in, lim)
@@ -870,6 +904,7 @@ func callWithRetries(ctx context.Context, t *host.Task, in []byte, lim host.Limi
 		if err == nil || attempt >= retries || host.KindOf(err) == host.KindBadInput || host.KindOf(err) == host.KindCanceled {
 			return out, err
 		}
+		onRetry(attempt+1, err)
 		d := 100 * time.Millisecond << attempt
 		d = d/2 + time.Duration(rand.Int64N(int64(d)))
 		select {
@@ -933,8 +968,9 @@ func (w *Worker) end(ctx context.Context, m *message, d delivery, status, result
 		ttl = rs.spec.ResultTTL.Milliseconds()
 	}
 	w.mu.Unlock()
-	err := endScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), runsKey(m.Tenant)}, status, result, errText,
-		time.Now().UTC().Format(time.RFC3339Nano), ttl, doneTopic(m.Tenant), m.Run, d.id, d.stream).Err()
+	ev := Event{Type: EventRunFinished, RunID: m.Run, Worker: w.cfg.Name, Status: status, Error: errText}.encode()
+	err := endScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), runsKey(m.Tenant), eventsKey(m.Tenant, m.Run)}, status, result, errText,
+		time.Now().UTC().Format(time.RFC3339Nano), ttl, doneTopic(m.Tenant), m.Run, d.id, d.stream, ev).Err()
 	if err != nil {
 		w.log.Warn("cannot end run; the message will be delivered again", "run", m.Run, "err", err)
 		return

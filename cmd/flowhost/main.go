@@ -31,6 +31,7 @@ type cli struct {
 	Status  statusCmd  `cmd:"" help:"Show a run's status and steps (broker runs)."`
 	Wait    waitCmd    `cmd:"" help:"Wait for a run to end and print its result (broker runs)."`
 	Runs    runsCmd    `cmd:"" help:"List recent runs, newest first (broker runs)."`
+	Events  eventsCmd  `cmd:"" help:"Print a run's events as JSON lines, following it live until it ends (broker runs)."`
 	Cancel  cancelCmd  `cmd:"" help:"Cancel a run: nothing new starts, running tasks are interrupted."`
 	Inspect inspectCmd `cmd:"" help:"Show a module's manifest, imports, size and sha256."`
 	Embed   embedCmd   `cmd:"" help:"Embed a manifest into a module as its flowhost.manifest custom section."`

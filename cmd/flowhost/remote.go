@@ -121,17 +121,59 @@ type statusJSON struct {
 type statusCmd struct {
 	RunID string `arg:"" name:"RUN_ID" help:"The run."`
 	brokerFlags
-	JSON bool `help:"Print the status as JSON."`
+	JSON  bool `help:"Print the status as JSON."`
+	Watch bool `short:"w" help:"Print the status again every second until the run ends."`
 }
 
 func (c *statusCmd) Run(g *globals) error {
-	ctx := context.Background()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	client, err := c.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	return printStatus(ctx, g, client, c.Tenant, c.RunID, c.JSON)
+	for {
+		if err := printStatus(ctx, g, client, c.Tenant, c.RunID, c.JSON); err != nil || !c.Watch {
+			return err
+		}
+		if st, err := client.Status(ctx, c.Tenant, c.RunID); err != nil || st.Ended() {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+		if !c.JSON {
+			fmt.Fprintln(g.stdout)
+		}
+	}
+}
+
+type eventsCmd struct {
+	RunID string `arg:"" name:"RUN_ID" help:"The run."`
+	brokerFlags
+}
+
+func (c *eventsCmd) Run(g *globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	client, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	enc := json.NewEncoder(g.stdout)
+	enc.SetEscapeHTML(false)
+	err = client.Events(ctx, c.Tenant, c.RunID, func(e redis.Event) error { return enc.Encode(e) })
+	if errors.Is(err, redis.ErrNoRun) {
+		return usageErr(err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 func printStatus(ctx context.Context, g *globals, client *redis.Client, tenant, id string, asJSON bool) error {
@@ -227,8 +269,9 @@ func reportRemote(g *globals, st *redis.Status, asJSON bool) error {
 
 type runsCmd struct {
 	brokerFlags
-	Limit int64 `default:"20" help:"How many runs to list."`
-	JSON  bool  `help:"Print the runs as JSON."`
+	Limit  int64  `default:"20" help:"How many runs to list."`
+	Status string `enum:",pending,running,succeeded,failed,cancelled" default:"" help:"Only runs with this status (pending, running, succeeded, failed, cancelled)."`
+	JSON   bool   `help:"Print the runs as JSON."`
 }
 
 func (c *runsCmd) Run(g *globals) error {
@@ -238,9 +281,22 @@ func (c *runsCmd) Run(g *globals) error {
 		return err
 	}
 	defer client.Close()
-	runs, err := client.Runs(ctx, c.Tenant, c.Limit)
+	limit := c.Limit
+	if c.Status != "" {
+		limit = 10 * c.Limit // filter among more of the newest runs
+	}
+	runs, err := client.Runs(ctx, c.Tenant, limit)
 	if err != nil {
 		return err
+	}
+	if c.Status != "" {
+		kept := runs[:0]
+		for _, r := range runs {
+			if r.Status == c.Status && int64(len(kept)) < c.Limit {
+				kept = append(kept, r)
+			}
+		}
+		runs = kept
 	}
 	if c.JSON {
 		enc := json.NewEncoder(g.stdout)
