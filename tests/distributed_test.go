@@ -414,7 +414,9 @@ func TestTracking(t *testing.T) {
 
 	spin := submit(t, srv, writeFlow(t, "[[step]]\ncall = \"flaky.spin\"\n"))
 	time.Sleep(300 * time.Millisecond)
-	flowhost(t, "cancel", "--broker", srv.URL(), spin)
+	if r := flowhost(t, "cancel", "--broker", srv.URL(), spin); r.code != 0 {
+		t.Fatalf("cancel: exit %d %s", r.code, r.stderr)
+	}
 	st = status(t, srv, spin)
 	if st.Status != "cancelled" || st.Steps[0].Status != "cancelled" {
 		t.Fatalf("cancelled run: %+v", st)

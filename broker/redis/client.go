@@ -184,9 +184,10 @@ func (c *Client) Wait(ctx context.Context, tenant, id string) (*Status, error) {
 
 // Cancel stops a run: nothing new starts, and running calls are interrupted.
 func (c *Client) Cancel(ctx context.Context, tenant, id string) (bool, error) {
-	ok, err := endScript.Run(ctx, c.rdb, []string{runKey(tenant, id), runsKey(tenant)},
+	ev := Event{Type: EventRunFinished, RunID: id, Status: "cancelled", Error: "cancelled by request"}.encode()
+	ok, err := endScript.Run(ctx, c.rdb, []string{runKey(tenant, id), runsKey(tenant), eventsKey(tenant, id)},
 		"cancelled", "null", "cancelled by request", time.Now().UTC().Format(time.RFC3339Nano),
-		strconv.FormatInt((24*time.Hour).Milliseconds(), 10), doneTopic(tenant), id, "", streamKey(tenant)).Int()
+		strconv.FormatInt((24*time.Hour).Milliseconds(), 10), doneTopic(tenant), id, "", streamKey(tenant), ev).Int()
 	if err != nil {
 		return false, err
 	}
