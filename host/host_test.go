@@ -1,10 +1,12 @@
 package host_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -391,5 +393,42 @@ func TestCompilationCache(t *testing.T) {
 	})
 	if metered != 1 || compiled == 0 {
 		t.Fatalf("cache holds %d metered modules and %d compiled files", metered, compiled)
+	}
+}
+
+func TestGuestLogs(t *testing.T) {
+	ctx := context.Background()
+	var buf bytes.Buffer
+	e, err := host.New(ctx, host.Config{CacheDir: t.TempDir(), Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	m := load(t, e, testmod.Module(t, "testdata/hostile.wat", "testdata/hostile.json"))
+	// A budget of 5 lines and no refill: the third call's lines are dropped.
+	cctx := host.WithLogInfo(ctx, "run-1", "step 2 (map x.chatty)", host.NewLogBudget(0, 5))
+	for i := 0; i < 3; i++ {
+		if _, err := task(t, m, "chatty").Call(cctx, []byte(`{}`), testLimits); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lines, warnings int
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec["run"] != "run-1" || rec["step"] != "step 2 (map x.chatty)" || rec["module"] != "hostile" || rec["task"] != "chatty" {
+			t.Fatalf("log record lacks its labels: %s", l)
+		}
+		switch rec["msg"] {
+		case "hello from the guest":
+			lines++
+		case "guest logs rate-limited: dropping lines":
+			warnings++
+		}
+	}
+	if lines != 5 || warnings != 1 {
+		t.Fatalf("%d guest lines and %d warnings; want 5 and 1:\n%s", lines, warnings, buf.String())
 	}
 }

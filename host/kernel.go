@@ -51,6 +51,7 @@ type kernel struct {
 
 	logger   *slog.Logger
 	logLines int
+	callCtx  context.Context // the current call's context (guest log labels)
 	module   string
 	task     string
 }
@@ -185,18 +186,6 @@ func (k *kernel) blockBytes(fn string, off uint64) []byte {
 		fail(KindTrap, "%s: offset %d is not an allocated block", fn, off)
 	}
 	return k.bytes(fn, off, k.blocks[i].len)
-}
-
-func (k *kernel) log(level slog.Level, off uint64) {
-	msg := k.blockBytes("log", off)
-	k.logLines++
-	if k.logLines > maxLogLines || k.logger == nil {
-		return
-	}
-	if len(msg) > maxLogBytes {
-		msg = msg[:maxLogBytes]
-	}
-	k.logger.Log(context.Background(), level, string(msg), "module", k.module, "task", k.task, "source", "guest")
 }
 
 // Extism log levels, as returned by get_log_level.

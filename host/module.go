@@ -160,7 +160,7 @@ type instance struct {
 func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error) {
 	e := m.eng
 	inst := &instance{
-		k:     &kernel{logger: e.logger, module: m.Name, maxDepth: e.cfg.MaxDepth},
+		k:     &kernel{logger: e.logger, module: m.Name, maxDepth: e.cfg.MaxDepth, callCtx: context.Background()},
 		mem:   &linearMemory{limit: lim.Memory},
 		stack: make([]uint64, 1),
 	}
@@ -229,6 +229,7 @@ func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limit
 	k := inst.k
 	k.reset(input, lim.Memory, lim.MaxOutput)
 	k.task = t.Spec.Name
+	k.callCtx = ctx
 	inst.mem.limit = lim.Memory
 	inst.mem.exceeded = 0
 	inst.stderr.Reset()

@@ -16,6 +16,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := len(plan.Nodes)
+	logs := newLogBudget()
 	r.obs.Event(Event{Type: RunStarted, RunID: runID, Time: time.Now(), Steps: n})
 
 	var (
@@ -77,7 +78,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 		}
 		ev.Type, ev.Time = StepStarted, time.Now()
 		r.obs.Event(ev)
-		spec := fanSpec{runID: runID, label: label, calls: []Call{{task, input}},
+		spec := fanSpec{logs: logs, runID: runID, label: label, calls: []Call{{task, input}},
 			limits: r.hostLimits(node.Options.Limits), retries: node.Options.Retries, maxParallel: 1,
 			onRetry: func(index, attempt int, err error) {
 				e := ev

@@ -30,6 +30,8 @@ type fanSpec struct {
 	onProgress func(done, failed int)
 	// onRetry is called when a call is scheduled again.
 	onRetry func(index, attempt int, err error)
+	// logs rate-limits the guest logs of the run's calls.
+	logs *host.LogBudget
 }
 
 // fanResult is the outcome of a fan-out: every call's output, or, when
@@ -71,7 +73,7 @@ const maxBatch = 64
 
 func (r *Runner) startFanout(ctx context.Context, cancel context.CancelFunc, spec fanSpec, done func(*fanResult)) {
 	n := len(spec.calls)
-	f := &fanout{r: r, ctx: ctx, cancel: cancel, spec: spec, done: done, left: n, attempts: make([]int, n)}
+	f := &fanout{r: r, ctx: host.WithLogInfo(ctx, spec.runID, spec.label, spec.logs), cancel: cancel, spec: spec, done: done, left: n, attempts: make([]int, n)}
 	f.res.outputs = make([][]byte, n)
 	if spec.skipErrors {
 		f.res.errs = make([]error, n)

@@ -251,3 +251,11 @@ func (tp *template) build(v json.RawMessage) []byte {
 	b = append(b, v...)
 	return append(b, '}')
 }
+
+// Guest log lines a run may write: a burst, then a steady rate.
+const (
+	logBurst     = 500
+	logPerSecond = 100
+)
+
+func newLogBudget() *host.LogBudget { return host.NewLogBudget(logPerSecond, logBurst) }

@@ -20,8 +20,9 @@ func (r *Runner) ExecSequential(ctx context.Context, runID string, plan *dag.Seq
 	defer cancel()
 	r.obs.Event(Event{Type: RunStarted, RunID: runID, Time: time.Now(), Steps: len(plan.Steps)})
 	var prev json.RawMessage
+	logs := newLogBudget()
 	for i := range plan.Steps {
-		res, err := r.execStep(ctx, cancel, runID, &plan.Steps[i], prev, i == 0, plan.Inputs)
+		res, err := r.execStep(ctx, cancel, runID, &plan.Steps[i], prev, i == 0, plan.Inputs, logs)
 		if err != nil {
 			r.obs.Event(Event{Type: RunFinished, RunID: runID, Time: time.Now(), Err: err})
 			return nil, err
@@ -32,7 +33,7 @@ func (r *Runner) ExecSequential(ctx context.Context, runID string, plan *dag.Seq
 	return prev, nil
 }
 
-func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID string, st *dag.SeqStep, prev json.RawMessage, first bool, flow pipeline.Inputs) (json.RawMessage, error) {
+func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID string, st *dag.SeqStep, prev json.RawMessage, first bool, flow pipeline.Inputs, logs *host.LogBudget) (json.RawMessage, error) {
 	stepErr := func(elem int, err error) error {
 		return &RunError{RunID: runID, Step: st.Index, Label: st.Label, Element: elem, Err: err}
 	}
@@ -46,7 +47,7 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 	ev.Type, ev.Time = StepStarted, start
 	r.obs.Event(ev)
 
-	spec := fanSpec{runID: runID, label: st.Label, calls: calls, limits: r.hostLimits(st.Options.Limits),
+	spec := fanSpec{logs: logs, runID: runID, label: st.Label, calls: calls, limits: r.hostLimits(st.Options.Limits),
 		retries: st.Retries, maxParallel: st.MaxParallel, skipErrors: st.SkipErrors,
 		onProgress: func(done, failed int) {
 			e := ev

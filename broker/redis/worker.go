@@ -91,6 +91,7 @@ type Worker struct {
 type runCtx struct {
 	ctx    context.Context
 	cancel context.CancelFunc
+	logs   *host.LogBudget
 }
 
 // runState is a run's plan, as a worker rebuilds it from the spec.
@@ -389,17 +390,17 @@ func (w *Worker) cancellations(ctx context.Context) {
 	}
 }
 
-func (w *Worker) ctxFor(tenant, run string) context.Context {
+func (w *Worker) ctxFor(tenant, run string) *runCtx {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	key := tenant + "/" + run
 	rc := w.runCtx[key]
 	if rc == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		rc = &runCtx{ctx, cancel}
+		rc = &runCtx{ctx: ctx, cancel: cancel, logs: host.NewLogBudget(100, 500)}
 		w.runCtx[key] = rc
 	}
-	return rc.ctx
+	return rc
 }
 
 func (w *Worker) forget(tenant, run string) {
@@ -846,7 +847,8 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery)
 	if opts.Timeout > 0 {
 		lim.Timeout = opts.Timeout
 	}
-	rctx := w.ctxFor(m.Tenant, m.Run)
+	rc := w.ctxFor(m.Tenant, m.Run)
+	rctx := host.WithLogInfo(rc.ctx, m.Run, label, rc.logs)
 	tm := w.cfg.Metrics.Task(m.Tenant, task.Module().Name, task.Spec.Name)
 	br := batchResult{Index: m.Index, Outputs: make([]json.RawMessage, len(m.Inputs))}
 	for i, in := range m.Inputs {

@@ -23,7 +23,9 @@ const (
 )
 
 type cli struct {
-	CacheDir string `name:"cache-dir" env:"FLOWHOST_CACHE_DIR" placeholder:"DIR" help:"Where compiled modules are cached between runs (default: the user cache directory; \"off\" disables)."`
+	CacheDir  string `name:"cache-dir" env:"FLOWHOST_CACHE_DIR" placeholder:"DIR" help:"Where compiled modules are cached between runs (default: the user cache directory; \"off\" disables)."`
+	LogFormat string `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
+	LogLevel  string `name:"log-level" enum:",debug,info,warn,error" default:"" help:"Least severe log level shown: debug, info, warn or error (default: info for worker, warn otherwise). Guest logs go through the same logger."`
 
 	Run     runCmd     `cmd:"" help:"Run a flow (flow.toml) and print its result: in this process, or on a broker's workers with --broker."`
 	Graph   graphCmd   `cmd:"" help:"Print a flow's graph as Graphviz DOT or Mermaid."`
@@ -38,10 +40,12 @@ type cli struct {
 }
 
 type globals struct {
-	cacheDir string
-	stdout   io.Writer
-	stderr   io.Writer
-	logger   *slog.Logger
+	cacheDir  string
+	logFormat string
+	logLevel  string
+	stdout    io.Writer
+	stderr    io.Writer
+	logger    *slog.Logger
 }
 
 // exitError carries an exit code with an error.
@@ -70,7 +74,6 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	var c cli
 	g := &globals{stdout: stdout, stderr: stderr}
-	g.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	exit := -1
 	parser, err := kong.New(&c,
 		kong.Name("flowhost"),
@@ -92,7 +95,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "flowhost:", err)
 		return exitInvalid
 	}
-	g.cacheDir = c.CacheDir
+	g.cacheDir, g.logFormat, g.logLevel = c.CacheDir, c.LogFormat, c.LogLevel
+	g.logger = g.newLogger(slog.LevelWarn)
 	if err := kctx.Run(g); err != nil {
 		var se silentError
 		if !errors.As(err, &se) {
@@ -124,4 +128,25 @@ func redactURL(s string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// newLogger makes the logger the flags ask for; def is the command's
+// default level.
+func (g *globals) newLogger(def slog.Level) *slog.Logger {
+	level := def
+	switch g.logLevel {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if g.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(g.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, opts))
 }

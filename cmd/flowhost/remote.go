@@ -51,7 +51,7 @@ func (c *workerCmd) Run(g *globals) error {
 		return usageErr(err)
 	}
 	defer client.Close()
-	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := g.newLogger(slog.LevelInfo)
 	eng, err := host.New(context.Background(), host.Config{Logger: logger, CacheDir: g.cacheDir})
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@
   (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
   (import "extism:host/env" "error_set" (func $error_set (param i64)))
   (import "extism:host/env" "http_request" (func $http_request (param i64 i64) (result i64)))
+  (import "extism:host/env" "log_info" (func $log_info (param i64)))
   (memory (export "memory") 1)
   (global $calls (mut i32) (i32.const 0))
 
@@ -109,4 +110,14 @@
     (drop (call $http_request (call $block (i32.const 64) (i32.const 30)) (i64.const 0)))
     (call $output (i32.const 16) (i32.const 7))
     (i32.const 0))
+
+  (data (i32.const 128) "hello from the guest")
+  ;; chatty: logs three lines, outputs 1
+  (func (export "chatty") (result i32)
+    (call $log_info (call $block (i32.const 128) (i32.const 20)))
+    (call $log_info (call $block (i32.const 128) (i32.const 20)))
+    (call $log_info (call $block (i32.const 128) (i32.const 20)))
+    (call $output (i32.const 100) (i32.const 1))
+    (i32.const 0))
+  (data (i32.const 100) "1")
 )
