@@ -22,6 +22,7 @@ import (
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/runner"
+	"github.com/flowhost/flowhost/track"
 )
 
 // Options configure a Host. The zero value is ready to use.
@@ -42,9 +43,10 @@ type Options struct {
 // Host runs pipelines in this process. It implements pipeline.Executor,
 // so pipeline.New(h) and pipeline.FromTasks(h, …) run on it.
 type Host struct {
-	opts   Options
-	engine *host.Engine
-	broker *inproc.Broker
+	opts    Options
+	engine  *host.Engine
+	broker  *inproc.Broker
+	tracker *track.Memory
 
 	mu      sync.RWMutex
 	modules map[string]*host.Module
@@ -58,7 +60,8 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Host{opts: opts, engine: eng, broker: inproc.New(opts.Workers), modules: map[string]*host.Module{}}, nil
+	return &Host{opts: opts, engine: eng, broker: inproc.New(opts.Workers), tracker: track.NewMemory(0),
+		modules: map[string]*host.Module{}}, nil
 }
 
 // Load loads the module at path under alias, so that pipelines can name
@@ -89,7 +92,8 @@ func (h *Host) runner() *runner.Runner {
 		mods[a] = m
 	}
 	h.mu.RUnlock()
-	return runner.New(runner.Config{Broker: h.broker, Modules: mods, Limits: h.opts.Limits, Observer: h.opts.Observer})
+	return runner.New(runner.Config{Broker: h.broker, Modules: mods, Limits: h.opts.Limits,
+		Observer: runner.Observers(h.tracker, h.opts.Observer)})
 }
 
 // RunSequential implements pipeline.Executor.
@@ -101,6 +105,14 @@ func (h *Host) RunSequential(ctx context.Context, p *pipeline.Sequential, in pip
 func (h *Host) RunDataflow(ctx context.Context, p *pipeline.Dataflow, in pipeline.Inputs) (*pipeline.Result, error) {
 	return h.runner().RunDataflow(ctx, p, in)
 }
+
+// Status returns the status of a run of this host (one of its last 1,000),
+// by the id in its Result: status and, per step, attempts, times, errors
+// and done/total for maps and filters.
+func (h *Host) Status(runID string) (*track.RunStatus, bool) { return h.tracker.Run(runID) }
+
+// Runs returns the host's recent runs, newest first.
+func (h *Host) Runs() []*track.RunStatus { return h.tracker.Runs() }
 
 // Close waits for running calls and releases every module.
 func (h *Host) Close() error {

@@ -17,7 +17,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 	defer cancel()
 	n := len(plan.Nodes)
 	logs := newLogBudget()
-	r.obs.Event(Event{Type: RunStarted, RunID: runID, Time: time.Now(), Steps: n})
+	r.obs.Event(Event{Type: RunStarted, RunID: runID, Time: time.Now(), Steps: n, Label: plan.Name})
 
 	var (
 		mu       sync.Mutex

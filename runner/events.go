@@ -54,3 +54,18 @@ func (f ObserverFunc) Event(e Event) { f(e) }
 type nopObserver struct{}
 
 func (nopObserver) Event(Event) {}
+
+// Observers sends every event to each of obs (nil ones skipped).
+func Observers(obs ...Observer) Observer {
+	var list []Observer
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	return ObserverFunc(func(e Event) {
+		for _, o := range list {
+			o.Event(e)
+		}
+	})
+}

@@ -18,7 +18,7 @@ import (
 func (r *Runner) ExecSequential(ctx context.Context, runID string, plan *dag.SeqPlan) (json.RawMessage, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r.obs.Event(Event{Type: RunStarted, RunID: runID, Time: time.Now(), Steps: len(plan.Steps)})
+	r.obs.Event(Event{Type: RunStarted, RunID: runID, Time: time.Now(), Steps: len(plan.Steps), Label: plan.Name})
 	var prev json.RawMessage
 	logs := newLogBudget()
 	for i := range plan.Steps {

@@ -12,6 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/track"
 )
 
 // Spec is a run as stored in Redis: everything a worker needs to plan and
@@ -218,17 +219,7 @@ func (c *Client) Runs(ctx context.Context, tenant string, limit int64) ([]*Statu
 }
 
 // StepStatus is one step (or dataflow node) of a run, as status shows it.
-type StepStatus struct {
-	Name       string `json:"name"`
-	Status     string `json:"status"`
-	Attempts   int    `json:"attempts"`
-	StartedAt  string `json:"started_at,omitempty"`
-	FinishedAt string `json:"finished_at,omitempty"`
-	Error      string `json:"error,omitempty"`
-	Done       *int   `json:"done,omitempty"`
-	Total      *int   `json:"total,omitempty"`
-	Failed     int    `json:"failed,omitempty"`
-}
+type StepStatus = track.StepStatus
 
 // Steps reads the state of a run's steps.
 func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]StepStatus, error) {

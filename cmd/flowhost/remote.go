@@ -16,6 +16,7 @@ import (
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/track"
 )
 
 // brokerFlags are shared by the commands that talk to a broker.
@@ -105,19 +106,6 @@ func submitRemote(ctx context.Context, c *redis.Client, l *loaded, id, tenant st
 	return c.Submit(ctx, spec)
 }
 
-// statusJSON is the --json shape of status (SPEC §3).
-type statusJSON struct {
-	RunID      string             `json:"run_id"`
-	Tenant     string             `json:"tenant"`
-	Name       string             `json:"name"`
-	Status     string             `json:"status"`
-	Steps      []redis.StepStatus `json:"steps"`
-	Result     json.RawMessage    `json:"result"`
-	Error      string             `json:"error,omitempty"`
-	CreatedAt  string             `json:"created_at,omitempty"`
-	FinishedAt string             `json:"finished_at,omitempty"`
-}
-
 type statusCmd struct {
 	RunID string `arg:"" name:"RUN_ID" help:"The run."`
 	brokerFlags
@@ -196,7 +184,7 @@ func printStatus(ctx context.Context, g *globals, client *redis.Client, tenant, 
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
-		return enc.Encode(statusJSON{RunID: st.RunID, Tenant: st.Tenant, Name: st.Name, Status: st.Status, Steps: steps,
+		return enc.Encode(track.RunStatus{RunID: st.RunID, Tenant: st.Tenant, Name: st.Name, Status: st.Status, Steps: steps,
 			Result: st.Result, Error: st.Error, CreatedAt: st.CreatedAt, FinishedAt: st.FinishedAt})
 	}
 	fmt.Fprintf(g.stdout, "run %s (%s, tenant %s): %s\n", st.RunID, st.Name, st.Tenant, st.Status)

@@ -1,0 +1,65 @@
+package flowhost_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowhost/flowhost"
+	"github.com/flowhost/flowhost/internal/testmod"
+	"github.com/flowhost/flowhost/pipeline"
+)
+
+func TestHostStatus(t *testing.T) {
+	ctx := context.Background()
+	h, err := flowhost.New(ctx, flowhost.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	flaky := filepath.Join(t.TempDir(), "flaky.wasm")
+	if err := os.WriteFile(flaky, testmod.Module(t, "tests/testdata/flaky.wat", "tests/testdata/flaky.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for alias, path := range map[string]string{"text": "plugins/examples/textkit-go/textkit.wasm", "flaky": flaky} {
+		if err := h.Load(ctx, alias, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := pipeline.Inputs{"text": json.RawMessage(`"a bb ccc dddd"`)}
+
+	ok, err := pipeline.New(h).CallNext("text.split").Map("text.upper", pipeline.Named("shout")).Run(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, found := h.Status(ok.RunID)
+	if !found || st.Status != "succeeded" || len(st.Steps) != 2 || st.Steps[1].Name != "shout" || st.Steps[1].Status != "succeeded" ||
+		*st.Steps[1].Done != 4 || *st.Steps[1].Total != 4 || st.Steps[0].Done != nil || st.Steps[0].Attempts != 1 {
+		t.Fatalf("succeeded run: %+v", st)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, st.Steps[1].StartedAt); err != nil {
+		t.Fatalf("started_at %q", st.Steps[1].StartedAt)
+	}
+
+	retried, err := pipeline.New(h).CallNext("flaky.flaky", pipeline.Retries(2)).Run(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := h.Status(retried.RunID); st.Steps[0].Attempts != 2 || st.Status != "succeeded" {
+		t.Fatalf("retried run: %+v", st)
+	}
+
+	_, err = pipeline.New(h).CallNext("text.fail_if", pipeline.Arg("flag", true), pipeline.Arg("message", "no good")).Run(ctx, nil)
+	if err == nil {
+		t.Fatal("fail_if succeeded")
+	}
+	runs := h.Runs()
+	if len(runs) != 3 || runs[0].Status != "failed" || !strings.Contains(runs[0].Error, "no good") ||
+		runs[0].Steps[0].Status != "failed" || runs[2].RunID != ok.RunID {
+		t.Fatalf("runs: %+v", runs)
+	}
+}
