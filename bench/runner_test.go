@@ -14,8 +14,10 @@ import (
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/internal/testmod"
+	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/runner"
+	"github.com/flowhost/flowhost/track"
 )
 
 const mapN = 20000
@@ -202,4 +204,46 @@ func mustRead(b *testing.B, path string) []byte {
 		b.Fatal(err)
 	}
 	return w
+}
+
+// BenchmarkTracking runs the 20,000-element map embedded, with tracking
+// and metrics off (the baseline) and on (track.Memory and Prometheus
+// metrics on every call), and reports items/s.
+func BenchmarkTracking(b *testing.B) {
+	ctx := context.Background()
+	stats, _ := filepath.Abs("../plugins/examples/stats-c/stats.wasm")
+	_, inputRaw := mapInput(b)
+	e := engine(b, b.TempDir())
+	defer e.Close(ctx)
+	m, err := e.Load(ctx, mustRead(b, stats))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		on   bool
+	}{{"off", false}, {"on", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			var opts []inproc.Option
+			var obs runner.Observer
+			if c.on {
+				opts = append(opts, inproc.WithMetrics(metrics.New(e)))
+				obs = track.NewMemory(0)
+			}
+			br := inproc.New(0, opts...)
+			defer br.Close()
+			r := runner.New(runner.Config{Broker: br, Modules: map[string]*host.Module{"stats": m}, Observer: obs})
+			plan, err := dag.PlanSequential(r.Catalog(), pipeline.New(nil).Map("stats.square", pipeline.Param("x")), pipeline.Inputs{"x": inputRaw})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := r.ExecSequential(ctx, runner.NewRunID(), plan); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*mapN)/b.Elapsed().Seconds(), "items/s")
+		})
+	}
 }

@@ -23,7 +23,7 @@ type Metrics struct {
 	reg                         *prometheus.Registry
 	started, succeeded, retried *prometheus.CounterVec
 	failed                      *prometheus.CounterVec
-	duration                    *prometheus.HistogramVec
+	duration                    *histVec
 	depth, lag, pending         *prometheus.GaugeVec
 
 	mu    sync.Mutex
@@ -45,9 +45,7 @@ func New(eng *host.Engine) *Metrics {
 			Help: "Task calls that were retries of a failed call."}, taskLabels),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowhost_tasks_failed_total",
 			Help: "Task calls that failed, by failure class (trap, timeout, task error, …)."}, append(taskLabels, "kind")),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flowhost_task_duration_seconds",
-			Help:    "Wall-clock duration of task calls.",
-			Buckets: []float64{1e-6, 5e-6, 25e-6, 100e-6, 500e-6, 2.5e-3, 0.01, 0.05, 0.25, 1, 5, 30}}, taskLabels),
+		duration: newHistVec("flowhost_task_duration_seconds", "Wall-clock duration of task calls.", taskLabels),
 		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flowhost_queue_depth",
 			Help: "Entries in the tenant's work stream."}, []string{"tenant"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flowhost_queue_lag",
@@ -86,7 +84,7 @@ func New(eng *host.Engine) *Metrics {
 // Task is the metrics of one task of one tenant, resolved once.
 type Task struct {
 	started, succeeded, retried prometheus.Counter
-	duration                    prometheus.Observer
+	hist                        *hist
 	failed                      *prometheus.CounterVec
 }
 
@@ -102,7 +100,7 @@ func (m *Metrics) Task(tenant, module, task string) *Task {
 		return t
 	}
 	t := &Task{started: m.started.WithLabelValues(k[:]...), succeeded: m.succeeded.WithLabelValues(k[:]...),
-		retried: m.retried.WithLabelValues(k[:]...), duration: m.duration.WithLabelValues(k[:]...),
+		retried: m.retried.WithLabelValues(k[:]...), hist: m.duration.get(k),
 		failed: m.failed.MustCurryWith(prometheus.Labels{"tenant": tenant, "module": module, "task": task})}
 	m.tasks[k] = t
 	return t
@@ -117,9 +115,33 @@ func (t *Task) Observe(d time.Duration, err error, retry bool) {
 	if retry {
 		t.retried.Inc()
 	}
-	t.duration.Observe(d.Seconds())
+	tm := t.Timer()
+	tm.Observe(d)
+	tm.Flush()
 	if err == nil {
 		t.succeeded.Inc()
+		return
+	}
+	t.Failed(err)
+}
+
+// Batch records a batch of calls: their count, how many succeeded, and
+// whether they were retries. Use it with a Timer and Failed where calls
+// come in batches, to touch the shared counters once per batch.
+func (t *Task) Batch(calls, succeeded int, retry bool) {
+	if t == nil || calls == 0 {
+		return
+	}
+	t.started.Add(float64(calls))
+	t.succeeded.Add(float64(succeeded))
+	if retry {
+		t.retried.Add(float64(calls))
+	}
+}
+
+// Failed records one failed call by its failure class.
+func (t *Task) Failed(err error) {
+	if t == nil {
 		return
 	}
 	kind := host.KindOf(err).String()

@@ -120,6 +120,9 @@ func (b *Broker) work() {
 func Run(job *broker.Job, m *metrics.Metrics) *broker.Result {
 	res := &broker.Result{Outputs: make([][]byte, len(job.Inputs)), Errs: make([]error, len(job.Inputs))}
 	tm := m.Task(job.Tenant, job.Task.Module().Name, job.Task.Spec.Name)
+	var start time.Time
+	calls, ok := 0, 0
+	timer := tm.Timer()
 	for i, in := range job.Inputs {
 		if err := job.Ctx.Err(); err != nil {
 			res.Errs[i] = &host.TaskError{Kind: host.KindCanceled, Module: job.Task.Module().Name, Task: job.Task.Spec.Name, Msg: "the run was canceled before the call started"}
@@ -129,9 +132,22 @@ func Run(job *broker.Job, m *metrics.Metrics) *broker.Result {
 			res.Outputs[i], res.Errs[i] = job.Task.Call(job.Ctx, in, job.Limits)
 			continue
 		}
-		start := time.Now()
+		// One clock reading per call: each call ends where the next starts.
+		if start.IsZero() {
+			start = time.Now()
+		}
 		res.Outputs[i], res.Errs[i] = job.Task.Call(job.Ctx, in, job.Limits)
-		tm.Observe(time.Since(start), res.Errs[i], job.Attempt > 0)
+		end := time.Now()
+		timer.Observe(end.Sub(start))
+		start = end
+		calls++
+		if res.Errs[i] != nil {
+			tm.Failed(res.Errs[i])
+		} else {
+			ok++
+		}
 	}
+	timer.Flush()
+	tm.Batch(calls, ok, job.Attempt > 0)
 	return res
 }
