@@ -344,14 +344,16 @@ type statusOut struct {
 	Status string `json:"status"`
 	Error  string `json:"error"`
 	Steps  []struct {
-		Name       string `json:"name"`
-		Status     string `json:"status"`
-		Attempts   int    `json:"attempts"`
-		StartedAt  string `json:"started_at"`
-		FinishedAt string `json:"finished_at"`
-		Error      string `json:"error"`
-		Done       *int   `json:"done"`
-		Total      *int   `json:"total"`
+		Name       string  `json:"name"`
+		Status     string  `json:"status"`
+		Attempts   int     `json:"attempts"`
+		StartedAt  string  `json:"started_at"`
+		FinishedAt string  `json:"finished_at"`
+		Error      string  `json:"error"`
+		Done       *int    `json:"done"`
+		Total      *int    `json:"total"`
+		Worker     string  `json:"worker"`
+		DurationMS float64 `json:"duration_ms"`
 	} `json:"steps"`
 }
 
@@ -380,7 +382,8 @@ func TestTracking(t *testing.T) {
 	flowhost(t, "wait", "--broker", srv.URL(), ok)
 	st := status(t, srv, ok)
 	if st.Status != "succeeded" || len(st.Steps) != 3 || st.Steps[1].Name != "map stats.square" ||
-		st.Steps[1].Status != "succeeded" || *st.Steps[1].Done != 5 || *st.Steps[1].Total != 5 || st.Steps[2].Done != nil {
+		st.Steps[1].Status != "succeeded" || *st.Steps[1].Done != 5 || *st.Steps[1].Total != 5 || st.Steps[2].Done != nil ||
+		st.Steps[1].Worker != "w1" || st.Steps[1].DurationMS <= 0 {
 		t.Fatalf("succeeded run: %+v", st)
 	}
 

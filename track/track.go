@@ -21,10 +21,14 @@ type StepStatus struct {
 	Attempts   int    `json:"attempts"`
 	StartedAt  string `json:"started_at,omitempty"`  // RFC 3339
 	FinishedAt string `json:"finished_at,omitempty"` // RFC 3339
-	Error      string `json:"error,omitempty"`
-	Done       *int   `json:"done,omitempty"` // map and filter steps
-	Total      *int   `json:"total,omitempty"`
-	Failed     int    `json:"failed,omitempty"`
+	// DurationMS is the step's wall-clock duration, once it has finished.
+	DurationMS float64 `json:"duration_ms,omitempty"`
+	// Worker is the worker that started the step (distributed runs).
+	Worker string `json:"worker,omitempty"`
+	Error  string `json:"error,omitempty"`
+	Done   *int   `json:"done,omitempty"` // map and filter steps
+	Total  *int   `json:"total,omitempty"`
+	Failed int    `json:"failed,omitempty"`
 }
 
 // RunStatus is a run, as `flowhost status --json` shows it.
@@ -170,6 +174,7 @@ func (r *run) snapshot() *RunStatus {
 		}
 		ss := s.StepStatus
 		ss.StartedAt, ss.FinishedAt = stamp(s.started), stamp(s.finished)
+		ss.DurationMS = Duration(s.started, s.finished)
 		if s.fanning {
 			done, total := s.done, s.total
 			ss.Done, ss.Total = &done, &total
@@ -177,4 +182,12 @@ func (r *run) snapshot() *RunStatus {
 		st.Steps = append(st.Steps, ss)
 	}
 	return st
+}
+
+// Duration is the milliseconds between two times, or 0 when either is unset.
+func Duration(start, end time.Time) float64 {
+	if start.IsZero() || end.IsZero() {
+		return 0
+	}
+	return float64(end.Sub(start).Microseconds()) / 1000
 }

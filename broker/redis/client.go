@@ -230,7 +230,10 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 		if err != nil {
 			return nil, err
 		}
-		s := StepStatus{Name: label, Status: "pending", StartedAt: h["started_at"], FinishedAt: h["finished_at"]}
+		s := StepStatus{Name: label, Status: "pending", StartedAt: h["started_at"], FinishedAt: h["finished_at"], Worker: h["worker"]}
+		t0, _ := time.Parse(time.RFC3339Nano, h["started_at"])
+		t1, _ := time.Parse(time.RFC3339Nano, h["finished_at"])
+		s.DurationMS = track.Duration(t0, t1)
 		total, _ := strconv.Atoi(h["total"])
 		retries, _ := strconv.Atoi(h["retries"])
 		done, _ := strconv.Atoi(h["done"])

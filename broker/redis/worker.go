@@ -712,8 +712,12 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 		args = append(args, w.send(bm))
 		i = j
 	}
-	if err := startScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run)}, args...).Err(); err != nil {
+	started1, err := startScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run)}, args...).Int()
+	if err != nil {
 		return err
+	}
+	if started1 == 1 {
+		w.rdb.HSet(ctx, stepKey(m.Tenant, m.Run, m.Step), "worker", w.cfg.Name)
 	}
 	return w.rdb.XAck(ctx, d.stream, group, d.id).Err()
 }
