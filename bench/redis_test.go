@@ -16,6 +16,7 @@ import (
 
 	fhredis "github.com/flowhost/flowhost/broker/redis"
 	"github.com/flowhost/flowhost/internal/redistest"
+	"github.com/flowhost/flowhost/internal/testmod"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/runner"
 )
@@ -160,4 +161,61 @@ func BenchmarkStreamsCeiling(b *testing.B) {
 		rdb.Del(ctx, stream)
 	}
 	b.ReportMetric(float64(redisN*b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// BenchmarkFairness measures a one-task run of tenant B submitted while
+// tenant A's 200 tasks of ~50 ms wait on two workers: B in its own tenant
+// (its own stream), and B in A's tenant (one FIFO queue: the baseline).
+func BenchmarkFairness(b *testing.B) {
+	srv := redistest.Start(b, "--appendfsync", "everysec")
+	bin := flowhostBin(b)
+	startWorkers(b, bin, srv, 2, "--concurrency", "1", "--batch-size", "1")
+	ctx := context.Background()
+	c, err := fhredis.Dial(ctx, srv.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	busy := testmod.Module(b, "../tests/testdata/flaky.wat", "../tests/testdata/flaky.json")
+	stats := mustRead(b, "../plugins/examples/stats-c/stats.wasm")
+	e := engine(b, b.TempDir())
+	mods := map[string]string{}
+	for alias, w := range map[string][]byte{"flaky": busy, "stats": stats} {
+		m, err := e.Load(ctx, w)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Upload(ctx, m.SHA256, w)
+		mods[alias] = m.SHA256
+	}
+	xs := make([]int, 200)
+	xj, _ := json.Marshal(xs)
+	submit := func(tenant string, seq *pipeline.Sequential, in pipeline.Inputs) string {
+		spec := &fhredis.Spec{ID: runner.NewRunID(), Tenant: tenant, Modules: mods, Seq: seq, Inputs: in,
+			Steps: []fhredis.StepInfo{{Name: "step"}, {Name: "step"}}}
+		if err := c.Submit(ctx, spec); err != nil {
+			b.Fatal(err)
+		}
+		return spec.ID
+	}
+	for _, tc := range []struct{ name, tenant string }{{"own-tenant", "b"}, {"fifo-same-tenant", "a"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var total time.Duration
+			for b.Loop() {
+				flood := submit("a", pipeline.New(nil).Map("flaky.busy", pipeline.Param("x")), pipeline.Inputs{"x": xj})
+				time.Sleep(300 * time.Millisecond) // the flood is queued and running
+				start := time.Now()
+				id := submit(tc.tenant, pipeline.New(nil).CallNext("stats.square"), pipeline.Inputs{"x": json.RawMessage("3")})
+				if st, err := c.Wait(ctx, tc.tenant, id); err != nil || st.Status != "succeeded" {
+					b.Fatalf("%v %+v", err, st)
+				}
+				total += time.Since(start)
+				c.Cancel(ctx, "a", flood)
+				time.Sleep(200 * time.Millisecond) // let the workers drop the cancelled flood
+				c.Redis().Del(ctx, "fh:t:a:q")
+				c.Redis().XGroupCreateMkStream(ctx, "fh:t:a:q", "workers", "$")
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-to-result")
+		})
+	}
 }

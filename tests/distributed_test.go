@@ -435,3 +435,40 @@ func TestTracking(t *testing.T) {
 		t.Fatalf("runs --status failed: %s", r.stdout)
 	}
 }
+
+// TestTenantFairness: while tenant A has 3,000 tasks of ~50 ms queued,
+// tenant B's one-task run still starts at once: tenants have their own
+// streams, and every read takes from each of them.
+func TestTenantFairness(t *testing.T) {
+	srv := redistest.Start(t, "--appendfsync", "everysec")
+	worker(t, srv, "w1")
+	worker(t, srv, "w2")
+	flood := start(t, "run", "--broker", srv.URL(), "--tenant", "a", "--detach", busyFlow(t, 3000))
+	if err := flood.cmd.Wait(); err != nil {
+		t.Fatalf("submit the flood: %v\n%s", err, flood.output())
+	}
+	floodID := strings.TrimSpace(flood.output())
+	// Wait until A's map is queued and running.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := flowhost(t, "status", "--json", "--tenant", "a", "--broker", srv.URL(), floodID)
+		if strings.Contains(r.stdout, `"total": 3000`) && strings.Contains(r.stdout, `"status": "running"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flood did not start: %s", r.stdout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	begin := time.Now()
+	out, r := runJSONOut(t, "--broker", srv.URL(), "--tenant", "b", "examples/flows/after.toml")
+	took := time.Since(begin)
+	if out.Status != "succeeded" {
+		t.Fatalf("tenant b: %s %s", r.stdout, r.stderr)
+	}
+	t.Logf("tenant b's run took %s while tenant a's 3,000-task map was running", took)
+	if took > 2*time.Second {
+		t.Fatalf("tenant b waited %s behind tenant a's flood", took)
+	}
+	flowhost(t, "cancel", "--tenant", "a", "--broker", srv.URL(), floodID)
+}
