@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -471,4 +472,31 @@ func TestTenantFairness(t *testing.T) {
 		t.Fatalf("tenant b waited %s behind tenant a's flood", took)
 	}
 	flowhost(t, "cancel", "--tenant", "a", "--broker", srv.URL(), floodID)
+}
+
+// TestTenantPolicies: a worker's tenant maxima clamp what a flow asks for,
+// and a tenant the worker does not serve is refused.
+func TestTenantPolicies(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := filepath.Join(t.TempDir(), "worker.toml")
+	if err := os.WriteFile(cfg, []byte("[tenants.acme]\nmax_concurrent = 1\ntimeout = \"300ms\"\nmemory = \"64MiB\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	worker(t, srv, "w1", "--config", cfg)
+	// The flow asks for 30 s; acme may have 300 ms.
+	out, _ := runJSONOut(t, "--broker", srv.URL(), "--tenant", "acme", writeFlow(t, "[limits]\ntimeout = \"30s\"\n[[step]]\ncall = \"flaky.spin\"\n"))
+	if out.Status != "failed" || !strings.Contains(*out.Error, "timeout: did not finish within 300ms") {
+		t.Fatalf("acme: %+v %v", out, *out.Error)
+	}
+	out, _ = runJSONOut(t, "--broker", srv.URL(), "--tenant", "acme", "examples/flows/numbers.toml")
+	if out.Status != "succeeded" {
+		t.Fatalf("acme within its maxima: %v", *out.Error)
+	}
+	out, _ = runJSONOut(t, "--broker", srv.URL(), "--tenant", "intruder", "examples/flows/after.toml")
+	if out.Status != "failed" || !strings.Contains(*out.Error, `"intruder" is not among this worker's tenants (acme)`) {
+		t.Fatalf("intruder: %+v", out)
+	}
+	if r := flowhost(t, "worker", "--broker", srv.URL(), "--config", "nope.toml"); r.code != 2 || !strings.Contains(r.stderr, "nope.toml") {
+		t.Fatalf("missing config: %d %s", r.code, r.stderr)
+	}
 }

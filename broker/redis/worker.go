@@ -20,6 +20,7 @@ import (
 	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/runner"
+	"github.com/flowhost/flowhost/tenant"
 )
 
 // Message kinds.
@@ -71,6 +72,9 @@ type WorkerConfig struct {
 	Logger *slog.Logger
 	// Metrics records calls and queue gauges; nil records nothing.
 	Metrics *metrics.Metrics
+	// Tenants are the tenants served and their maxima; nil serves every
+	// tenant with no maxima.
+	Tenants *tenant.Config
 	// Name identifies the worker in the consumer group; default host-pid.
 	Name string
 }
@@ -86,6 +90,7 @@ type Worker struct {
 	runs     map[string]*runState
 	inflight map[string]map[string]bool // stream → message ids
 	runCtx   map[string]*runCtx
+	running  map[string]int // tenant → messages being handled
 }
 
 type runCtx struct {
@@ -128,12 +133,18 @@ func NewWorker(c *Client, cfg WorkerConfig) *Worker {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Worker{cfg: cfg, rdb: c.rdb, log: log.With("worker", cfg.Name), modules: map[string]*host.Module{},
-		runs: map[string]*runState{}, inflight: map[string]map[string]bool{}, runCtx: map[string]*runCtx{}}
+		runs: map[string]*runState{}, inflight: map[string]map[string]bool{}, runCtx: map[string]*runCtx{}, running: map[string]int{}}
 }
 
 type delivery struct {
 	stream, id string
 	body       []byte
+}
+
+// tenant is the tenant whose stream the delivery came from.
+func (d delivery) tenant() string {
+	t := strings.TrimPrefix(d.stream, "fh:t:")
+	return strings.TrimSuffix(t, ":q")
 }
 
 // Run serves until ctx ends, then drains: it reads nothing new, lets the
@@ -160,6 +171,9 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	dispatch := func(d delivery) {
 		w.track(d.stream, d.id, true)
+		w.mu.Lock()
+		w.running[d.tenant()]++
+		w.mu.Unlock()
 		jobs <- d
 	}
 	var backoff time.Duration
@@ -210,6 +224,25 @@ func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
 	if len(tenants) == 0 {
 		select {
 		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return nil, nil
+	}
+	// A tenant running as many calls as its policy allows is not read
+	// this time round.
+	open := tenants[:0]
+	w.mu.Lock()
+	for _, t := range tenants {
+		if p, err := w.cfg.Tenants.Policy(t); err == nil && p.MaxConcurrent > 0 && w.running[t] >= p.MaxConcurrent {
+			continue
+		}
+		open = append(open, t)
+	}
+	w.mu.Unlock()
+	tenants = open
+	if len(tenants) == 0 {
+		select {
+		case <-time.After(20 * time.Millisecond):
 		case <-ctx.Done():
 		}
 		return nil, nil
@@ -418,11 +451,21 @@ func (w *Worker) forget(tenant, run string) {
 // atomic script as its effect where there is one.
 func (w *Worker) handle(d delivery) {
 	defer w.track(d.stream, d.id, false)
+	defer func() {
+		w.mu.Lock()
+		w.running[d.tenant()]--
+		w.mu.Unlock()
+	}()
 	ctx := context.Background()
 	var m message
 	if err := json.Unmarshal(d.body, &m); err != nil {
 		w.log.Error("unreadable message dropped", "id", d.id, "err", err)
 		w.rdb.XAck(ctx, d.stream, group, d.id)
+		return
+	}
+	policy, perr := w.cfg.Tenants.Policy(m.Tenant)
+	if perr != nil {
+		w.end(ctx, &m, d, "failed", "null", fmt.Sprintf("worker %s: %v", w.cfg.Name, perr))
 		return
 	}
 	rs, status, err := w.runState(ctx, m.Tenant, m.Run)
@@ -444,7 +487,7 @@ func (w *Worker) handle(d delivery) {
 	case kindStep:
 		err = w.startStep(ctx, rs, &m, d)
 	case kindCall:
-		err = w.call(ctx, rs, &m, d)
+		err = w.call(ctx, rs, &m, d, policy)
 	case kindDone:
 		err = w.nodeDone(ctx, rs, &m, d)
 	case kindFinish:
@@ -832,7 +875,7 @@ func sortBatches(brs []batchResult) {
 }
 
 // call runs a batch and records its result.
-func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery) error {
+func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery, policy tenant.Policy) error {
 	var task *host.Task
 	var opts pipeline.Options
 	var label string
@@ -851,6 +894,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery)
 	if opts.Timeout > 0 {
 		lim.Timeout = opts.Timeout
 	}
+	lim = policy.Clamp(lim) // a flow may ask for less than its tenant's maxima, never more
 	rc := w.ctxFor(m.Tenant, m.Run)
 	rctx := host.WithLogInfo(rc.ctx, m.Run, label, rc.logs)
 	tm := w.cfg.Metrics.Task(m.Tenant, task.Module().Name, task.Spec.Name)

@@ -16,6 +16,7 @@ import (
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/tenant"
 	"github.com/flowhost/flowhost/track"
 )
 
@@ -42,11 +43,19 @@ type workerCmd struct {
 	Name          string        `help:"The worker's name in the consumer group (default: host-pid-random)."`
 	BatchSize     int           `default:"256" help:"Most calls of a map or filter carried by one message."`
 	MetricsAddr   string        `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve Prometheus metrics at /metrics and a health check at /healthz."`
+	Config        string        `placeholder:"worker.toml" help:"Tenants this worker serves and their maxima (concurrent calls, timeout, memory, max_output, fuel). Without it, every tenant is served with no maxima."`
 }
 
 func (c *workerCmd) Run(g *globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var tenants *tenant.Config
+	if c.Config != "" {
+		var err error
+		if tenants, err = tenant.Load(c.Config); err != nil {
+			return usageErr(err)
+		}
+	}
 	client, err := redis.Dial(ctx, c.Broker)
 	if err != nil {
 		return usageErr(err)
@@ -72,7 +81,7 @@ func (c *workerCmd) Run(g *globals) error {
 		logger.Info("serving metrics", "url", "http://"+addr+"/metrics")
 	}
 	w := redis.NewWorker(client, redis.WorkerConfig{Concurrency: n, Lease: c.Lease, MaxDeliveries: c.MaxDeliveries,
-		Drain: c.Drain, Engine: eng, Logger: logger, Name: c.Name, BatchSize: c.BatchSize, Metrics: m})
+		Drain: c.Drain, Engine: eng, Logger: logger, Name: c.Name, BatchSize: c.BatchSize, Metrics: m, Tenants: tenants})
 	logger.Info("worker started", "broker", redactURL(c.Broker), "concurrency", n)
 	err = w.Run(ctx)
 	logger.Info("worker stopped")

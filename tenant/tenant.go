@@ -1,0 +1,163 @@
+// Package tenant reads a worker's tenant policies (worker.toml): which
+// tenants a worker serves and the most each may use. Every limit a flow
+// asks for is clamped to its tenant's maxima.
+package tenant
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/flowhost/flowhost/flow"
+	"github.com/flowhost/flowhost/host"
+)
+
+// Policy is what one tenant may use on a worker.
+type Policy struct {
+	// MaxConcurrent bounds the tenant's calls running at once on a worker
+	// (0: no bound beyond the worker's own).
+	MaxConcurrent int
+	// Maxima of every call's limits; a zero field sets no maximum.
+	Timeout   time.Duration
+	Memory    uint64
+	MaxOutput uint64
+	Fuel      uint64
+}
+
+// Clamp lowers each limit of l to the policy's maximum.
+func (p Policy) Clamp(l host.Limits) host.Limits {
+	if p.Timeout > 0 && (l.Timeout == 0 || l.Timeout > p.Timeout) {
+		l.Timeout = p.Timeout
+	}
+	if p.Memory > 0 && (l.Memory == 0 || l.Memory > p.Memory) {
+		l.Memory = p.Memory
+	}
+	if p.MaxOutput > 0 && (l.MaxOutput == 0 || l.MaxOutput > p.MaxOutput) {
+		l.MaxOutput = p.MaxOutput
+	}
+	if p.Fuel > 0 && (l.Fuel == 0 || l.Fuel > p.Fuel) {
+		l.Fuel = p.Fuel
+	}
+	return l
+}
+
+// Config is a worker's tenants. The tenant named "default", when present,
+// serves every tenant not listed; without it, unlisted tenants are refused.
+type Config struct {
+	Tenants map[string]Policy
+}
+
+// ErrUnknown is returned for a tenant a worker does not serve.
+var ErrUnknown = errors.New("tenant not configured")
+
+// Policy returns the policy of tenant. A nil Config serves every tenant
+// with no maxima.
+func (c *Config) Policy(tenant string) (Policy, error) {
+	if c == nil {
+		return Policy{}, nil
+	}
+	if p, ok := c.Tenants[tenant]; ok {
+		return p, nil
+	}
+	if p, ok := c.Tenants["default"]; ok {
+		return p, nil
+	}
+	names := make([]string, 0, len(c.Tenants))
+	for n := range c.Tenants {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return Policy{}, fmt.Errorf("%w: %q is not among this worker's tenants (%s) and no \"default\" tenant is configured", ErrUnknown, tenant, strings.Join(names, ", "))
+}
+
+type rawPolicy struct {
+	MaxConcurrent int64  `toml:"max_concurrent"`
+	Timeout       string `toml:"timeout"`
+	Memory        any    `toml:"memory"`
+	MaxOutput     any    `toml:"max_output"`
+	Fuel          int64  `toml:"fuel"`
+}
+
+var policyKeys = []string{"max_concurrent", "timeout", "memory", "max_output", "fuel"}
+
+// Load reads a worker config file:
+//
+//	[tenants.default]
+//	max_concurrent = 2
+//	timeout = "30s"
+//	memory = "256MiB"
+//
+//	[tenants.acme]
+//	max_concurrent = 4
+//	memory = "1GiB"
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var raw struct {
+		Tenants map[string]rawPolicy `toml:"tenants"`
+	}
+	md, err := toml.Decode(string(src), &raw)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d:%d: %s", path, pe.Position.Line, pe.Position.Col, pe.Message)
+		}
+		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "toml: "))
+	}
+	for _, k := range md.Undecoded() {
+		name := k[len(k)-1]
+		if k[0] != "tenants" {
+			return nil, fmt.Errorf("%s: unknown key %q at the top level%s (a worker config holds [tenants.NAME] tables)", path, k[0], flow.Suggest(k[0], []string{"tenants"}))
+		}
+		if len(k) == 3 {
+			return nil, fmt.Errorf("%s: unknown key %q in [tenants.%s]%s (valid: %s)", path, name, k[1], flow.Suggest(name, policyKeys), strings.Join(policyKeys, ", "))
+		}
+	}
+	c := &Config{Tenants: map[string]Policy{}}
+	for name, rp := range raw.Tenants {
+		where := fmt.Sprintf("%s: [tenants.%s]", path, name)
+		p := Policy{MaxConcurrent: int(rp.MaxConcurrent), Fuel: uint64(max(rp.Fuel, 0))}
+		if rp.MaxConcurrent < 0 || rp.Fuel < 0 {
+			return nil, fmt.Errorf("%s: max_concurrent and fuel must not be negative", where)
+		}
+		if rp.Timeout != "" {
+			if p.Timeout, err = flow.ParseDuration(rp.Timeout); err != nil {
+				return nil, fmt.Errorf("%s: timeout: %w", where, err)
+			}
+		}
+		for _, f := range []struct {
+			key string
+			v   any
+			dst *uint64
+		}{{"memory", rp.Memory, &p.Memory}, {"max_output", rp.MaxOutput, &p.MaxOutput}} {
+			switch v := f.v.(type) {
+			case nil:
+			case int64:
+				if v <= 0 {
+					return nil, fmt.Errorf("%s: %s must be positive", where, f.key)
+				}
+				*f.dst = uint64(v)
+			case string:
+				n, err := flow.ParseSize(v)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %s: %w", where, f.key, err)
+				}
+				*f.dst = n
+			default:
+				return nil, fmt.Errorf("%s: %s must be a number of bytes or a size like \"64MiB\"", where, f.key)
+			}
+		}
+		c.Tenants[name] = p
+	}
+	if len(c.Tenants) == 0 {
+		return nil, fmt.Errorf("%s: no [tenants.NAME] table: the worker would serve nobody", path)
+	}
+	return c, nil
+}

@@ -1,0 +1,64 @@
+package tenant
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowhost/flowhost/host"
+)
+
+func write(t *testing.T, src string) string {
+	p := filepath.Join(t.TempDir(), "worker.toml")
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadAndClamp(t *testing.T) {
+	c, err := Load(write(t, "[tenants.acme]\nmax_concurrent = 3\ntimeout = \"2s\"\nmemory = \"64MiB\"\nmax_output = 1024\nfuel = 1000\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Policy("acme")
+	if err != nil || p.MaxConcurrent != 3 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	got := p.Clamp(host.Limits{Timeout: time.Minute, Memory: 1 << 30, MaxOutput: 10, Fuel: 0})
+	want := host.Limits{Timeout: 2 * time.Second, Memory: 64 << 20, MaxOutput: 10, Fuel: 1000}
+	if got != want {
+		t.Fatalf("clamp = %+v, want %+v", got, want)
+	}
+	if _, err := c.Policy("other"); !errors.Is(err, ErrUnknown) || !strings.Contains(err.Error(), `"other" is not among this worker's tenants (acme)`) {
+		t.Fatalf("unknown tenant: %v", err)
+	}
+	c, _ = Load(write(t, "[tenants.default]\ntimeout = \"1s\"\n"))
+	if p, err := c.Policy("anyone"); err != nil || p.Timeout != time.Second {
+		t.Fatalf("default tenant: %+v %v", p, err)
+	}
+	var none *Config
+	if p, err := none.Policy("x"); err != nil || p != (Policy{}) {
+		t.Fatalf("nil config: %+v %v", p, err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	cases := []struct{ src, want string }{
+		{"[tenants.a]\ntimout = \"1s\"\n", `unknown key "timout" in [tenants.a]; did you mean "timeout"?`},
+		{"[tenant.a]\ntimeout = \"1s\"\n", `unknown key "tenant" at the top level; did you mean "tenants"?`},
+		{"[tenants.a]\ntimeout = \"1\"\n", `timeout: duration "1" has no unit`},
+		{"[tenants.a]\nmemory = \"lots\"\n", `memory: invalid size "lots"`},
+		{"[tenants.a]\nmax_concurrent = -1\n", "must not be negative"},
+		{"[tenants.a\n", "worker.toml:2:"},
+		{"# nothing\n", "no [tenants.NAME] table"},
+	}
+	for _, c := range cases {
+		if _, err := Load(write(t, c.src)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: err %v, want %q", c.src, err, c.want)
+		}
+	}
+}
