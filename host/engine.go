@@ -36,6 +36,8 @@ type Limits struct {
 	// Fuel is a deterministic CPU budget, in units of roughly one
 	// instruction. 0 means no budget (the timeout still applies).
 	Fuel uint64
+	// Grants are what the call may reach beyond the sandbox; nil: nothing.
+	Grants *Grants
 }
 
 // DefaultLimits are the limits of a call that asks for none.

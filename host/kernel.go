@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"log/slog"
+	"net/http"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -48,6 +49,11 @@ type kernel struct {
 
 	meter    meterState
 	maxDepth int32
+	grants   *Grants // of the instance; fixed for its life
+
+	httpStatus  int32
+	httpHeaders []byte
+	httpClient  *http.Client
 
 	logger   *slog.Logger
 	logLines int
@@ -73,6 +79,7 @@ func (k *kernel) reset(input []byte, limit, maxOutput uint64) {
 	k.maxOutput = maxOutput
 	k.outOff, k.outLen, k.outSet, k.errOff = 0, 0, false, 0
 	k.logLines = 0
+	k.httpStatus, k.httpHeaders = 0, nil
 	clear(k.vars)
 	k.inputLen = uint64(len(input))
 	k.inputOff = k.allocCopy(input)
@@ -330,11 +337,15 @@ var hostFuncs = []hostFunc{
 		}
 	}},
 	{"http_request", func(ctx context.Context, _ api.Module, s []uint64) {
-		k := kernelFrom(ctx)
-		fail(KindDenied, "HTTP request refused: task %s.%s is granted no HTTP hosts", k.module, k.task)
+		s[0] = kernelFrom(ctx).httpRequest(s[0], s[1])
 	}},
-	{"http_status_code", func(ctx context.Context, _ api.Module, s []uint64) { s[0] = 0 }},
-	{"http_headers", func(ctx context.Context, _ api.Module, s []uint64) { s[0] = 0 }},
+	{"http_status_code", func(ctx context.Context, _ api.Module, s []uint64) {
+		s[0] = uint64(uint32(kernelFrom(ctx).httpStatus))
+	}},
+	{"http_headers", func(ctx context.Context, _ api.Module, s []uint64) {
+		k := kernelFrom(ctx)
+		s[0] = k.allocCopy(k.httpHeaders)
+	}},
 }
 
 // instantiateKernel defines the "extism:host/env" host module.

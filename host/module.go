@@ -115,14 +115,18 @@ type pool struct {
 
 func (m *Module) acquire(ctx context.Context, lim Limits) (*instance, error) {
 	for {
+		key := lim.Grants.key()
 		m.pool.mu.Lock()
-		n := len(m.pool.idle)
-		if n == 0 {
+		i := len(m.pool.idle) - 1
+		for i >= 0 && m.pool.idle[i].grants != key {
+			i-- // an instance serves only calls with the grants it was made with
+		}
+		if i < 0 {
 			m.pool.mu.Unlock()
 			return m.newInstance(ctx, lim)
 		}
-		inst := m.pool.idle[n-1]
-		m.pool.idle = m.pool.idle[:n-1]
+		inst := m.pool.idle[i]
+		m.pool.idle = append(m.pool.idle[:i], m.pool.idle[i+1:]...)
 		m.pool.mu.Unlock()
 		if lim.Memory != 0 && inst.mem.size() > lim.Memory {
 			// Grown past this call's cap by an earlier call: start afresh.
@@ -155,6 +159,7 @@ type instance struct {
 	ctx    context.Context // carries k to the host functions
 	stack  []uint64
 	stderr limitedBuffer
+	grants string // key of the grants the instance was made with
 }
 
 func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error) {
@@ -185,7 +190,9 @@ func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error)
 		stop := context.AfterFunc(ctx, cancel)
 		defer stop()
 	}
-	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr)
+	inst.grants = lim.Grants.key()
+	inst.k.grants = lim.Grants
+	cfg := lim.Grants.moduleConfig(wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr))
 	mod, err := e.rt.InstantiateModule(ictx, m.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", firstLine(err))

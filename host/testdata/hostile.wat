@@ -9,6 +9,8 @@
   (import "extism:host/env" "error_set" (func $error_set (param i64)))
   (import "extism:host/env" "http_request" (func $http_request (param i64 i64) (result i64)))
   (import "extism:host/env" "log_info" (func $log_info (param i64)))
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (import "extism:host/env" "http_status_code" (func $http_status_code (result i32)))
   (memory (export "memory") 1)
   (global $calls (mut i32) (i32.const 0))
 
@@ -120,4 +122,20 @@
     (call $output (i32.const 100) (i32.const 1))
     (i32.const 0))
   (data (i32.const 100) "1")
+
+  ;; fetch: sends its whole input as the HTTP request ({"url": …}); outputs the response body
+  (func (export "fetch") (result i32)
+    (local $n i64) (local $off i64) (local $i i64) (local $resp i64)
+    (local.set $n (call $input_length))
+    (local.set $off (call $alloc (local.get $n)))
+    (block $done
+      (loop $next
+        (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
+        (call $store_u8 (i64.add (local.get $off) (local.get $i)) (call $input_load_u8 (local.get $i)))
+        (local.set $i (i64.add (local.get $i) (i64.const 1)))
+        (br $next)))
+    (local.set $resp (call $http_request (local.get $off) (i64.const 0)))
+    (if (i32.ne (call $http_status_code) (i32.const 200)) (then (return (i32.const 2))))
+    (call $output_set (local.get $resp) (call $length (local.get $resp)))
+    (i32.const 0))
 )
