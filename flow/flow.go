@@ -38,6 +38,9 @@ type File struct {
 	Plugins []Plugin
 	Inputs  pipeline.Inputs
 	Limits  pipeline.Limits
+	// Grants are what the flow's tasks may reach; directories are resolved
+	// against the flow file's directory.
+	Grants pipeline.Grants
 	// Exactly one of Sequential and Dataflow is set, by Mode.
 	Sequential *pipeline.Sequential
 	Dataflow   *pipeline.Dataflow
@@ -125,6 +128,16 @@ type rawFile struct {
 	Tasks       []string           `toml:"tasks"`
 	Outputs     []string           `toml:"outputs"`
 	Task        map[string]rawStep `toml:"task"`
+	Grants      rawGrants          `toml:"grants"`
+}
+
+type rawGrants struct {
+	Files   map[string]string `toml:"files"`
+	Env     map[string]string `toml:"env"`
+	HTTP    []string          `toml:"http"`
+	Private bool              `toml:"private"`
+	Clock   bool              `toml:"clock"`
+	Random  bool              `toml:"random"`
 }
 
 type rawLimits struct {
@@ -187,7 +200,8 @@ func (p *rawPlugin) decode(v any) error {
 
 // The keys each table accepts, for the unknown-key check's suggestions.
 var (
-	topKeys   = []string{"name", "description", "mode", "tenant", "plugins", "inputs", "limits", "step", "tasks", "outputs", "task"}
+	topKeys   = []string{"name", "description", "mode", "tenant", "plugins", "inputs", "limits", "step", "tasks", "outputs", "task", "grants"}
+	grantKeys = []string{"files", "env", "http", "private", "clock", "random"}
 	limitKeys = []string{"timeout", "memory", "max_output", "fuel"}
 	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel"}
 	taskKeys  = []string{"name", "args", "retries", "timeout", "max_parallel", "memory", "max_output", "fuel"}
@@ -241,6 +255,8 @@ func (f *File) checkUnknown(md toml.MetaData) error {
 			valid, where = topKeys, "at the top level"
 		case key[0] == "limits" && len(key) == 2:
 			valid, where = limitKeys, "in [limits]"
+		case key[0] == "grants" && len(key) == 2:
+			valid, where = grantKeys, "in [grants]"
 		case key[0] == "step" && len(key) == 2:
 			valid, where = stepKeys, "in a [[step]]"
 		case key[0] == "task" && len(key) == 3:
@@ -310,6 +326,26 @@ func (f *File) build(raw *rawFile) error {
 	}
 	f.Limits = pipeline.Limits{Timeout: raw.Limits.Timeout.Duration, Memory: uint64(raw.Limits.Memory),
 		MaxOutput: uint64(raw.Limits.MaxOutput), Fuel: uint64(raw.Limits.Fuel)}
+
+	g := raw.Grants
+	f.Grants = pipeline.Grants{Env: g.Env, HTTP: g.HTTP, Private: g.Private, Clock: g.Clock, Random: g.Random}
+	for guest, hostDir := range g.Files {
+		if !strings.HasPrefix(guest, "/") {
+			return f.Errorf(f.KeyPos("grants", "files"), "grants.files: guest path %q must be absolute, like \"/data\"", guest)
+		}
+		if !filepath.IsAbs(hostDir) {
+			hostDir = filepath.Join(dir, hostDir)
+		}
+		if f.Grants.Files == nil {
+			f.Grants.Files = map[string]string{}
+		}
+		f.Grants.Files[guest] = hostDir
+	}
+	for _, h := range g.HTTP {
+		if h == "" || strings.ContainsAny(h, "/: ") || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.")) {
+			return f.Errorf(f.KeyPos("grants", "http"), "grants.http: %q is not a host name or a pattern like \"*.example.com\"", h)
+		}
+	}
 
 	f.Mode = raw.Mode
 	hasSteps, hasTasks := len(raw.Step) > 0, len(raw.Tasks) > 0

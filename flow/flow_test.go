@@ -156,3 +156,32 @@ func TestLocatorInline(t *testing.T) {
 		t.Fatalf("pos %+v", p)
 	}
 }
+
+func TestParseGrants(t *testing.T) {
+	src := plugins + `[grants]
+files = { "/data" = "data", "/abs" = "/srv/x" }
+env = { REGION = "eu" }
+http = ["api.example.com", "*.example.org"]
+clock = true
+[[step]]
+call = "text.split"
+`
+	f, err := Parse("dir/flow.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := f.Grants
+	if g.Files["/data"] != "dir/data" || g.Files["/abs"] != "/srv/x" || g.Env["REGION"] != "eu" || len(g.HTTP) != 2 || !g.Clock || g.Random {
+		t.Fatalf("grants %+v", g)
+	}
+	for _, c := range []struct{ src, want string }{
+		{"[grants]\nfiles = { \"data\" = \"data\" }\n", `guest path "data" must be absolute`},
+		{"[grants]\nhttp = [\"https://x.com\"]\n", `"https://x.com" is not a host name`},
+		{"[grants]\nnetwork = true\n", `unknown key "network" in [grants]`},
+	} {
+		_, err := Parse("flow.toml", []byte(plugins+c.src+"[[step]]\ncall = \"text.split\"\n"))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v; want %q", c.src, err, c.want)
+		}
+	}
+}

@@ -39,6 +39,28 @@ func (l Limits) Merge(outer Limits) Limits {
 	return l
 }
 
+// Grants are what a flow's tasks may reach beyond the sandbox. The zero
+// value grants nothing: no files, no environment, no network, a fake
+// clock and fixed randomness.
+type Grants struct {
+	// Files maps guest paths ("/data") to host directories, read-only.
+	Files map[string]string `json:"files,omitempty"`
+	// Env are environment variables the tasks see.
+	Env map[string]string `json:"env,omitempty"`
+	// HTTP are the hosts the tasks may request ("api.example.com", "*.example.com").
+	HTTP []string `json:"http,omitempty"`
+	// Private allows HTTP to loopback and private addresses.
+	Private bool `json:"private,omitempty"`
+	// Clock and Random give the real clock and real randomness.
+	Clock  bool `json:"clock,omitempty"`
+	Random bool `json:"random,omitempty"`
+}
+
+// Empty reports whether g grants nothing.
+func (g Grants) Empty() bool {
+	return len(g.Files) == 0 && len(g.Env) == 0 && len(g.HTTP) == 0 && !g.Private && !g.Clock && !g.Random
+}
+
 // Options tune one step of a sequential pipeline or one task of a
 // dataflow pipeline.
 type Options struct {

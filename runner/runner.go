@@ -31,6 +31,8 @@ type Config struct {
 	Modules map[string]*host.Module
 	// Limits are the flow's limits; zero fields fall back to host.DefaultLimits.
 	Limits pipeline.Limits
+	// Grants are what the runs' tasks may reach beyond the sandbox.
+	Grants pipeline.Grants
 	// Observer receives progress events; nil discards them.
 	Observer Observer
 	// MaxParallel is the default bound of calls in flight per step; 0
@@ -44,6 +46,7 @@ type Config struct {
 type Runner struct {
 	broker      broker.Broker
 	tenant      string
+	grants      *host.Grants
 	modules     map[string]*host.Module
 	limits      pipeline.Limits
 	obs         Observer
@@ -56,7 +59,7 @@ var _ pipeline.Executor = (*Runner)(nil)
 
 // New makes a runner.
 func New(cfg Config) *Runner {
-	r := &Runner{broker: cfg.Broker, tenant: cfg.Tenant, modules: cfg.Modules, limits: cfg.Limits, obs: cfg.Observer,
+	r := &Runner{broker: cfg.Broker, tenant: cfg.Tenant, grants: HostGrants(cfg.Grants), modules: cfg.Modules, limits: cfg.Limits, obs: cfg.Observer,
 		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax}
 	if r.obs == nil {
 		r.obs = nopObserver{}
@@ -121,7 +124,19 @@ func (e *RunError) Error() string {
 // Unwrap returns the cause.
 func (e *RunError) Unwrap() error { return e.Err }
 
-func (r *Runner) hostLimits(step pipeline.Limits) host.Limits { return HostLimits(r.limits, step) }
+func (r *Runner) hostLimits(step pipeline.Limits) host.Limits {
+	l := HostLimits(r.limits, step)
+	l.Grants = r.grants
+	return l
+}
+
+// HostGrants converts a flow's grants for the host; nil when empty.
+func HostGrants(g pipeline.Grants) *host.Grants {
+	if g.Empty() {
+		return nil
+	}
+	return &host.Grants{Files: g.Files, Env: g.Env, HTTP: g.HTTP, Private: g.Private, Clock: g.Clock, Random: g.Random}
+}
 
 // HostLimits resolves a call's limits: the step's, else the flow's, else
 // host.DefaultLimits.

@@ -276,3 +276,31 @@ func TestHumanOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestGrants runs a flow whose [grants] give its task a directory and an
+// environment variable; without them the same task sees neither.
+func TestGrants(t *testing.T) {
+	dir := t.TempDir()
+	wasm := testmod.Module(t, "../host/testdata/wasi_read.wat", "../host/testdata/wasi_read.json")
+	os.WriteFile(filepath.Join(dir, "wasi.wasm"), wasm, 0o644)
+	os.MkdirAll(filepath.Join(dir, "shared", "etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "shared", "etc", "passwd"), []byte("x"), 0o644)
+	for _, c := range []struct{ grants, task, want string }{
+		{"[grants]\nfiles = { \"/data\" = \"shared\" }\n", "read", "0"},
+		{"", "read", "8"},
+		{"[grants]\nenv = { A = \"1\", B = \"2\", C = \"3\" }\n", "env", "3"},
+		{"", "env", "0"},
+	} {
+		flow := filepath.Join(dir, "flow.toml")
+		os.WriteFile(flow, []byte("[plugins]\nw = \"wasi.wasm\"\n"+c.grants+"[[step]]\ncall = \"w."+c.task+"\"\n"), 0o644)
+		out, r := runJSONOut(t, flow)
+		if out.Status != "succeeded" || string(out.Result) != c.want {
+			t.Errorf("%s with %q: %s %s; want %s", c.task, c.grants, r.stdout, r.stderr, c.want)
+		}
+	}
+	flow := filepath.Join(dir, "flow.toml")
+	os.WriteFile(flow, []byte("[plugins]\nw = \"wasi.wasm\"\n[grants]\nfiles = { \"/data\" = \"missing\" }\n[[step]]\ncall = \"w.read\"\n"), 0o644)
+	if r := flowhost(t, "run", flow); r.code != 2 || !strings.Contains(r.stderr, "grant files") {
+		t.Fatalf("missing granted dir: %d %s", r.code, r.stderr)
+	}
+}

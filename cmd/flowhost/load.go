@@ -11,6 +11,7 @@ import (
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/flow"
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/runner"
 )
 
 // loaded is a flow ready to run: parsed, its modules loaded and pinned,
@@ -37,6 +38,9 @@ func loadFlow(ctx context.Context, g *globals, path string, overrides []string) 
 			return nil, usageErr(err)
 		}
 		f.Inputs[name] = v
+	}
+	if err := runner.HostGrants(f.Grants).Check(); err != nil {
+		return nil, usageErr(f.Errorf(f.KeyPos("grants"), "%v", err))
 	}
 	eng, err := host.New(ctx, host.Config{Logger: g.logger, CacheDir: g.cacheDir})
 	if err != nil {

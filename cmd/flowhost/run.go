@@ -87,7 +87,7 @@ func (c *runCmd) Run(g *globals) error {
 	if tenant == "" {
 		tenant = l.file.Tenant
 	}
-	r := runner.New(runner.Config{Broker: b, Tenant: tenant, Modules: l.modules, Limits: l.file.Limits, Observer: obs})
+	r := runner.New(runner.Config{Broker: b, Tenant: tenant, Modules: l.modules, Limits: l.file.Limits, Grants: l.file.Grants, Observer: obs})
 	start := time.Now()
 	var result json.RawMessage
 	if l.seq != nil {
