@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/flowhost/flowhost/flow"
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/pipeline"
 )
 
 // Policy is what one tenant may use on a worker.
@@ -27,6 +29,70 @@ type Policy struct {
 	Memory    uint64
 	MaxOutput uint64
 	Fuel      uint64
+
+	// What the tenant's flows may be granted. Nothing, by default.
+	AllowFiles   []string // host directories (and what is below them)
+	AllowEnv     bool
+	AllowHTTP    []string // hosts or "*.example.com"
+	AllowPrivate bool
+	AllowClock   bool
+	AllowRandom  bool
+
+	// Unrestricted is set for a worker with no tenant config: every
+	// tenant, every grant.
+	Unrestricted bool
+}
+
+// Permit checks a flow's grants against the policy, naming the first
+// grant the tenant may not have.
+func (p Policy) Permit(tenant string, g pipeline.Grants) error {
+	if p.Unrestricted || g.Empty() {
+		return nil
+	}
+	deny := func(format string, args ...any) error {
+		return fmt.Errorf("tenant %q may not be granted %s", tenant, fmt.Sprintf(format, args...))
+	}
+	for guest, dir := range g.Files {
+		ok := false
+		for _, allowed := range p.AllowFiles {
+			if rel, err := filepath.Rel(allowed, dir); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+				ok = true
+			}
+		}
+		if !ok {
+			return deny("files %s (mounted at %s); allowed: %s", dir, guest, list(p.AllowFiles))
+		}
+	}
+	if len(g.Env) > 0 && !p.AllowEnv {
+		return deny("environment variables")
+	}
+	for _, h := range g.HTTP {
+		ok := false
+		for _, a := range p.AllowHTTP {
+			if a == h || (strings.HasPrefix(a, "*.") && strings.HasSuffix(h, a[1:])) {
+				ok = true
+			}
+		}
+		if !ok {
+			return deny("HTTP host %q; allowed: %s", h, list(p.AllowHTTP))
+		}
+	}
+	switch {
+	case g.Private && !p.AllowPrivate:
+		return deny("private network addresses")
+	case g.Clock && !p.AllowClock:
+		return deny("the real clock")
+	case g.Random && !p.AllowRandom:
+		return deny("real randomness")
+	}
+	return nil
+}
+
+func list(xs []string) string {
+	if len(xs) == 0 {
+		return "none"
+	}
+	return strings.Join(xs, ", ")
 }
 
 // Clamp lowers each limit of l to the policy's maximum.
@@ -59,7 +125,7 @@ var ErrUnknown = errors.New("tenant not configured")
 // with no maxima.
 func (c *Config) Policy(tenant string) (Policy, error) {
 	if c == nil {
-		return Policy{}, nil
+		return Policy{Unrestricted: true}, nil
 	}
 	if p, ok := c.Tenants[tenant]; ok {
 		return p, nil
@@ -76,14 +142,21 @@ func (c *Config) Policy(tenant string) (Policy, error) {
 }
 
 type rawPolicy struct {
-	MaxConcurrent int64  `toml:"max_concurrent"`
-	Timeout       string `toml:"timeout"`
-	Memory        any    `toml:"memory"`
-	MaxOutput     any    `toml:"max_output"`
-	Fuel          int64  `toml:"fuel"`
+	MaxConcurrent int64    `toml:"max_concurrent"`
+	Timeout       string   `toml:"timeout"`
+	Memory        any      `toml:"memory"`
+	MaxOutput     any      `toml:"max_output"`
+	Fuel          int64    `toml:"fuel"`
+	AllowFiles    []string `toml:"allow_files"`
+	AllowEnv      bool     `toml:"allow_env"`
+	AllowHTTP     []string `toml:"allow_http"`
+	AllowPrivate  bool     `toml:"allow_private"`
+	AllowClock    bool     `toml:"allow_clock"`
+	AllowRandom   bool     `toml:"allow_random"`
 }
 
-var policyKeys = []string{"max_concurrent", "timeout", "memory", "max_output", "fuel"}
+var policyKeys = []string{"max_concurrent", "timeout", "memory", "max_output", "fuel",
+	"allow_files", "allow_env", "allow_http", "allow_private", "allow_clock", "allow_random"}
 
 // Load reads a worker config file:
 //
@@ -95,6 +168,9 @@ var policyKeys = []string{"max_concurrent", "timeout", "memory", "max_output", "
 //	[tenants.acme]
 //	max_concurrent = 4
 //	memory = "1GiB"
+//	allow_files = ["/srv/acme"]      # what acme's flows may be granted (nothing by default)
+//	allow_http = ["*.acme.example"]
+//	allow_env = true
 func Load(path string) (*Config, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
@@ -123,7 +199,9 @@ func Load(path string) (*Config, error) {
 	c := &Config{Tenants: map[string]Policy{}}
 	for name, rp := range raw.Tenants {
 		where := fmt.Sprintf("%s: [tenants.%s]", path, name)
-		p := Policy{MaxConcurrent: int(rp.MaxConcurrent), Fuel: uint64(max(rp.Fuel, 0))}
+		p := Policy{MaxConcurrent: int(rp.MaxConcurrent), Fuel: uint64(max(rp.Fuel, 0)),
+			AllowFiles: rp.AllowFiles, AllowEnv: rp.AllowEnv, AllowHTTP: rp.AllowHTTP,
+			AllowPrivate: rp.AllowPrivate, AllowClock: rp.AllowClock, AllowRandom: rp.AllowRandom}
 		if rp.MaxConcurrent < 0 || rp.Fuel < 0 {
 			return nil, fmt.Errorf("%s: max_concurrent and fuel must not be negative", where)
 		}

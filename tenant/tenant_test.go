@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/pipeline"
 )
 
 func write(t *testing.T, src string) string {
@@ -41,7 +42,7 @@ func TestLoadAndClamp(t *testing.T) {
 		t.Fatalf("default tenant: %+v %v", p, err)
 	}
 	var none *Config
-	if p, err := none.Policy("x"); err != nil || p != (Policy{}) {
+	if p, err := none.Policy("x"); err != nil || !p.Unrestricted || p.Timeout != 0 {
 		t.Fatalf("nil config: %+v %v", p, err)
 	}
 }
@@ -60,5 +61,40 @@ func TestLoadErrors(t *testing.T) {
 		if _, err := Load(write(t, c.src)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: err %v, want %q", c.src, err, c.want)
 		}
+	}
+}
+
+func TestPermit(t *testing.T) {
+	p := Policy{AllowFiles: []string{"/srv/acme"}, AllowHTTP: []string{"*.acme.example", "api.x.com"}, AllowEnv: true}
+	ok := []pipeline.Grants{
+		{},
+		{Files: map[string]string{"/data": "/srv/acme/data"}},
+		{HTTP: []string{"eu.acme.example", "api.x.com"}, Env: map[string]string{"A": "1"}},
+	}
+	for _, g := range ok {
+		if err := p.Permit("acme", g); err != nil {
+			t.Errorf("%+v: %v", g, err)
+		}
+	}
+	bad := []struct {
+		g    pipeline.Grants
+		want string
+	}{
+		{pipeline.Grants{Files: map[string]string{"/d": "/srv/other"}}, `tenant "acme" may not be granted files /srv/other (mounted at /d); allowed: /srv/acme`},
+		{pipeline.Grants{Files: map[string]string{"/d": "/srv/acme/../other"}}, "may not be granted files"},
+		{pipeline.Grants{HTTP: []string{"evil.com"}}, `may not be granted HTTP host "evil.com"`},
+		{pipeline.Grants{Clock: true}, "the real clock"},
+		{pipeline.Grants{Private: true, HTTP: []string{"api.x.com"}}, "private network addresses"},
+	}
+	for _, c := range bad {
+		if err := p.Permit("acme", c.g); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v; want %q", c.g, err, c.want)
+		}
+	}
+	if err := (Policy{}).Permit("t", pipeline.Grants{Env: map[string]string{"A": "1"}}); err == nil {
+		t.Error("a policy without allowances granted env")
+	}
+	if err := (Policy{Unrestricted: true}).Permit("t", pipeline.Grants{Clock: true}); err != nil {
+		t.Error(err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flowhost/flowhost/internal/redistest"
+	"github.com/flowhost/flowhost/internal/testmod"
 )
 
 // proc is a flowhost process started by a test.
@@ -498,5 +499,31 @@ func TestTenantPolicies(t *testing.T) {
 	}
 	if r := flowhost(t, "worker", "--broker", srv.URL(), "--config", "nope.toml"); r.code != 2 || !strings.Contains(r.stderr, "nope.toml") {
 		t.Fatalf("missing config: %d %s", r.code, r.stderr)
+	}
+}
+
+// TestTenantGrants: a worker grants a tenant's flow only what the
+// tenant's policy allows, and refuses the run, naming the grant, before
+// any task runs.
+func TestTenantGrants(t *testing.T) {
+	srv := redistest.Start(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "worker.toml")
+	os.WriteFile(cfg, []byte("[tenants.acme]\nallow_env = true\n"), 0o644)
+	worker(t, srv, "w1", "--config", cfg)
+	wasm := testmod.Module(t, "../host/testdata/wasi_read.wat", "../host/testdata/wasi_read.json")
+	os.WriteFile(filepath.Join(dir, "wasi.wasm"), wasm, 0o644)
+	flow := func(grants string) string {
+		p := filepath.Join(dir, fmt.Sprintf("flow%d.toml", len(grants)))
+		os.WriteFile(p, []byte("[plugins]\nw = \"wasi.wasm\"\n"+grants+"[[step]]\ncall = \"w.env\"\n"), 0o644)
+		return p
+	}
+	out, r := runJSONOut(t, "--broker", srv.URL(), "--tenant", "acme", flow("[grants]\nenv = { A = \"1\", B = \"2\" }\n"))
+	if out.Status != "succeeded" || string(out.Result) != "2" {
+		t.Fatalf("env granted: %s %s", r.stdout, r.stderr)
+	}
+	out, _ = runJSONOut(t, "--broker", srv.URL(), "--tenant", "acme", flow("[grants]\nhttp = [\"example.com\"]\n"))
+	if out.Status != "failed" || !strings.Contains(*out.Error, `tenant "acme" may not be granted HTTP host "example.com"; allowed: none`) {
+		t.Fatalf("http refused: %+v", *out.Error)
 	}
 }

@@ -26,6 +26,7 @@ type Spec struct {
 	DF      *pipeline.Dataflow   `json:"dataflow,omitempty"`
 	Inputs  pipeline.Inputs      `json:"inputs"`
 	Limits  pipeline.Limits      `json:"limits"`
+	Grants  pipeline.Grants      `json:"grants"`
 	// ResultTTL is how long the run's state and result are kept after it ends.
 	ResultTTL time.Duration `json:"result_ttl"`
 	// Steps name the steps (or dataflow nodes, in plan order) for status.

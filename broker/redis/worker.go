@@ -101,10 +101,11 @@ type runCtx struct {
 
 // runState is a run's plan, as a worker rebuilds it from the spec.
 type runState struct {
-	spec *Spec
-	mods map[string]*host.Module
-	seq  *dag.SeqPlan
-	df   *dag.DataflowPlan
+	spec   *Spec
+	grants *host.Grants
+	mods   map[string]*host.Module
+	seq    *dag.SeqPlan
+	df     *dag.DataflowPlan
 }
 
 // NewWorker makes a worker on a connected client's server.
@@ -481,6 +482,12 @@ func (w *Worker) handle(d delivery) {
 		w.log.Warn("cannot load run", "run", m.Run, "err", err)
 		return
 	}
+	// Grants the tenant may not have refuse the run before any task runs
+	// (and on any worker whose policy is stricter).
+	if err := policy.Permit(m.Tenant, rs.spec.Grants); err != nil {
+		w.end(ctx, &m, d, "failed", "null", fmt.Sprintf("worker %s refuses the run: %v", w.cfg.Name, err))
+		return
+	}
 	switch m.Kind {
 	case kindInit:
 		err = w.initRun(ctx, rs, &m, d)
@@ -535,7 +542,7 @@ func (w *Worker) runState(ctx context.Context, tenant, run string) (*runState, s
 	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
 		return nil, status, fatal(fmt.Errorf("run %s: unreadable spec: %w", run, err))
 	}
-	rs = &runState{spec: &spec, mods: map[string]*host.Module{}}
+	rs = &runState{spec: &spec, grants: runner.HostGrants(spec.Grants), mods: map[string]*host.Module{}}
 	cat := dag.Catalog{}
 	for alias, sha := range spec.Modules {
 		m, err := w.module(ctx, sha)
@@ -895,6 +902,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 		lim.Timeout = opts.Timeout
 	}
 	lim = policy.Clamp(lim) // a flow may ask for less than its tenant's maxima, never more
+	lim.Grants = rs.grants
 	rc := w.ctxFor(m.Tenant, m.Run)
 	rctx := host.WithLogInfo(rc.ctx, m.Run, label, rc.logs)
 	tm := w.cfg.Metrics.Task(m.Tenant, task.Module().Name, task.Spec.Name)

@@ -91,7 +91,7 @@ func (c *workerCmd) Run(g *globals) error {
 // submitRemote uploads a loaded flow's modules and submits it.
 func submitRemote(ctx context.Context, c *redis.Client, l *loaded, id, tenant string, ttl time.Duration) error {
 	spec := &redis.Spec{ID: id, Tenant: tenant, Name: l.file.Name, Modules: map[string]string{},
-		Seq: l.file.Sequential, DF: l.file.Dataflow, Inputs: l.file.Inputs, Limits: l.file.Limits, ResultTTL: ttl}
+		Seq: l.file.Sequential, DF: l.file.Dataflow, Inputs: l.file.Inputs, Limits: l.file.Limits, Grants: l.file.Grants, ResultTTL: ttl}
 	for _, p := range l.file.Plugins {
 		wasm, err := os.ReadFile(p.Path)
 		if err != nil {
