@@ -96,7 +96,7 @@ func BenchmarkRedisLatency(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c.Upload(ctx, m.SHA256, wasm)
+	c.Upload(ctx, "default", m.SHA256, wasm)
 	one := func() time.Duration {
 		spec := &fhredis.Spec{ID: runner.NewRunID(), Modules: map[string]string{"stats": m.SHA256},
 			Seq: pipeline.New(nil).CallNext("stats.square"), Inputs: pipeline.Inputs{"x": json.RawMessage("12")},
@@ -185,7 +185,9 @@ func BenchmarkFairness(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		c.Upload(ctx, m.SHA256, w)
+		for _, tenant := range []string{"a", "b"} {
+			c.Upload(ctx, tenant, m.SHA256, w)
+		}
 		mods[alias] = m.SHA256
 	}
 	xs := make([]int, 200)

@@ -86,9 +86,13 @@ func (c *Client) Close() error { return c.rdb.Close() }
 // Redis returns the underlying client.
 func (c *Client) Redis() *goredis.Client { return c.rdb }
 
-// Upload stores a module under its sha256, once: workers fetch it from there.
-func (c *Client) Upload(ctx context.Context, sha string, wasm []byte) error {
-	return c.rdb.SetNX(ctx, moduleKey(sha), wasm, 0).Err()
+// Upload stores a module under the tenant's namespace and its sha256,
+// once: the tenant's workers fetch it from there.
+func (c *Client) Upload(ctx context.Context, tenant, sha string, wasm []byte) error {
+	if tenant == "" {
+		tenant = "default"
+	}
+	return c.rdb.SetNX(ctx, moduleKey(tenant, sha), wasm, 0).Err()
 }
 
 // ensureTenant registers a tenant's stream and consumer group.
@@ -193,7 +197,7 @@ func (c *Client) Cancel(ctx context.Context, tenant, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := c.rdb.Publish(ctx, cancelTopic, tenant+"/"+id).Err(); err != nil {
+	if err := c.rdb.Publish(ctx, cancelTopic(tenant), id).Err(); err != nil {
 		return false, err
 	}
 	return ok == 1, nil

@@ -20,18 +20,19 @@ package redis
 import "fmt"
 
 const (
-	group       = "workers"
-	tenantsKey  = "fh:tenants"
-	modulePref  = "fh:mod:"
-	cancelTopic = "fh:cancel"
+	group      = "workers"
+	tenantsKey = "fh:tenants"
+	// cancelPattern matches every tenant's cancel topic.
+	cancelPattern = "fh:t:*:cancel"
 )
 
-func streamKey(tenant string) string   { return fmt.Sprintf("fh:t:%s:q", tenant) }
-func deadKey(tenant string) string     { return fmt.Sprintf("fh:t:%s:dead", tenant) }
-func runKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s", tenant, run) }
-func runsKey(tenant string) string     { return fmt.Sprintf("fh:t:%s:runs", tenant) }
-func doneTopic(tenant string) string   { return fmt.Sprintf("fh:t:%s:done", tenant) }
-func moduleKey(sha string) string      { return modulePref + sha }
+func streamKey(tenant string) string      { return fmt.Sprintf("fh:t:%s:q", tenant) }
+func deadKey(tenant string) string        { return fmt.Sprintf("fh:t:%s:dead", tenant) }
+func runKey(tenant, run string) string    { return fmt.Sprintf("fh:t:%s:run:%s", tenant, run) }
+func runsKey(tenant string) string        { return fmt.Sprintf("fh:t:%s:runs", tenant) }
+func doneTopic(tenant string) string      { return fmt.Sprintf("fh:t:%s:done", tenant) }
+func moduleKey(tenant, sha string) string { return fmt.Sprintf("fh:t:%s:mod:%s", tenant, sha) }
+func cancelTopic(tenant string) string    { return fmt.Sprintf("fh:t:%s:cancel", tenant) }
 func stepKey(tenant, run string, step int) string {
 	return fmt.Sprintf("fh:t:%s:run:%s:step:%d", tenant, run, step)
 }

@@ -47,8 +47,10 @@ func setup(t *testing.T) *fixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Upload(ctx, m.SHA256, wasm); err != nil {
-			t.Fatal(err)
+		for _, tenant := range []string{"default", "acme"} {
+			if err := c.Upload(ctx, tenant, m.SHA256, wasm); err != nil {
+				t.Fatal(err)
+			}
 		}
 		f.mods[alias] = m.SHA256
 	}

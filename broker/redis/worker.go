@@ -404,7 +404,7 @@ func (w *Worker) queueGauges(ctx context.Context) {
 
 // cancellations interrupt the running calls of cancelled runs.
 func (w *Worker) cancellations(ctx context.Context) {
-	sub := w.rdb.Subscribe(ctx, cancelTopic)
+	sub := w.rdb.PSubscribe(ctx, cancelPattern)
 	defer sub.Close()
 	ch := sub.Channel()
 	for {
@@ -415,8 +415,9 @@ func (w *Worker) cancellations(ctx context.Context) {
 			if !ok {
 				return
 			}
+			tenant := strings.TrimSuffix(strings.TrimPrefix(msg.Channel, "fh:t:"), ":cancel")
 			w.mu.Lock()
-			if rc := w.runCtx[msg.Payload]; rc != nil {
+			if rc := w.runCtx[tenant+"/"+msg.Payload]; rc != nil {
 				rc.cancel()
 			}
 			w.mu.Unlock()
@@ -545,7 +546,7 @@ func (w *Worker) runState(ctx context.Context, tenant, run string) (*runState, s
 	rs = &runState{spec: &spec, grants: runner.HostGrants(spec.Grants), mods: map[string]*host.Module{}}
 	cat := dag.Catalog{}
 	for alias, sha := range spec.Modules {
-		m, err := w.module(ctx, sha)
+		m, err := w.module(ctx, tenant, sha)
 		if err != nil {
 			return nil, status, err
 		}
@@ -569,16 +570,16 @@ func (w *Worker) runState(ctx context.Context, tenant, run string) (*runState, s
 }
 
 // module returns a loaded module, fetching it from Redis the first time.
-func (w *Worker) module(ctx context.Context, sha string) (*host.Module, error) {
+func (w *Worker) module(ctx context.Context, tenant, sha string) (*host.Module, error) {
 	w.mu.Lock()
 	m := w.modules[sha]
 	w.mu.Unlock()
 	if m != nil {
 		return m, nil
 	}
-	wasm, err := w.rdb.Get(ctx, moduleKey(sha)).Bytes()
+	wasm, err := w.rdb.Get(ctx, moduleKey(tenant, sha)).Bytes()
 	if errors.Is(err, goredis.Nil) {
-		return nil, fatal(fmt.Errorf("module %s was never uploaded", sha))
+		return nil, fatal(fmt.Errorf("module %s was never uploaded for tenant %s", sha, tenant))
 	}
 	if err != nil {
 		return nil, err
@@ -1034,7 +1035,7 @@ func (w *Worker) end(ctx context.Context, m *message, d delivery, status, result
 		return
 	}
 	if status != "succeeded" {
-		w.rdb.Publish(ctx, cancelTopic, m.Tenant+"/"+m.Run) // stop the run's other calls everywhere
+		w.rdb.Publish(ctx, cancelTopic(m.Tenant), m.Run) // stop the run's other calls everywhere
 	}
 	w.forget(m.Tenant, m.Run)
 }

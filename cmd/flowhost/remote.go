@@ -98,7 +98,7 @@ func submitRemote(ctx context.Context, c *redis.Client, l *loaded, id, tenant st
 			return err
 		}
 		sha := l.modules[p.Alias].SHA256
-		if err := c.Upload(ctx, sha, wasm); err != nil {
+		if err := c.Upload(ctx, tenant, sha, wasm); err != nil {
 			return fmt.Errorf("upload %s: %w", p.Alias, err)
 		}
 		spec.Modules[p.Alias] = sha
