@@ -37,10 +37,25 @@ type Policy struct {
 	AllowPrivate bool
 	AllowClock   bool
 	AllowRandom  bool
+	// AllowModules, when set, lists the module sha256s the tenant may run.
+	AllowModules []string
 
 	// Unrestricted is set for a worker with no tenant config: every
 	// tenant, every grant.
 	Unrestricted bool
+}
+
+// PermitModule checks a module's sha256 against the tenant's allow-list.
+func (p Policy) PermitModule(tenant, alias, sha string) error {
+	if p.Unrestricted || len(p.AllowModules) == 0 {
+		return nil
+	}
+	for _, a := range p.AllowModules {
+		if strings.EqualFold(a, sha) {
+			return nil
+		}
+	}
+	return fmt.Errorf("tenant %q may not run module %s (plugin %s): its sha256 is not in the tenant's allow_modules", tenant, sha, alias)
 }
 
 // Permit checks a flow's grants against the policy, naming the first
@@ -153,10 +168,11 @@ type rawPolicy struct {
 	AllowPrivate  bool     `toml:"allow_private"`
 	AllowClock    bool     `toml:"allow_clock"`
 	AllowRandom   bool     `toml:"allow_random"`
+	AllowModules  []string `toml:"allow_modules"`
 }
 
 var policyKeys = []string{"max_concurrent", "timeout", "memory", "max_output", "fuel",
-	"allow_files", "allow_env", "allow_http", "allow_private", "allow_clock", "allow_random"}
+	"allow_files", "allow_env", "allow_http", "allow_private", "allow_clock", "allow_random", "allow_modules"}
 
 // Load reads a worker config file:
 //
@@ -201,7 +217,7 @@ func Load(path string) (*Config, error) {
 		where := fmt.Sprintf("%s: [tenants.%s]", path, name)
 		p := Policy{MaxConcurrent: int(rp.MaxConcurrent), Fuel: uint64(max(rp.Fuel, 0)),
 			AllowFiles: rp.AllowFiles, AllowEnv: rp.AllowEnv, AllowHTTP: rp.AllowHTTP,
-			AllowPrivate: rp.AllowPrivate, AllowClock: rp.AllowClock, AllowRandom: rp.AllowRandom}
+			AllowPrivate: rp.AllowPrivate, AllowClock: rp.AllowClock, AllowRandom: rp.AllowRandom, AllowModules: rp.AllowModules}
 		if rp.MaxConcurrent < 0 || rp.Fuel < 0 {
 			return nil, fmt.Errorf("%s: max_concurrent and fuel must not be negative", where)
 		}

@@ -98,3 +98,16 @@ func TestPermit(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestPermitModule(t *testing.T) {
+	p := Policy{AllowModules: []string{"ABCD"}}
+	if err := p.PermitModule("acme", "stats", "abcd"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PermitModule("acme", "text", "ffff"); err == nil || !strings.Contains(err.Error(), `tenant "acme" may not run module ffff (plugin text)`) {
+		t.Fatal(err)
+	}
+	if err := (Policy{}).PermitModule("acme", "text", "ffff"); err != nil {
+		t.Fatal("an empty allow-list allows every module")
+	}
+}

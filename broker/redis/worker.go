@@ -489,6 +489,12 @@ func (w *Worker) handle(d delivery) {
 		w.end(ctx, &m, d, "failed", "null", fmt.Sprintf("worker %s refuses the run: %v", w.cfg.Name, err))
 		return
 	}
+	for alias, sha := range rs.spec.Modules {
+		if err := policy.PermitModule(m.Tenant, alias, sha); err != nil {
+			w.end(ctx, &m, d, "failed", "null", fmt.Sprintf("worker %s refuses the run: %v", w.cfg.Name, err))
+			return
+		}
+	}
 	switch m.Kind {
 	case kindInit:
 		err = w.initRun(ctx, rs, &m, d)
