@@ -60,7 +60,7 @@ func TestParseModule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Imports) != 8 || m.Imports[0].Module != abi.ExtismEnv || m.Imports[0].Name != "input_length" {
+	if len(m.Imports) != 11 || m.Imports[0].Module != abi.ExtismEnv || m.Imports[0].Name != "input_length" {
 		t.Fatalf("imports %+v", m.Imports)
 	}
 	if ft, ok := m.ExportedFunc("echo"); !ok || ft.String() != "() -> i32" {
