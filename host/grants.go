@@ -10,47 +10,30 @@ import (
 	"strings"
 
 	"github.com/tetratelabs/wazero"
+
+	"github.com/flowhost/flowhost/pipeline"
 )
 
-// Grants are what a task may reach beyond its sandbox. The zero value
-// grants nothing: no files, no environment, no network, a fake clock and
-// fixed randomness.
-type Grants struct {
-	// Files maps a guest path to a host directory the guest may read
-	// (never write).
-	Files map[string]string `json:"files,omitempty"`
-	// Env are environment variables the guest sees.
-	Env map[string]string `json:"env,omitempty"`
-	// HTTP are the hosts the guest may request (http_request), exact or
-	// "*.example.com". A host resolving to a loopback, private or
-	// link-local address is refused unless Private is set.
-	HTTP []string `json:"http,omitempty"`
-	// Private allows HTTP requests to loopback and private addresses.
-	Private bool `json:"private,omitempty"`
-	// Clock gives the guest the real wall clock and monotonic clock.
-	Clock bool `json:"clock,omitempty"`
-	// Random gives the guest real randomness.
-	Random bool `json:"random,omitempty"`
-}
+// Grants are what a call may reach beyond the sandbox (the flow's
+// [grants]); nil grants nothing: no files, no environment, no network, a
+// fake clock and fixed randomness.
+type Grants = pipeline.Grants
 
-// Empty reports whether g grants nothing.
-func (g *Grants) Empty() bool {
-	return g == nil || (len(g.Files) == 0 && len(g.Env) == 0 && len(g.HTTP) == 0 && !g.Clock && !g.Random)
-}
+func grantsEmpty(g *Grants) bool { return g == nil || g.Empty() }
 
 // key identifies a set of grants: instances are pooled per key, so an
 // instance never serves a call with other grants than it was made with.
-func (g *Grants) key() string {
-	if g.Empty() {
+func grantsKey(g *Grants) string {
+	if grantsEmpty(g) {
 		return ""
 	}
 	b, _ := json.Marshal(g) // maps marshal in key order
 	return string(b)
 }
 
-// Check validates the grants: directories exist, guest paths are
+// CheckGrants validates grants: directories exist, guest paths are
 // absolute, host patterns are well-formed.
-func (g *Grants) Check() error {
+func CheckGrants(g *Grants) error {
 	if g == nil {
 		return nil
 	}
@@ -75,7 +58,7 @@ func (g *Grants) Check() error {
 }
 
 // moduleConfig applies the grants to an instance's configuration.
-func (g *Grants) moduleConfig(cfg wazero.ModuleConfig) wazero.ModuleConfig {
+func grantsConfig(g *Grants, cfg wazero.ModuleConfig) wazero.ModuleConfig {
 	if g == nil {
 		return cfg
 	}
@@ -109,7 +92,7 @@ func (g *Grants) moduleConfig(cfg wazero.ModuleConfig) wazero.ModuleConfig {
 }
 
 // allowsHost reports whether the grants allow an HTTP request to host.
-func (g *Grants) allowsHost(host string) bool {
+func allowsHost(g *Grants, host string) bool {
 	if g == nil {
 		return false
 	}

@@ -22,7 +22,7 @@ func TestGrantsFilesAndEnv(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "etc", "passwd"), []byte("granted"), 0o644)
 	lim := testLimits
 	lim.Grants = &host.Grants{Files: map[string]string{"/data": dir}, Env: map[string]string{"A": "1", "B": "2"}}
-	if err := lim.Grants.Check(); err != nil {
+	if err := host.CheckGrants(lim.Grants); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -49,7 +49,7 @@ func TestGrantsFilesAndEnv(t *testing.T) {
 		{HTTP: []string{"http://example.com"}},
 		{HTTP: []string{"a.*.com"}},
 	} {
-		if err := bad.Check(); err == nil {
+		if err := host.CheckGrants(bad); err == nil {
 			t.Errorf("grants %+v passed Check", bad)
 		}
 	}

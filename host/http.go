@@ -27,7 +27,7 @@ func blockedIP(ip net.IP) bool {
 // httpClient is the client of one set of grants: every connection's
 // resolved address is checked at dial time, and every redirect's host
 // against the allow-list.
-func (g *Grants) httpClient() *http.Client {
+func httpClient(g *Grants) *http.Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
 		host, _, err := net.SplitHostPort(address)
 		if err != nil {
@@ -44,7 +44,7 @@ func (g *Grants) httpClient() *http.Client {
 			if len(via) >= 5 {
 				return errors.New("stopped after 5 redirects")
 			}
-			if !g.allowsHost(req.URL.Hostname()) {
+			if !allowsHost(g, req.URL.Hostname()) {
 				return &hostPanic{kind: KindDenied, msg: fmt.Sprintf("HTTP redirect to %s refused: host %q is not granted", req.URL.Redacted(), req.URL.Hostname())}
 			}
 			return nil
@@ -72,11 +72,11 @@ func (k *kernel) httpRequest(reqOff, bodyOff uint64) uint64 {
 	if g == nil || len(g.HTTP) == 0 {
 		fail(KindDenied, "HTTP request to %s refused: task %s.%s is granted no HTTP hosts", u.Redacted(), k.module, k.task)
 	}
-	if !g.allowsHost(u.Hostname()) {
+	if !allowsHost(g, u.Hostname()) {
 		fail(KindDenied, "HTTP request to %s refused: host %q is not granted (granted: %s)", u.Redacted(), u.Hostname(), strings.Join(g.HTTP, ", "))
 	}
 	if k.httpClient == nil {
-		k.httpClient = g.httpClient()
+		k.httpClient = httpClient(g)
 	}
 	ctx := k.callCtx
 	if k.meter.deadline != 0 {

@@ -115,7 +115,7 @@ type pool struct {
 
 func (m *Module) acquire(ctx context.Context, lim Limits) (*instance, error) {
 	for {
-		key := lim.Grants.key()
+		key := grantsKey(lim.Grants)
 		m.pool.mu.Lock()
 		i := len(m.pool.idle) - 1
 		for i >= 0 && m.pool.idle[i].grants != key {
@@ -190,9 +190,9 @@ func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error)
 		stop := context.AfterFunc(ctx, cancel)
 		defer stop()
 	}
-	inst.grants = lim.Grants.key()
+	inst.grants = grantsKey(lim.Grants)
 	inst.k.grants = lim.Grants
-	cfg := lim.Grants.moduleConfig(wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr))
+	cfg := grantsConfig(lim.Grants, wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr))
 	mod, err := e.rt.InstantiateModule(ictx, m.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", firstLine(err))

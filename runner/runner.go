@@ -130,12 +130,12 @@ func (r *Runner) hostLimits(step pipeline.Limits) host.Limits {
 	return l
 }
 
-// HostGrants converts a flow's grants for the host; nil when empty.
+// HostGrants gives a flow's grants to the host: nil when they grant nothing.
 func HostGrants(g pipeline.Grants) *host.Grants {
 	if g.Empty() {
 		return nil
 	}
-	return &host.Grants{Files: g.Files, Env: g.Env, HTTP: g.HTTP, Private: g.Private, Clock: g.Clock, Random: g.Random}
+	return &g
 }
 
 // HostLimits resolves a call's limits: the step's, else the flow's, else
@@ -146,8 +146,11 @@ func HostLimits(flow, step pipeline.Limits) host.Limits {
 	return host.Limits{Timeout: l.Timeout, Memory: l.Memory, MaxOutput: l.MaxOutput, Fuel: l.Fuel}
 }
 
-func (r *Runner) task(tr dag.TaskRef) (*host.Task, error) {
-	m, ok := r.modules[tr.Alias]
+func (r *Runner) task(tr dag.TaskRef) (*host.Task, error) { return ResolveTask(r.modules, tr) }
+
+// ResolveTask finds a plan's task among modules loaded by alias.
+func ResolveTask(modules map[string]*host.Module, tr dag.TaskRef) (*host.Task, error) {
+	m, ok := modules[tr.Alias]
 	if !ok {
 		return nil, fmt.Errorf("no module for alias %q", tr.Alias)
 	}

@@ -603,17 +603,7 @@ func (w *Worker) module(ctx context.Context, tenant, sha string) (*host.Module, 
 	return m, nil
 }
 
-func (rs *runState) task(tr dag.TaskRef) (*host.Task, error) {
-	m, ok := rs.mods[tr.Alias]
-	if !ok {
-		return nil, fmt.Errorf("no module for alias %q", tr.Alias)
-	}
-	t, ok := m.Task(tr.Task.Name)
-	if !ok {
-		return nil, fmt.Errorf("module %s has no task %q", m.Name, tr.Task.Name)
-	}
-	return t, nil
-}
+func (rs *runState) task(tr dag.TaskRef) (*host.Task, error) { return runner.ResolveTask(rs.mods, tr) }
 
 // emit records an event that no script guards (a retry, a failure).
 func (w *Worker) emit(ctx context.Context, m *message, e Event) {

@@ -39,7 +39,7 @@ func loadFlow(ctx context.Context, g *globals, path string, overrides []string) 
 		}
 		f.Inputs[name] = v
 	}
-	if err := runner.HostGrants(f.Grants).Check(); err != nil {
+	if err := host.CheckGrants(runner.HostGrants(f.Grants)); err != nil {
 		return nil, usageErr(f.Errorf(f.KeyPos("grants"), "%v", err))
 	}
 	eng, err := host.New(ctx, host.Config{Logger: g.logger, CacheDir: g.cacheDir})
