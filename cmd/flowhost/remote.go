@@ -340,3 +340,15 @@ func (c *cancelCmd) Run(g *globals) error {
 	fmt.Fprintf(g.stdout, "run %s cancelled\n", c.RunID)
 	return nil
 }
+
+// Help is the worker command's detailed help.
+func (c *workerCmd) Help() string {
+	return `Examples:
+  flowhost worker --broker redis://worker:secret@redis.internal:6379/0
+  flowhost worker --broker rediss://redis.internal:6380/0 --concurrency 8 --metrics-addr :9464 --config worker.toml
+
+A worker serves every tenant's stream until SIGINT or SIGTERM, then stops
+reading, lets running tasks finish (up to --drain) and hands back the
+rest. docs/distributed.md explains delivery and deployment;
+docs/security.md the tenant config (worker.toml).`
+}

@@ -175,3 +175,16 @@ func (c *runCmd) runRemote(ctx context.Context, g *globals, l *loaded, runID str
 	}
 	return reportRemote(g, st, c.JSON)
 }
+
+// Help is the run command's detailed help.
+func (c *runCmd) Help() string {
+	return `Examples:
+  flowhost run flow.toml
+  flowhost run examples/flows/numbers.toml --input 'x=[1,2,3,4]'
+  flowhost run flow.toml --input text=@article.json --json
+  flowhost run --broker redis://localhost:6379/0 --detach flow.toml
+
+Exit codes: 0 the run succeeded; 1 a task failed or the run was
+interrupted; 2 the flow, a module or the command line is invalid (nothing
+ran). docs/flows.md describes every key of flow.toml.`
+}
