@@ -26,12 +26,16 @@ type brokerFlags struct {
 	Tenant string `default:"default" help:"The tenant whose runs to read."`
 }
 
-func (b *brokerFlags) dial(ctx context.Context) (*redis.Client, error) {
+// connect dials the broker; the context ends on SIGINT or SIGTERM, and
+// done releases both.
+func (b *brokerFlags) connect() (context.Context, *redis.Client, func(), error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	c, err := redis.Dial(ctx, b.Broker)
 	if err != nil {
-		return nil, usageErr(err)
+		stop()
+		return nil, nil, nil, usageErr(err)
 	}
-	return c, nil
+	return ctx, c, func() { c.Close(); stop() }, nil
 }
 
 type workerCmd struct {
@@ -123,13 +127,11 @@ type statusCmd struct {
 }
 
 func (c *statusCmd) Run(g *globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	client, err := c.dial(ctx)
+	ctx, client, done, err := c.connect()
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer done()
 	for {
 		if err := printStatus(ctx, g, client, c.Tenant, c.RunID, c.JSON); err != nil || !c.Watch {
 			return err
@@ -154,13 +156,11 @@ type eventsCmd struct {
 }
 
 func (c *eventsCmd) Run(g *globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	client, err := c.dial(ctx)
+	ctx, client, done, err := c.connect()
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer done()
 	enc := json.NewEncoder(g.stdout)
 	enc.SetEscapeHTML(false)
 	err = client.Events(ctx, c.Tenant, c.RunID, func(e redis.Event) error { return enc.Encode(e) })
@@ -226,13 +226,11 @@ type waitCmd struct {
 }
 
 func (c *waitCmd) Run(g *globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	client, err := c.dial(ctx)
+	ctx, client, done, err := c.connect()
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer done()
 	st, err := client.Wait(ctx, c.Tenant, c.RunID)
 	if errors.Is(err, redis.ErrNoRun) {
 		return usageErr(err)
@@ -272,12 +270,11 @@ type runsCmd struct {
 }
 
 func (c *runsCmd) Run(g *globals) error {
-	ctx := context.Background()
-	client, err := c.dial(ctx)
+	ctx, client, done, err := c.connect()
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer done()
 	limit := c.Limit
 	if c.Status != "" {
 		limit = 10 * c.Limit // filter among more of the newest runs
@@ -317,12 +314,11 @@ type cancelCmd struct {
 }
 
 func (c *cancelCmd) Run(g *globals) error {
-	ctx := context.Background()
-	client, err := c.dial(ctx)
+	ctx, client, done, err := c.connect()
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer done()
 	if _, err := client.Status(ctx, c.Tenant, c.RunID); err != nil {
 		if errors.Is(err, redis.ErrNoRun) {
 			return usageErr(err)
