@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowhost/flowhost/internal/testmod"
 )
@@ -303,4 +305,24 @@ func TestGrants(t *testing.T) {
 	if r := flowhost(t, "run", flow); r.code != 2 || !strings.Contains(r.stderr, "grant files") {
 		t.Fatalf("missing granted dir: %d %s", r.code, r.stderr)
 	}
+}
+
+// TestRunMetrics: an in-process run serves its metrics while it runs.
+func TestRunMetrics(t *testing.T) {
+	flow := writeFlow(t, "[[step]]\ncall = \"flaky.spin\"\ntimeout = \"2s\"\n")
+	p := start(t, "run", "--metrics-addr", "127.0.0.1:0", flow)
+	re := regexp.MustCompile(`serving metrics at (http://\S+/metrics)`)
+	var url string
+	for deadline := time.Now().Add(10 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(p.output()); m != nil {
+			url = m[1]
+		}
+	}
+	if url == "" {
+		t.Fatalf("no metrics URL:\n%s", p.output())
+	}
+	if _, ok := scrape(t, url)["flowhost_modules_loaded"]; !ok {
+		t.Fatal("no flowhost_modules_loaded in the run's metrics")
+	}
+	p.cmd.Wait()
 }

@@ -588,3 +588,14 @@ func TestRedisACL(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusWatch: status --watch prints until the run ends.
+func TestStatusWatch(t *testing.T) {
+	srv := redistest.Start(t)
+	worker(t, srv, "w1")
+	id := submit(t, srv, busyFlow(t, 12))
+	r := flowhost(t, "status", "--watch", "--broker", srv.URL(), id)
+	if r.code != 0 || strings.Count(r.stdout, "run "+id) < 2 || !strings.Contains(r.stdout, ": succeeded") {
+		t.Fatalf("status --watch: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
