@@ -2,15 +2,16 @@ module github.com/flowhost/flowhost
 
 go 1.26.8
 
+// Why each direct dependency is here:
 require (
-	github.com/BurntSushi/toml v1.6.0
-	github.com/alecthomas/kong v1.17.0
-	github.com/extism/go-sdk v1.7.1
-	github.com/prometheus/client_golang v1.25.0
-	github.com/redis/go-redis/v9 v9.23.0
-	github.com/tetratelabs/wazero v1.12.0
-	github.com/vbauerster/mpb/v8 v8.16.2
-	golang.org/x/term v0.47.0
+	github.com/BurntSushi/toml v1.6.0 // flow.toml and worker.toml; its metadata lists unused keys, which become errors
+	github.com/alecthomas/kong v1.17.0 // the command line: declarative commands and flags, generated --help
+	github.com/extism/go-sdk v1.7.1 // tests and benchmarks only: the reference implementation of the Extism calling convention
+	github.com/prometheus/client_golang v1.25.0 // the reference Prometheus client, for /metrics
+	github.com/redis/go-redis/v9 v9.23.0 // the Redis broker: Streams, consumer groups, scripting, TLS URLs
+	github.com/tetratelabs/wazero v1.12.0 // the WebAssembly runtime: pure Go, no cgo, a compilation cache
+	github.com/vbauerster/mpb/v8 v8.16.2 // live progress bars of map and filter steps on a terminal
+	golang.org/x/term v0.47.0 // telling a terminal from a pipe
 )
 
 require (
