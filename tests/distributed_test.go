@@ -511,7 +511,7 @@ func TestTenantGrants(t *testing.T) {
 	srv := redistest.Start(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "worker.toml")
-	os.WriteFile(cfg, []byte("[tenants.acme]\nallow_env = true\n"), 0o644)
+	os.WriteFile(cfg, []byte("[tenants.acme]\nallow_env = true\n[tenants.locked]\nallow_modules = [\""+strings.Repeat("0", 64)+"\"]\n"), 0o644)
 	worker(t, srv, "w1", "--config", cfg)
 	wasm := testmod.Module(t, "../host/testdata/wasi_read.wat", "../host/testdata/wasi_read.json")
 	os.WriteFile(filepath.Join(dir, "wasi.wasm"), wasm, 0o644)
@@ -527,6 +527,10 @@ func TestTenantGrants(t *testing.T) {
 	out, _ = runJSONOut(t, "--broker", srv.URL(), "--tenant", "acme", flow("[grants]\nhttp = [\"example.com\"]\n"))
 	if out.Status != "failed" || !strings.Contains(*out.Error, `tenant "acme" may not be granted HTTP host "example.com"; allowed: none`) {
 		t.Fatalf("http refused: %+v", *out.Error)
+	}
+	out, _ = runJSONOut(t, "--broker", srv.URL(), "--tenant", "locked", flow(""))
+	if out.Status != "failed" || !strings.Contains(*out.Error, `tenant "locked" may not run module`) || !strings.Contains(*out.Error, "(plugin w)") {
+		t.Fatalf("module allow-list: %+v", *out.Error)
 	}
 }
 
