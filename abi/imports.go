@@ -2,7 +2,6 @@ package abi
 
 import (
 	"fmt"
-	"sort"
 )
 
 // Import module names a task module may use.
@@ -57,16 +56,6 @@ var HostFuncs = map[string]FuncType{
 	"http_request":     sig(two64, one64),
 	"http_status_code": sig(none, one32),
 	"http_headers":     sig(none, one64),
-}
-
-// HostFuncNames returns the names in HostFuncs, sorted.
-func HostFuncNames() []string {
-	names := make([]string, 0, len(HostFuncs))
-	for n := range HostFuncs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // CheckImports refuses any import that is not a function of the Extism

@@ -128,16 +128,7 @@ type rawFile struct {
 	Tasks       []string           `toml:"tasks"`
 	Outputs     []string           `toml:"outputs"`
 	Task        map[string]rawStep `toml:"task"`
-	Grants      rawGrants          `toml:"grants"`
-}
-
-type rawGrants struct {
-	Files   map[string]string `toml:"files"`
-	Env     map[string]string `toml:"env"`
-	HTTP    []string          `toml:"http"`
-	Private bool              `toml:"private"`
-	Clock   bool              `toml:"clock"`
-	Random  bool              `toml:"random"`
+	Grants      pipeline.Grants    `toml:"grants"`
 }
 
 type rawLimits struct {
@@ -327,9 +318,9 @@ func (f *File) build(raw *rawFile) error {
 	f.Limits = pipeline.Limits{Timeout: raw.Limits.Timeout.Duration, Memory: uint64(raw.Limits.Memory),
 		MaxOutput: uint64(raw.Limits.MaxOutput), Fuel: uint64(raw.Limits.Fuel)}
 
-	g := raw.Grants
-	f.Grants = pipeline.Grants{Env: g.Env, HTTP: g.HTTP, Private: g.Private, Clock: g.Clock, Random: g.Random}
-	for guest, hostDir := range g.Files {
+	f.Grants = raw.Grants
+	f.Grants.Files = nil
+	for guest, hostDir := range raw.Grants.Files {
 		if !strings.HasPrefix(guest, "/") {
 			return f.Errorf(f.KeyPos("grants", "files"), "grants.files: guest path %q must be absolute, like \"/data\"", guest)
 		}
@@ -341,8 +332,8 @@ func (f *File) build(raw *rawFile) error {
 		}
 		f.Grants.Files[guest] = hostDir
 	}
-	for _, h := range g.HTTP {
-		if h == "" || strings.ContainsAny(h, "/: ") || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.")) {
+	for _, h := range raw.Grants.HTTP {
+		if !pipeline.ValidHostPattern(h) {
 			return f.Errorf(f.KeyPos("grants", "http"), "grants.http: %q is not a host name or a pattern like \"*.example.com\"", h)
 		}
 	}

@@ -21,7 +21,7 @@ type Grants = pipeline.Grants
 
 func grantsEmpty(g *Grants) bool { return g == nil || g.Empty() }
 
-// key identifies a set of grants: instances are pooled per key, so an
+// grantsKey identifies a set of grants: instances are pooled per key, so an
 // instance never serves a call with other grants than it was made with.
 func grantsKey(g *Grants) string {
 	if grantsEmpty(g) {
@@ -50,14 +50,14 @@ func CheckGrants(g *Grants) error {
 		}
 	}
 	for _, h := range g.HTTP {
-		if h == "" || strings.ContainsAny(h, "/: ") || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.")) {
+		if !pipeline.ValidHostPattern(h) {
 			return fmt.Errorf("grant http: %q is not a host name or a pattern like \"*.example.com\"", h)
 		}
 	}
 	return nil
 }
 
-// moduleConfig applies the grants to an instance's configuration.
+// grantsConfig applies the grants to an instance's configuration.
 func grantsConfig(g *Grants, cfg wazero.ModuleConfig) wazero.ModuleConfig {
 	if g == nil {
 		return cfg
@@ -91,7 +91,7 @@ func grantsConfig(g *Grants, cfg wazero.ModuleConfig) wazero.ModuleConfig {
 	return cfg
 }
 
-// allowsHost reports whether the grants allow an HTTP request to host.
+// allowsHost reports whether g allows an HTTP request to host.
 func allowsHost(g *Grants, host string) bool {
 	if g == nil {
 		return false

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -44,21 +45,28 @@ func (l Limits) Merge(outer Limits) Limits {
 // clock and fixed randomness.
 type Grants struct {
 	// Files maps guest paths ("/data") to host directories, read-only.
-	Files map[string]string `json:"files,omitempty"`
+	Files map[string]string `json:"files,omitempty" toml:"files"`
 	// Env are environment variables the tasks see.
-	Env map[string]string `json:"env,omitempty"`
+	Env map[string]string `json:"env,omitempty" toml:"env"`
 	// HTTP are the hosts the tasks may request ("api.example.com", "*.example.com").
-	HTTP []string `json:"http,omitempty"`
+	HTTP []string `json:"http,omitempty" toml:"http"`
 	// Private allows HTTP to loopback and private addresses.
-	Private bool `json:"private,omitempty"`
+	Private bool `json:"private,omitempty" toml:"private"`
 	// Clock and Random give the real clock and real randomness.
-	Clock  bool `json:"clock,omitempty"`
-	Random bool `json:"random,omitempty"`
+	Clock  bool `json:"clock,omitempty" toml:"clock"`
+	Random bool `json:"random,omitempty" toml:"random"`
 }
 
 // Empty reports whether g grants nothing.
 func (g Grants) Empty() bool {
 	return len(g.Files) == 0 && len(g.Env) == 0 && len(g.HTTP) == 0 && !g.Private && !g.Clock && !g.Random
+}
+
+// ValidHostPattern reports whether h is a host name or a pattern like
+// "*.example.com", as an HTTP grant must be.
+func ValidHostPattern(h string) bool {
+	return h != "" && !strings.ContainsAny(h, "/: ") && strings.Count(h, "*") <= 1 &&
+		(!strings.Contains(h, "*") || strings.HasPrefix(h, "*."))
 }
 
 // Options tune one step of a sequential pipeline or one task of a
