@@ -186,11 +186,11 @@ func (e *Engine) Close(ctx context.Context) error {
 	return err
 }
 
-// LoadFile loads a module from a file. See Load.
+// LoadFile loads a module from a file, read with ReadModuleFile. See Load.
 func (e *Engine) LoadFile(ctx context.Context, path string) (*Module, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadModuleFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
+		return nil, err
 	}
 	m, err := e.Load(ctx, b)
 	if err != nil {
@@ -202,8 +202,11 @@ func (e *Engine) LoadFile(ctx context.Context, path string) (*Module, error) {
 // Load checks, compiles and describes a module: its imports must all be
 // from the Extism guest ABI or WASI, its manifest must be valid and name
 // only exports of type () -> i32. Loading the same bytes twice returns the
-// same Module.
+// same Module. A module larger than MaxModuleSize is refused.
 func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
+	if len(wasm) > MaxModuleSize {
+		return nil, fmt.Errorf("%w: %d bytes; the limit is %d bytes", ErrModuleTooLarge, len(wasm), MaxModuleSize)
+	}
 	sum := sha256.Sum256(wasm)
 	id := hex.EncodeToString(sum[:])
 	e.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/flowhost/flowhost/abi"
+	"github.com/flowhost/flowhost/host"
 )
 
 // embedCmd writes a manifest into a module's flowhost.manifest section.
@@ -15,7 +16,7 @@ type embedCmd struct {
 }
 
 func (c *embedCmd) Run(g *globals) error {
-	wasm, err := os.ReadFile(c.Module)
+	wasm, err := host.ReadModuleFile(c.Module)
 	if err != nil {
 		return usageErr(err)
 	}

@@ -70,7 +70,7 @@ func loadFlow(ctx context.Context, g *globals, path string, overrides []string) 
 }
 
 func loadPlugin(ctx context.Context, eng *host.Engine, p flow.Plugin) (*host.Module, error) {
-	wasm, err := os.ReadFile(p.Path)
+	wasm, err := host.ReadModuleFile(p.Path)
 	if err != nil {
 		return nil, err
 	}

@@ -97,7 +97,7 @@ func submitRemote(ctx context.Context, c *redis.Client, l *loaded, id, tenant st
 	spec := &redis.Spec{ID: id, Tenant: tenant, Name: l.file.Name, Modules: map[string]string{},
 		Seq: l.file.Sequential, DF: l.file.Dataflow, Inputs: l.file.Inputs, Limits: l.file.Limits, Grants: l.file.Grants, ResultTTL: ttl}
 	for _, p := range l.file.Plugins {
-		wasm, err := os.ReadFile(p.Path)
+		wasm, err := host.ReadModuleFile(p.Path)
 		if err != nil {
 			return err
 		}

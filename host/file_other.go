@@ -1,0 +1,6 @@
+//go:build !unix
+
+package host
+
+// openFlags: nothing to add where there are no FIFOs to block on.
+const openFlags = 0
