@@ -2,6 +2,7 @@ package abi_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -108,5 +109,26 @@ func TestCheckImportsSignature(t *testing.T) {
 	err = abi.CheckImports(m)
 	if !errors.Is(err, abi.ErrImportRefused) || !strings.Contains(err.Error(), "extism:host/env.alloc has type (i32) -> (); the ABI defines (i64) -> i64") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestParseModuleShape(t *testing.T) {
+	m, err := abi.ParseModule(testmod.WAT(t, "testdata/shape.wat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMem := []abi.Limits{{Min: 3, Max: 10, HasMax: true}}
+	wantTables := []abi.Limits{{Min: 5}, {Min: 2, Max: 100, HasMax: true}}
+	wantData := []abi.DataSegment{
+		{Offset: 16, ConstOffset: true, Len: 3},
+		{Offset: 0xffffff00, ConstOffset: true, Len: 1}, // i32.const -256: an unsigned offset
+		{Len: 2}, // global.get: left to the runtime
+		{Len: 1}, // an extended constant: likewise
+	}
+	if fmt.Sprint(m.Memories) != fmt.Sprint(wantMem) || fmt.Sprint(m.Tables) != fmt.Sprint(wantTables) || fmt.Sprint(m.Data) != fmt.Sprint(wantData) {
+		t.Fatalf("memories %+v tables %+v data %+v\nwant %+v %+v %+v", m.Memories, m.Tables, m.Data, wantMem, wantTables, wantData)
+	}
+	if end := m.Data[1].End(); end != 0xffffff01 {
+		t.Fatalf("End = %#x", end)
 	}
 }

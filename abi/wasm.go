@@ -103,13 +103,45 @@ type CustomSection struct {
 	Data []byte
 }
 
+// Limits are the declared size of a memory (in 64 KiB pages) or of a
+// table (in elements).
+type Limits struct {
+	Min    uint32
+	Max    uint32 // valid when HasMax
+	HasMax bool
+}
+
+// PageSize is the size of a WebAssembly memory page, in bytes.
+const PageSize = 64 << 10
+
+// DataSegment is an active data segment: bytes copied into a memory at
+// instantiation.
+type DataSegment struct {
+	Memory uint32
+	// Offset is where the bytes go, when ConstOffset: the offset
+	// expression is a plain i32.const. Other expressions (global.get,
+	// extended constants) are left to the runtime.
+	Offset      uint64
+	ConstOffset bool
+	Len         uint32
+}
+
+// End is the offset just past the segment's bytes (valid when ConstOffset).
+func (d DataSegment) End() uint64 { return d.Offset + uint64(d.Len) }
+
 // Module is the static shape of a WebAssembly module, read without
 // compiling or running it.
 type Module struct {
-	Types    []FuncType
-	Imports  []Import
-	Exports  []Export
-	Custom   []CustomSection
+	Types   []FuncType
+	Imports []Import
+	Exports []Export
+	Custom  []CustomSection
+	// Memories and Tables are the memories and tables the module defines
+	// (imported ones are in Imports).
+	Memories []Limits
+	Tables   []Limits
+	// Data are the module's active data segments, in order.
+	Data     []DataSegment
 	funcs    []uint32 // type index of each defined function
 	nImpFunc int
 }
@@ -174,8 +206,8 @@ var ErrNotWasm = errors.New("not a WebAssembly module (bad magic number or versi
 var wasmHeader = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
 
 // ParseModule walks the sections of a binary module and decodes the parts
-// flowhost needs (types, imports, functions, exports, custom sections). It
-// never compiles or runs guest code.
+// flowhost needs (types, imports, functions, tables, memories, exports,
+// data segments, custom sections). It never compiles or runs guest code.
 func ParseModule(b []byte) (*Module, error) {
 	if len(b) < 8 || string(b[:8]) != string(wasmHeader) {
 		return nil, ErrNotWasm
@@ -212,6 +244,16 @@ func ParseModule(b []byte) (*Module, error) {
 				m.funcs = append(m.funcs, body.u32())
 			}
 			err = body.err
+		case 4:
+			err = m.parseTables(body)
+		case 5:
+			n := body.u32()
+			for i := uint32(0); i < n && body.err == nil; i++ {
+				m.Memories = append(m.Memories, body.limits())
+			}
+			err = body.err
+		case 11:
+			err = m.parseData(body)
 		case 7:
 			n := body.u32()
 			for i := uint32(0); i < n && body.err == nil; i++ {
@@ -278,6 +320,55 @@ func (m *Module) parseImports(r *reader) error {
 			}
 		}
 		m.Imports = append(m.Imports, im)
+	}
+	return r.err
+}
+
+func (m *Module) parseTables(r *reader) error {
+	n := r.u32()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		init := false
+		if r.peek() == 0x40 { // a table with an initializer: 0x40 0x00 tabletype expr
+			r.byte()
+			if c := r.byte(); c != 0x00 && r.err == nil {
+				return fmt.Errorf("table %d: invalid encoding 0x40 0x%02x", i, c)
+			}
+			init = true
+		}
+		if t := r.byte(); t == 0x63 || t == 0x64 { // (ref null? heaptype)
+			r.s64()
+		}
+		m.Tables = append(m.Tables, r.limits())
+		if init {
+			r.constExpr()
+		}
+	}
+	return r.err
+}
+
+func (m *Module) parseData(r *reader) error {
+	n := r.u32()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		var d DataSegment
+		flags := r.u32()
+		switch flags {
+		case 0, 2:
+			if flags == 2 {
+				d.Memory = r.u32()
+			}
+			d.Offset, d.ConstOffset = r.constExpr()
+			d.Len = r.u32()
+			r.bytes(d.Len)
+			if r.err == nil {
+				m.Data = append(m.Data, d)
+			}
+		case 1: // passive
+			r.bytes(r.u32())
+		default:
+			if r.err == nil {
+				return fmt.Errorf("data segment %d: invalid flags %d", i, flags)
+			}
+		}
 	}
 	return r.err
 }
@@ -355,12 +446,82 @@ func (r *reader) valtypes() []byte {
 	return append([]byte(nil), r.bytes(n)...)
 }
 
-func (r *reader) limits() {
-	flags := r.byte()
-	r.u32()
-	if flags&1 != 0 {
-		r.u32()
+func (r *reader) peek() byte {
+	if r.err != nil || r.pos >= len(r.b) {
+		return 0
 	}
+	return r.b[r.pos]
+}
+
+// s64 reads a signed LEB128 integer of up to 64 bits.
+func (r *reader) s64() int64 {
+	var v int64
+	var shift uint
+	for {
+		c := r.byte()
+		if r.err != nil {
+			return 0
+		}
+		if shift >= 64 {
+			r.err = errors.New("malformed LEB128 integer")
+			return 0
+		}
+		v |= int64(c&0x7f) << shift
+		shift += 7
+		if c&0x80 == 0 {
+			if shift < 64 && c&0x40 != 0 {
+				v |= -1 << shift
+			}
+			return v
+		}
+	}
+}
+
+func (r *reader) limits() Limits {
+	var l Limits
+	flags := r.byte()
+	l.Min = r.u32()
+	if flags&1 != 0 {
+		l.Max, l.HasMax = r.u32(), true
+	}
+	return l
+}
+
+// constExpr reads a constant expression up to its end. It returns the
+// value when the expression is a plain i32.const, as an unsigned offset.
+func (r *reader) constExpr() (v uint64, isConst bool) {
+	for n := 0; r.err == nil; n++ {
+		switch op := r.byte(); op {
+		case 0x0b: // end
+			if isConst && n == 1 {
+				return v, true
+			}
+			return 0, false
+		case 0x41: // i32.const
+			v, isConst = uint64(uint32(int32(r.s64()))), n == 0
+		case 0x42: // i64.const
+			r.s64()
+		case 0x43: // f32.const
+			r.bytes(4)
+		case 0x44: // f64.const
+			r.bytes(8)
+		case 0x23, 0xd2: // global.get, ref.func
+			r.u32()
+		case 0xd0: // ref.null heaptype
+			r.s64()
+		case 0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e: // extended constants: add, sub, mul
+		case 0xfd: // v128.const
+			if sub := r.u32(); sub != 12 && r.err == nil {
+				r.err = fmt.Errorf("instruction 0xfd %d in a constant expression", sub)
+			}
+			r.bytes(16)
+		default:
+			if r.err == nil {
+				r.err = fmt.Errorf("instruction 0x%02x in a constant expression", op)
+			}
+		}
+	}
+	return 0, false
 }
 
 // AppendCustomSection returns a copy of the module with a custom section
