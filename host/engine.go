@@ -223,6 +223,9 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	if err := abi.CheckImports(info); err != nil {
 		return nil, err
 	}
+	if err := checkDeclared(info); err != nil {
+		return nil, err
+	}
 	code := wasm
 	if e.cfg.Interrupt == InterruptMeter {
 		if code, err = e.instrument(wasm, id); err != nil {
@@ -236,6 +239,9 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	m := &Module{eng: e, SHA256: id, Size: len(wasm), Info: info, compiled: compiled}
 	m.pool.max = e.cfg.MaxIdle
 	m.hasInit = info.HasExport("_initialize")
+	for _, mem := range info.Memories {
+		m.initialMemory += uint64(mem.Min) * abi.PageSize
+	}
 
 	if sec, ok := info.Section(abi.SectionName); ok {
 		m.Manifest, err = abi.ParseManifest(sec)
@@ -283,7 +289,7 @@ func (m *Module) probe(ctx context.Context) (*abi.Manifest, error) {
 	t := &Task{mod: m, Spec: &abi.Task{Name: abi.ManifestExport, Export: abi.ManifestExport}, index: 0}
 	inst, err := m.newInstance(ctx, probeLimits)
 	if err != nil {
-		return nil, fmt.Errorf("%w: manifest probe: %v", abi.ErrBadManifest, err)
+		return nil, fmt.Errorf("%w: manifest probe: %w", abi.ErrBadManifest, m.startFailed(abi.ManifestExport, err))
 	}
 	out, _, err := inst.call(ctx, t, nil, probeLimits)
 	inst.close(ctx)
@@ -296,4 +302,29 @@ func (m *Module) probe(ctx context.Context) (*abi.Manifest, error) {
 		return nil, fmt.Errorf("export %s: %w", abi.ManifestExport, err)
 	}
 	return man, nil
+}
+
+// checkDeclared refuses, at load, what a module declares that could never
+// be instantiated: an active data segment beyond the module's initial
+// memory (the runtime would fail every instantiation).
+func checkDeclared(info *abi.Module) error {
+	for i, d := range info.Data {
+		if !d.ConstOffset || int(d.Memory) >= len(info.Memories) {
+			continue // left to the runtime, which checks it at instantiation
+		}
+		pages := info.Memories[d.Memory].Min
+		if size := uint64(pages) * abi.PageSize; d.End() > size {
+			return fmt.Errorf("%w: data segment %d (%d bytes at offset %d) lies beyond the module's initial memory of %d bytes (%s)",
+				ErrModuleRefused, i, d.Len, d.Offset, size, plural(uint64(pages), "page"))
+		}
+	}
+	return nil
+}
+
+// plural renders "1 page", "2 pages".
+func plural(n uint64, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }

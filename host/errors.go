@@ -81,6 +81,33 @@ func KindOf(err error) Kind {
 	return 0
 }
 
+// ErrModuleRefused is wrapped by Load's refusals of a module that
+// declares what the host will not instantiate, such as data beyond its
+// own initial memory.
+var ErrModuleRefused = errors.New("module refused")
+
+// startError is why a new instance could not start, classed: the call
+// that needed the instance fails with it.
+type startError struct {
+	kind Kind
+	msg  string
+	err  error
+}
+
+func (e *startError) Error() string { return e.kind.String() + ": " + e.msg }
+func (e *startError) Unwrap() error { return e.err }
+
+// startFailed is the TaskError of a call of task whose instance could not
+// start.
+func (m *Module) startFailed(task string, err error) *TaskError {
+	te := &TaskError{Kind: KindTrap, Module: m.Name, Task: task, Msg: err.Error(), Err: err}
+	var se *startError
+	if errors.As(err, &se) {
+		te.Kind, te.Msg, te.Err = se.kind, se.msg, se.err
+	}
+	return te
+}
+
 // hostPanic is what a host function panics with to stop the guest; the
 // call path turns it back into a TaskError.
 type hostPanic struct {

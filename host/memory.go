@@ -8,23 +8,27 @@ import (
 // past limit: memory.grow then returns -1 to the guest, and a failed call
 // is reported as KindMemory.
 type linearMemory struct {
-	buf      []byte
-	max      uint64
-	limit    uint64 // current call's cap in bytes; 0 means no cap
-	exceeded uint64 // the size the guest asked for past the cap, 0 if none
+	buf        []byte // nil until the runtime first sizes the memory
+	initialCap uint64 // the runtime's hint for the first allocation
+	max        uint64
+	limit      uint64 // current call's cap in bytes; 0 means no cap
+	exceeded   uint64 // the size the guest asked for past the cap, 0 if none
 }
 
 var _ experimental.LinearMemory = (*linearMemory)(nil)
 
 // Reallocate grows the memory to size bytes, or returns nil past the cap.
+// The first call sizes the memory the module declares, which
+// newInstance has already checked against the cap: the runtime cannot
+// take a refusal then (it would panic).
 func (m *linearMemory) Reallocate(size uint64) []byte {
-	if size > m.max || (m.limit != 0 && size > m.limit && m.buf != nil) {
+	if m.buf == nil {
+		m.buf = make([]byte, size, max(size, min(m.initialCap, m.max)))
+		return m.buf
+	}
+	if size > m.max || (m.limit != 0 && size > m.limit) {
 		m.exceeded = size
 		return nil
-	}
-	if m.limit != 0 && size > m.limit {
-		// The initial allocation: let instantiation finish, then refuse it.
-		m.exceeded = size
 	}
 	if size <= uint64(cap(m.buf)) {
 		m.buf = m.buf[:size]
@@ -34,7 +38,7 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	if newCap < size {
 		newCap = size
 	}
-	if m.limit != 0 && newCap > m.limit && size <= m.limit {
+	if m.limit != 0 && newCap > m.limit {
 		newCap = m.limit
 	}
 	if newCap > m.max {

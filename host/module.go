@@ -36,9 +36,12 @@ type Module struct {
 	eng      *Engine
 	compiled wazero.CompiledModule
 	hasInit  bool
-	exports  []string // export of each task, by task index
-	tasks    map[string]*Task
-	pool     pool
+	// initialMemory is the linear memory the module declares, in bytes:
+	// what every instance takes before any of its code runs.
+	initialMemory uint64
+	exports       []string // export of each task, by task index
+	tasks         map[string]*Task
+	pool          pool
 }
 
 // Task returns the task called name.
@@ -86,7 +89,7 @@ func (t *Task) Call(ctx context.Context, input []byte, lim Limits) ([]byte, erro
 	m := t.mod
 	inst, err := m.acquire(ctx, lim)
 	if err != nil {
-		return nil, &TaskError{Kind: KindTrap, Module: m.Name, Task: t.Spec.Name, Msg: err.Error(), Err: err}
+		return nil, m.startFailed(t.Spec.Name, err)
 	}
 	out, keep, err := inst.call(ctx, t, input, lim)
 	if keep {
@@ -164,6 +167,11 @@ type instance struct {
 
 func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error) {
 	e := m.eng
+	if lim.Memory != 0 && m.initialMemory > lim.Memory {
+		// Refused before the runtime allocates any of it.
+		return nil, &startError{kind: KindMemory, msg: fmt.Sprintf("the module declares an initial memory of %d bytes (%s); the memory limit is %d bytes",
+			m.initialMemory, plural(m.initialMemory/abi.PageSize, "page"), lim.Memory)}
+	}
 	inst := &instance{
 		k:     &kernel{logger: e.logger, module: m.Name, maxDepth: e.cfg.MaxDepth, callCtx: context.Background()},
 		mem:   &linearMemory{limit: lim.Memory},
@@ -172,8 +180,7 @@ func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error)
 	inst.stderr.max = 4 << 10
 	inst.ctx = context.WithValue(context.Background(), kernelKey{}, inst.k)
 	ictx := experimental.WithMemoryAllocator(inst.ctx, experimental.MemoryAllocatorFunc(func(cap, max uint64) experimental.LinearMemory {
-		inst.mem.max = max
-		inst.mem.buf = make([]byte, 0, cap)
+		inst.mem.max, inst.mem.initialCap = max, cap
 		return inst.mem
 	}))
 	metered := e.cfg.Interrupt == InterruptMeter
@@ -201,10 +208,6 @@ func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error)
 	if metered {
 		inst.k.meter.bind(mod)
 		inst.k.meter.arm(ctx, e.cfg.InitTimeout, 0, e.cfg.MaxDepth)
-	}
-	if inst.mem.exceeded != 0 {
-		inst.close(ctx)
-		return nil, fmt.Errorf("instantiate: the module's initial memory of %d bytes exceeds the limit of %d bytes", inst.mem.exceeded, lim.Memory)
 	}
 	if m.hasInit {
 		if _, err := mod.ExportedFunction("_initialize").Call(ictx); err != nil {

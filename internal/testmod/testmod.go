@@ -31,6 +31,17 @@ func WAT(t testing.TB, path string) []byte {
 	return b
 }
 
+// WATText compiles WAT source text to a binary module, like WAT: for
+// tests that generate their modules.
+func WATText(t testing.TB, src string) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "module.wat")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return WAT(t, path)
+}
+
 // WithManifest returns wasm with manifest (JSON text) as its
 // flowhost.manifest section.
 func WithManifest(t testing.TB, wasm []byte, manifest string) []byte {

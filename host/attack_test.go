@@ -1,0 +1,112 @@
+package host_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/flowhost/flowhost/abi"
+	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/internal/testmod"
+)
+
+// Hostile modules: each test gives a module built to take the host's
+// memory, time or files, and checks that the attack fails with a typed
+// error naming the culprit, within bounded host memory.
+
+// runManifest declares one task, "run", with one output.
+const runManifest = `{"abi":1,"name":"attack","tasks":[{"name":"run","inputs":[],"outputs":["x"]}]}`
+
+// attackModule compiles a module from WAT text with runManifest embedded.
+func attackModule(t testing.TB, wat string) []byte {
+	return testmod.WithManifest(t, testmod.WATText(t, wat), runManifest)
+}
+
+// memoryOnly is a module whose only feature is its declared memory.
+func memoryOnly(pages int, data string) string {
+	return fmt.Sprintf(`(module (memory %d) %s (func (export "run") (result i32) (i32.const 0)))`, pages, data)
+}
+
+// heapGrowth runs f and returns by how much it grew the bytes the Go
+// heap allocated, cumulated: a refusal must not allocate what the module
+// declared before refusing it.
+func heapGrowth(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestInitialMemoryLimit: a module whose declared initial memory exceeds
+// the call's memory limit is refused before the runtime allocates it (it
+// used to panic the host), with a memory-limit error naming the declared
+// size and the limit; a data segment beyond the module's own initial
+// memory is refused at load.
+func TestInitialMemoryLimit(t *testing.T) {
+	e := newEngine(t)
+	cases := []struct {
+		name string
+		wat  string
+		mem  uint64 // the call's memory limit
+		msg  string // "" for a call that succeeds
+	}{
+		{"over the default limit", memoryOnly(4097, ""), host.DefaultLimits.Memory,
+			"the module declares an initial memory of 268500992 bytes (4097 pages); the memory limit is 268435456 bytes"},
+		{"2049 pages under 128 MiB", memoryOnly(2049, ""), 128 << 20,
+			"the module declares an initial memory of 134283264 bytes (2049 pages); the memory limit is 134217728 bytes"},
+		{"2049 pages under the default limit", memoryOnly(2049, ""), host.DefaultLimits.Memory, ""},
+		{"one page under 32 KiB", memoryOnly(1, ""), 32 << 10,
+			"the module declares an initial memory of 65536 bytes (1 page); the memory limit is 32768 bytes"},
+		{"data at 200 MiB under 64 MiB", memoryOnly(3300, `(data (i32.const 209715200) "x")`), 64 << 20,
+			"the module declares an initial memory of 216268800 bytes (3300 pages); the memory limit is 67108864 bytes"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			run := task(t, load(t, e, attackModule(t, c.wat)), "run")
+			lim := testLimits
+			lim.Memory = c.mem
+			var err error
+			grown := heapGrowth(func() { _, err = run.Call(context.Background(), []byte(`{}`), lim) })
+			if c.msg == "" {
+				if host.KindOf(err) != host.KindBadOutput { // it ran: "run" sets no output
+					t.Fatalf("err = %v; want the call to run", err)
+				}
+				return
+			}
+			if host.KindOf(err) != host.KindMemory || !strings.Contains(err.Error(), "attack.run: memory limit: "+c.msg) {
+				t.Fatalf("err = %v\nwant a memory limit error with %q", err, c.msg)
+			}
+			if grown > 4<<20 {
+				t.Fatalf("refusing the module allocated %d MiB", grown>>20)
+			}
+		})
+	}
+
+	t.Run("data beyond the initial memory", func(t *testing.T) {
+		_, err := e.Load(context.Background(), attackModule(t, memoryOnly(1, `(data (i32.const 16) "ok") (data (i32.const 2147483392) "hello")`)))
+		if !errors.Is(err, host.ErrModuleRefused) || !strings.Contains(err.Error(),
+			"data segment 1 (5 bytes at offset 2147483392) lies beyond the module's initial memory of 65536 bytes (1 page)") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+
+	t.Run("manifest probe", func(t *testing.T) {
+		// flowhost inspect loads such a module: its manifest export runs
+		// under the probe's 64 MiB.
+		wasm := testmod.WATText(t, `(module (memory 1025)
+			(func (export "flowhost_manifest") (result i32) (i32.const 0)))`)
+		var err error
+		grown := heapGrowth(func() { _, err = e.Load(context.Background(), wasm) })
+		if !errors.Is(err, abi.ErrBadManifest) || host.KindOf(err) != host.KindMemory || !strings.Contains(err.Error(),
+			"manifest probe: (manifest probe).flowhost_manifest: memory limit: the module declares an initial memory of 67174400 bytes (1025 pages); the memory limit is 67108864 bytes") {
+			t.Fatalf("err = %v", err)
+		}
+		if grown > 4<<20 {
+			t.Fatalf("refusing the module allocated %d MiB", grown>>20)
+		}
+	})
+}
