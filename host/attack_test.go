@@ -110,3 +110,53 @@ func TestInitialMemoryLimit(t *testing.T) {
 		}
 	})
 }
+
+// heapInUse is the Go heap in use after a collection.
+func heapInUse() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// TestVarsCounted: Extism vars count against the call's memory limit,
+// keys and values together with the host blocks. A call limited to
+// 16 MiB setting 256 vars of 1 MiB used to succeed and leave 256 MiB in
+// its warm instance.
+func TestVarsCounted(t *testing.T) {
+	e := newEngine(t)
+	m := load(t, e, testmod.Module(t, "testdata/vars.wat", "testdata/vars.json"))
+	cases := []struct {
+		task string
+		mem  uint64
+		msg  string // "" for a call that succeeds
+	}{
+		{"flood", 16 << 20, "memory limit: var_set: vars and blocks of this call would take 16778312 bytes; its memory limit is 16777216 bytes"},
+		{"mixed", 1 << 20, "memory limit: alloc of 786432 bytes: host memory for this call (blocks and vars) would exceed its limit of 1048576 bytes"},
+		{"roundtrip", 1 << 20, ""},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s under %d MiB", c.task, c.mem>>20), func(t *testing.T) {
+			lim := testLimits
+			lim.Memory = c.mem
+			before := heapInUse()
+			out, err := task(t, m, c.task).Call(context.Background(), []byte(`{}`), lim)
+			grown := int64(heapInUse()) - int64(before) // the warm instance is kept on success
+			if c.msg == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.task == "roundtrip" && string(out) != "7" {
+					t.Fatalf("var_get gave %q; want 7", out)
+				}
+				return
+			}
+			if host.KindOf(err) != host.KindMemory || !strings.Contains(err.Error(), "vars."+c.task+": "+c.msg) {
+				t.Fatalf("err = %v\nwant %q", err, c.msg)
+			}
+			if grown > int64(c.mem)+(8<<20) {
+				t.Fatalf("the heap grew by %d MiB under a limit of %d MiB", grown>>20, c.mem>>20)
+			}
+		})
+	}
+}

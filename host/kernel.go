@@ -28,6 +28,15 @@ const maxLogLines = 64
 // maxLogBytes bounds one guest log line.
 const maxLogBytes = 4 << 10
 
+// Vars: at most maxVars of at most maxVarValue bytes each, and all of
+// them, keys and values with varOverhead bytes each for the map's own
+// bookkeeping, count against the call's memory limit with the blocks.
+const (
+	maxVars     = 1024
+	maxVarValue = 1 << 20
+	varOverhead = 64
+)
+
 type block struct {
 	off, len uint64
 	freed    bool
@@ -44,8 +53,9 @@ type kernel struct {
 	errOff             uint64
 	maxOutput          uint64
 
-	config map[string]string
-	vars   map[string][]byte
+	config   map[string]string
+	vars     map[string][]byte
+	varBytes uint64 // what vars take: keys, values and varOverhead each
 
 	meter    meterState
 	maxDepth int32
@@ -81,6 +91,7 @@ func (k *kernel) reset(input []byte, limit, maxOutput uint64) {
 	k.logLines = 0
 	k.httpStatus, k.httpHeaders = 0, nil
 	clear(k.vars)
+	k.varBytes = 0
 	k.inputLen = uint64(len(input))
 	k.inputOff = k.allocCopy(input)
 }
@@ -91,8 +102,8 @@ func (k *kernel) alloc(n uint64) uint64 {
 	}
 	start := (uint64(len(k.arena)) + 7) &^ 7
 	end := start + n
-	if end < start || (k.limit != 0 && end > k.limit) {
-		fail(KindMemory, "alloc of %d bytes: host memory for this call would exceed its limit of %d bytes", n, k.limit)
+	if end < start || (k.limit != 0 && end+k.varBytes > k.limit) {
+		fail(KindMemory, "alloc of %d bytes: host memory for this call (blocks and vars) would exceed its limit of %d bytes", n, k.limit)
 	}
 	if end <= uint64(cap(k.arena)) {
 		k.arena = k.arena[:end]
@@ -193,6 +204,33 @@ func (k *kernel) blockBytes(fn string, off uint64) []byte {
 		fail(KindTrap, "%s: offset %d is not an allocated block", fn, off)
 	}
 	return k.bytes(fn, off, k.blocks[i].len)
+}
+
+// varSet sets the var named by the block at keyOff to the block at
+// valOff, or deletes it when valOff is 0.
+func (k *kernel) varSet(keyOff, valOff uint64) {
+	name := string(k.blockBytes("var_set", keyOff))
+	old, had := k.vars[name]
+	size := func(v []byte) uint64 { return uint64(len(name)) + uint64(len(v)) + varOverhead }
+	if had {
+		k.varBytes -= size(old)
+	}
+	if valOff == 0 {
+		delete(k.vars, name)
+		return
+	}
+	v := k.blockBytes("var_set", valOff)
+	if (!had && len(k.vars) >= maxVars) || len(v) > maxVarValue {
+		fail(KindMemory, "var_set %q: vars are limited to %d entries of at most %d bytes", name, maxVars, maxVarValue)
+	}
+	if total := uint64(len(k.arena)) + k.varBytes + size(v); k.limit != 0 && total > k.limit {
+		fail(KindMemory, "var_set: vars and blocks of this call would take %d bytes; its memory limit is %d bytes", total, k.limit)
+	}
+	if k.vars == nil {
+		k.vars = map[string][]byte{}
+	}
+	k.vars[name] = append([]byte(nil), v...)
+	k.varBytes += size(v)
 }
 
 // Extism log levels, as returned by get_log_level.
@@ -299,20 +337,7 @@ var hostFuncs = []hostFunc{
 		s[0] = k.allocCopy(v)
 	}},
 	{"var_set", func(ctx context.Context, _ api.Module, s []uint64) {
-		k := kernelFrom(ctx)
-		name := string(k.blockBytes("var_set", s[0]))
-		if s[1] == 0 {
-			delete(k.vars, name)
-			return
-		}
-		v := k.blockBytes("var_set", s[1])
-		if len(k.vars) >= 1024 || len(v) > 1<<20 {
-			fail(KindMemory, "var_set %q: vars are limited to 1024 entries of 1 MiB", name)
-		}
-		if k.vars == nil {
-			k.vars = map[string][]byte{}
-		}
-		k.vars[name] = append([]byte(nil), v...)
+		kernelFrom(ctx).varSet(s[0], s[1])
 	}},
 	{"log_trace", func(ctx context.Context, _ api.Module, s []uint64) { kernelFrom(ctx).log(slog.LevelDebug-4, s[0]) }},
 	{"log_debug", func(ctx context.Context, _ api.Module, s []uint64) { kernelFrom(ctx).log(slog.LevelDebug, s[0]) }},
