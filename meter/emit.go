@@ -63,13 +63,18 @@ func (m *rewriter) rewriteSection(id byte, r *reader) []byte {
 		}
 	case secImport:
 		n := count()
-		out = appendULEB(out, uint64(n)+2)
+		out = appendULEB(out, uint64(n)+uint64(m.added))
 		out = append(out, r.b[r.pos:]...)
 		r.pos = len(r.b)
 		for _, name := range []string{FuncOutOfFuel, FuncTooDeep} {
 			out = appendName(out, ImportModule)
 			out = appendName(out, name)
 			out = appendULEB(append(out, 0x00), uint64(m.voidType))
+		}
+		if m.tableGrows {
+			out = appendName(out, ImportModule)
+			out = appendName(out, FuncTableGrow)
+			out = appendULEB(append(out, 0x00), uint64(m.tableGrowTy))
 		}
 	case secTable:
 		n := r.u32()
@@ -298,6 +303,12 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 			// br to the wrapper block, whose label index is the number of
 			// labels open in the body
 			out = appendULEB(append(out, 0x0c), uint64(len(restore)))
+		case kTableGrow:
+			// [ref delta] table.size t; i32.const t; call table_grow: [ref delta']
+			out = appendULEB(append(out, 0xfc, 16), uint64(in.table))
+			out = appendSLEB(append(out, 0x41), int64(int32(in.table)))
+			out = appendULEB(append(out, 0x10), uint64(m.tableGrow))
+			out = append(out, r.b[start:r.pos]...)
 		}
 	}
 }

@@ -91,9 +91,20 @@ type host struct {
 	maxRefills int       // out_of_fuel calls answered with a refill; <0: no limit
 	deadline   time.Time // if set, out_of_fuel traps once it has passed
 
-	outOfFuel int   // out_of_fuel calls
-	tooDeep   int   // too_deep calls
-	refilled  int64 // fuel added by refills
+	tableMax uint32 // table_grow refuses to grow a table past it; 0: no bound
+
+	outOfFuel int      // out_of_fuel calls
+	tooDeep   int      // too_deep calls
+	refilled  int64    // fuel added by refills
+	grows     []string // table_grow calls, as "delta size table"
+}
+
+func (h *host) onTableGrow(_ context.Context, delta, size, table uint32) uint32 {
+	h.grows = append(h.grows, fmt.Sprint(delta, size, table))
+	if h.tableMax != 0 && uint64(size)+uint64(delta) > uint64(h.tableMax) {
+		return 0xffffffff
+	}
+	return delta
 }
 
 func (h *host) onOutOfFuel(_ context.Context, m api.Module) {
@@ -124,6 +135,7 @@ func newRuntime(t testing.TB, h *host, features api.CoreFeatures) wazero.Runtime
 	if _, err := r.NewHostModuleBuilder(ImportModule).
 		NewFunctionBuilder().WithFunc(h.onOutOfFuel).Export(FuncOutOfFuel).
 		NewFunctionBuilder().WithFunc(h.onTooDeep).Export(FuncTooDeep).
+		NewFunctionBuilder().WithFunc(h.onTableGrow).Export(FuncTableGrow).
 		Instantiate(ctx); err != nil {
 		t.Fatal(err)
 	}

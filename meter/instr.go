@@ -14,15 +14,17 @@ const (
 	kRefFunc                          // ref.func f: renumbered
 	kReturn                           // return: becomes br to the wrapper block
 	kReturnCallOther                  // return_call_indirect, return_call_ref: depth restored before it
+	kTableGrow                        // table.grow t: checked by the host before it
 )
 
 // instr is one decoded instruction: its kind, the function index it names
-// (kCall, kReturnCall, kRefFunc) and the labels of a try_table's catch
-// clauses.
+// (kCall, kReturnCall, kRefFunc), the table it grows (kTableGrow) and the
+// labels of a try_table's catch clauses.
 type instr struct {
 	kind    instrKind
 	op      byte
 	fn      uint32
+	table   uint32
 	catches []uint32
 }
 
@@ -116,7 +118,9 @@ func decodeInstr(r *reader) instr {
 	case 0xfb:
 		unsupported(at, "GC instruction (0xfb prefix)")
 	case 0xfc:
-		decodeMisc(r, at)
+		if sub, idx := decodeMisc(r, at); sub == 15 {
+			in.kind, in.table = kTableGrow, idx
+		}
 	case 0xfd:
 		decodeSIMD(r, at)
 	case 0xfe:
@@ -133,21 +137,24 @@ func decodeInstr(r *reader) instr {
 	return in
 }
 
-func decodeMisc(r *reader, at int) {
-	switch sub := r.u32(); {
+// decodeMisc reads an instruction of the 0xfc prefix after the prefix:
+// it returns the sub-opcode and the instruction's first immediate.
+func decodeMisc(r *reader, at int) (sub, imm uint32) {
+	switch sub = r.u32(); {
 	case sub <= 7: // trunc_sat
 	case sub == 8: // memory.init data mem
-		r.u32()
+		imm = r.u32()
 		r.u32()
 	case sub == 9, sub == 11, sub == 13, sub == 15, sub == 16, sub == 17:
 		// data.drop, memory.fill, elem.drop, table.grow, table.size, table.fill
-		r.u32()
+		imm = r.u32()
 	case sub == 10, sub == 12, sub == 14: // memory.copy, table.init, table.copy
-		r.u32()
+		imm = r.u32()
 		r.u32()
 	default:
 		unsupported(at, "unknown instruction 0xfc %d", sub)
 	}
+	return sub, imm
 }
 
 func decodeSIMD(r *reader, at int) {

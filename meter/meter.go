@@ -2,8 +2,9 @@
 // itself: deterministic fuel, which also makes wall-clock timeouts cheap
 // (the host checks the clock when it refills), and a bound on the call depth.
 //
-// Instrument adds two function imports from ImportModule and two exported
-// mutable globals, and rewrites every function body:
+// Instrument adds two function imports from ImportModule (three for a
+// module that grows tables) and two exported mutable globals, and
+// rewrites every function body:
 //
 //   - Depth. At entry the i32 global GlobalDepth is decremented; if it is
 //     then 0 or less, the imported FuncTooDeep is called (the host traps).
@@ -37,7 +38,15 @@
 //     an if are charged, for example); bulk memory and table instructions
 //     count 1 whatever their length.
 //
-// Adding the imports shifts every defined function's index by 2; calls,
+//   - Tables. Before every table.grow the imported FuncTableGrow is called
+//     with the requested delta, the table's current size and its index,
+//     and its result replaces the delta: the host answers the delta to
+//     let the growth happen, or 0xffffffff to make table.grow return -1
+//     (no table can reach 2^32 elements). WebAssembly puts no bound on
+//     tables, and a runtime holds 8 bytes per element, so this is where
+//     the host bounds the memory tables take.
+//
+// Adding the imports shifts every defined function's index by 2 (or 3); calls,
 // ref.func, exports, the start function, element segments, global and table
 // initializers and the "name" section are renumbered. The globals are
 // appended to the global section, so no global index changes. Everything
@@ -59,6 +68,10 @@ const (
 	// FuncTooDeep is imported () -> () and called when GlobalDepth reaches 0
 	// (or less) at a function entry. The host is expected to panic.
 	FuncTooDeep = "too_deep"
+	// FuncTableGrow is imported (delta, size, table i32) -> i32, by modules
+	// that use table.grow only, and called before each table.grow: it
+	// returns the delta to grow by, or 0xffffffff to refuse the growth.
+	FuncTableGrow = "table_grow"
 	// GlobalFuel is the exported mutable i64 global holding the remaining fuel.
 	GlobalFuel = "flowhost_fuel"
 	// GlobalDepth is the exported mutable i32 global holding the remaining
@@ -107,6 +120,7 @@ type section struct {
 
 type funcType struct {
 	nParams  uint32
+	params   []byte // encoded parameter types, without the count
 	nResults uint32
 	results  []byte // encoded result types, without the count
 }
@@ -129,6 +143,9 @@ type rewriter struct {
 
 	fuelGlobal, depthGlobal uint32
 	outOfFuel, tooDeep      uint32
+	tableGrows              bool   // some body has a table.grow
+	tableGrow, tableGrowTy  uint32 // the import of FuncTableGrow and its type
+	added                   uint32 // function imports added: 2, or 3 with tableGrows
 
 	plans []funcPlan // per defined function, from the first pass
 }
@@ -138,6 +155,7 @@ type funcPlan struct {
 	costs      []int64      // fuel charged at entry, then at each loop head, in order
 	catches    bool         // the body has a try_table
 	catchLoops map[int]bool // loops (by position in costs) a catch clause branches to
+	tableGrows bool         // the body has a table.grow
 }
 
 // Instrument returns a rewritten copy of a binary module that meters itself
@@ -162,6 +180,25 @@ func Instrument(wasm []byte) (out []byte, err error) {
 	m.analyze()
 	m.plan()
 	return m.emit(), nil
+}
+
+// GrowsTables reports whether a function of the module uses table.grow,
+// which Instrument routes through FuncTableGrow. It fails like Instrument
+// on a module Instrument would refuse.
+func GrowsTables(wasm []byte) (grows bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			de, ok := r.(*decodeError)
+			if !ok {
+				panic(r)
+			}
+			grows, err = false, fmt.Errorf("meter: %w", de)
+		}
+	}()
+	m := &rewriter{in: wasm, exports: map[string]bool{}}
+	m.parseSections()
+	m.analyze()
+	return m.tableGrows, nil
 }
 
 var magic = []byte{0x00, 0x61, 0x73, 0x6d}
@@ -264,9 +301,11 @@ func (m *rewriter) readTypes(r *reader) {
 		}
 		var t funcType
 		t.nParams = r.u32()
+		pstart := r.pos
 		for j := uint32(0); j < t.nParams; j++ {
 			r.valType()
 		}
+		t.params = r.b[pstart:r.pos]
 		t.nResults = r.u32()
 		start := r.pos
 		for j := uint32(0); j < t.nResults; j++ {
@@ -327,7 +366,9 @@ func (m *rewriter) scanCode(r *reader) {
 		base := r.off()
 		body := r.bytes(uint64(size))
 		within(fmt.Sprintf("function %d", m.nImpFunc+i), func() {
-			m.plans = append(m.plans, scanBody(newReader(body, base)))
+			p := scanBody(newReader(body, base))
+			m.tableGrows = m.tableGrows || p.tableGrows
+			m.plans = append(m.plans, p)
 		})
 	}
 }
@@ -357,6 +398,8 @@ func scanBody(r *reader) (p funcPlan) {
 				}
 			}
 			open = append(open, frame{region: cur})
+		case kTableGrow:
+			p.tableGrows = true
 		case kLoop:
 			open = append(open, frame{region: cur, loop: len(p.costs)})
 			cur = len(p.costs)
@@ -379,6 +422,12 @@ func (m *rewriter) plan() {
 	m.voidType = m.typeFor(nil, 0)
 	m.outOfFuel = m.nImpFunc
 	m.tooDeep = m.nImpFunc + 1
+	m.added = 2
+	if m.tableGrows {
+		m.tableGrow = m.nImpFunc + 2
+		m.tableGrowTy = m.growType()
+		m.added = 3
+	}
 	m.fuelGlobal = m.nImpGlob + m.nGlobals
 	m.depthGlobal = m.fuelGlobal + 1
 	m.wrapBT = make([][]byte, len(m.funcTypes))
@@ -409,13 +458,26 @@ func (m *rewriter) typeFor(results []byte, n uint32) uint32 {
 	return uint32(len(m.types) - 1)
 }
 
+// growType returns the index of the type (i32, i32, i32) -> i32, adding
+// it if needed.
+func (m *rewriter) growType() uint32 {
+	for i, t := range m.types {
+		if t.nParams == 3 && t.nResults == 1 && bytes.Equal(t.results, []byte{0x7f}) && bytes.Equal(t.params, []byte{0x7f, 0x7f, 0x7f}) {
+			return uint32(i)
+		}
+	}
+	m.newTypes = append(m.newTypes, []byte{0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x01, 0x7f})
+	m.types = append(m.types, funcType{nParams: 3, params: []byte{0x7f, 0x7f, 0x7f}, nResults: 1, results: []byte{0x7f}})
+	return uint32(len(m.types) - 1)
+}
+
 // fn renumbers a function index.
 func (m *rewriter) fn(r *reader, f uint32) uint32 {
 	if total := m.nImpFunc + uint32(len(m.funcTypes)); f >= total {
 		r.malformed("function index %d out of range (%d functions)", f, total)
 	}
 	if f >= m.nImpFunc {
-		return f + 2
+		return f + m.added
 	}
 	return f
 }

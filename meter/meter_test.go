@@ -431,3 +431,61 @@ func TestRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestTableGrow: every table.grow first asks the host, with the delta,
+// the table's size and its index, and grows by what the host answers; a
+// refusal makes table.grow return -1 and leaves the table as it was.
+func TestTableGrow(t *testing.T) {
+	orig := wat(t, "tables.wat")
+	inst := instrument(t, orig)
+	compare(t, api.CoreFeaturesV2, orig, inst, []basicCall{
+		{"grow_b", []uint64{3}, []uint64{2}},
+		{"grow_a", []uint64{1}, []uint64{107}},
+	})
+	h := &host{refill: lots, maxRefills: -1, tableMax: 10}
+	m := instantiate(t, newRuntime(t, h, api.CoreFeaturesV2), inst)
+	fuel, depth := meterGlobals(t, m)
+	fuel.Set(uint64(lots))
+	depth.Set(100)
+	for _, c := range []struct {
+		fn         string
+		arg        uint64
+		want, size int32 // the result, and the size of $b after it
+	}{
+		{"grow_b", 3, 2, 5},
+		{"grow_b", 6, -1, 5}, // 11 > 10: refused
+		{"grow_b", 5, 5, 10},
+		{"grow_a", 20, -100 + 7, 10}, // -1 × 100 + 7
+		{"grow_b", 0, 10, 10},
+	} {
+		res, err := call(m, c.fn, c.arg)
+		if err != nil {
+			t.Fatalf("%s(%d): %v", c.fn, c.arg, err)
+		}
+		size, _ := call(m, "size_b")
+		if got := int32(uint32(res[0])); got != c.want || int32(size[0]) != c.size {
+			t.Errorf("%s(%d) = %d, size %d; want %d, size %d", c.fn, c.arg, got, size[0], c.want, c.size)
+		}
+	}
+	want := []string{"3 2 1", "6 5 1", "5 5 1", "20 1 0", "0 10 1"}
+	if !slices.Equal(h.grows, want) {
+		t.Fatalf("table_grow calls %q; want %q", h.grows, want)
+	}
+	for name, want := range map[string]bool{"tables.wat": true, "basic.wat": false, "features.wat": true} {
+		if got, err := GrowsTables(wat(t, name, "--enable-threads")); err != nil || got != want {
+			t.Errorf("GrowsTables(%s) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+	var imports []string
+	c, err := newRuntime(t, &host{}, api.CoreFeaturesV2).CompileModule(context.Background(), inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range c.ImportedFunctions() {
+		mod, name, _ := d.Import()
+		imports = append(imports, mod+"."+name)
+	}
+	if wantImports := []string{ImportModule + "." + FuncOutOfFuel, ImportModule + "." + FuncTooDeep, ImportModule + "." + FuncTableGrow}; !slices.Equal(imports, wantImports) {
+		t.Fatalf("imports %v; want %v", imports, wantImports)
+	}
+}
