@@ -160,3 +160,83 @@ func TestVarsCounted(t *testing.T) {
 		})
 	}
 }
+
+// TestTableGrowth: tables are bounded, per table (MaxTableElements) and
+// per call (their elements count against the memory limit with the
+// linear memory). An unbounded table.grow loop used to take 24 GB.
+func TestTableGrowth(t *testing.T) {
+	wasm := testmod.Module(t, "testdata/tables.wat", "testdata/tables.json")
+	cases := []struct {
+		task string
+		mem  uint64
+		kind host.Kind // 0: succeeds with want
+		want string
+	}{
+		{"grow", 4 << 20, host.KindMemory, "tables.grow: memory limit: the guest tried to grow table 0 to 524288 elements (4194304 bytes); " +
+			"with its other tables and linear memory, that is 4259840 bytes; the limit is 4194304 bytes"},
+		{"grow", 256 << 20, host.KindMemory, "tables.grow: memory limit: the guest tried to grow table 0 to 1310720 elements; a table may have at most 1048576"},
+		{"steps", 4 << 20, 0, "1"},   // 65536 + 2 MiB ≤ 4 MiB: what a guest that handles -1 gets
+		{"steps", 256 << 20, 0, "4"}, // 4 × 262144 elements: MaxTableElements
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s under %d MiB", c.task, c.mem>>20), func(t *testing.T) {
+			m := load(t, newEngine(t), wasm) // a fresh instance for each case
+			lim := testLimits
+			lim.Memory = c.mem
+			before := heapInUse()
+			out, err := task(t, m, c.task).Call(context.Background(), []byte(`{}`), lim)
+			grown := int64(heapInUse()) - int64(before) // a warm instance is kept on success
+			if c.kind == 0 {
+				if err != nil || string(out) != c.want {
+					t.Fatalf("%s, %v; want %s", out, err, c.want)
+				}
+			} else if host.KindOf(err) != c.kind || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v\nwant %v: %q", err, c.kind, c.want)
+			}
+			if bound := int64(min(c.mem, host.MaxTableElements*8+1<<20)) + 8<<20; grown > bound {
+				t.Fatalf("the heap grew by %d MiB; the bound is %d MiB", grown>>20, bound>>20)
+			}
+		})
+	}
+}
+
+// TestTablesDeclared: what a module declares of its tables is bounded at
+// load, and counts against the call's memory limit before instantiation.
+func TestTablesDeclared(t *testing.T) {
+	e := newEngine(t)
+	run := `(func (export "run") (result i32) (i32.const 0))`
+	refusals := []struct {
+		name, wat, msg string
+	}{
+		{"too many tables", "(module " + strings.Repeat("(table 0 funcref)", host.MaxTables+1) + run + ")", "the module defines 65 tables; the host allows 64"},
+		{"a huge table", "(module (table 134217728 externref) " + run + ")", "table 0 declares 134217728 elements at least; a table may have at most 1048576"},
+	}
+	for _, c := range refusals {
+		t.Run(c.name, func(t *testing.T) {
+			var err error
+			grown := heapGrowth(func() { _, err = e.Load(context.Background(), attackModule(t, c.wat)) })
+			if !errors.Is(err, host.ErrModuleRefused) || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("err = %v; want %q", err, c.msg)
+			}
+			if grown > 16<<20 {
+				t.Fatalf("refusing the module allocated %d MiB", grown>>20)
+			}
+		})
+	}
+	t.Run("initial tables over the limit", func(t *testing.T) {
+		run := task(t, load(t, e, attackModule(t, "(module (memory 1) (table 1000000 funcref) (table 48576 externref) "+run+")")), "run")
+		lim := testLimits
+		lim.Memory = 8 << 20
+		_, err := run.Call(context.Background(), []byte(`{}`), lim)
+		if host.KindOf(err) != host.KindMemory || !strings.Contains(err.Error(),
+			"the module declares an initial memory of 65536 bytes (1 page) and tables of 1048576 elements (8388608 bytes); the memory limit is 8388608 bytes") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("table.grow without the meter", func(t *testing.T) {
+		_, err := newEngineMode(t, host.InterruptContext).Load(context.Background(), testmod.Module(t, "testdata/tables.wat", "testdata/tables.json"))
+		if !errors.Is(err, host.ErrModuleRefused) || !strings.Contains(err.Error(), "the module uses table.grow, which the host bounds only under InterruptMeter") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}

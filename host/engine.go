@@ -21,6 +21,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/flowhost/flowhost/abi"
+	"github.com/flowhost/flowhost/meter"
 )
 
 // Limits bound one task call. A zero field means "no limit", except where
@@ -231,6 +232,12 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 		if code, err = e.instrument(wasm, id); err != nil {
 			return nil, err
 		}
+	} else if grows, err := meter.GrowsTables(wasm); err != nil || grows {
+		// Without the meter's rewrite nothing would bound table.grow.
+		if err == nil {
+			err = fmt.Errorf("%w: the module uses table.grow, which the host bounds only under InterruptMeter", ErrModuleRefused)
+		}
+		return nil, err
 	}
 	compiled, err := e.rt.CompileModule(ctx, code)
 	if err != nil {
@@ -241,6 +248,9 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	m.hasInit = info.HasExport("_initialize")
 	for _, mem := range info.Memories {
 		m.initialMemory += uint64(mem.Min) * abi.PageSize
+	}
+	for _, t := range info.Tables {
+		m.initialTables += uint64(t.Min)
 	}
 
 	if sec, ok := info.Section(abi.SectionName); ok {
@@ -304,10 +314,19 @@ func (m *Module) probe(ctx context.Context) (*abi.Manifest, error) {
 	return man, nil
 }
 
-// checkDeclared refuses, at load, what a module declares that could never
-// be instantiated: an active data segment beyond the module's initial
-// memory (the runtime would fail every instantiation).
+// checkDeclared refuses, at load, what a module declares that the host
+// will not instantiate: more than MaxTables tables, a table of more than
+// MaxTableElements elements, and an active data segment beyond the
+// module's initial memory (the runtime would fail every instantiation).
 func checkDeclared(info *abi.Module) error {
+	if len(info.Tables) > MaxTables {
+		return fmt.Errorf("%w: the module defines %d tables; the host allows %d", ErrModuleRefused, len(info.Tables), MaxTables)
+	}
+	for i, t := range info.Tables {
+		if t.Min > MaxTableElements {
+			return fmt.Errorf("%w: table %d declares %d elements at least; a table may have at most %d", ErrModuleRefused, i, t.Min, MaxTableElements)
+		}
+	}
 	for i, d := range info.Data {
 		if !d.ConstOffset || int(d.Memory) >= len(info.Memories) {
 			continue // left to the runtime, which checks it at instantiation

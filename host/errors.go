@@ -82,8 +82,9 @@ func KindOf(err error) Kind {
 }
 
 // ErrModuleRefused is wrapped by Load's refusals of a module that
-// declares what the host will not instantiate, such as data beyond its
-// own initial memory.
+// declares what the host will not instantiate: too many or too large
+// tables, data beyond its own initial memory, or table.grow without the
+// meter to bound it.
 var ErrModuleRefused = errors.New("module refused")
 
 // startError is why a new instance could not start, classed: the call

@@ -58,6 +58,7 @@ type kernel struct {
 	varBytes uint64 // what vars take: keys, values and varOverhead each
 
 	meter    meterState
+	mem      *linearMemory // the instance's; its tables grow through the meter
 	maxDepth int32
 	grants   *Grants // of the instance; fixed for its life
 

@@ -121,6 +121,9 @@ func instantiateMeter(ctx context.Context, rt wazero.Runtime) error {
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, _ []uint64) {
 		fail(KindStackOverflow, "the guest's call depth went past %d frames", kernelFrom(ctx).maxDepth)
 	}), nil, nil).Export(meter.FuncTooDeep).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, s []uint64) {
+		s[0] = uint64(kernelFrom(ctx).mem.growTable(uint32(s[0]), uint32(s[1]), uint32(s[2])))
+	}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).Export(meter.FuncTableGrow).
 		Instantiate(ctx)
 	return err
 }

@@ -36,12 +36,13 @@ type Module struct {
 	eng      *Engine
 	compiled wazero.CompiledModule
 	hasInit  bool
-	// initialMemory is the linear memory the module declares, in bytes:
-	// what every instance takes before any of its code runs.
-	initialMemory uint64
-	exports       []string // export of each task, by task index
-	tasks         map[string]*Task
-	pool          pool
+	// initialMemory is the linear memory the module declares, in bytes,
+	// and initialTables the elements of its tables: what every instance
+	// takes before any of its code runs.
+	initialMemory, initialTables uint64
+	exports                      []string // export of each task, by task index
+	tasks                        map[string]*Task
+	pool                         pool
 }
 
 // Task returns the task called name.
@@ -56,7 +57,7 @@ func (m *Module) Stats() PoolStats {
 	idle := len(m.pool.idle)
 	var mem uint64
 	for _, inst := range m.pool.idle {
-		mem += inst.mem.size()
+		mem += inst.mem.used()
 	}
 	m.pool.mu.Unlock()
 	return PoolStats{Created: m.pool.created.Load(), Reused: m.pool.reused.Load(), Discarded: m.pool.discarded.Load(), Idle: idle, IdleMemory: mem}
@@ -68,7 +69,8 @@ type PoolStats struct {
 	Reused    int64 // calls served by a warm instance
 	Discarded int64 // instances thrown away after a trap, timeout or limit
 	Idle      int   // warm instances waiting now
-	// IdleMemory is the linear memory of the idle instances, in bytes.
+	// IdleMemory is the linear memory and tables of the idle instances,
+	// in bytes.
 	IdleMemory uint64
 }
 
@@ -131,7 +133,7 @@ func (m *Module) acquire(ctx context.Context, lim Limits) (*instance, error) {
 		inst := m.pool.idle[i]
 		m.pool.idle = append(m.pool.idle[:i], m.pool.idle[i+1:]...)
 		m.pool.mu.Unlock()
-		if lim.Memory != 0 && inst.mem.size() > lim.Memory {
+		if lim.Memory != 0 && inst.mem.used() > lim.Memory {
 			// Grown past this call's cap by an earlier call: start afresh.
 			m.pool.discarded.Add(1)
 			inst.close(ctx)
@@ -167,15 +169,28 @@ type instance struct {
 
 func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error) {
 	e := m.eng
-	if lim.Memory != 0 && m.initialMemory > lim.Memory {
+	if need := m.initialMemory + m.initialTables*tableElemBytes; lim.Memory != 0 && need > lim.Memory {
 		// Refused before the runtime allocates any of it.
-		return nil, &startError{kind: KindMemory, msg: fmt.Sprintf("the module declares an initial memory of %d bytes (%s); the memory limit is %d bytes",
-			m.initialMemory, plural(m.initialMemory/abi.PageSize, "page"), lim.Memory)}
+		msg := fmt.Sprintf("the module declares an initial memory of %d bytes (%s)", m.initialMemory, plural(m.initialMemory/abi.PageSize, "page"))
+		if m.initialTables != 0 {
+			msg += fmt.Sprintf(" and tables of %s (%d bytes)", plural(m.initialTables, "element"), m.initialTables*tableElemBytes)
+		}
+		return nil, &startError{kind: KindMemory, msg: fmt.Sprintf("%s; the memory limit is %d bytes", msg, lim.Memory)}
 	}
 	inst := &instance{
 		k:     &kernel{logger: e.logger, module: m.Name, maxDepth: e.cfg.MaxDepth, callCtx: context.Background()},
 		mem:   &linearMemory{limit: lim.Memory},
 		stack: make([]uint64, 1),
+	}
+	inst.k.mem = inst.mem
+	for _, t := range m.Info.Tables {
+		max := uint64(0)
+		if t.HasMax {
+			max = uint64(t.Max)
+		}
+		inst.mem.tables = append(inst.mem.tables, uint64(t.Min))
+		inst.mem.tableMax = append(inst.mem.tableMax, max)
+		inst.mem.tableElems += uint64(t.Min)
 	}
 	inst.stderr.max = 4 << 10
 	inst.ctx = context.WithValue(context.Background(), kernelKey{}, inst.k)
@@ -242,6 +257,7 @@ func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limit
 	k.callCtx = ctx
 	inst.mem.limit = lim.Memory
 	inst.mem.exceeded = 0
+	inst.mem.tableOver = ""
 	inst.stderr.Reset()
 
 	callCtx := inst.ctx
@@ -285,6 +301,8 @@ func (inst *instance) classify(ctx context.Context, t *Task, lim Limits, err err
 	switch {
 	case errors.As(err, &hp):
 		te.Kind, te.Msg = hp.kind, hp.msg
+	case inst.mem.tableOver != "":
+		te.Kind, te.Msg = KindMemory, inst.mem.tableOver
 	case inst.mem.exceeded != 0:
 		te.Kind = KindMemory
 		te.Msg = fmt.Sprintf("the guest tried to grow its memory to %d bytes; the limit is %d bytes", inst.mem.exceeded, lim.Memory)
