@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowhost/flowhost/abi"
 	"github.com/flowhost/flowhost/host"
@@ -239,4 +240,69 @@ func TestTablesDeclared(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// spinFor is a WAT function body that loops n times: about 6 fuel units
+// an iteration.
+func spinFor(n int) string {
+	return fmt.Sprintf(`(local $i i32)
+		(loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+			(br_if $l (i32.lt_u (local.get $i) (i32.const %d))))`, n)
+}
+
+// TestStartUnderCallLimits: a module's start function and _initialize
+// run within the call's timeout and fuel, not a fixed 10 s, and their
+// failure is reported as what it is, saying it happened at instantiation.
+func TestStartUnderCallLimits(t *testing.T) {
+	const forever = `(loop $l (br $l))`
+	run := `(func (export "run") (result i32) ` + spinFor(500_000) + ` (i32.const 0))`
+	start := func(body string) string {
+		return `(module (func $start ` + body + `) (start $start) ` + run + `)`
+	}
+	initialize := func(body string) string {
+		return `(module (func (export "_initialize") ` + body + `) ` + run + `)`
+	}
+	cases := []struct {
+		name  string
+		wat   string
+		lim   host.Limits
+		modes []host.Interrupt
+		kind  host.Kind // 0: the call runs ("run" sets no output)
+		msg   string
+	}{
+		{"start spins past the timeout", start(forever), host.Limits{Timeout: 200 * time.Millisecond},
+			[]host.Interrupt{host.InterruptMeter, host.InterruptContext}, host.KindTimeout,
+			"attack.run: timeout: during instantiation (the start function): did not finish within 200ms"},
+		{"_initialize spins past the timeout", initialize(forever), host.Limits{Timeout: 200 * time.Millisecond},
+			[]host.Interrupt{host.InterruptMeter, host.InterruptContext}, host.KindTimeout,
+			"attack.run: timeout: during instantiation (_initialize): did not finish within 200ms"},
+		{"start spins past the fuel", start(forever), host.Limits{Timeout: time.Minute, Fuel: 5_000_000},
+			[]host.Interrupt{host.InterruptMeter}, host.KindFuel,
+			"attack.run: fuel exhausted: during instantiation (the start function): the call used up its budget of 5000000 units"},
+		{"_initialize spins past the fuel", initialize(forever), host.Limits{Timeout: time.Minute, Fuel: 5_000_000},
+			[]host.Interrupt{host.InterruptMeter}, host.KindFuel,
+			"attack.run: fuel exhausted: during instantiation (_initialize): the call used up its budget of 5000000 units"},
+		// About 3 M units to start and 3 M to run: each within a budget of
+		// 5 M, so the task's fuel does not depend on its instance being new.
+		{"start and task each within the fuel", start(spinFor(500_000)), host.Limits{Timeout: time.Minute, Fuel: 5_000_000},
+			[]host.Interrupt{host.InterruptMeter}, 0, ""},
+	}
+	for _, c := range cases {
+		for _, mode := range c.modes {
+			t.Run(fmt.Sprintf("%s/mode %d", c.name, mode), func(t *testing.T) {
+				e := newEngineMode(t, mode)
+				run := task(t, load(t, e, attackModule(t, c.wat)), "run")
+				_, err := run.Call(context.Background(), []byte(`{}`), c.lim)
+				if c.kind == 0 {
+					if host.KindOf(err) != host.KindBadOutput {
+						t.Fatalf("err = %v; want the task to run", err)
+					}
+					return
+				}
+				if host.KindOf(err) != c.kind || !strings.Contains(err.Error(), c.msg) {
+					t.Fatalf("err = %v\nwant %v: %q", err, c.kind, c.msg)
+				}
+			})
+		}
+	}
 }

@@ -61,8 +61,10 @@ type Config struct {
 	// MaxIdle is how many warm instances each module keeps; 0 means
 	// 2 × GOMAXPROCS.
 	MaxIdle int
-	// InitTimeout bounds a new instance's start-up (a Go guest's runtime
-	// initialisation takes ~7 ms). 0 means 10 s.
+	// InitTimeout bounds a new instance's start-up (its start function and
+	// _initialize; a Go guest's runtime initialisation takes ~7 ms) when
+	// the call that needs the instance has no timeout; otherwise the
+	// call's timeout and fuel bound it. 0 means 10 s.
 	InitTimeout time.Duration
 	// Interrupt selects how runaway guests are stopped; the default,
 	// InterruptMeter, instruments modules at load.
@@ -297,11 +299,12 @@ func (m *Module) probe(ctx context.Context) (*abi.Manifest, error) {
 	m.Name = "(manifest probe)"
 	m.exports = []string{abi.ManifestExport}
 	t := &Task{mod: m, Spec: &abi.Task{Name: abi.ManifestExport, Export: abi.ManifestExport}, index: 0}
-	inst, err := m.newInstance(ctx, probeLimits)
+	deadline := time.Now().Add(probeLimits.Timeout)
+	inst, err := m.newInstance(ctx, probeLimits, deadline)
 	if err != nil {
 		return nil, fmt.Errorf("%w: manifest probe: %w", abi.ErrBadManifest, m.startFailed(abi.ManifestExport, err))
 	}
-	out, _, err := inst.call(ctx, t, nil, probeLimits)
+	out, _, err := inst.call(ctx, t, nil, probeLimits, deadline)
 	inst.close(ctx)
 	m.exports = nil
 	if err != nil {

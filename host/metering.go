@@ -63,12 +63,13 @@ func (s *meterState) bind(mod api.Module) {
 	}
 }
 
-// arm prepares the metering globals for a call.
-func (s *meterState) arm(ctx context.Context, timeout time.Duration, fuel uint64, maxDepth int32) {
+// arm prepares the metering globals for a call that must end by
+// deadline (zero for none), timeout after it started.
+func (s *meterState) arm(ctx context.Context, deadline time.Time, timeout time.Duration, fuel uint64, maxDepth int32) {
 	s.ctx, s.done, s.timeout = ctx, ctx.Done(), timeout
 	s.deadline = 0
-	if timeout > 0 {
-		s.deadline = time.Now().Add(timeout).UnixNano()
+	if !deadline.IsZero() {
+		s.deadline = deadline.UnixNano()
 	}
 	chunk := uint64(fuelChunk)
 	s.limited, s.budget, s.left = fuel > 0, fuel, 0

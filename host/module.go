@@ -87,13 +87,22 @@ func (t *Task) Module() *Module { return t.mod }
 // Call runs the task on input (a JSON object of its named inputs, see
 // Input) within lim, and returns its output. A failure is a *TaskError.
 // Call is safe for concurrent use; each call runs on its own instance.
+//
+// The call's timeout covers it all: a new instance's start-up (its start
+// function, _initialize) and then the task. A start-up also runs within
+// a fuel budget of lim.Fuel, and the task within another, so that the
+// fuel a task may use does not depend on whether its instance was warm.
 func (t *Task) Call(ctx context.Context, input []byte, lim Limits) ([]byte, error) {
 	m := t.mod
-	inst, err := m.acquire(ctx, lim)
+	var deadline time.Time
+	if lim.Timeout > 0 {
+		deadline = time.Now().Add(lim.Timeout)
+	}
+	inst, err := m.acquire(ctx, lim, deadline)
 	if err != nil {
 		return nil, m.startFailed(t.Spec.Name, err)
 	}
-	out, keep, err := inst.call(ctx, t, input, lim)
+	out, keep, err := inst.call(ctx, t, input, lim, deadline)
 	if keep {
 		m.release(inst)
 	} else {
@@ -118,7 +127,7 @@ type pool struct {
 	discarded atomic.Int64
 }
 
-func (m *Module) acquire(ctx context.Context, lim Limits) (*instance, error) {
+func (m *Module) acquire(ctx context.Context, lim Limits, deadline time.Time) (*instance, error) {
 	for {
 		key := grantsKey(lim.Grants)
 		m.pool.mu.Lock()
@@ -128,7 +137,7 @@ func (m *Module) acquire(ctx context.Context, lim Limits) (*instance, error) {
 		}
 		if i < 0 {
 			m.pool.mu.Unlock()
-			return m.newInstance(ctx, lim)
+			return m.newInstance(ctx, lim, deadline)
 		}
 		inst := m.pool.idle[i]
 		m.pool.idle = append(m.pool.idle[:i], m.pool.idle[i+1:]...)
@@ -167,7 +176,10 @@ type instance struct {
 	grants string // key of the grants the instance was made with
 }
 
-func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error) {
+// newInstance starts an instance for a call with limits lim, which must
+// be done by deadline (zero for none: Config.InitTimeout then bounds the
+// start-up).
+func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time) (*instance, error) {
 	e := m.eng
 	if need := m.initialMemory + m.initialTables*tableElemBytes; lim.Memory != 0 && need > lim.Memory {
 		// Refused before the runtime allocates any of it.
@@ -198,16 +210,23 @@ func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error)
 		inst.mem.max, inst.mem.initialCap = max, cap
 		return inst.mem
 	}))
+	timeout := lim.Timeout
+	if deadline.IsZero() {
+		timeout = e.cfg.InitTimeout
+		deadline = time.Now().Add(timeout)
+	}
 	metered := e.cfg.Interrupt == InterruptMeter
 	if metered {
 		// A start function runs before the globals can be set: the meter
-		// binds them on its first refuel (see meterHost).
-		inst.k.meter.deadline = time.Now().Add(e.cfg.InitTimeout).UnixNano()
-		inst.k.meter.timeout = e.cfg.InitTimeout
-		inst.k.meter.ctx, inst.k.meter.done = ctx, ctx.Done()
+		// binds them on its first refuel (see instantiateMeter), and the
+		// fuel global starts at 0, so all the budget is still to hand out.
+		s := &inst.k.meter
+		s.ctx, s.done = ctx, ctx.Done()
+		s.deadline, s.timeout = deadline.UnixNano(), timeout
+		s.limited, s.budget, s.left = lim.Fuel > 0, lim.Fuel, lim.Fuel
 	} else {
 		var cancel context.CancelFunc
-		ictx, cancel = context.WithTimeout(ictx, e.cfg.InitTimeout)
+		ictx, cancel = context.WithDeadline(ictx, deadline)
 		defer cancel()
 		stop := context.AfterFunc(ctx, cancel)
 		defer stop()
@@ -217,21 +236,17 @@ func (m *Module) newInstance(ctx context.Context, lim Limits) (*instance, error)
 	cfg := grantsConfig(lim.Grants, wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr))
 	mod, err := e.rt.InstantiateModule(ictx, m.compiled, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("instantiate: %w", firstLine(err))
+		return nil, inst.startFailure(ctx, "instantiation (the start function)", err, lim, timeout)
 	}
 	inst.mod = mod
 	if metered {
 		inst.k.meter.bind(mod)
-		inst.k.meter.arm(ctx, e.cfg.InitTimeout, 0, e.cfg.MaxDepth)
+		inst.k.meter.depth.Set(api.EncodeI32(e.cfg.MaxDepth + 1))
 	}
 	if m.hasInit {
 		if _, err := mod.ExportedFunction("_initialize").Call(ictx); err != nil {
 			inst.close(ctx)
-			msg := firstLine(err).Error()
-			if s := strings.TrimSpace(inst.stderr.String()); s != "" {
-				msg += ": " + s
-			}
-			return nil, fmt.Errorf("_initialize: %s", msg)
+			return nil, inst.startFailure(ctx, "instantiation (_initialize)", err, lim, timeout)
 		}
 	}
 	inst.funcs = make([]api.Function, len(m.exports))
@@ -250,7 +265,7 @@ func (inst *instance) close(ctx context.Context) {
 
 // call runs task t once. keep reports whether the instance may serve
 // another call: it may not after any trap, timeout or limit.
-func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limits) (out []byte, keep bool, err error) {
+func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limits, deadline time.Time) (out []byte, keep bool, err error) {
 	k := inst.k
 	k.reset(input, lim.Memory, lim.MaxOutput)
 	k.task = t.Spec.Name
@@ -262,12 +277,12 @@ func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limit
 
 	callCtx := inst.ctx
 	if inst.k.meter.fuel != nil {
-		k.meter.arm(ctx, lim.Timeout, lim.Fuel, k.maxDepth)
-	} else if lim.Timeout > 0 || ctx.Done() != nil {
+		k.meter.arm(ctx, deadline, lim.Timeout, lim.Fuel, k.maxDepth)
+	} else if !deadline.IsZero() || ctx.Done() != nil {
 		callCtx = context.WithValue(ctx, kernelKey{}, k)
-		if lim.Timeout > 0 {
+		if !deadline.IsZero() {
 			var cancel context.CancelFunc
-			callCtx, cancel = context.WithTimeout(callCtx, lim.Timeout)
+			callCtx, cancel = context.WithDeadline(callCtx, deadline)
 			defer cancel()
 		}
 	}
@@ -295,37 +310,50 @@ func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limit
 }
 
 func (inst *instance) classify(ctx context.Context, t *Task, lim Limits, err error) *TaskError {
-	te := &TaskError{Module: t.mod.Name, Task: t.Spec.Name, Err: err}
+	kind, msg := inst.failure(ctx, err, lim, lim.Timeout)
+	return &TaskError{Kind: kind, Module: t.mod.Name, Task: t.Spec.Name, Msg: msg, Err: err}
+}
+
+// startFailure classes the failure of a new instance's start-up, in
+// phase, under limits lim and a deadline timeout away.
+func (inst *instance) startFailure(ctx context.Context, phase string, err error, lim Limits, timeout time.Duration) *startError {
+	kind, msg := inst.failure(ctx, err, lim, timeout)
+	return &startError{kind: kind, msg: "during " + phase + ": " + msg, err: err}
+}
+
+// failure classes err, the failure of guest code run under limits lim
+// and a deadline timeout away, and describes it.
+func (inst *instance) failure(ctx context.Context, err error, lim Limits, timeout time.Duration) (kind Kind, msg string) {
 	var hp *hostPanic
 	var exit *sys.ExitError
 	switch {
 	case errors.As(err, &hp):
-		te.Kind, te.Msg = hp.kind, hp.msg
+		kind, msg = hp.kind, hp.msg
 	case inst.mem.tableOver != "":
-		te.Kind, te.Msg = KindMemory, inst.mem.tableOver
+		kind, msg = KindMemory, inst.mem.tableOver
 	case inst.mem.exceeded != 0:
-		te.Kind = KindMemory
-		te.Msg = fmt.Sprintf("the guest tried to grow its memory to %d bytes; the limit is %d bytes", inst.mem.exceeded, lim.Memory)
+		kind = KindMemory
+		msg = fmt.Sprintf("the guest tried to grow its memory to %d bytes; the limit is %d bytes", inst.mem.exceeded, lim.Memory)
 	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded:
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			te.Kind, te.Msg = KindCanceled, ctx.Err().Error()
+			kind, msg = KindCanceled, ctx.Err().Error()
 		} else {
-			te.Kind, te.Msg = KindTimeout, fmt.Sprintf("did not finish within %s", lim.Timeout)
+			kind, msg = KindTimeout, fmt.Sprintf("did not finish within %s", timeout)
 		}
 	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeContextCanceled:
-		te.Kind, te.Msg = KindCanceled, "the call was canceled"
+		kind, msg = KindCanceled, "the call was canceled"
 	case errors.As(err, &exit):
-		te.Kind, te.Msg = KindTrap, fmt.Sprintf("the guest exited with code %d", exit.ExitCode())
+		kind, msg = KindTrap, fmt.Sprintf("the guest exited with code %d", exit.ExitCode())
 	case strings.Contains(err.Error(), "stack overflow"):
-		te.Kind, te.Msg = KindStackOverflow, "the guest's call stack grew past the limit"
+		kind, msg = KindStackOverflow, "the guest's call stack grew past the limit"
 	default:
-		te.Kind = KindTrap
-		te.Msg = strings.TrimPrefix(firstLine(err).Error(), "wasm error: ")
+		kind = KindTrap
+		msg = strings.TrimPrefix(firstLine(err).Error(), "wasm error: ")
 	}
-	if s := strings.TrimSpace(inst.stderr.String()); s != "" && (te.Kind == KindTrap || te.Kind == KindMemory) {
-		te.Msg += "; guest stderr: " + s
+	if s := strings.TrimSpace(inst.stderr.String()); s != "" && (kind == KindTrap || kind == KindMemory) {
+		msg += "; guest stderr: " + s
 	}
-	return te
+	return kind, msg
 }
 
 // firstLine drops wazero's wasm stack trace from an error.
