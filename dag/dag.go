@@ -48,8 +48,36 @@ type TaskRef struct {
 // Ref is "alias.task".
 func (r TaskRef) Ref() string { return r.Alias + "." + r.Task.Name }
 
+// lookup finds tasks in a catalog by name, each module's tasks indexed
+// on first use: a plan resolves every step or task, and a manifest's own
+// lookup is a scan of its tasks, which would make planning n tasks of one
+// module cost n².
+type lookup struct {
+	c     Catalog
+	tasks map[string]map[string]*abi.Task // by alias, then task name
+}
+
+func newLookup(c Catalog) *lookup { return &lookup{c: c, tasks: map[string]map[string]*abi.Task{}} }
+
+// task returns the task called name of the module m known as alias.
+func (l *lookup) task(alias string, m *abi.Manifest, name string) (*abi.Task, bool) {
+	byName, ok := l.tasks[alias]
+	if !ok {
+		byName = make(map[string]*abi.Task, len(m.Tasks))
+		for i := range m.Tasks {
+			if _, dup := byName[m.Tasks[i].Name]; !dup {
+				byName[m.Tasks[i].Name] = &m.Tasks[i]
+			}
+		}
+		l.tasks[alias] = byName
+	}
+	t, ok := byName[name]
+	return t, ok
+}
+
 // resolve finds one task.
-func (c Catalog) resolve(ref string) (TaskRef, string) {
+func (l *lookup) resolve(ref string) (TaskRef, string) {
+	c := l.c
 	alias, name, ok := strings.Cut(ref, ".")
 	if !ok {
 		return TaskRef{}, fmt.Sprintf("%q is not a task reference (write \"alias.task\")", ref)
@@ -58,7 +86,7 @@ func (c Catalog) resolve(ref string) (TaskRef, string) {
 	if !ok {
 		return TaskRef{}, fmt.Sprintf("%q: no plugin is called %q%s", ref, alias, suggest(alias, c.aliases()))
 	}
-	t, ok := m.Task(name)
+	t, ok := l.task(alias, m, name)
 	if !ok {
 		names := make([]string, len(m.Tasks))
 		for i, t := range m.Tasks {
@@ -79,10 +107,11 @@ func (c Catalog) aliases() []string {
 }
 
 // expand resolves a reference that may hold a glob in its task part.
-func (c Catalog) expand(ref string) ([]TaskRef, string) {
+func (l *lookup) expand(ref string) ([]TaskRef, string) {
+	c := l.c
 	alias, pattern, ok := strings.Cut(ref, ".")
 	if !ok || !strings.ContainsAny(pattern, "*?[") {
-		r, msg := c.resolve(ref)
+		r, msg := l.resolve(ref)
 		if msg != "" {
 			return nil, msg
 		}

@@ -10,7 +10,7 @@ import (
 	"github.com/flowhost/flowhost/pipeline"
 )
 
-func manifest(t *testing.T, js string) *abi.Manifest {
+func manifest(t testing.TB, js string) *abi.Manifest {
 	t.Helper()
 	m, err := abi.ParseManifest([]byte(js))
 	if err != nil {
@@ -19,7 +19,7 @@ func manifest(t *testing.T, js string) *abi.Manifest {
 	return m
 }
 
-func catalog(t *testing.T) Catalog {
+func catalog(t testing.TB) Catalog {
 	return Catalog{
 		"text": manifest(t, `{"abi":1,"name":"textkit","tasks":[
 			{"name":"split","inputs":["text",{"name":"sep","default":" "}],"outputs":["words"]},

@@ -58,8 +58,9 @@ func PlanDataflow(c Catalog, p *pipeline.Dataflow, in pipeline.Inputs) (*Dataflo
 	// Select tasks; a task selected twice (by name and by a glob) is one node.
 	var sel []TaskRef
 	seen := map[string]bool{}
+	tasks := newLookup(c)
 	for _, ref := range p.Tasks {
-		trs, msg := c.expand(ref)
+		trs, msg := tasks.expand(ref)
 		if msg != "" {
 			return nil, &Error{Ref: ref, Field: "tasks", Msg: msg}
 		}

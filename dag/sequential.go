@@ -39,14 +39,15 @@ func PlanSequential(c Catalog, p *pipeline.Sequential, in pipeline.Inputs) (*Seq
 	if len(p.Steps) == 0 {
 		return nil, &Error{Msg: "the pipeline has no step"}
 	}
-	plan := &SeqPlan{Name: p.Name, Inputs: in}
+	plan := &SeqPlan{Name: p.Name, Inputs: in, Steps: make([]SeqStep, 0, len(p.Steps))}
+	tasks := newLookup(c)
 	for i, st := range p.Steps {
 		n := i + 1
 		first := i == 0
 		step := SeqStep{Index: n, Kind: st.Kind, Label: st.Label(), Options: st.Options}
 		key := string(st.Kind)
 		for _, ref := range st.Tasks {
-			tr, msg := c.resolve(ref)
+			tr, msg := tasks.resolve(ref)
 			if msg != "" {
 				return nil, &Error{Step: n, Key: key, Msg: msg}
 			}

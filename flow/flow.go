@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
 )
 
 // Modes of a flow.
@@ -201,6 +202,7 @@ var (
 var (
 	aliasRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 	refRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*\.[A-Za-z0-9_*?\[\]-]+$`)
+	nameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // ParseFile reads and parses a flow file.
@@ -268,7 +270,9 @@ func (f *File) build(raw *rawFile) error {
 		f.Name = strings.TrimSuffix(filepath.Base(f.Path), filepath.Ext(f.Path))
 	}
 	if f.Tenant == "" {
-		f.Tenant = "default"
+		f.Tenant = policy.DefaultTenant
+	} else if err := policy.CheckTenant(f.Tenant); err != nil {
+		return f.Errorf(f.KeyPos("tenant"), "tenant: %v", err)
 	}
 	dir := filepath.Dir(f.Path)
 	aliases := make([]string, 0, len(raw.Plugins))
@@ -410,7 +414,7 @@ func (f *File) buildSequential(steps []rawStep) error {
 			return f.Errorf(f.StepPos(i, "group"), "step %d: group = [] lists no task", i+1)
 		}
 		for _, t := range tasks {
-			if err := f.checkRef(t, f.StepPos(i, string(kind)), false); err != nil {
+			if err := f.checkRef(t, func() Position { return f.StepPos(i, string(kind)) }, false); err != nil {
 				return err
 			}
 		}
@@ -433,18 +437,18 @@ func (f *File) buildSequential(steps []rawStep) error {
 func (f *File) buildDataflow(raw *rawFile) error {
 	df := &pipeline.Dataflow{Name: f.Name, Tasks: raw.Tasks, Outputs: raw.Outputs}
 	for _, t := range raw.Tasks {
-		if err := f.checkRef(t, f.TaskPos(t), true); err != nil {
+		if err := f.checkRef(t, func() Position { return f.TaskPos(t) }, true); err != nil {
 			return err
 		}
 	}
 	for _, o := range raw.Outputs {
-		if !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(o) {
+		if !nameRe.MatchString(o) {
 			return f.Errorf(f.KeyPos("outputs"), "output %q is not a valid name", o)
 		}
 	}
 	for ref, rs := range raw.Task {
 		pos := f.KeyPos("task", ref)
-		if err := f.checkRef(ref, pos, false); err != nil {
+		if err := f.checkRef(ref, func() Position { return pos }, false); err != nil {
 			return err
 		}
 		if rs.Call != nil || rs.After != nil || rs.Map != nil || rs.Filter != nil || rs.Group != nil || rs.Param != "" || rs.SkipErrors {
@@ -496,10 +500,12 @@ func (f *File) options(rs rawStep, pos func(string) Position) (pipeline.Options,
 	return o, nil
 }
 
-// checkRef checks an "alias.task" reference against [plugins].
-func (f *File) checkRef(ref string, pos Position, glob bool) error {
+// checkRef checks an "alias.task" reference against [plugins]. pos says
+// where the reference is written; it is called only for an error, since
+// finding a task's place in the file is a search.
+func (f *File) checkRef(ref string, pos func() Position, glob bool) error {
 	if !refRe.MatchString(ref) || (!glob && strings.ContainsAny(ref, "*?[")) {
-		return f.Errorf(pos, "%q is not a task reference: write \"alias.task\" with an alias from [plugins]%s", ref, map[bool]string{true: " (globs like \"text.*\" are allowed)"}[glob])
+		return f.Errorf(pos(), "%q is not a task reference: write \"alias.task\" with an alias from [plugins]%s", ref, map[bool]string{true: " (globs like \"text.*\" are allowed)"}[glob])
 	}
 	alias := ref[:strings.IndexByte(ref, '.')]
 	if _, ok := f.Plugin(alias); !ok {
@@ -507,7 +513,7 @@ func (f *File) checkRef(ref string, pos Position, glob bool) error {
 		for i, p := range f.Plugins {
 			names[i] = p.Alias
 		}
-		return f.Errorf(pos, "%q: no plugin is called %q%s (plugins: %s)", ref, alias, suggest(alias, names), strings.Join(names, ", "))
+		return f.Errorf(pos(), "%q: no plugin is called %q%s (plugins: %s)", ref, alias, suggest(alias, names), strings.Join(names, ", "))
 	}
 	return nil
 }
