@@ -3,11 +3,14 @@ package host
 import (
 	crand "crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/tetratelabs/wazero"
 
@@ -57,11 +60,21 @@ func CheckGrants(g *Grants) error {
 	return nil
 }
 
-// grantsConfig applies the grants to an instance's configuration.
-func grantsConfig(g *Grants, cfg wazero.ModuleConfig) wazero.ModuleConfig {
+// grantsConfig applies the grants to an instance's configuration. It
+// returns the roots of the granted directories, which the instance
+// closes when it is done.
+//
+// A granted directory is mounted through an os.Root: every path the guest
+// opens is resolved beneath the directory, one component at a time, and
+// a symlink that would lead out of it (absolute, or through "..") is
+// refused; one that stays inside is followed. The resolution and the open
+// are one step, so a symlink swapped in while the guest reads cannot win
+// a race. Files are opened read-only.
+func grantsConfig(g *Grants, cfg wazero.ModuleConfig) (wazero.ModuleConfig, []*os.Root, error) {
 	if g == nil {
-		return cfg
+		return cfg, nil, nil
 	}
+	var roots []*os.Root
 	if len(g.Files) > 0 {
 		fs := wazero.NewFSConfig()
 		guests := make([]string, 0, len(g.Files))
@@ -70,7 +83,13 @@ func grantsConfig(g *Grants, cfg wazero.ModuleConfig) wazero.ModuleConfig {
 		}
 		sort.Strings(guests)
 		for _, guest := range guests {
-			fs = fs.WithReadOnlyDirMount(g.Files[guest], guest)
+			root, err := os.OpenRoot(g.Files[guest])
+			if err != nil {
+				closeRoots(roots)
+				return nil, nil, fmt.Errorf("grant files %s: %w", guest, err)
+			}
+			roots = append(roots, root)
+			fs = fs.WithFSMount(grantFS{root.FS()}, guest)
 		}
 		cfg = cfg.WithFSConfig(fs)
 	}
@@ -88,7 +107,28 @@ func grantsConfig(g *Grants, cfg wazero.ModuleConfig) wazero.ModuleConfig {
 	if g.Random {
 		cfg = cfg.WithRandSource(crand.Reader)
 	}
-	return cfg
+	return cfg, roots, nil
+}
+
+// grantFS is a granted directory, an os.Root's file system, on which an
+// open that os.Root refuses for escaping the directory fails with EPERM:
+// the root's own error, which is no system error, would reach the guest
+// as EIO.
+type grantFS struct{ fs.FS }
+
+func (g grantFS) Open(name string) (fs.File, error) {
+	f, err := g.FS.Open(name)
+	var errno syscall.Errno
+	if err != nil && !errors.As(err, &errno) && !errors.Is(err, fs.ErrInvalid) && !errors.Is(err, fs.ErrNotExist) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	}
+	return f, err
+}
+
+func closeRoots(roots []*os.Root) {
+	for _, r := range roots {
+		r.Close()
+	}
 }
 
 // allowsHost reports whether g allows an HTTP request to host.

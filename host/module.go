@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,7 +174,8 @@ type instance struct {
 	ctx    context.Context // carries k to the host functions
 	stack  []uint64
 	stderr limitedBuffer
-	grants string // key of the grants the instance was made with
+	grants string     // key of the grants the instance was made with
+	roots  []*os.Root // of its granted directories
 }
 
 // newInstance starts an instance for a call with limits lim, which must
@@ -233,9 +235,14 @@ func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time
 	}
 	inst.grants = grantsKey(lim.Grants)
 	inst.k.grants = lim.Grants
-	cfg := grantsConfig(lim.Grants, wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr))
+	cfg, roots, err := grantsConfig(lim.Grants, wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr))
+	if err != nil {
+		return nil, err
+	}
+	inst.roots = roots
 	mod, err := e.rt.InstantiateModule(ictx, m.compiled, cfg)
 	if err != nil {
+		inst.close(ctx)
 		return nil, inst.startFailure(ctx, "instantiation (the start function)", err, lim, timeout)
 	}
 	inst.mod = mod
@@ -261,6 +268,7 @@ func (inst *instance) close(ctx context.Context) {
 	if inst.mod != nil {
 		_ = inst.mod.Close(ctx)
 	}
+	closeRoots(inst.roots)
 }
 
 // call runs task t once. keep reports whether the instance may serve
