@@ -306,3 +306,39 @@ func TestStartUnderCallLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestRandomPerCall: without the random grant, every call reads the same
+// randomness, whatever its instance served before: a warm instance's
+// stream restarts from the fixed seed at each call. (It used to go on
+// from call to call, so a map's results depended on how many workers
+// shared its instances.) With the grant, the bytes are real.
+func TestRandomPerCall(t *testing.T) {
+	wasm := testmod.Module(t, "testdata/random.wat", "testdata/random.json")
+	m := load(t, newEngine(t), wasm)
+	bytes, burn := task(t, m, "bytes"), task(t, m, "burn")
+	call := func(tk *host.Task, lim host.Limits) string {
+		out, err := tk.Call(context.Background(), []byte(`{}`), lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	first := call(bytes, testLimits) // on a new instance, after _initialize read some
+	for i := 0; i < 3; i++ {
+		call(burn, testLimits)
+		if got := call(bytes, testLimits); got != first {
+			t.Fatalf("call %d on the warm instance read %s; the first call read %s", i+2, got, first)
+		}
+	}
+	if st := m.Stats(); st.Created != 1 {
+		t.Fatalf("%d instances served the calls; want one warm instance", st.Created)
+	}
+	if other := call(task(t, load(t, newEngine(t), wasm), "bytes"), testLimits); other != first {
+		t.Fatalf("another engine's instance read %s; want %s", other, first)
+	}
+	granted := testLimits
+	granted.Grants = &host.Grants{Random: true}
+	if a, b := call(bytes, granted), call(bytes, granted); a == first || a == b {
+		t.Fatalf("with random granted, two calls read %s and %s (fixed: %s)", a, b, first)
+	}
+}

@@ -105,7 +105,7 @@ func grantsConfig(g *Grants, cfg wazero.ModuleConfig) (wazero.ModuleConfig, []*o
 		cfg = cfg.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
 	}
 	if g.Random {
-		cfg = cfg.WithRandSource(crand.Reader)
+		cfg = cfg.WithRandSource(crand.Reader) // else the instance's fixedRand
 	}
 	return cfg, roots, nil
 }

@@ -176,6 +176,7 @@ type instance struct {
 	stderr limitedBuffer
 	grants string     // key of the grants the instance was made with
 	roots  []*os.Root // of its granted directories
+	rand   *fixedRand // its randomness, unless real randomness is granted
 }
 
 // newInstance starts an instance for a call with limits lim, which must
@@ -235,7 +236,12 @@ func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time
 	}
 	inst.grants = grantsKey(lim.Grants)
 	inst.k.grants = lim.Grants
-	cfg, roots, err := grantsConfig(lim.Grants, wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr))
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr)
+	if lim.Grants == nil || !lim.Grants.Random {
+		inst.rand = newFixedRand()
+		cfg = cfg.WithRandSource(inst.rand)
+	}
+	cfg, roots, err := grantsConfig(lim.Grants, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -282,6 +288,9 @@ func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limit
 	inst.mem.exceeded = 0
 	inst.mem.tableOver = ""
 	inst.stderr.Reset()
+	if inst.rand != nil {
+		inst.rand.restart()
+	}
 
 	callCtx := inst.ctx
 	if inst.k.meter.fuel != nil {
