@@ -12,8 +12,10 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/flowhost/flowhost/abi"
+	"github.com/flowhost/flowhost/pipeline"
 )
 
 // Catalog maps plugin aliases to their manifests.
@@ -146,6 +148,21 @@ func inputNames(t *abi.Task) string {
 		names[i] = in.Name
 	}
 	return strings.Join(names, ", ")
+}
+
+// checkOptions refuses options past the limits on input: a timeout longer
+// than pipeline.MaxDuration, a max_parallel out of its range. It returns
+// the key at fault and why.
+func checkOptions(o pipeline.Options) (key, msg string) {
+	for _, d := range []time.Duration{o.Timeout, o.Limits.Timeout} {
+		if err := pipeline.CheckDuration(d); err != nil {
+			return "timeout", "timeout: " + err.Error()
+		}
+	}
+	if o.MaxParallel < 0 || o.MaxParallel > pipeline.MaxParallelCalls {
+		return "max_parallel", fmt.Sprintf("max_parallel must be between 1 and %d, not %d", pipeline.MaxParallelCalls, o.MaxParallel)
+	}
+	return "", ""
 }
 
 // Args are constant or flow-provided input values.

@@ -3,8 +3,10 @@ package dag
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowhost/flowhost/abi"
 	"github.com/flowhost/flowhost/pipeline"
@@ -124,6 +126,8 @@ func TestDataflowRefusals(t *testing.T) {
 		{"unknown output", pipeline.Dataflow{Tasks: []string{"text.split"}, Outputs: []string{"word"}}, inputs("text", `""`),
 			`no selected task produces "word"; did you mean "words"?`, "outputs"},
 		{"no tasks", pipeline.Dataflow{}, nil, "selects no task", "tasks"},
+		{"timeout too long", pipeline.Dataflow{Tasks: []string{"text.split"}, TaskOptions: map[string]pipeline.Options{"text.split": {Timeout: 2100000 * time.Hour}}}, inputs("text", `""`),
+			`[task."text.split"]: timeout: duration 2100000h0m0s is too long`, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,6 +188,14 @@ func TestSequentialRefusals(t *testing.T) {
 		{"unbound after", pipeline.New(nil).CallNext("text.split").CallAfter("text.report", pipeline.Arg("ratio", 1)), inputs("text", `""`),
 			`required input "title" of text.report is not bound`, 2, "after"},
 		{"no steps", pipeline.New(nil), nil, "no step", 0, ""},
+		{"timeout too long", pipeline.New(nil).CallNext("text.split", pipeline.Timeout(2100000*time.Hour)), inputs("text", `""`),
+			"timeout: duration 2100000h0m0s is too long: at most 8760h (365 days)", 1, "timeout"},
+		{"limit too long", pipeline.New(nil).CallNext("text.split", pipeline.WithLimits(pipeline.Limits{Timeout: math.MaxInt64})), inputs("text", `""`),
+			"is too long", 1, "timeout"},
+		{"negative timeout", pipeline.New(nil).CallNext("text.split", pipeline.Timeout(-time.Second)), inputs("text", `""`),
+			"must be positive", 1, "timeout"},
+		{"max_parallel too large", pipeline.New(nil).Map("text.upper", pipeline.MaxParallel(1<<62)), inputs("text", `[]`),
+			"max_parallel must be between 1 and 65536", 1, "max_parallel"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -71,9 +71,12 @@ func PlanDataflow(c Catalog, p *pipeline.Dataflow, in pipeline.Inputs) (*Dataflo
 			}
 		}
 	}
-	for ref := range p.TaskOptions {
+	for ref, o := range p.TaskOptions {
 		if !seen[ref] {
 			return nil, &Error{Ref: ref, Msg: fmt.Sprintf("[task.%q] configures a task that tasks = [...] does not select", ref)}
+		}
+		if _, msg := checkOptions(o); msg != "" {
+			return nil, &Error{Ref: ref, Msg: fmt.Sprintf("[task.%q]: %s", ref, msg)}
 		}
 	}
 	// Producers.

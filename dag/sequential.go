@@ -45,6 +45,9 @@ func PlanSequential(c Catalog, p *pipeline.Sequential, in pipeline.Inputs) (*Seq
 		n := i + 1
 		first := i == 0
 		step := SeqStep{Index: n, Kind: st.Kind, Label: st.Label(), Options: st.Options}
+		if key, msg := checkOptions(st.Options); msg != "" {
+			return nil, &Error{Step: n, Key: key, Msg: msg}
+		}
 		key := string(st.Kind)
 		for _, ref := range st.Tasks {
 			tr, msg := tasks.resolve(ref)

@@ -480,8 +480,8 @@ func (f *File) options(rs rawStep, pos func(string) Position) (pipeline.Options,
 		return o, f.Errorf(pos("retries"), "retries must be between 0 and 100, not %d", rs.Retries)
 	}
 	o.Retries = int(rs.Retries)
-	if rs.MaxParallel < 0 {
-		return o, f.Errorf(pos("max_parallel"), "max_parallel must be positive, not %d", rs.MaxParallel)
+	if rs.MaxParallel < 0 || rs.MaxParallel > pipeline.MaxParallelCalls {
+		return o, f.Errorf(pos("max_parallel"), "max_parallel must be between 1 and %d, not %d", pipeline.MaxParallelCalls, rs.MaxParallel)
 	}
 	o.MaxParallel = int(rs.MaxParallel)
 	if rs.Fuel < 0 {

@@ -119,6 +119,10 @@ func TestParseErrors(t *testing.T) {
 		{"top key after table", plugins + "tasks = [\"text.split\"]\n", `flow.toml:5:1: "tasks" is inside [plugins]: in TOML, top-level keys such as "tasks" must come before the first [table]`},
 		{"empty group", plugins + "[[step]]\ngroup = []\n", `group = [] lists no task`},
 		{"outputs in sequential", "outputs = [\"x\"]\n" + plugins + "[[step]]\ncall = \"text.split\"\n", `outputs = [...] belongs to dataflow mode`},
+		{"timeout too long", plugins + "[limits]\ntimeout = \"2100000h\"\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:12: duration "2100000h" is too long: at most 8760h (365 days)`},
+		{"step timeout too long", plugins + "[[step]]\ncall = \"text.split\"\ntimeout = \"8761h\"\n", `flow.toml:7:12: duration "8761h" is too long`},
+		{"task timeout past int64", "tasks = [\"text.split\"]\n" + plugins + "[task.\"text.split\"]\ntimeout = \"3000000h\"\n", `flow.toml:7:12: duration "3000000h" is too long`},
+		{"max_parallel too large", plugins + "[[step]]\nmap = \"text.split\"\nmax_parallel = 4611686018427387904\n", `flow.toml:7:1: max_parallel must be between 1 and 65536, not 4611686018427387904`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -130,6 +134,36 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("error %q\nwant it to contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	cases := []struct {
+		in   string
+		want time.Duration
+		err  string
+	}{
+		{"250ms", 250 * time.Millisecond, ""},
+		{" 1m30s ", 90 * time.Second, ""},
+		{"8760h", 8760 * time.Hour, ""},
+		{"8760h0m0.000000001s", 0, "too long: at most 8760h (365 days)"},
+		{"2100000h", 0, `duration "2100000h" is too long`},
+		{"3000000h", 0, `duration "3000000h" is too long`}, // past what a time.Duration holds
+		{"-3000000h", 0, "must be positive"},
+		{"5", 0, `duration "5" has no unit`},
+		{"0", 0, "must be positive"},
+		{"-1s", 0, "must be positive"},
+		{"soon", 0, `invalid duration "soon"`},
+		{"", 0, "invalid duration"},
+	}
+	for _, c := range cases {
+		got, err := ParseDuration(c.in)
+		switch {
+		case c.err == "" && (err != nil || got != c.want):
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", c.in, got, err, c.want)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("ParseDuration(%q) = %v, %v; want an error with %q", c.in, got, err, c.err)
+		}
 	}
 }
 

@@ -3,9 +3,12 @@ package flow
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flowhost/flowhost/pipeline"
 )
 
 // duration is a TOML string such as "5s" or "1m30s".
@@ -20,18 +23,33 @@ func (d *duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// durationRe matches what time.ParseDuration reads, so that a duration it
+// refuses for its size is told from one it cannot read.
+var durationRe = regexp.MustCompile(`^[-+]?(([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
 // ParseDuration parses a positive duration written as in Go ("250ms",
-// "5s", "1m30s"), refusing bare numbers, which have no unit.
+// "5s", "1m30s"), refusing bare numbers, which have no unit, and
+// durations longer than pipeline.MaxDuration.
 func ParseDuration(s string) (time.Duration, error) {
-	d, err := time.ParseDuration(strings.TrimSpace(s))
+	t := strings.TrimSpace(s)
+	d, err := time.ParseDuration(t)
 	if err != nil {
-		if _, nerr := strconv.ParseFloat(strings.TrimSpace(s), 64); nerr == nil {
-			return 0, fmt.Errorf("duration %q has no unit: write it like \"%ss\" or \"%sms\"", s, s, s)
+		if _, nerr := strconv.ParseFloat(t, 64); nerr == nil {
+			return 0, fmt.Errorf("duration %q has no unit: write it like \"%ss\" or \"%sms\"", s, t, t)
+		}
+		if durationRe.MatchString(t) { // well written, but past what a time.Duration holds
+			if strings.HasPrefix(t, "-") {
+				return 0, fmt.Errorf("duration %q must be positive", s)
+			}
+			return 0, fmt.Errorf("duration %q is too long: at most %s", s, pipeline.MaxDurationText)
 		}
 		return 0, fmt.Errorf("invalid duration %q: write a number with a unit, like \"5s\", \"250ms\" or \"1m30s\"", s)
 	}
 	if d <= 0 {
 		return 0, fmt.Errorf("duration %q must be positive", s)
+	}
+	if d > pipeline.MaxDuration {
+		return 0, fmt.Errorf("duration %q is too long: at most %s", s, pipeline.MaxDurationText)
 	}
 	return d, nil
 }

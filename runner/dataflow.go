@@ -86,7 +86,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 				r.obs.Event(e)
 			}}
 		if node.Options.Timeout > 0 {
-			spec.limits.Timeout = node.Options.Timeout
+			spec.limits.Timeout = clampTimeout(node.Options.Timeout)
 		}
 		wg.Add(1)
 		r.startFanout(ctx, cancel, spec, func(res *fanResult) {

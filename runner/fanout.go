@@ -85,25 +85,35 @@ func (r *Runner) startFanout(ctx context.Context, cancel context.CancelFunc, spe
 	if f.spec.maxParallel <= 0 {
 		f.spec.maxParallel = r.maxParallel
 	}
-	// Split into batches of consecutive calls of one task, small enough
-	// that every slot gets several.
-	size := n / (f.spec.maxParallel * 4)
+	f.pending = batches(spec.calls, f.spec.maxParallel)
+	f.mu.Lock()
+	f.pump()
+	f.mu.Unlock()
+}
+
+// batches splits calls into batches of consecutive calls of one task,
+// small enough that each of maxParallel slots gets several, and at most
+// maxBatch long. It returns the batches' call indexes.
+func batches(calls []Call, maxParallel int) [][]int {
+	n := len(calls)
+	// More slots than calls would stay idle; bounding them keeps the
+	// product from overflowing.
+	size := n / (max(1, min(maxParallel, n)) * 4)
 	size = max(1, min(size, maxBatch))
+	var out [][]int
 	for i := 0; i < n; {
 		j := i + 1
-		for j < n && j-i < size && spec.calls[j].Task == spec.calls[i].Task {
+		for j < n && j-i < size && calls[j].Task == calls[i].Task {
 			j++
 		}
 		b := make([]int, j-i)
 		for k := range b {
 			b[k] = i + k
 		}
-		f.pending = append(f.pending, b)
+		out = append(out, b)
 		i = j
 	}
-	f.mu.Lock()
-	f.pump()
-	f.mu.Unlock()
+	return out
 }
 
 // pump submits pending batches while slots are free. Called with f.mu held.
@@ -214,11 +224,13 @@ func retryable(err error) bool {
 	return true
 }
 
-// backoff is base·2^(attempt-1), capped at max, with ±50 % jitter.
+// backoff is base·2^(attempt-1), capped at max, with ±50 % jitter. It
+// doubles step by step, never past max, so no attempt number overflows;
+// base and max are positive and at most pipeline.MaxDuration.
 func backoff(base, max time.Duration, attempt int) time.Duration {
-	d := base << (attempt - 1)
-	if d > max || d <= 0 {
-		d = max
+	d := min(base, max)
+	for i := 1; i < attempt && d < max; i++ {
+		d = min(2*d, max)
 	}
 	return d/2 + time.Duration(rand.Int64N(int64(d)))
 }

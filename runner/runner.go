@@ -76,6 +76,7 @@ func New(cfg Config) *Runner {
 	if r.retryMax <= 0 {
 		r.retryMax = 10 * time.Second
 	}
+	r.retryBase, r.retryMax = min(r.retryBase, pipeline.MaxDuration), min(r.retryMax, pipeline.MaxDuration)
 	return r
 }
 
@@ -139,11 +140,21 @@ func HostGrants(g pipeline.Grants) *host.Grants {
 }
 
 // HostLimits resolves a call's limits: the step's, else the flow's, else
-// host.DefaultLimits.
+// host.DefaultLimits. A timeout is at most pipeline.MaxDuration, so that
+// the call's deadline (now + the timeout) cannot overflow.
 func HostLimits(flow, step pipeline.Limits) host.Limits {
 	d := host.DefaultLimits
 	l := step.Merge(flow).Merge(pipeline.Limits{Timeout: d.Timeout, Memory: d.Memory, MaxOutput: d.MaxOutput, Fuel: d.Fuel})
-	return host.Limits{Timeout: l.Timeout, Memory: l.Memory, MaxOutput: l.MaxOutput, Fuel: l.Fuel}
+	return host.Limits{Timeout: clampTimeout(l.Timeout), Memory: l.Memory, MaxOutput: l.MaxOutput, Fuel: l.Fuel}
+}
+
+// clampTimeout bounds a timeout to pipeline.MaxDuration; a negative one
+// means none was set.
+func clampTimeout(d time.Duration) time.Duration {
+	if d < 0 {
+		return 0
+	}
+	return min(d, pipeline.MaxDuration)
 }
 
 func (r *Runner) task(tr dag.TaskRef) (*host.Task, error) { return ResolveTask(r.modules, tr) }

@@ -61,7 +61,7 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 		},
 	}
 	if st.Timeout > 0 {
-		spec.limits.Timeout = st.Timeout
+		spec.limits.Timeout = clampTimeout(st.Timeout)
 	}
 	ch := make(chan *fanResult, 1)
 	r.startFanout(ctx, cancel, spec, func(res *fanResult) { ch <- res })

@@ -52,6 +52,7 @@ func TestLoadErrors(t *testing.T) {
 		{"[tenants.a]\ntimout = \"1s\"\n", `unknown key "timout" in [tenants.a]; did you mean "timeout"?`},
 		{"[tenant.a]\ntimeout = \"1s\"\n", `unknown key "tenant" at the top level; did you mean "tenants"?`},
 		{"[tenants.a]\ntimeout = \"1\"\n", `timeout: duration "1" has no unit`},
+		{"[tenants.a]\ntimeout = \"2100000h\"\n", `[tenants.a]: timeout: duration "2100000h" is too long: at most 8760h (365 days)`},
 		{"[tenants.a]\nmemory = \"lots\"\n", `memory: invalid size "lots"`},
 		{"[tenants.a]\nmax_concurrent = -1\n", "must not be negative"},
 		{"[tenants.a\n", "worker.toml:2:"},
