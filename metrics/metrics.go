@@ -25,6 +25,7 @@ type Metrics struct {
 	failed                      *prometheus.CounterVec
 	duration                    *histVec
 	depth, lag, pending         *prometheus.GaugeVec
+	refused                     *prometheus.CounterVec
 
 	mu    sync.Mutex
 	tasks map[[3]string]*Task
@@ -52,8 +53,10 @@ func New(eng *host.Engine) *Metrics {
 			Help: "Entries of the tenant's stream not yet read by any worker."}, []string{"tenant"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flowhost_pending_leases",
 			Help: "Entries read by a worker and not yet acknowledged (running, or held by a dead worker)."}, []string{"tenant"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowhost_messages_refused_total",
+			Help: "Broker messages, run specs, streams and tenant names a worker refused to act on, by reason."}, []string{"tenant", "reason"}),
 	}
-	reg.MustRegister(m.started, m.succeeded, m.retried, m.failed, m.duration, m.depth, m.lag, m.pending,
+	reg.MustRegister(m.started, m.succeeded, m.retried, m.failed, m.duration, m.depth, m.lag, m.pending, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if eng != nil {
 		stat := func(f func(host.EngineStats) float64) func() float64 {
@@ -159,6 +162,16 @@ func (m *Metrics) SetQueue(tenant string, depth, lag, pending int64) {
 	m.depth.WithLabelValues(tenant).Set(float64(depth))
 	m.lag.WithLabelValues(tenant).Set(float64(lag))
 	m.pending.WithLabelValues(tenant).Set(float64(pending))
+}
+
+// Refused counts something a worker refused to act on: an invalid
+// message or run spec, a broken stream, an invalid tenant name (tenant
+// "" when the name itself was refused), a dead letter.
+func (m *Metrics) Refused(tenant, reason string) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(tenant, reason).Inc()
 }
 
 // Handler serves the metrics in the Prometheus text format.

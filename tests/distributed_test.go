@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/flowhost/flowhost/internal/redistest"
 	"github.com/flowhost/flowhost/internal/testmod"
 )
@@ -534,62 +532,55 @@ func TestTenantGrants(t *testing.T) {
 	}
 }
 
-// tenantACL is the Redis ACL of a tenant's submit credentials: its own
-// keys and channels only (fh:t:<tenant>:*), and write-only access to the
-// registry of tenants. docs/security.md explains it.
-func tenantACL(tenant, password string) []any {
-	return []any{"ACL", "SETUSER", tenant, "on", ">" + password, "resetkeys", "resetchannels",
-		"~fh:t:" + tenant + ":*", "%W~fh:tenants", "&fh:t:" + tenant + ":*",
-		"-@all", "+@read", "+@write", "+@stream", "+@pubsub", "+@scripting", "+@transaction", "+@connection",
-		"+@keyspace", "+@hash", "+@sortedset", "+@set", "+@string", "-@dangerous", "-@admin"}
-}
-
 // TestRedisACL: with the documented ACLs, each tenant submits with its
 // own credentials and workers with theirs; tenant A's credentials cannot
 // read tenant B's runs, results or modules, nor list the tenants.
+// TestTenantAttacks tries everything else a tenant's credentials allow.
 func TestRedisACL(t *testing.T) {
-	srv := redistest.Start(t)
-	admin := srv.Client()
+	l := newTenantsLab(t)
 	ctx := t.Context()
-	for _, cmd := range [][]any{
-		{"ACL", "SETUSER", "worker", "on", ">worker-pw", "~fh:*", "&fh:*", "+@all", "-@dangerous"},
-		tenantACL("acme", "acme-pw"),
-		tenantACL("bravo", "bravo-pw"),
-	} {
-		if err := admin.Do(ctx, cmd...).Err(); err != nil {
-			t.Fatalf("%v: %v", cmd, err)
-		}
-	}
-	url := func(user, pw string) string { return "redis://" + user + ":" + pw + "@" + srv.Addr + "/0" }
-	start(t, "worker", "--broker", url("worker", "worker-pw"), "--name", "w1")
-
-	outA, r := runJSONOut(t, "--broker", url("acme", "acme-pw"), "--tenant", "acme", "examples/flows/after.toml")
+	outA, r := runJSONOut(t, "--broker", l.acmeURL, "--tenant", "acme", "examples/flows/after.toml")
 	if outA.Status != "succeeded" {
 		t.Fatalf("acme: %s %s", r.stdout, r.stderr)
 	}
-	outB, r := runJSONOut(t, "--broker", url("bravo", "bravo-pw"), "--tenant", "bravo", "examples/flows/numbers.toml")
+	outB, r := runJSONOut(t, "--broker", l.bravoURL, "--tenant", "bravo", "examples/flows/numbers.toml")
 	if outB.Status != "succeeded" {
 		t.Fatalf("bravo: %s %s", r.stdout, r.stderr)
 	}
 	// acme sees its own run, not bravo's.
-	if r := flowhost(t, "status", "--broker", url("acme", "acme-pw"), "--tenant", "acme", outA.RunID); r.code != 0 {
-		t.Fatalf("acme's own status: %d %s", r.code, r.stderr)
+	for _, cmd := range []string{"status", "wait", "events"} {
+		if r := flowhost(t, cmd, "--broker", l.acmeURL, "--tenant", "acme", outA.RunID); r.code != 0 {
+			t.Fatalf("acme's own %s: %d %s", cmd, r.code, r.stderr)
+		}
 	}
-	r = flowhost(t, "status", "--broker", url("acme", "acme-pw"), "--tenant", "bravo", outB.RunID)
-	if r.code == 0 || !strings.Contains(r.stderr, "NOPERM") {
-		t.Fatalf("acme read bravo's run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r := flowhost(t, "runs", "--broker", l.acmeURL, "--tenant", "acme"); r.code != 0 || !strings.Contains(r.stdout, outA.RunID) {
+		t.Fatalf("acme's own runs: %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	acme := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "acme", Password: "acme-pw"})
-	defer acme.Close()
+	for _, cmd := range []string{"status", "wait", "events", "cancel"} {
+		r = flowhost(t, cmd, "--broker", l.acmeURL, "--tenant", "bravo", outB.RunID)
+		if r.code == 0 || !strings.Contains(r.stderr, "NOPERM") {
+			t.Fatalf("acme's %s of bravo's run: exit %d\n%s%s", cmd, r.code, r.stdout, r.stderr)
+		}
+	}
 	for _, cmd := range [][]any{
 		{"HGETALL", "fh:t:bravo:run:" + outB.RunID},
 		{"KEYS", "fh:t:bravo:*"},
 		{"SMEMBERS", "fh:tenants"},
 		{"XRANGE", "fh:t:bravo:q", "-", "+"},
+		{"GET", "fh:t:bravo:mod:" + l.statsSHA},
 	} {
-		if err := acme.Do(ctx, cmd...).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		if err := l.acme.Do(ctx, cmd...).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 			t.Errorf("acme ran %v: %v", cmd, err)
 		}
+	}
+	// Cancel needs no scripting: acme cancels its own run.
+	id := l.submit(t, l.acmeURL, "acme", l.flow(t, "long", fmt.Sprintf("[plugins]\nf = %q\n[inputs]\nx = [%s]\n[[step]]\nmap = \"f.busy\"\nparam = \"x\"\n",
+		l.flaky, strings.TrimSuffix(strings.Repeat("0,", 200), ","))))
+	if r := flowhost(t, "cancel", "--broker", l.acmeURL, "--tenant", "acme", id); r.code != 0 {
+		t.Fatalf("acme's cancel of its own run: %d %s", r.code, r.stderr)
+	}
+	if out := l.wait(t, l.acmeURL, "acme", id); out.Status != "failed" || out.Error == nil || *out.Error != "cancelled by request" {
+		t.Fatalf("after cancel: %+v", out)
 	}
 }
 

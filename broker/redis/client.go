@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/track"
 )
 
@@ -31,6 +33,39 @@ type Spec struct {
 	ResultTTL time.Duration `json:"result_ttl"`
 	// Steps name the steps (or dataflow nodes, in plan order) for status.
 	Steps []StepInfo `json:"steps"`
+}
+
+// Bounds of a stored spec.
+const (
+	maxSpecModules = 256
+	maxSpecSteps   = 100000
+	maxResultTTL   = 366 * 24 * time.Hour
+)
+
+// check refuses a stored spec that no submitter would have written: a
+// spec is read back from a key its tenant may write.
+func (s *Spec) check(run string) error {
+	if s.ID != run {
+		return fmt.Errorf("spec names run %.70q, stored as %s", s.ID, run)
+	}
+	if (s.Seq == nil) == (s.DF == nil) {
+		return errors.New("a spec holds exactly one pipeline, sequential or dataflow")
+	}
+	if len(s.Modules) == 0 || len(s.Modules) > maxSpecModules {
+		return fmt.Errorf("a spec names 1 to %d modules, not %d", maxSpecModules, len(s.Modules))
+	}
+	for alias, sha := range s.Modules {
+		if len(sha) != 64 || strings.Trim(sha, "0123456789abcdef") != "" {
+			return fmt.Errorf("module %.40q: %.70q is not a sha256 in hex", alias, sha)
+		}
+	}
+	if len(s.Steps) > maxSpecSteps {
+		return fmt.Errorf("%d steps: at most %d", len(s.Steps), maxSpecSteps)
+	}
+	if s.ResultTTL <= 0 || s.ResultTTL > maxResultTTL {
+		return fmt.Errorf("result TTL %s: between 1ns and %s", s.ResultTTL, maxResultTTL)
+	}
+	return nil
 }
 
 // StepInfo names a step for status: its label, and whether it is a map
@@ -90,16 +125,28 @@ func (c *Client) Redis() *goredis.Client { return c.rdb }
 // once: the tenant's workers fetch it from there.
 func (c *Client) Upload(ctx context.Context, tenant, sha string, wasm []byte) error {
 	if tenant == "" {
-		tenant = "default"
+		tenant = policy.DefaultTenant
+	}
+	if err := checkNames(tenant, ""); err != nil {
+		return err
 	}
 	return c.rdb.SetNX(ctx, moduleKey(tenant, sha), wasm, 0).Err()
 }
 
-// ensureTenant registers a tenant's stream and consumer group.
+// ensureTenant registers a tenant and makes its stream and consumer
+// group. A tenant's own credentials may not write the registry (only
+// workers and operators may): then the tenant must be registered already
+// (`flowhost tenants add`, or named in the workers' worker.toml), and
+// the refusal is not an error.
 func ensureTenant(ctx context.Context, rdb *goredis.Client, tenant string) error {
-	if err := rdb.SAdd(ctx, tenantsKey, tenant).Err(); err != nil {
+	if err := rdb.SAdd(ctx, tenantsKey, tenant).Err(); err != nil && !isNoPerm(err) {
 		return err
 	}
+	return ensureGroup(ctx, rdb, tenant)
+}
+
+// ensureGroup makes a tenant's stream and the workers' consumer group.
+func ensureGroup(ctx context.Context, rdb *goredis.Client, tenant string) error {
 	err := rdb.XGroupCreateMkStream(ctx, streamKey(tenant), group, "0").Err()
 	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
 		return err
@@ -111,7 +158,10 @@ func ensureTenant(ctx context.Context, rdb *goredis.Client, tenant string) error
 // must have been uploaded.
 func (c *Client) Submit(ctx context.Context, spec *Spec) error {
 	if spec.Tenant == "" {
-		spec.Tenant = "default"
+		spec.Tenant = policy.DefaultTenant
+	}
+	if err := checkNames(spec.Tenant, spec.ID); err != nil {
+		return fmt.Errorf("submit: %w", err)
 	}
 	if spec.ResultTTL <= 0 {
 		spec.ResultTTL = 24 * time.Hour
@@ -148,6 +198,9 @@ var ErrNoRun = errors.New("no such run")
 
 // Status reads a run's state.
 func (c *Client) Status(ctx context.Context, tenant, id string) (*Status, error) {
+	if err := checkNames(tenant, id); err != nil {
+		return nil, err
+	}
 	m, err := c.rdb.HGetAll(ctx, runKey(tenant, id)).Result()
 	if err != nil {
 		return nil, err
@@ -174,7 +227,7 @@ func (c *Client) Wait(ctx context.Context, tenant, id string) (*Status, error) {
 	for {
 		st, err := c.Status(ctx, tenant, id)
 		switch {
-		case errors.Is(err, ErrNoRun):
+		case errors.Is(err, ErrNoRun), isRefusal(err):
 			return nil, err
 		case err == nil && st.Ended():
 			return st, nil
@@ -188,23 +241,72 @@ func (c *Client) Wait(ctx context.Context, tenant, id string) (*Status, error) {
 	}
 }
 
-// Cancel stops a run: nothing new starts, and running calls are interrupted.
+// Cancel stops a run: nothing new starts, and running calls are
+// interrupted. It is an optimistic transaction (WATCH, MULTI), not a
+// script, so that a tenant's credentials need no scripting.
 func (c *Client) Cancel(ctx context.Context, tenant, id string) (bool, error) {
+	if err := checkNames(tenant, id); err != nil {
+		return false, err
+	}
+	key := runKey(tenant, id)
 	ev := Event{Type: EventRunFinished, RunID: id, Status: "cancelled", Error: "cancelled by request"}.encode()
-	ok, err := endScript.Run(ctx, c.rdb, []string{runKey(tenant, id), runsKey(tenant), eventsKey(tenant, id)},
-		"cancelled", "null", "cancelled by request", time.Now().UTC().Format(time.RFC3339Nano),
-		strconv.FormatInt((24*time.Hour).Milliseconds(), 10), doneTopic(tenant), id, "", streamKey(tenant), ev).Int()
+	ttl := 24 * time.Hour
+	var ended bool
+	cancel := func(tx *goredis.Tx) error {
+		st, err := tx.HGet(ctx, key, "status").Result()
+		if errors.Is(err, goredis.Nil) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if st != "pending" && st != "running" {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			p.HSet(ctx, key, "status", "cancelled", "result", "null", "error", "cancelled by request",
+				"finished_at", time.Now().UTC().Format(time.RFC3339Nano))
+			p.PExpire(ctx, key, ttl)
+			p.XAdd(ctx, &goredis.XAddArgs{Stream: eventsKey(tenant, id), MaxLen: 10000, Approx: true, Values: []any{"e", ev}})
+			p.PExpire(ctx, eventsKey(tenant, id), ttl)
+			p.Publish(ctx, doneTopic(tenant), id)
+			return nil
+		})
+		ended = err == nil
+		return err
+	}
+	var err error
+	for range 10 {
+		if err = c.rdb.Watch(ctx, cancel, key); !errors.Is(err, goredis.TxFailedErr) {
+			break
+		}
+	}
 	if err != nil {
 		return false, err
 	}
 	if err := c.rdb.Publish(ctx, cancelTopic(tenant), id).Err(); err != nil {
 		return false, err
 	}
-	return ok == 1, nil
+	return ended, nil
+}
+
+// checkNames refuses a tenant name or run id that could reach outside
+// the tenant's keys.
+func checkNames(tenant, id string) error {
+	if err := policy.CheckTenant(tenant); err != nil {
+		return err
+	}
+	if id != "" {
+		return policy.CheckRunID(id)
+	}
+	return nil
 }
 
 // Runs lists recent runs of a tenant, newest first.
 func (c *Client) Runs(ctx context.Context, tenant string, limit int64) ([]*Status, error) {
+	if err := checkNames(tenant, ""); err != nil {
+		return nil, err
+	}
 	ids, err := c.rdb.ZRevRange(ctx, runsKey(tenant), 0, limit-1).Result()
 	if err != nil {
 		return nil, err
@@ -270,6 +372,9 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 
 // Spec reads a run's stored spec.
 func (c *Client) Spec(ctx context.Context, tenant, id string) (*Spec, error) {
+	if err := checkNames(tenant, id); err != nil {
+		return nil, err
+	}
 	b, err := c.rdb.HGet(ctx, runKey(tenant, id), "spec").Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return nil, fmt.Errorf("run %s (tenant %s): %w", id, tenant, ErrNoRun)
@@ -282,4 +387,40 @@ func (c *Client) Spec(ctx context.Context, tenant, id string) (*Spec, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// AddTenant registers a tenant, so that workers read its stream, and
+// makes its stream. It needs the workers' (or an operator's)
+// credentials: a tenant's own may not write the registry.
+func (c *Client) AddTenant(ctx context.Context, tenant string) error {
+	if err := checkNames(tenant, ""); err != nil {
+		return err
+	}
+	if err := c.rdb.SAdd(ctx, tenantsKey, tenant).Err(); err != nil {
+		return fmt.Errorf("register tenant %s: %w", tenant, err)
+	}
+	if err := ensureGroup(ctx, c.rdb, tenant); err != nil {
+		return fmt.Errorf("register tenant %s: %w", tenant, err)
+	}
+	return nil
+}
+
+// RemoveTenant takes a tenant out of the registry: workers stop reading
+// its stream (unless their worker.toml names it). Its keys are kept.
+func (c *Client) RemoveTenant(ctx context.Context, tenant string) (bool, error) {
+	n, err := c.rdb.SRem(ctx, tenantsKey, tenant).Result()
+	if err != nil {
+		return false, fmt.Errorf("remove tenant %s: %w", tenant, err)
+	}
+	return n == 1, nil
+}
+
+// Tenants lists the registered tenants, sorted.
+func (c *Client) Tenants(ctx context.Context) ([]string, error) {
+	ts, err := c.rdb.SMembers(ctx, tenantsKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	slices.Sort(ts)
+	return ts, nil
 }

@@ -1,13 +1,16 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +22,7 @@ import (
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/runner"
 	"github.com/flowhost/flowhost/tenant"
 )
@@ -34,9 +38,11 @@ const (
 
 // message is a stream entry's body.
 type message struct {
-	Kind   string            `json:"k"`
-	Run    string            `json:"r"`
-	Tenant string            `json:"t"`
+	Kind string `json:"k"`
+	Run  string `json:"r"`
+	// Tenant is the tenant whose stream the message was read from: a fact
+	// of the read, never a claim of the body, which its tenant may write.
+	Tenant string            `json:"-"`
 	Step   int               `json:"s"`
 	Batch  int               `json:"b,omitempty"`
 	Index  int               `json:"i,omitempty"`  // step-wide index of the batch's first call
@@ -90,7 +96,9 @@ type Worker struct {
 	runs     map[string]*runState
 	inflight map[string]map[string]bool // stream → message ids
 	runCtx   map[string]*runCtx
-	running  map[string]int // tenant → messages being handled
+	running  map[string]int       // tenant → messages being handled
+	broken   map[string]time.Time // tenant → until when its stream is left out
+	badNames map[string]bool      // invalid names seen in the registry (logged once)
 }
 
 type runCtx struct {
@@ -134,18 +142,15 @@ func NewWorker(c *Client, cfg WorkerConfig) *Worker {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Worker{cfg: cfg, rdb: c.rdb, log: log.With("worker", cfg.Name), modules: map[string]*host.Module{},
-		runs: map[string]*runState{}, inflight: map[string]map[string]bool{}, runCtx: map[string]*runCtx{}, running: map[string]int{}}
+		runs: map[string]*runState{}, inflight: map[string]map[string]bool{}, runCtx: map[string]*runCtx{}, running: map[string]int{},
+		broken: map[string]time.Time{}, badNames: map[string]bool{}}
 }
 
+// delivery is a message as read: the stream and tenant it was read from
+// (known from the read, not from the body), its id and its body.
 type delivery struct {
-	stream, id string
-	body       []byte
-}
-
-// tenant is the tenant whose stream the delivery came from.
-func (d delivery) tenant() string {
-	t := strings.TrimPrefix(d.stream, "fh:t:")
-	return strings.TrimSuffix(t, ":q")
+	stream, tenant, id string
+	body               []byte
 }
 
 // Run serves until ctx ends, then drains: it reads nothing new, lets the
@@ -173,7 +178,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	dispatch := func(d delivery) {
 		w.track(d.stream, d.id, true)
 		w.mu.Lock()
-		w.running[d.tenant()]++
+		w.running[d.tenant]++
 		w.mu.Unlock()
 		jobs <- d
 	}
@@ -216,9 +221,62 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// maxTenants bounds the tenants one worker reads from.
+const maxTenants = 10000
+
+// quarantine is how long a tenant whose stream cannot be read is left out
+// of the reads, so that a broken stream costs other tenants one read.
+const quarantine = 10 * time.Second
+
+// tenants are the tenants this worker serves now: those its
+// configuration names and those in the registry, each name checked (a
+// name that could widen a key pattern is never read), less the ones
+// whose stream is broken.
+func (w *Worker) tenants(ctx context.Context) ([]string, error) {
+	reg, err := w.rdb.SMembers(ctx, tenantsKey).Result()
+	if err != nil {
+		return nil, err
+	}
+	var named []string
+	if w.cfg.Tenants != nil {
+		for t := range w.cfg.Tenants.Tenants {
+			if t != policy.DefaultTenant {
+				named = append(named, t)
+			}
+		}
+	}
+	now := time.Now()
+	seen := map[string]bool{}
+	out := make([]string, 0, len(reg)+len(named))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, t := range append(named, reg...) {
+		if seen[t] || len(out) >= maxTenants {
+			continue
+		}
+		seen[t] = true
+		if err := policy.CheckTenant(t); err != nil {
+			if !w.badNames[t] && len(w.badNames) < maxTenants {
+				w.badNames[t] = true
+				w.log.Warn("registry holds an invalid tenant name; it is never read", "err", err)
+				w.cfg.Metrics.Refused("", "tenant_name")
+			}
+			continue
+		}
+		if until, ok := w.broken[t]; ok {
+			if now.Before(until) {
+				continue
+			}
+			delete(w.broken, t)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
 // read reads up to n new messages from every tenant's stream.
 func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
-	tenants, err := w.rdb.SMembers(ctx, tenantsKey).Result()
+	tenants, err := w.tenants(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -249,8 +307,10 @@ func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
 		return nil, nil
 	}
 	streams := make([]string, 0, 2*len(tenants))
+	tenantOf := make(map[string]string, len(tenants))
 	for _, t := range tenants {
 		streams = append(streams, streamKey(t))
+		tenantOf[streamKey(t)] = t
 	}
 	for range tenants {
 		streams = append(streams, ">")
@@ -260,23 +320,68 @@ func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
 	if errors.Is(err, goredis.Nil) {
 		return nil, nil
 	}
-	if err != nil && strings.Contains(err.Error(), "NOGROUP") {
-		for _, t := range tenants {
-			_ = ensureTenant(ctx, w.rdb, t)
-		}
-		return nil, nil
+	var rerr goredis.Error
+	if errors.As(err, &rerr) && ctx.Err() == nil {
+		// One stream a tenant broke (deleted, or replaced by another
+		// type) fails the whole read: read each alone, and leave out
+		// the broken ones for a while.
+		return w.readEach(ctx, tenants, n), nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	var ds []delivery
 	for _, s := range res {
-		for _, m := range s.Messages {
-			body, _ := m.Values["m"].(string)
-			ds = append(ds, delivery{stream: s.Stream, id: m.ID, body: []byte(body)})
-		}
+		ds = w.deliveries(ds, tenantOf[s.Stream], s.Stream, s.Messages)
 	}
 	return ds, nil
+}
+
+// readEach reads each tenant's stream on its own, without blocking,
+// repairing a missing consumer group and quarantining a stream that
+// cannot be read.
+func (w *Worker) readEach(ctx context.Context, tenants []string, n int) []delivery {
+	var ds []delivery
+	for _, t := range tenants {
+		res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.cfg.Name,
+			Streams: []string{streamKey(t), ">"}, Count: int64(n), Block: -1}).Result()
+		if err != nil && strings.Contains(err.Error(), "NOGROUP") {
+			err = ensureGroup(ctx, w.rdb, t)
+		}
+		if errors.Is(err, goredis.Nil) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				w.isolate(t, err)
+			}
+			continue
+		}
+		for _, s := range res {
+			ds = w.deliveries(ds, t, s.Stream, s.Messages)
+		}
+	}
+	return ds
+}
+
+// isolate leaves a tenant whose stream cannot be read out of the reads
+// for a while.
+func (w *Worker) isolate(tenant string, err error) {
+	w.mu.Lock()
+	w.broken[tenant] = time.Now().Add(quarantine)
+	w.mu.Unlock()
+	w.log.Warn("tenant's stream cannot be read; leaving it out for a while", "tenant", tenant, "stream", streamKey(tenant),
+		"for", quarantine, "err", err)
+	w.cfg.Metrics.Refused(tenant, "stream")
+}
+
+// deliveries appends a stream's messages, as read from tenant's stream.
+func (w *Worker) deliveries(ds []delivery, tenant, stream string, msgs []goredis.XMessage) []delivery {
+	for _, m := range msgs {
+		body, _ := m.Values["m"].(string)
+		ds = append(ds, delivery{stream: stream, tenant: tenant, id: m.ID, body: []byte(body)})
+	}
+	return ds
 }
 
 func (w *Worker) track(stream, id string, on bool) {
@@ -326,7 +431,7 @@ func (w *Worker) heartbeats(ctx context.Context) {
 // reclaim takes over messages whose lease expired, sending the ones
 // delivered too often to the dead-letter stream.
 func (w *Worker) reclaim(ctx context.Context) []delivery {
-	tenants, err := w.rdb.SMembers(ctx, tenantsKey).Result()
+	tenants, err := w.tenants(ctx)
 	if err != nil {
 		return nil
 	}
@@ -340,10 +445,10 @@ func (w *Worker) reclaim(ctx context.Context) []delivery {
 		}
 		for _, m := range msgs {
 			body, _ := m.Values["m"].(string)
-			d := delivery{stream: stream, id: m.ID, body: []byte(body)}
+			d := delivery{stream: stream, tenant: t, id: m.ID, body: []byte(body)}
 			pend, err := w.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{Stream: stream, Group: group, Start: m.ID, End: m.ID, Count: 1}).Result()
 			if err == nil && len(pend) == 1 && pend[0].RetryCount > w.cfg.MaxDeliveries {
-				w.deadLetter(ctx, t, d, pend[0].RetryCount)
+				w.deadLetter(ctx, d, pend[0].RetryCount)
 				continue
 			}
 			w.log.Info("took over an expired lease", "stream", stream, "id", m.ID)
@@ -353,12 +458,24 @@ func (w *Worker) reclaim(ctx context.Context) []delivery {
 	return out
 }
 
-func (w *Worker) deadLetter(ctx context.Context, tenant string, d delivery, n int64) {
+func (w *Worker) deadLetter(ctx context.Context, d delivery, n int64) {
+	reason := fmt.Sprintf("message %s was delivered %d times without completing (each worker that took it stopped or lost its lease): moved to %s",
+		d.id, n, deadKey(d.tenant))
+	if err := w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: deadKey(d.tenant), Values: []any{"m", d.body, "reason", reason}}).Err(); err != nil {
+		// Claim nothing that did not happen: the message stays pending,
+		// and the next take-over tries again.
+		w.log.Error("cannot move a message to the dead letters; it stays pending", "tenant", d.tenant, "id", d.id, "err", err)
+		return
+	}
+	w.cfg.Metrics.Refused(d.tenant, "dead_letter")
 	var m message
-	_ = json.Unmarshal(d.body, &m)
-	reason := fmt.Sprintf("message %s was delivered %d times without completing (a worker died on it each time): moved to %s", d.id, n, deadKey(tenant))
-	w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: deadKey(tenant), Values: []any{"m", d.body, "reason", reason}})
-	w.log.Error("dead letter", "run", m.Run, "reason", reason)
+	if json.Unmarshal(d.body, &m) != nil || policy.CheckRunID(m.Run) != nil {
+		w.log.Error("dead letter", "tenant", d.tenant, "id", d.id, "reason", reason)
+		w.rdb.XAck(ctx, d.stream, group, d.id)
+		return
+	}
+	m.Tenant = d.tenant
+	w.log.Error("dead letter", "tenant", d.tenant, "run", m.Run, "reason", reason)
 	w.end(ctx, &m, d, "failed", "null", reason)
 }
 
@@ -415,7 +532,13 @@ func (w *Worker) cancellations(ctx context.Context) {
 			if !ok {
 				return
 			}
+			// The channel, which only its tenant may publish to, says whose
+			// run it is; fh:t:*:cancel also matches fh:t:acme:x:cancel,
+			// whose "tenant" is not a valid name and is ignored.
 			tenant := strings.TrimSuffix(strings.TrimPrefix(msg.Channel, "fh:t:"), ":cancel")
+			if policy.CheckTenant(tenant) != nil || policy.CheckRunID(msg.Payload) != nil {
+				continue
+			}
 			w.mu.Lock()
 			if rc := w.runCtx[tenant+"/"+msg.Payload]; rc != nil {
 				rc.cancel()
@@ -450,47 +573,79 @@ func (w *Worker) forget(tenant, run string) {
 }
 
 // handle processes one message. Every path acknowledges it, in the same
-// atomic script as its effect where there is one.
+// atomic script as its effect where there is one. A message that is not
+// what a worker writes (its tenant may write anything to its stream) is
+// refused alone, with a log line and a metric, and has no effect.
 func (w *Worker) handle(d delivery) {
 	defer w.track(d.stream, d.id, false)
 	defer func() {
 		w.mu.Lock()
-		w.running[d.tenant()]--
+		w.running[d.tenant]--
 		w.mu.Unlock()
 	}()
 	ctx := context.Background()
 	var m message
+	defer func() {
+		if r := recover(); r != nil {
+			// A bug, not an attack that got through: fail the run it
+			// belongs to, loudly, and keep serving everyone else.
+			w.log.Error("internal error handling a message", "tenant", d.tenant, "run", m.Run, "id", d.id, "panic", r)
+			w.cfg.Metrics.Refused(d.tenant, "panic")
+			w.end(ctx, &m, d, "failed", "null", fmt.Sprintf("worker %s: internal error handling message %s: %v", w.cfg.Name, d.id, r))
+		}
+	}()
 	if err := json.Unmarshal(d.body, &m); err != nil {
-		w.log.Error("unreadable message dropped", "id", d.id, "err", err)
-		w.rdb.XAck(ctx, d.stream, group, d.id)
+		w.refuse(ctx, d, "unreadable", fmt.Errorf("not a message: %w", err))
 		return
 	}
-	policy, perr := w.cfg.Tenants.Policy(m.Tenant)
+	m.Tenant = d.tenant
+	if err := m.check(); err != nil {
+		m.Run = ""
+		w.refuse(ctx, d, "invalid", err)
+		return
+	}
+	pol, perr := w.cfg.Tenants.Policy(m.Tenant)
 	if perr != nil {
 		w.end(ctx, &m, d, "failed", "null", fmt.Sprintf("worker %s: %v", w.cfg.Name, perr))
 		return
 	}
 	rs, status, err := w.runState(ctx, m.Tenant, m.Run)
-	if errors.Is(err, ErrNoRun) || (err == nil && status != "pending" && status != "running") {
-		w.rdb.XAck(ctx, d.stream, group, d.id) // the run ended (or expired): nothing to do
+	if errors.Is(err, ErrNoRun) {
+		// No run of this tenant by that id: it expired, or the message
+		// names another tenant's run, which is never looked for.
+		w.refuse(ctx, d, "no_run", fmt.Errorf("tenant %s has no run %s", m.Tenant, m.Run))
+		return
+	}
+	if err == nil && status != "pending" && status != "running" {
+		w.rdb.XAck(ctx, d.stream, group, d.id) // the run ended: nothing to do
 		if err == nil {
 			w.forget(m.Tenant, m.Run)
 		}
 		return
 	}
 	if err != nil {
+		var fe *fatalError
+		if errors.As(err, &fe) {
+			w.cfg.Metrics.Refused(d.tenant, "spec")
+			w.end(ctx, &m, d, "failed", "null", fe.Error())
+			return
+		}
 		// Leave the message pending: another delivery will try again.
-		w.log.Warn("cannot load run", "run", m.Run, "err", err)
+		w.log.Warn("cannot load run", "tenant", m.Tenant, "run", m.Run, "err", err)
+		return
+	}
+	if err := rs.check(&m); err != nil {
+		w.refuse(ctx, d, "invalid", fmt.Errorf("run %s: %w", m.Run, err))
 		return
 	}
 	// Grants the tenant may not have refuse the run before any task runs
 	// (and on any worker whose policy is stricter).
-	if err := policy.Permit(m.Tenant, rs.spec.Grants); err != nil {
+	if err := pol.Permit(m.Tenant, rs.spec.Grants); err != nil {
 		w.end(ctx, &m, d, "failed", "null", fmt.Sprintf("worker %s refuses the run: %v", w.cfg.Name, err))
 		return
 	}
 	for alias, sha := range rs.spec.Modules {
-		if err := policy.PermitModule(m.Tenant, alias, sha); err != nil {
+		if err := pol.PermitModule(m.Tenant, alias, sha); err != nil {
 			w.end(ctx, &m, d, "failed", "null", fmt.Sprintf("worker %s refuses the run: %v", w.cfg.Name, err))
 			return
 		}
@@ -501,13 +656,11 @@ func (w *Worker) handle(d delivery) {
 	case kindStep:
 		err = w.startStep(ctx, rs, &m, d)
 	case kindCall:
-		err = w.call(ctx, rs, &m, d, policy)
+		err = w.call(ctx, rs, &m, d, pol)
 	case kindDone:
 		err = w.nodeDone(ctx, rs, &m, d)
 	case kindFinish:
 		err = w.finish(ctx, rs, &m, d)
-	default:
-		err = fmt.Errorf("unknown message kind %q", m.Kind)
 	}
 	if err != nil {
 		var fe *fatalError
@@ -515,8 +668,83 @@ func (w *Worker) handle(d delivery) {
 			w.end(ctx, &m, d, "failed", "null", fe.Error())
 			return
 		}
-		w.log.Warn("message failed; it will be delivered again", "run", m.Run, "kind", m.Kind, "err", err)
+		w.log.Warn("message failed; it will be delivered again", "tenant", m.Tenant, "run", m.Run, "kind", m.Kind, "err", err)
 	}
+}
+
+// refuse acknowledges a message that will not be acted on, and says why.
+func (w *Worker) refuse(ctx context.Context, d delivery, reason string, err error) {
+	w.log.Warn("message refused", "tenant", d.tenant, "stream", d.stream, "id", d.id, "reason", reason, "err", err)
+	w.cfg.Metrics.Refused(d.tenant, reason)
+	w.rdb.XAck(ctx, d.stream, group, d.id)
+}
+
+// maxBatchCalls bounds the calls one message may carry.
+const maxBatchCalls = 4096
+
+// check refuses a message no worker would have written, before anything
+// is read for it.
+func (m *message) check() error {
+	switch m.Kind {
+	case kindInit, kindStep, kindCall, kindDone, kindFinish:
+	default:
+		return fmt.Errorf("unknown message kind %.40q", m.Kind)
+	}
+	if err := policy.CheckRunID(m.Run); err != nil {
+		return err
+	}
+	if m.Step < 0 || m.Batch < 0 || m.Index < 0 || m.Task < 0 {
+		return fmt.Errorf("negative step, batch, index or task (%d, %d, %d, %d)", m.Step, m.Batch, m.Index, m.Task)
+	}
+	if m.Kind != kindCall {
+		if len(m.Inputs) != 0 || len(m.Elems) != 0 {
+			return fmt.Errorf("a %s message carries no inputs", m.Kind)
+		}
+		return nil
+	}
+	if len(m.Inputs) == 0 || len(m.Inputs) > maxBatchCalls {
+		return fmt.Errorf("a call message carries 1 to %d inputs, not %d", maxBatchCalls, len(m.Inputs))
+	}
+	if m.Elems != nil && len(m.Elems) != len(m.Inputs) {
+		return fmt.Errorf("a filter batch carries one element per input, not %d for %d", len(m.Elems), len(m.Inputs))
+	}
+	if m.Index > math.MaxInt32 {
+		return fmt.Errorf("call index %d out of range", m.Index)
+	}
+	return nil
+}
+
+// check refuses a message that names a step, node or task its run's plan
+// does not have.
+func (rs *runState) check(m *message) error {
+	if m.Kind == kindInit || m.Kind == kindFinish {
+		return nil
+	}
+	if rs.seq != nil {
+		if m.Kind == kindDone {
+			return errors.New("a sequential run has no node to mark done")
+		}
+		if m.Step >= len(rs.seq.Steps) {
+			return fmt.Errorf("no step %d (the run has %d)", m.Step+1, len(rs.seq.Steps))
+		}
+		st := &rs.seq.Steps[m.Step]
+		if m.Kind == kindCall {
+			if m.Task >= len(st.Tasks) {
+				return fmt.Errorf("step %d has no task %d", m.Step+1, m.Task)
+			}
+			if (st.Kind == pipeline.Filter) != (m.Elems != nil) {
+				return fmt.Errorf("step %d: elements belong to filter batches only", m.Step+1)
+			}
+		}
+		return nil
+	}
+	if m.Step >= len(rs.df.Nodes) {
+		return fmt.Errorf("no node %d (the run has %d)", m.Step, len(rs.df.Nodes))
+	}
+	if m.Kind == kindCall && (m.Task != 0 || m.Elems != nil || len(m.Inputs) != 1 || m.Index != 0) {
+		return fmt.Errorf("node %s is one call of one task", rs.df.Nodes[m.Step].Ref())
+	}
+	return nil
 }
 
 // fatalError fails the run (as opposed to a Redis error, retried by redelivery).
@@ -549,6 +777,10 @@ func (w *Worker) runState(ctx context.Context, tenant, run string) (*runState, s
 	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
 		return nil, status, fatal(fmt.Errorf("run %s: unreadable spec: %w", run, err))
 	}
+	if err := spec.check(run); err != nil {
+		return nil, status, fatal(fmt.Errorf("run %s: invalid spec: %w", run, err))
+	}
+	spec.Tenant = tenant // the key it was read from says whose it is
 	rs = &runState{spec: &spec, grants: runner.HostGrants(spec.Grants), mods: map[string]*host.Module{}}
 	cat := dag.Catalog{}
 	for alias, sha := range spec.Modules {
@@ -577,8 +809,11 @@ func (w *Worker) runState(ctx context.Context, tenant, run string) (*runState, s
 
 // module returns a loaded module, fetching it from Redis the first time.
 func (w *Worker) module(ctx context.Context, tenant, sha string) (*host.Module, error) {
+	// Keyed by tenant and hash: a tenant runs only the modules it uploaded
+	// itself, whatever sha256 its run names.
+	key := tenant + "/" + sha
 	w.mu.Lock()
-	m := w.modules[sha]
+	m := w.modules[key]
 	w.mu.Unlock()
 	if m != nil {
 		return m, nil
@@ -598,7 +833,7 @@ func (w *Worker) module(ctx context.Context, tenant, sha string) (*host.Module, 
 		return nil, fatal(fmt.Errorf("module stored as %s has sha256 %s", sha, m.SHA256))
 	}
 	w.mu.Lock()
-	w.modules[sha] = m
+	w.modules[key] = m
 	w.mu.Unlock()
 	return m, nil
 }
@@ -815,25 +1050,47 @@ func (w *Worker) nodeOutputs(ctx context.Context, rs *runState, tenant, run stri
 	return outs, nil
 }
 
-// collect assembles a sequential step's result from its batches.
+// maxStepCalls bounds the calls of one step.
+const maxStepCalls = 1 << 24
+
+// collect assembles a sequential step's result from its batches. The
+// step hash is read back from a key its tenant may write, so every batch
+// is checked against the step's count of calls before anything is
+// allocated for it.
 func (w *Worker) collect(ctx context.Context, rs *runState, tenant, run string, step int) (json.RawMessage, error) {
 	h, err := w.rdb.HGetAll(ctx, stepKey(tenant, run, step)).Result()
 	if err != nil {
 		return nil, err
 	}
 	st := &rs.seq.Steps[step]
-	if st.Kind == pipeline.Filter {
-		var brs []batchResult
-		for k, v := range h {
-			if strings.HasPrefix(k, "b:") {
-				var br batchResult
-				if err := json.Unmarshal([]byte(v), &br); err != nil {
-					return nil, fatal(err)
-				}
-				brs = append(brs, br)
-			}
+	bad := func(format string, args ...any) error {
+		return fatal(fmt.Errorf("run %s step %d: stored results: %s", run, step+1, fmt.Sprintf(format, args...)))
+	}
+	total, err := strconv.Atoi(h["total"])
+	if err != nil || total < 0 || total > maxStepCalls {
+		return nil, bad("unreadable count of calls %.20q", h["total"])
+	}
+	var brs []batchResult
+	n := 0
+	for k, v := range h {
+		if !strings.HasPrefix(k, "b:") {
+			continue
 		}
-		sortBatches(brs)
+		var br batchResult
+		if err := json.Unmarshal([]byte(v), &br); err != nil {
+			return nil, bad("batch %.20s: %v", k, err)
+		}
+		if br.Index < 0 || br.Index > total || len(br.Outputs) > total-br.Index || len(br.Errs) > len(br.Outputs) || len(br.Kept) > len(br.Outputs) {
+			return nil, bad("batch %.20s lies outside the step's %d calls", k, total)
+		}
+		n += len(br.Outputs)
+		brs = append(brs, br)
+	}
+	if n != total {
+		return nil, bad("%d results for %d calls", n, total)
+	}
+	sortBatches(brs)
+	if st.Kind == pipeline.Filter {
 		var kept [][]byte
 		for _, br := range brs {
 			for _, e := range br.Kept {
@@ -842,21 +1099,13 @@ func (w *Worker) collect(ctx context.Context, rs *runState, tenant, run string, 
 		}
 		return runner.Collect(&dag.SeqStep{Kind: pipeline.Map}, kept, nil, nil)
 	}
-	var outputs [][]byte
-	var errs []error
-	for k, v := range h {
-		if !strings.HasPrefix(k, "b:") {
-			continue
-		}
-		var br batchResult
-		if err := json.Unmarshal([]byte(v), &br); err != nil {
-			return nil, fatal(err)
-		}
+	outputs := make([][]byte, total)
+	errs := make([]error, total)
+	for _, br := range brs {
 		for i, o := range br.Outputs {
 			idx := br.Index + i
-			for len(outputs) <= idx {
-				outputs = append(outputs, nil)
-				errs = append(errs, nil)
+			if outputs[idx] != nil {
+				return nil, bad("two results for call %d", idx)
 			}
 			outputs[idx] = o
 			if i < len(br.Errs) && br.Errs[i] != "" {
@@ -864,18 +1113,14 @@ func (w *Worker) collect(ctx context.Context, rs *runState, tenant, run string, 
 			}
 		}
 	}
-	if len(outputs) == 0 && st.Kind != pipeline.Map {
-		return nil, fatal(fmt.Errorf("step %d has no result", step+1))
+	if total == 0 && st.Kind != pipeline.Map {
+		return nil, bad("step %d has no result", step+1)
 	}
 	return runner.Collect(st, outputs, errs, nil)
 }
 
 func sortBatches(brs []batchResult) {
-	for i := 1; i < len(brs); i++ {
-		for j := i; j > 0 && brs[j].Index < brs[j-1].Index; j-- {
-			brs[j], brs[j-1] = brs[j-1], brs[j]
-		}
-	}
+	slices.SortFunc(brs, func(a, b batchResult) int { return cmp.Compare(a.Index, b.Index) })
 }
 
 // call runs a batch and records its result.
@@ -1017,6 +1262,10 @@ func (w *Worker) finish(ctx context.Context, rs *runState, m *message, d deliver
 
 // end ends a run (once) and acknowledges the message.
 func (w *Worker) end(ctx context.Context, m *message, d delivery, status, result, errText string) {
+	if policy.CheckRunID(m.Run) != nil {
+		w.rdb.XAck(ctx, d.stream, group, d.id)
+		return
+	}
 	ttl := int64((24 * time.Hour).Milliseconds())
 	w.mu.Lock()
 	if rs := w.runs[m.Tenant+"/"+m.Run]; rs != nil {

@@ -35,6 +35,7 @@ type cli struct {
 	Runs    runsCmd    `cmd:"" help:"List recent runs, newest first (broker runs)."`
 	Events  eventsCmd  `cmd:"" help:"Print a run's events as JSON lines, following it live until it ends (broker runs)."`
 	Cancel  cancelCmd  `cmd:"" help:"Cancel a run: nothing new starts, running tasks are interrupted."`
+	Tenants tenantsCmd `cmd:"" help:"Register, remove and list the tenants workers serve; print a tenant's Redis ACL."`
 	Inspect inspectCmd `cmd:"" help:"Show a module's manifest, imports, size and sha256."`
 	Embed   embedCmd   `cmd:"" help:"Embed a manifest into a module as its flowhost.manifest custom section."`
 }

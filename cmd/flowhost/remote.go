@@ -16,6 +16,7 @@ import (
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/tenant"
 	"github.com/flowhost/flowhost/track"
 )
@@ -29,6 +30,9 @@ type brokerFlags struct {
 // connect dials the broker; the context ends on SIGINT or SIGTERM, and
 // done releases both.
 func (b *brokerFlags) connect() (context.Context, *redis.Client, func(), error) {
+	if err := policy.CheckTenant(b.Tenant); err != nil {
+		return nil, nil, nil, usageErr(fmt.Errorf("--tenant: %w", err))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	c, err := redis.Dial(ctx, b.Broker)
 	if err != nil {

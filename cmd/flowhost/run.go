@@ -15,6 +15,7 @@ import (
 	"github.com/flowhost/flowhost/broker/inproc"
 	"github.com/flowhost/flowhost/broker/redis"
 	"github.com/flowhost/flowhost/metrics"
+	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/runner"
 )
 
@@ -87,6 +88,9 @@ func (c *runCmd) Run(g *globals) error {
 	if tenant == "" {
 		tenant = l.file.Tenant
 	}
+	if err := policy.CheckTenant(tenant); err != nil {
+		return usageErr(fmt.Errorf("--tenant: %w", err))
+	}
 	r := runner.New(runner.Config{Broker: b, Tenant: tenant, Modules: l.modules, Limits: l.file.Limits, Grants: l.file.Grants, Observer: obs})
 	start := time.Now()
 	var result json.RawMessage
@@ -155,6 +159,9 @@ func (c *runCmd) runRemote(ctx context.Context, g *globals, l *loaded, runID str
 	tenant := c.Tenant
 	if tenant == "" {
 		tenant = l.file.Tenant
+	}
+	if err := policy.CheckTenant(tenant); err != nil {
+		return usageErr(fmt.Errorf("--tenant: %w", err))
 	}
 	if err := submitRemote(ctx, client, l, runID, tenant, c.ResultTTL); err != nil {
 		return err
