@@ -238,7 +238,7 @@ func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time
 	inst.k.grants = lim.Grants
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr)
 	if lim.Grants == nil || !lim.Grants.Random {
-		inst.rand = newFixedRand()
+		inst.rand = &fixedRand{}
 		cfg = cfg.WithRandSource(inst.rand)
 	}
 	cfg, roots, err := grantsConfig(lim.Grants, cfg)
