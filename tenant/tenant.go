@@ -221,6 +221,9 @@ func Load(path string) (*Config, error) {
 		if rp.MaxConcurrent < 0 || rp.Fuel < 0 {
 			return nil, fmt.Errorf("%s: max_concurrent and fuel must not be negative", where)
 		}
+		if rp.MaxConcurrent > pipeline.MaxParallelCalls {
+			return nil, fmt.Errorf("%s: max_concurrent must be at most %d, not %d", where, pipeline.MaxParallelCalls, rp.MaxConcurrent)
+		}
 		if rp.Timeout != "" {
 			if p.Timeout, err = flow.ParseDuration(rp.Timeout); err != nil {
 				return nil, fmt.Errorf("%s: timeout: %w", where, err)

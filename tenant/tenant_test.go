@@ -55,6 +55,7 @@ func TestLoadErrors(t *testing.T) {
 		{"[tenants.a]\ntimeout = \"2100000h\"\n", `[tenants.a]: timeout: duration "2100000h" is too long: at most 8760h (365 days)`},
 		{"[tenants.a]\nmemory = \"lots\"\n", `memory: invalid size "lots"`},
 		{"[tenants.a]\nmax_concurrent = -1\n", "must not be negative"},
+		{"[tenants.a]\nmax_concurrent = 4611686018427387904\n", "[tenants.a]: max_concurrent must be at most 65536, not 4611686018427387904"},
 		{"[tenants.a\n", "worker.toml:2:"},
 		{"# nothing\n", "no [tenants.NAME] table"},
 	}

@@ -83,6 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { exit = code }),
 		kong.Bind(g),
+		durationMapper,
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, "flowhost:", err)

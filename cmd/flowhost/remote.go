@@ -43,15 +43,15 @@ func (b *brokerFlags) connect() (context.Context, *redis.Client, func(), error) 
 }
 
 type workerCmd struct {
-	Broker        string        `required:"" env:"FLOWHOST_BROKER" placeholder:"URL" help:"The broker: redis://[user:pass@]host:port/db or rediss:// (TLS)."`
-	Concurrency   int           `default:"0" help:"Batches run at once (default: one per core)."`
-	Lease         time.Duration `default:"5s" help:"How long a task may go without a heartbeat before another worker takes it over."`
-	MaxDeliveries int64         `default:"5" help:"A task delivered more often goes to the dead-letter stream and fails its run."`
-	Drain         time.Duration `default:"30s" help:"On SIGTERM, how long to let running tasks finish before handing them back."`
-	Name          string        `help:"The worker's name in the consumer group (default: host-pid-random)."`
-	BatchSize     int           `default:"256" help:"Most calls of a map or filter carried by one message."`
-	MetricsAddr   string        `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve Prometheus metrics at /metrics and a health check at /healthz."`
-	Config        string        `placeholder:"worker.toml" help:"Tenants this worker serves and their maxima (concurrent calls, timeout, memory, max_output, fuel). Without it, every tenant is served with no maxima."`
+	Broker        string         `required:"" env:"FLOWHOST_BROKER" placeholder:"URL" help:"The broker: redis://[user:pass@]host:port/db or rediss:// (TLS)."`
+	Concurrency   workersFlag    `default:"0" help:"Batches run at once: 1 to 1024 (default 0: one per core)."`
+	Lease         time.Duration  `default:"5s" help:"How long a task may go without a heartbeat before another worker takes it over: 100ms to 8760h."`
+	MaxDeliveries deliveriesFlag `default:"5" help:"A task delivered more often (1 to 1000) goes to the dead-letter stream and fails its run."`
+	Drain         time.Duration  `default:"30s" help:"On SIGTERM, how long to let running tasks finish before handing them back (at most 8760h)."`
+	Name          string         `help:"The worker's name in the consumer group (default: host-pid-random)."`
+	BatchSize     batchFlag      `default:"256" help:"Most calls of a map or filter carried by one message: 1 to 10000."`
+	MetricsAddr   string         `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve Prometheus metrics at /metrics and a health check at /healthz."`
+	Config        string         `placeholder:"worker.toml" help:"Tenants this worker serves and their maxima (concurrent calls, timeout, memory, max_output, fuel). Without it, every tenant is served with no maxima."`
 }
 
 func (c *workerCmd) Run(g *globals) error {
@@ -75,7 +75,7 @@ func (c *workerCmd) Run(g *globals) error {
 		return err
 	}
 	defer eng.Close(context.Background())
-	n := c.Concurrency
+	n := int(c.Concurrency)
 	if n <= 0 {
 		n = defaultWorkers()
 	}
@@ -88,8 +88,8 @@ func (c *workerCmd) Run(g *globals) error {
 		}
 		logger.Info("serving metrics", "url", "http://"+addr+"/metrics")
 	}
-	w := redis.NewWorker(client, redis.WorkerConfig{Concurrency: n, Lease: c.Lease, MaxDeliveries: c.MaxDeliveries,
-		Drain: c.Drain, Engine: eng, Logger: logger, Name: c.Name, BatchSize: c.BatchSize, Metrics: m, Tenants: tenants})
+	w := redis.NewWorker(client, redis.WorkerConfig{Concurrency: n, Lease: c.Lease, MaxDeliveries: int64(c.MaxDeliveries),
+		Drain: c.Drain, Engine: eng, Logger: logger, Name: c.Name, BatchSize: int(c.BatchSize), Metrics: m, Tenants: tenants})
 	logger.Info("worker started", "broker", redactURL(c.Broker), "concurrency", n)
 	err = w.Run(ctx)
 	logger.Info("worker stopped")
@@ -268,9 +268,9 @@ func reportRemote(g *globals, st *redis.Status, asJSON bool) error {
 
 type runsCmd struct {
 	brokerFlags
-	Limit  int64  `default:"20" help:"How many runs to list."`
-	Status string `enum:",pending,running,succeeded,failed,cancelled" default:"" help:"Only runs with this status (pending, running, succeeded, failed, cancelled)."`
-	JSON   bool   `help:"Print the runs as JSON."`
+	Limit  runsLimitFlag `default:"20" help:"How many runs to list: 1 to 1000."`
+	Status string        `enum:",pending,running,succeeded,failed,cancelled" default:"" help:"Only runs with this status (pending, running, succeeded, failed, cancelled)."`
+	JSON   bool          `help:"Print the runs as JSON."`
 }
 
 func (c *runsCmd) Run(g *globals) error {
@@ -279,9 +279,9 @@ func (c *runsCmd) Run(g *globals) error {
 		return err
 	}
 	defer done()
-	limit := c.Limit
+	limit := int64(c.Limit)
 	if c.Status != "" {
-		limit = 10 * c.Limit // filter among more of the newest runs
+		limit *= 10 // filter among more of the newest runs
 	}
 	runs, err := client.Runs(ctx, c.Tenant, limit)
 	if err != nil {
@@ -290,7 +290,7 @@ func (c *runsCmd) Run(g *globals) error {
 	if c.Status != "" {
 		kept := runs[:0]
 		for _, r := range runs {
-			if r.Status == c.Status && int64(len(kept)) < c.Limit {
+			if r.Status == c.Status && len(kept) < int(c.Limit) {
 				kept = append(kept, r)
 			}
 		}

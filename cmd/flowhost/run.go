@@ -20,16 +20,16 @@ import (
 )
 
 type runCmd struct {
-	Flow    string   `arg:"" name:"FLOW" help:"The flow file (flow.toml)."`
-	Input   []string `short:"i" name:"input" sep:"none" placeholder:"NAME=JSON" help:"Set a flow input: NAME=JSON (a value that is not JSON is taken as a string) or NAME=@PATH (JSON from a file). Repeatable."`
-	JSON    bool     `help:"Print exactly one JSON object: {run_id, status, result, error}."`
-	Workers int      `default:"0" help:"Calls run at once in this process (default: one per core)."`
-	Quiet   bool     `short:"q" help:"No progress or summary on stderr."`
+	Flow    string      `arg:"" name:"FLOW" help:"The flow file (flow.toml)."`
+	Input   []string    `short:"i" name:"input" sep:"none" placeholder:"NAME=JSON" help:"Set a flow input: NAME=JSON (a value that is not JSON is taken as a string) or NAME=@PATH (JSON from a file). Repeatable."`
+	JSON    bool        `help:"Print exactly one JSON object: {run_id, status, result, error}."`
+	Workers workersFlag `default:"0" help:"Calls run at once in this process: 1 to 1024 (default 0: one per core)."`
+	Quiet   bool        `short:"q" help:"No progress or summary on stderr."`
 
 	Broker    string        `env:"FLOWHOST_BROKER" placeholder:"URL" help:"Run on the workers of this broker (redis://… or rediss://) instead of in this process."`
 	Tenant    string        `help:"The tenant to run as (default: the flow's tenant, else \"default\")."`
 	Detach    bool          `help:"With --broker: print the run id and return without waiting."`
-	ResultTTL time.Duration `name:"result-ttl" default:"24h" help:"With --broker: how long the run's state and result are kept."`
+	ResultTTL time.Duration `name:"result-ttl" default:"24h" help:"With --broker: how long the run's state and result are kept: 1s to 8760h."`
 
 	MetricsAddr string `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve Prometheus metrics of this in-process run at /metrics (and /healthz) while it runs."`
 }
@@ -73,7 +73,7 @@ func (c *runCmd) Run(g *globals) error {
 			fmt.Fprintf(g.stderr, "serving metrics at http://%s/metrics\n", addr)
 		}
 	}
-	b := inproc.New(c.Workers, inproc.WithMetrics(m))
+	b := inproc.New(int(c.Workers), inproc.WithMetrics(m))
 	defer b.Close()
 	var pr *progress
 	var obs runner.Observer
