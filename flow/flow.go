@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
 )
 
 // Modes of a flow.
@@ -269,7 +270,9 @@ func (f *File) build(raw *rawFile) error {
 		f.Name = strings.TrimSuffix(filepath.Base(f.Path), filepath.Ext(f.Path))
 	}
 	if f.Tenant == "" {
-		f.Tenant = "default"
+		f.Tenant = policy.DefaultTenant
+	} else if err := policy.CheckTenant(f.Tenant); err != nil {
+		return f.Errorf(f.KeyPos("tenant"), "tenant: %v", err)
 	}
 	dir := filepath.Dir(f.Path)
 	aliases := make([]string, 0, len(raw.Plugins))
