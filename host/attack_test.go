@@ -87,6 +87,20 @@ func TestInitialMemoryLimit(t *testing.T) {
 		})
 	}
 
+	t.Run("a Go guest under 1 MiB", func(t *testing.T) {
+		m, err := e.LoadFile(context.Background(), "../plugins/examples/textkit-go/textkit.wasm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lim := testLimits
+		lim.Memory = 1 << 20
+		_, err = task(t, m, "split").Call(context.Background(), []byte(`{"text":"a b","sep":" "}`), lim)
+		if host.KindOf(err) != host.KindMemory || !strings.Contains(err.Error(),
+			"textkit.split: memory limit: the module declares an initial memory of 2818048 bytes (43 pages) and tables of 6280 elements (50240 bytes); the memory limit is 1048576 bytes") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+
 	t.Run("data beyond the initial memory", func(t *testing.T) {
 		_, err := e.Load(context.Background(), attackModule(t, memoryOnly(1, `(data (i32.const 16) "ok") (data (i32.const 2147483392) "hello")`)))
 		if !errors.Is(err, host.ErrModuleRefused) || !strings.Contains(err.Error(),
@@ -143,6 +157,7 @@ func TestVarsCounted(t *testing.T) {
 			before := heapInUse()
 			out, err := task(t, m, c.task).Call(context.Background(), []byte(`{}`), lim)
 			grown := int64(heapInUse()) - int64(before) // the warm instance is kept on success
+			t.Logf("the Go heap in use grew by %.1f MiB", float64(grown)/(1<<20))
 			if c.msg == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -187,6 +202,7 @@ func TestTableGrowth(t *testing.T) {
 			before := heapInUse()
 			out, err := task(t, m, c.task).Call(context.Background(), []byte(`{}`), lim)
 			grown := int64(heapInUse()) - int64(before) // a warm instance is kept on success
+			t.Logf("the Go heap in use grew by %.1f MiB", float64(grown)/(1<<20))
 			if c.kind == 0 {
 				if err != nil || string(out) != c.want {
 					t.Fatalf("%s, %v; want %s", out, err, c.want)

@@ -104,7 +104,8 @@ type EngineStats struct {
 	InstancesCreated, InstancesReused, InstancesDiscarded int64
 	// InstancesIdle are warm instances waiting in the pools now.
 	InstancesIdle int
-	// GuestMemory is the linear memory of the idle instances, in bytes.
+	// GuestMemory is the linear memory and tables of the idle instances,
+	// in bytes.
 	GuestMemory uint64
 	// CacheHits and CacheMisses count modules found in, or added to, the
 	// on-disk cache of prepared (metered) code.
