@@ -217,6 +217,13 @@ func ParseFile(path string) (*File, error) {
 // Parse parses the flow file at path with contents src. Plugin paths are
 // resolved against path's directory.
 func Parse(path string, src []byte) (*File, error) {
+	if err := CheckNesting(src); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.File = path
+		}
+		return nil, err
+	}
 	f := &File{Path: path, loc: newLocator(string(src))}
 	var raw rawFile
 	md, err := toml.Decode(string(src), &raw)

@@ -119,6 +119,8 @@ func TestParseErrors(t *testing.T) {
 		{"top key after table", plugins + "tasks = [\"text.split\"]\n", `flow.toml:5:1: "tasks" is inside [plugins]: in TOML, top-level keys such as "tasks" must come before the first [table]`},
 		{"empty group", plugins + "[[step]]\ngroup = []\n", `group = [] lists no task`},
 		{"outputs in sequential", "outputs = [\"x\"]\n" + plugins + "[[step]]\ncall = \"text.split\"\n", `outputs = [...] belongs to dataflow mode`},
+		{"5,000,000-deep array", plugins + "[inputs]\nx = " + strings.Repeat("[", 5_000_000) + strings.Repeat("]", 5_000_000) + "\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:69: arrays and inline tables nested more than 64 deep: at most 64 levels are allowed`},
+		{"million-part key", plugins + "[inputs]\nx" + strings.Repeat(".a", 1_000_000) + " = 1\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:1: a key or table name of more than 64 dotted parts`},
 		{"timeout too long", plugins + "[limits]\ntimeout = \"2100000h\"\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:12: duration "2100000h" is too long: at most 8760h (365 days)`},
 		{"step timeout too long", plugins + "[[step]]\ncall = \"text.split\"\ntimeout = \"8761h\"\n", `flow.toml:7:12: duration "8761h" is too long`},
 		{"task timeout past int64", "tasks = [\"text.split\"]\n" + plugins + "[task.\"text.split\"]\ntimeout = \"3000000h\"\n", `flow.toml:7:12: duration "3000000h" is too long`},
@@ -131,7 +133,7 @@ func TestParseErrors(t *testing.T) {
 				t.Fatal("parsed; want an error")
 			}
 			if !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("error %q\nwant it to contain %q", err, c.want)
+				t.Fatalf("error %.300q\nwant it to contain %q", err, c.want)
 			}
 		})
 	}

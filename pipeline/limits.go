@@ -16,6 +16,12 @@ const (
 
 	// MaxParallelCalls is the largest max_parallel of a step or task.
 	MaxParallelCalls = 1 << 16
+
+	// MaxDepth is the deepest nesting of a value: arrays and objects in a
+	// JSON input, arrays and inline tables (and the dotted parts of a key)
+	// in flow.toml and worker.toml. Real inputs nest a few levels; a
+	// decoder that recurses per level is crashed by millions.
+	MaxDepth = 64
 )
 
 // MaxDurationText is MaxDuration as the limit's messages and docs write it.

@@ -192,6 +192,18 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Parse(path, src)
+}
+
+// Parse parses a worker config read from path (named in its errors).
+func Parse(path string, src []byte) (*Config, error) {
+	if err := flow.CheckNesting(src); err != nil {
+		var e *flow.Error
+		if errors.As(err, &e) {
+			e.File = path
+		}
+		return nil, err
+	}
 	var raw struct {
 		Tenants map[string]rawPolicy `toml:"tenants"`
 	}

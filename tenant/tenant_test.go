@@ -57,11 +57,13 @@ func TestLoadErrors(t *testing.T) {
 		{"[tenants.a]\nmax_concurrent = -1\n", "must not be negative"},
 		{"[tenants.a]\nmax_concurrent = 4611686018427387904\n", "[tenants.a]: max_concurrent must be at most 65536, not 4611686018427387904"},
 		{"[tenants.a\n", "worker.toml:2:"},
+		{"[tenants.a]\nallow_files = " + strings.Repeat("[", 5_000_000) + "\n", "worker.toml:2:79: arrays and inline tables nested more than 64 deep: at most 64 levels are allowed"},
+		{"[tenants" + strings.Repeat(".a", 1_000_000) + "]\n", "worker.toml:1:1: a key or table name of more than 64 dotted parts"},
 		{"# nothing\n", "no [tenants.NAME] table"},
 	}
 	for _, c := range cases {
 		if _, err := Load(write(t, c.src)); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%q: err %v, want %q", c.src, err, c.want)
+			t.Errorf("%.60q: err %.200v, want %q", c.src, err, c.want)
 		}
 	}
 }
