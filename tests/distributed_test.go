@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -593,4 +594,65 @@ func TestStatusWatch(t *testing.T) {
 	if r.code != 0 || strings.Count(r.stdout, "run "+id) < 2 || !strings.Contains(r.stdout, ": succeeded") {
 		t.Fatalf("status --watch: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// TestTenantFairnessLongBatches: two workers of two slots each; tenant a,
+// allowed all of a worker's slots, maps ~50 ms tasks over 2,048 elements
+// in batches of 256 (13 s of work per batch); tenant b's one-task run
+// still ends within a second, because a long batch yields its slot to
+// another tenant's waiting message and a worker starts the tenant running
+// least first.
+func TestTenantFairnessLongBatches(t *testing.T) {
+	srv := redistest.Start(t, "--appendfsync", "everysec")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "worker.toml")
+	if err := os.WriteFile(cfg, []byte("[tenants.a]\nmax_concurrent = 2\n\n[tenants.default]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"w1", "w2"} {
+		start(t, "worker", "--broker", srv.URL(), "--name", name, "--concurrency", "2", "--config", cfg)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "flaky.wasm"), testmod.Module(t, "testdata/flaky.wat", "testdata/flaky.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	one := filepath.Join(dir, "one.toml")
+	if err := os.WriteFile(one, []byte("[plugins]\nflaky = \"flaky.wasm\"\n[[step]]\ncall = \"flaky.busy\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	idleStart := time.Now()
+	if out, r := runJSONOut(t, "--broker", srv.URL(), "--tenant", "b", one); out.Status != "succeeded" {
+		t.Fatalf("tenant b, idle: %s %s", r.stdout, r.stderr)
+	}
+	idle := time.Since(idleStart)
+	floodID := strings.TrimSpace(flowhost(t, "run", "--broker", srv.URL(), "--tenant", "a", "--detach", busyFlow(t, 2048)).stdout)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := flowhost(t, "status", "--json", "--tenant", "a", "--broker", srv.URL(), floodID)
+		if strings.Contains(r.stdout, `"total": 2048`) && strings.Contains(r.stdout, `"status": "running"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flood did not start: %s", r.stdout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // every slot busy with a's batches
+	var took []time.Duration
+	for range 5 {
+		begin := time.Now()
+		out, r := runJSONOut(t, "--broker", srv.URL(), "--tenant", "b", one)
+		took = append(took, time.Since(begin))
+		if out.Status != "succeeded" {
+			t.Fatalf("tenant b: %s %s", r.stdout, r.stderr)
+		}
+	}
+	if r := flowhost(t, "status", "--json", "--tenant", "a", "--broker", srv.URL(), floodID); !strings.Contains(r.stdout, `"status": "running"`) {
+		t.Fatalf("tenant a's flood is no longer running: the measure is void\n%s", r.stdout)
+	}
+	slices.Sort(took)
+	t.Logf("tenant b's one-task runs during tenant a's flood of long batches: %v (median %s; %s with idle workers)", took, took[2], idle)
+	if took[2] > time.Second {
+		t.Fatalf("tenant b's median run took %s (%v) behind tenant a's long batches", took[2], took)
+	}
+	flowhost(t, "cancel", "--tenant", "a", "--broker", srv.URL(), floodID)
 }

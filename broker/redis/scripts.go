@@ -23,16 +23,22 @@ return 1
 `)
 
 // completeScript stores a batch's result once and counts it down; the
-// batch that brings the count to zero enqueues the next message. The
-// delivered message is acknowledged in the same step.
+// batch that brings the count to zero enqueues the next message. A batch
+// that yielded its slot part way stores what it did and enqueues the rest
+// as a batch of its own, leaving the count as it was. The delivered
+// message is acknowledged in the same step.
 // KEYS: step hash, stream, events stream. ARGV: batch field, result, next
-// message, message id, calls in the batch, failed calls, now (RFC 3339),
-// the step's finished event.
+// message, message id, calls done, failed calls, now (RFC 3339), the
+// step's finished event, the remainder message (or "").
 var completeScript = goredis.NewScript(`
 redis.call('XACK', KEYS[2], 'workers', ARGV[4])
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
 redis.call('HINCRBY', KEYS[1], 'done', ARGV[5])
 if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[1], 'failed', ARGV[6]) end
+if ARGV[9] ~= '' then
+  redis.call('XADD', KEYS[2], '*', 'm', ARGV[9])
+  return tonumber(redis.call('HGET', KEYS[1], 'left'))
+end
 local left = redis.call('HINCRBY', KEYS[1], 'left', -1)
 if left == 0 then
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[7])

@@ -96,7 +96,7 @@ type Worker struct {
 	runs     map[string]*runState
 	inflight map[string]map[string]bool // stream → message ids
 	runCtx   map[string]*runCtx
-	running  map[string]int       // tenant → messages being handled
+	sched    *sched
 	broken   map[string]time.Time // tenant → until when its stream is left out
 	badNames map[string]bool      // invalid names seen in the registry (logged once)
 }
@@ -130,6 +130,7 @@ func NewWorker(c *Client, cfg WorkerConfig) *Worker {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 256
 	}
+	cfg.BatchSize = min(cfg.BatchSize, MaxBatchSize)
 	if cfg.Drain <= 0 {
 		cfg.Drain = 30 * time.Second
 	}
@@ -141,9 +142,11 @@ func NewWorker(c *Client, cfg WorkerConfig) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, rdb: c.rdb, log: log.With("worker", cfg.Name), modules: map[string]*host.Module{},
-		runs: map[string]*runState{}, inflight: map[string]map[string]bool{}, runCtx: map[string]*runCtx{}, running: map[string]int{},
+	w := &Worker{cfg: cfg, rdb: c.rdb, log: log.With("worker", cfg.Name), modules: map[string]*host.Module{},
+		runs: map[string]*runState{}, inflight: map[string]map[string]bool{}, runCtx: map[string]*runCtx{},
 		broken: map[string]time.Time{}, badNames: map[string]bool{}}
+	w.sched = newSched(w)
+	return w
 }
 
 // delivery is a message as read: the stream and tenant it was read from
@@ -156,14 +159,18 @@ type delivery struct {
 // Run serves until ctx ends, then drains: it reads nothing new, lets the
 // running batches finish (up to Drain) and hands back the rest.
 func (w *Worker) Run(ctx context.Context) error {
-	jobs := make(chan delivery)
 	var wg sync.WaitGroup
 	for range w.cfg.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for d := range jobs {
+			for {
+				d, ok := w.sched.next()
+				if !ok {
+					return
+				}
 				w.handle(d)
+				w.sched.done(d)
 			}
 		}()
 	}
@@ -175,22 +182,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		go w.queueGauges(bg)
 	}
 
-	dispatch := func(d delivery) {
-		w.track(d.stream, d.id, true)
-		w.mu.Lock()
-		w.running[d.tenant]++
-		w.mu.Unlock()
-		jobs <- d
-	}
 	var backoff time.Duration
 	lastReclaim := time.Now()
 	for ctx.Err() == nil {
 		// Take over expired leases now and then.
 		if time.Since(lastReclaim) >= w.cfg.Lease/2 {
 			lastReclaim = time.Now()
-			for _, d := range w.reclaim(ctx) {
-				dispatch(d)
-			}
+			w.sched.add(w.reclaim(ctx))
 		}
 		ds, err := w.read(ctx, w.cfg.Concurrency)
 		if err != nil {
@@ -206,11 +204,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = 0
-		for _, d := range ds {
-			dispatch(d)
-		}
+		w.sched.add(ds)
 	}
-	close(jobs)
+	// Messages read but never started go back at once; running ones get
+	// up to Drain to finish.
+	w.handBackNow(w.sched.close())
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
@@ -287,24 +285,17 @@ func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
 		}
 		return nil, nil
 	}
-	// A tenant running as many calls as its policy allows is not read
-	// this time round.
-	open := tenants[:0]
-	w.mu.Lock()
-	for _, t := range tenants {
-		if p, err := w.cfg.Tenants.Policy(t); err == nil && p.MaxConcurrent > 0 && w.running[t] >= p.MaxConcurrent {
-			continue
-		}
-		open = append(open, t)
-	}
-	w.mu.Unlock()
-	tenants = open
+	// A tenant with a message waiting here, or running as many calls as
+	// its policy allows, is not read this time round.
+	all := len(tenants)
+	tenants = w.sched.readable(tenants)
 	if len(tenants) == 0 {
-		select {
-		case <-time.After(20 * time.Millisecond):
-		case <-ctx.Done():
-		}
+		w.sched.pause(ctx, 200*time.Millisecond)
 		return nil, nil
+	}
+	block := 250 * time.Millisecond // short enough to see a new tenant soon
+	if len(tenants) < all {
+		block = 50 * time.Millisecond // read the others again soon
 	}
 	streams := make([]string, 0, 2*len(tenants))
 	tenantOf := make(map[string]string, len(tenants))
@@ -316,7 +307,7 @@ func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
 		streams = append(streams, ">")
 	}
 	res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.cfg.Name, Streams: streams,
-		Count: int64(n), Block: time.Second}).Result()
+		Count: int64(n), Block: block}).Result()
 	if errors.Is(err, goredis.Nil) {
 		return nil, nil
 	}
@@ -479,11 +470,25 @@ func (w *Worker) deadLetter(ctx context.Context, d delivery, n int64) {
 	w.end(ctx, &m, d, "failed", "null", reason)
 }
 
+// handBackNow makes messages this worker read but never started
+// claimable at once by other workers.
+func (w *Worker) handBackNow(ds []delivery) {
+	ids := map[string][]string{}
+	for _, d := range ds {
+		ids[d.stream] = append(ids[d.stream], d.id)
+	}
+	w.claimIdle(ids)
+}
+
 // handBack makes the messages still running claimable at once by other
 // workers, by setting their idle time past the lease.
-func (w *Worker) handBack() {
+func (w *Worker) handBack() { w.claimIdle(w.inflightIDs()) }
+
+// claimIdle sets messages' idle time past the lease, so that any worker
+// takes them over at its next look.
+func (w *Worker) claimIdle(ids map[string][]string) {
 	ctx := context.Background()
-	for stream, ids := range w.inflightIDs() {
+	for stream, ids := range ids {
 		args := []any{"XCLAIM", stream, group, w.cfg.Name, 0}
 		for _, id := range ids {
 			args = append(args, id)
@@ -577,12 +582,6 @@ func (w *Worker) forget(tenant, run string) {
 // what a worker writes (its tenant may write anything to its stream) is
 // refused alone, with a log line and a metric, and has no effect.
 func (w *Worker) handle(d delivery) {
-	defer w.track(d.stream, d.id, false)
-	defer func() {
-		w.mu.Lock()
-		w.running[d.tenant]--
-		w.mu.Unlock()
-	}()
 	ctx := context.Background()
 	var m message
 	defer func() {
@@ -679,8 +678,11 @@ func (w *Worker) refuse(ctx context.Context, d delivery, reason string, err erro
 	w.rdb.XAck(ctx, d.stream, group, d.id)
 }
 
-// maxBatchCalls bounds the calls one message may carry.
-const maxBatchCalls = 4096
+// MaxBatchSize is the most calls one message may carry.
+const MaxBatchSize = 10000
+
+// maxBatchCalls bounds the calls of a message a worker accepts.
+const maxBatchCalls = MaxBatchSize
 
 // check refuses a message no worker would have written, before anything
 // is read for it.
@@ -1034,7 +1036,7 @@ func (w *Worker) nodeInput(ctx context.Context, rs *runState, m *message, node *
 }
 
 func (w *Worker) nodeOutputs(ctx context.Context, rs *runState, tenant, run string, n *dag.Node) (map[string]json.RawMessage, error) {
-	raw, err := w.rdb.HGet(ctx, stepKey(tenant, run, n.ID), "b:0").Result()
+	raw, err := w.rdb.HGet(ctx, stepKey(tenant, run, n.ID), batchField(0)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("node %s output: %w", n.Ref(), err)
 	}
@@ -1149,7 +1151,24 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	rctx := host.WithLogInfo(rc.ctx, m.Run, label, rc.logs)
 	tm := w.cfg.Metrics.Task(m.Tenant, task.Module().Name, task.Spec.Name)
 	br := batchResult{Index: m.Index, Outputs: make([]json.RawMessage, len(m.Inputs))}
+	began := time.Now()
+	remainder := ""
 	for i, in := range m.Inputs {
+		// A long batch yields its slot to another tenant's message
+		// waiting for one: it keeps what it did and sends the rest on.
+		if i > 0 && time.Since(began) >= yieldAfter && w.sched.othersWaiting(m.Tenant) {
+			rest := *m
+			rest.Index, rest.Inputs = m.Index+i, m.Inputs[i:]
+			if m.Elems != nil {
+				rest.Elems = m.Elems[i:]
+			}
+			remainder = w.send(rest)
+			br.Outputs = br.Outputs[:i]
+			if br.Errs != nil {
+				br.Errs = br.Errs[:i]
+			}
+			break
+		}
 		elem := m.Index + i
 		out, err := callWithRetries(rctx, task, in, lim, opts.Retries, tm, func(attempt int, err error) {
 			w.rdb.HIncrBy(ctx, stepKey(m.Tenant, m.Run, m.Step), "retries", 1)
@@ -1191,8 +1210,16 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	res, _ := json.Marshal(br)
 	fin := Event{Type: EventStepFinished, RunID: m.Run, Step: m.Step + 1, Name: label, Worker: w.cfg.Name}.encode()
 	return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run)},
-		"b:"+strconv.Itoa(m.Batch), res, w.next(rs, m), d.id, len(m.Inputs), failed, time.Now().UTC().Format(time.RFC3339Nano), fin).Err()
+		batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), fin, remainder).Err()
 }
+
+// yieldAfter is how long a batch runs before it yields its slot to
+// another tenant's waiting message.
+const yieldAfter = 10 * time.Millisecond
+
+// batchField is the step hash field of the batch whose first call is
+// the step's call index.
+func batchField(index int) string { return "b:" + strconv.Itoa(index) }
 
 // callWithRetries calls a task, retrying failures with exponential
 // backoff and jitter.
