@@ -128,6 +128,12 @@ func TestParseModuleShape(t *testing.T) {
 	if fmt.Sprint(m.Memories) != fmt.Sprint(wantMem) || fmt.Sprint(m.Tables) != fmt.Sprint(wantTables) || fmt.Sprint(m.Data) != fmt.Sprint(wantData) {
 		t.Fatalf("memories %+v tables %+v data %+v\nwant %+v %+v %+v", m.Memories, m.Tables, m.Data, wantMem, wantTables, wantData)
 	}
+	if m.HasStart {
+		t.Fatal("HasStart for a module without a start function")
+	}
+	if s, err := abi.ParseModule(testmod.WATText(t, `(module (func $s) (start $s))`)); err != nil || !s.HasStart {
+		t.Fatalf("a module with a start function: HasStart %v, %v", s != nil && s.HasStart, err)
+	}
 	if end := m.Data[1].End(); end != 0xffffff01 {
 		t.Fatalf("End = %#x", end)
 	}

@@ -141,7 +141,9 @@ type Module struct {
 	Memories []Limits
 	Tables   []Limits
 	// Data are the module's active data segments, in order.
-	Data     []DataSegment
+	Data []DataSegment
+	// HasStart reports a start function, which instantiation runs.
+	HasStart bool
 	funcs    []uint32 // type index of each defined function
 	nImpFunc int
 }
@@ -252,6 +254,9 @@ func ParseModule(b []byte) (*Module, error) {
 				m.Memories = append(m.Memories, body.limits())
 			}
 			err = body.err
+		case 8:
+			body.u32()
+			m.HasStart, err = body.err == nil, body.err
 		case 11:
 			err = m.parseData(body)
 		case 7:

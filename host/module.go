@@ -249,7 +249,11 @@ func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time
 	mod, err := e.rt.InstantiateModule(ictx, m.compiled, cfg)
 	if err != nil {
 		inst.close(ctx)
-		return nil, inst.startFailure(ctx, "instantiation (the start function)", err, lim, timeout)
+		phase := "instantiation"
+		if m.Info.HasStart {
+			phase += " (the start function)"
+		}
+		return nil, inst.startFailure(ctx, phase, err, lim, timeout)
 	}
 	inst.mod = mod
 	if metered {
