@@ -165,5 +165,29 @@ func checkOptions(o pipeline.Options) (key, msg string) {
 	return "", ""
 }
 
+// checkValues refuses, with pipeline.CheckJSON, a step's or task's args
+// and the declared defaults of its task's inputs. It returns the key at
+// fault and why.
+func checkValues(tr TaskRef, args map[string]json.RawMessage) (key, msg string) {
+	names := make([]string, 0, len(args))
+	for name := range args {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := pipeline.CheckJSON(args[name]); err != nil {
+			return "args", fmt.Sprintf("arg %s: %v", name, err)
+		}
+	}
+	for _, in := range tr.Task.Inputs {
+		if in.Default != nil {
+			if err := pipeline.CheckJSON(in.Default); err != nil {
+				return "", fmt.Sprintf("%s: the default of input %q: %v", tr.Ref(), in.Name, err)
+			}
+		}
+	}
+	return "", ""
+}
+
 // Args are constant or flow-provided input values.
 type Args = map[string]json.RawMessage

@@ -104,6 +104,7 @@ func TestDataflowDefaultOutputs(t *testing.T) {
 
 func TestDataflowRefusals(t *testing.T) {
 	c := catalog(t)
+	c["deep"] = deepDefault(t)
 	cases := []struct {
 		name  string
 		p     pipeline.Dataflow
@@ -126,6 +127,12 @@ func TestDataflowRefusals(t *testing.T) {
 		{"unknown output", pipeline.Dataflow{Tasks: []string{"text.split"}, Outputs: []string{"word"}}, inputs("text", `""`),
 			`no selected task produces "word"; did you mean "words"?`, "outputs"},
 		{"no tasks", pipeline.Dataflow{}, nil, "selects no task", "tasks"},
+		{"deep input", pipeline.Dataflow{Tasks: []string{"text.split"}}, inputs("text", strings.Repeat("{\"a\":", 65)+"1"+strings.Repeat("}", 65)),
+			"input text: nested more than 64 levels deep", "inputs"},
+		{"deep default", pipeline.Dataflow{Tasks: []string{"deep.t"}}, inputs("a", "1"),
+			`deep.t: the default of input "d": nested more than 64 levels deep`, "tasks"},
+		{"deep arg", pipeline.Dataflow{Tasks: []string{"text.split"}, TaskOptions: map[string]pipeline.Options{"text.split": {Args: map[string]json.RawMessage{"sep": json.RawMessage("[" + strings.Repeat("[", 64) + strings.Repeat("]", 65))}}}}, inputs("text", `""`),
+			"arg sep: nested more than 64 levels deep", "tasks"},
 		{"timeout too long", pipeline.Dataflow{Tasks: []string{"text.split"}, TaskOptions: map[string]pipeline.Options{"text.split": {Timeout: 2100000 * time.Hour}}}, inputs("text", `""`),
 			`[task."text.split"]: timeout: duration 2100000h0m0s is too long`, ""},
 	}
@@ -166,8 +173,16 @@ func TestSequentialPlan(t *testing.T) {
 	}
 }
 
+// deepDefault is a module whose task t declares a default nested 65 deep.
+func deepDefault(t testing.TB) *abi.Manifest {
+	return manifest(t, `{"abi":1,"name":"deep","tasks":[{"name":"t","inputs":["a",{"name":"d","default":`+
+		strings.Repeat("[", 65)+strings.Repeat("]", 65)+`}],"outputs":["deep"]}]}`)
+}
+
 func TestSequentialRefusals(t *testing.T) {
 	c := catalog(t)
+	c["deep"] = deepDefault(t)
+	deep := strings.Repeat("[", 65) + strings.Repeat("]", 65)
 	cases := []struct {
 		name string
 		p    *pipeline.Sequential
@@ -196,6 +211,14 @@ func TestSequentialRefusals(t *testing.T) {
 			"must be positive", 1, "timeout"},
 		{"max_parallel too large", pipeline.New(nil).Map("text.upper", pipeline.MaxParallel(1<<62)), inputs("text", `[]`),
 			"max_parallel must be between 1 and 65536", 1, "max_parallel"},
+		{"deep input", pipeline.New(nil).CallNext("text.split"), inputs("text", deep),
+			"input text: nested more than 64 levels deep: at most 64 levels of arrays and objects are allowed", 0, ""},
+		{"invalid input", pipeline.New(nil).CallNext("text.split"), inputs("text", `[1,`),
+			"input text: not valid JSON", 0, ""},
+		{"deep arg", pipeline.New(nil).CallNext("text.split", pipeline.Arg("sep", json.RawMessage(deep))), inputs("text", `""`),
+			"arg sep: nested more than 64 levels deep", 1, "args"},
+		{"deep default", pipeline.New(nil).CallNext("deep.t"), inputs("a", `1`),
+			`deep.t: the default of input "d": nested more than 64 levels deep`, 1, "call"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

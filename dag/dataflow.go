@@ -55,6 +55,9 @@ func PlanDataflow(c Catalog, p *pipeline.Dataflow, in pipeline.Inputs) (*Dataflo
 	if len(p.Tasks) == 0 {
 		return nil, &Error{Field: "tasks", Msg: "the pipeline selects no task"}
 	}
+	if err := pipeline.CheckInputs(in); err != nil {
+		return nil, &Error{Field: "inputs", Msg: err.Error()}
+	}
 	// Select tasks; a task selected twice (by name and by a glob) is one node.
 	var sel []TaskRef
 	seen := map[string]bool{}
@@ -173,6 +176,9 @@ func PlanDataflow(c Catalog, p *pipeline.Dataflow, in pipeline.Inputs) (*Dataflo
 	nodeOf := map[int]*Node{}
 	for _, i := range order {
 		n := &Node{ID: len(plan.Nodes), TaskRef: sel[i], Options: p.TaskOptions[sel[i].Ref()]}
+		if _, msg := checkValues(n.TaskRef, n.Options.Args); msg != "" {
+			return nil, &Error{Ref: n.Ref(), Field: "tasks", Msg: msg}
+		}
 		nodeOf[i] = n
 		plan.Nodes = append(plan.Nodes, n)
 	}

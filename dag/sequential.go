@@ -39,6 +39,9 @@ func PlanSequential(c Catalog, p *pipeline.Sequential, in pipeline.Inputs) (*Seq
 	if len(p.Steps) == 0 {
 		return nil, &Error{Msg: "the pipeline has no step"}
 	}
+	if err := pipeline.CheckInputs(in); err != nil {
+		return nil, &Error{Field: "inputs", Msg: err.Error()}
+	}
 	plan := &SeqPlan{Name: p.Name, Inputs: in, Steps: make([]SeqStep, 0, len(p.Steps))}
 	tasks := newLookup(c)
 	for i, st := range p.Steps {
@@ -53,6 +56,12 @@ func PlanSequential(c Catalog, p *pipeline.Sequential, in pipeline.Inputs) (*Seq
 			tr, msg := tasks.resolve(ref)
 			if msg != "" {
 				return nil, &Error{Step: n, Key: key, Msg: msg}
+			}
+			if k, msg := checkValues(tr, st.Args); msg != "" {
+				if k == "" {
+					k = key
+				}
+				return nil, &Error{Step: n, Key: k, Msg: msg}
 			}
 			for name := range st.Args {
 				if _, ok := tr.Task.Input(name); !ok {

@@ -316,8 +316,11 @@ func (f *File) build(raw *rawFile) error {
 	}
 
 	f.Inputs = pipeline.Inputs{}
-	for name, v := range raw.Inputs {
-		b, err := json.Marshal(v)
+	for _, name := range sortedKeys(raw.Inputs) {
+		b, err := json.Marshal(raw.Inputs[name])
+		if err == nil {
+			err = pipeline.CheckJSON(b)
+		}
 		if err != nil {
 			return f.Errorf(f.KeyPos("inputs", name), "input %s: %v", name, err)
 		}
@@ -494,8 +497,11 @@ func (f *File) options(rs rawStep, pos func(string) Position) (pipeline.Options,
 	if rs.Fuel < 0 {
 		return o, f.Errorf(pos("fuel"), "fuel must be positive")
 	}
-	for name, v := range rs.Args {
-		b, err := json.Marshal(v)
+	for _, name := range sortedKeys(rs.Args) {
+		b, err := json.Marshal(rs.Args[name])
+		if err == nil {
+			err = pipeline.CheckJSON(b)
+		}
 		if err != nil {
 			return o, f.Errorf(pos("args"), "arg %s: %v", name, err)
 		}
@@ -567,6 +573,15 @@ func goTypeWords(t string) string {
 		return "a table"
 	}
 	return t
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func contains(list []string, s string) bool {

@@ -121,6 +121,9 @@ func TestParseErrors(t *testing.T) {
 		{"outputs in sequential", "outputs = [\"x\"]\n" + plugins + "[[step]]\ncall = \"text.split\"\n", `outputs = [...] belongs to dataflow mode`},
 		{"5,000,000-deep array", plugins + "[inputs]\nx = " + strings.Repeat("[", 5_000_000) + strings.Repeat("]", 5_000_000) + "\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:69: arrays and inline tables nested more than 64 deep: at most 64 levels are allowed`},
 		{"million-part key", plugins + "[inputs]\nx" + strings.Repeat(".a", 1_000_000) + " = 1\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:1: a key or table name of more than 64 dotted parts`},
+		// Table headers and dotted keys nest too: 1 + 63 + 1 levels.
+		{"deep input", plugins + "[inputs.x]\n" + "k" + strings.Repeat(".k", 63) + " = [1]\n[[step]]\ncall = \"text.split\"\n", `flow.toml:5:1: input x: nested more than 64 levels deep: at most 64 levels of arrays and objects are allowed`},
+		{"deep arg", plugins + "[[step]]\ncall = \"text.split\"\n[step.args.x]\n" + "k" + strings.Repeat(".k", 63) + " = [1]\n", `flow.toml:5:1: arg x: nested more than 64 levels deep`},
 		{"timeout too long", plugins + "[limits]\ntimeout = \"2100000h\"\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:12: duration "2100000h" is too long: at most 8760h (365 days)`},
 		{"step timeout too long", plugins + "[[step]]\ncall = \"text.split\"\ntimeout = \"8761h\"\n", `flow.toml:7:12: duration "8761h" is too long`},
 		{"task timeout past int64", "tasks = [\"text.split\"]\n" + plugins + "[task.\"text.split\"]\ntimeout = \"3000000h\"\n", `flow.toml:7:12: duration "3000000h" is too long`},

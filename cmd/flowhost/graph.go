@@ -10,7 +10,7 @@ import (
 type graphCmd struct {
 	Flow   string   `arg:"" name:"FLOW" help:"The flow file (flow.toml)."`
 	Format string   `short:"f" default:"dot" enum:"dot,mermaid" help:"Output format: dot (Graphviz) or mermaid."`
-	Input  []string `short:"i" name:"input" sep:"none" placeholder:"NAME=JSON" help:"Override a flow input, as for run (inputs decide which tasks a dataflow needs)."`
+	Input  []string `short:"i" name:"input" sep:"none" placeholder:"NAME=JSON" help:"Override a flow input: NAME=JSON, NAME=TEXT or NAME=@PATH, read as for run (inputs decide which tasks a dataflow needs)."`
 }
 
 func (c *graphCmd) Run(g *globals) error {

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/flow"
@@ -33,7 +30,7 @@ func loadFlow(ctx context.Context, g *globals, path string, overrides []string) 
 		return nil, usageErr(err)
 	}
 	for _, kv := range overrides {
-		name, v, err := parseInput(kv)
+		name, v, err := flow.ParseInput(kv)
 		if err != nil {
 			return nil, usageErr(err)
 		}
@@ -100,28 +97,4 @@ func locate(f *flow.File, err error) error {
 		pos = f.KeyPos(de.Field)
 	}
 	return f.Errorf(pos, "%s", de.Error())
-}
-
-// parseInput reads one --input: NAME=JSON (a value that is not JSON is
-// taken as a string) or NAME=@PATH (JSON read from a file).
-func parseInput(kv string) (string, json.RawMessage, error) {
-	name, v, ok := strings.Cut(kv, "=")
-	if !ok || name == "" {
-		return "", nil, fmt.Errorf("--input %q: write NAME=JSON, NAME=TEXT or NAME=@FILE", kv)
-	}
-	if path, isFile := strings.CutPrefix(v, "@"); isFile {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return "", nil, fmt.Errorf("--input %s: %w", name, err)
-		}
-		if !json.Valid(b) {
-			return "", nil, fmt.Errorf("--input %s: %s is not valid JSON", name, path)
-		}
-		return name, json.RawMessage(b), nil
-	}
-	if json.Valid([]byte(v)) {
-		return name, json.RawMessage(v), nil
-	}
-	s, _ := json.Marshal(v)
-	return name, s, nil
 }

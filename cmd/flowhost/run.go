@@ -21,7 +21,7 @@ import (
 
 type runCmd struct {
 	Flow    string      `arg:"" name:"FLOW" help:"The flow file (flow.toml)."`
-	Input   []string    `short:"i" name:"input" sep:"none" placeholder:"NAME=JSON" help:"Set a flow input: NAME=JSON (a value that is not JSON is taken as a string) or NAME=@PATH (JSON from a file). Repeatable."`
+	Input   []string    `short:"i" name:"input" sep:"none" placeholder:"NAME=JSON" help:"Set a flow input: NAME=JSON, NAME=TEXT or NAME=@PATH (JSON from a file of at most 64 MiB). A value beginning with {, [ or \" must be valid JSON; a number, true, false or null is that value; anything else is a string (quote a string as JSON to be sure). Values nest at most 64 levels. Repeatable."`
 	JSON    bool        `help:"Print exactly one JSON object: {run_id, status, result, error}."`
 	Workers workersFlag `default:"0" help:"Calls run at once in this process: 1 to 1024 (default 0: one per core)."`
 	Quiet   bool        `short:"q" help:"No progress or summary on stderr."`
