@@ -656,3 +656,42 @@ func TestTenantFairnessLongBatches(t *testing.T) {
 	}
 	flowhost(t, "cancel", "--tenant", "a", "--broker", srv.URL(), floodID)
 }
+
+// TestRedisOutOfMemory: Redis is at maxmemory (noeviction) when a run
+// starts. The worker says Redis refuses its writes and keeps the run
+// alive, retrying; nothing is dead-lettered or claimed that did not
+// happen; the run ends right once Redis accepts writes again.
+func TestRedisOutOfMemory(t *testing.T) {
+	srv := redistest.Start(t)
+	id := submit(t, srv, busyFlow(t, 30))
+	admin := srv.Client()
+	ctx := t.Context()
+	if err := admin.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Set(ctx, "probe", "x", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "OOM") {
+		t.Fatalf("Redis still accepts writes: %v", err)
+	}
+	w := worker(t, srv, "w1")
+	// Longer than the lease (2 s) times the deliveries a message may have.
+	deadline := time.Now().Add(8 * time.Second)
+	for time.Now().Before(deadline) {
+		if st := status(t, srv, id); st.Status != "pending" {
+			t.Fatalf("while Redis refused writes, the run became %s: %+v", st.Status, st)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if n, err := admin.XLen(ctx, "fh:t:default:dead").Result(); err != nil || n != 0 {
+		t.Fatalf("dead letters: %d %v", n, err)
+	}
+	if !strings.Contains(w.output(), "Redis refuses writes") {
+		t.Fatalf("the worker did not say Redis refused its writes:\n%s", w.output())
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitResult(t, srv, id, 30)
+	if out := w.output(); strings.Contains(out, "dead letter") || !strings.Contains(out, "Redis accepts writes again") {
+		t.Fatalf("worker log:\n%s", out)
+	}
+}

@@ -29,10 +29,19 @@ func isRefusal(err error) bool {
 	return true
 }
 
-// isOOM reports Redis refusing a write because it reached maxmemory.
-func isOOM(err error) bool {
+// isTransientReply reports a Redis error reply that waiting can cure,
+// such as OOM (maxmemory reached under noeviction) or LOADING.
+func isTransientReply(err error) bool {
 	var rerr goredis.Error
-	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "OOM")
+	if err == nil || errors.Is(err, goredis.Nil) || !errors.As(err, &rerr) {
+		return false
+	}
+	for _, p := range transientReplies {
+		if strings.HasPrefix(rerr.Error(), p) {
+			return true
+		}
+	}
+	return false
 }
 
 // isNoPerm reports an ACL refusal.

@@ -26,12 +26,15 @@ return 1
 // batch that brings the count to zero enqueues the next message. A batch
 // that yielded its slot part way stores what it did and enqueues the rest
 // as a batch of its own, leaving the count as it was. The delivered
-// message is acknowledged in the same step.
+// message is acknowledged in the same step. A batch that ends after its
+// step's hash expired stores nothing (which would leave a key without a
+// TTL).
 // KEYS: step hash, stream, events stream. ARGV: batch field, result, next
 // message, message id, calls done, failed calls, now (RFC 3339), the
 // step's finished event, the remainder message (or "").
 var completeScript = goredis.NewScript(`
 redis.call('XACK', KEYS[2], 'workers', ARGV[4])
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
 redis.call('HINCRBY', KEYS[1], 'done', ARGV[5])
 if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[1], 'failed', ARGV[6]) end

@@ -649,18 +649,24 @@ func (w *Worker) handle(d delivery) {
 			return
 		}
 	}
-	switch m.Kind {
-	case kindInit:
-		err = w.initRun(ctx, rs, &m, d)
-	case kindStep:
-		err = w.startStep(ctx, rs, &m, d)
-	case kindCall:
-		err = w.call(ctx, rs, &m, d, pol)
-	case kindDone:
-		err = w.nodeDone(ctx, rs, &m, d)
-	case kindFinish:
-		err = w.finish(ctx, rs, &m, d)
-	}
+	// Every transition but a call's is a few reads and one idempotent
+	// script: while Redis refuses writes (out of memory, loading), do it
+	// again here, keeping the lease, rather than letting the message
+	// look like one a worker died on. A call retries only its write.
+	err = w.whileRefused(ctx, &m, func() error {
+		switch m.Kind {
+		case kindInit:
+			return w.initRun(ctx, rs, &m, d)
+		case kindStep:
+			return w.startStep(ctx, rs, &m, d)
+		case kindCall:
+			return w.call(ctx, rs, &m, d, pol)
+		case kindDone:
+			return w.nodeDone(ctx, rs, &m, d)
+		default:
+			return w.finish(ctx, rs, &m, d)
+		}
+	})
 	if err != nil {
 		var fe *fatalError
 		if errors.As(err, &fe) {
@@ -844,7 +850,7 @@ func (rs *runState) task(tr dag.TaskRef) (*host.Task, error) { return runner.Res
 
 // emit records an event that no script guards (a retry, a failure).
 func (w *Worker) emit(ctx context.Context, m *message, e Event) {
-	w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: eventsKey(m.Tenant, m.Run), MaxLen: 10000, Approx: true, Values: []any{"e", e.encode()}})
+	w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: eventsKey(m.Tenant, m.Run), NoMkStream: true, MaxLen: 10000, Approx: true, Values: []any{"e", e.encode()}})
 }
 
 // label names a step (sequential) or node (dataflow).
@@ -1209,8 +1215,40 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	}
 	res, _ := json.Marshal(br)
 	fin := Event{Type: EventStepFinished, RunID: m.Run, Step: m.Step + 1, Name: label, Worker: w.cfg.Name}.encode()
-	return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run)},
-		batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), fin, remainder).Err()
+	return w.whileRefused(ctx, m, func() error {
+		return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run)},
+			batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), fin, remainder).Err()
+	})
+}
+
+// whileRefused runs fn again, with a growing pause, for as long as Redis
+// answers with a refusal that waiting cures (out of memory under
+// noeviction, loading, busy), saying so; it returns any other result.
+// The message's lease is renewed meanwhile (a claim is not refused when
+// Redis is out of memory), so no other worker takes it over.
+func (w *Worker) whileRefused(ctx context.Context, m *message, fn func() error) error {
+	var pause time.Duration
+	var since time.Time
+	for {
+		err := fn()
+		if !isTransientReply(err) {
+			if !since.IsZero() {
+				w.log.Info("Redis accepts writes again", "tenant", m.Tenant, "run", m.Run, "after", time.Since(since).Round(time.Millisecond))
+			}
+			return err
+		}
+		if since.IsZero() {
+			since = time.Now()
+			w.log.Warn("Redis refuses writes; the run waits and retries", "tenant", m.Tenant, "run", m.Run, "kind", m.Kind, "err", err)
+			w.cfg.Metrics.Refused(m.Tenant, "redis_refused_write")
+		}
+		pause = min(max(2*pause, 50*time.Millisecond), 2*time.Second)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 // yieldAfter is how long a batch runs before it yields its slot to
@@ -1300,8 +1338,10 @@ func (w *Worker) end(ctx context.Context, m *message, d delivery, status, result
 	}
 	w.mu.Unlock()
 	ev := Event{Type: EventRunFinished, RunID: m.Run, Worker: w.cfg.Name, Status: status, Error: errText}.encode()
-	err := endScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), runsKey(m.Tenant), eventsKey(m.Tenant, m.Run)}, status, result, errText,
-		time.Now().UTC().Format(time.RFC3339Nano), ttl, doneTopic(m.Tenant), m.Run, d.id, d.stream, ev).Err()
+	err := w.whileRefused(ctx, m, func() error {
+		return endScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), runsKey(m.Tenant), eventsKey(m.Tenant, m.Run)}, status, result, errText,
+			time.Now().UTC().Format(time.RFC3339Nano), ttl, doneTopic(m.Tenant), m.Run, d.id, d.stream, ev).Err()
+	})
 	if err != nil {
 		w.log.Warn("cannot end run; the message will be delivered again", "run", m.Run, "err", err)
 		return
