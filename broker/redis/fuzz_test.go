@@ -1,0 +1,98 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowhost/flowhost/dag"
+	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
+)
+
+// fuzzPlan is a real plan (filter, map, group over the C example
+// module) for checking planted messages against.
+func fuzzPlan(f *testing.F) *runState {
+	f.Helper()
+	ctx := context.Background()
+	eng, err := host.New(ctx, host.Config{CacheDir: f.TempDir()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { eng.Close(ctx) })
+	wasm, err := os.ReadFile("../../plugins/examples/stats-c/stats.wasm")
+	if err != nil {
+		f.Fatal(err)
+	}
+	m, err := eng.Load(ctx, wasm)
+	if err != nil {
+		f.Fatal(err)
+	}
+	seq := pipeline.New(nil).Filter("stats.is_even").Map("stats.square").Group([]string{"stats.sum", "stats.describe"})
+	plan, err := dag.PlanSequential(dag.Catalog{"stats": m.Manifest}, seq, pipeline.Inputs{"x": json.RawMessage("[1,2,3]")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return &runState{seq: plan, mods: map[string]*host.Module{"stats": m}}
+}
+
+// FuzzMessage: whatever a tenant writes to its stream, checking it never
+// panics, and a message both checks accept names a step, task and calls
+// the plan has.
+func FuzzMessage(f *testing.F) {
+	rs := fuzzPlan(f)
+	for _, s := range []string{
+		`{"k":"init","r":"0190abc"}`, `{"k":"step","r":"0190abc","s":1}`,
+		`{"k":"call","r":"0190abc","s":2,"ti":1,"i":3,"in":[{"values":[1]}]}`,
+		`{"k":"call","r":"0190abc","s":0,"in":[{"x":1}],"el":[1]}`, `{"k":"done","r":"x","s":0}`,
+		`{"k":"finish","r":"0190abc","t":"bravo"}`, `{"k":"call","r":"a:b","s":99,"i":-1}`, `not json`, `[]`, `null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var m message
+		if json.Unmarshal(body, &m) != nil || m.check() != nil || rs.check(&m) != nil {
+			return
+		}
+		if m.Tenant != "" {
+			t.Fatalf("the body set the tenant: %q", m.Tenant)
+		}
+		if policy.CheckRunID(m.Run) != nil || m.Step < 0 || m.Index < 0 || len(m.Inputs) > maxBatchCalls {
+			t.Fatalf("accepted %+v", m)
+		}
+		if m.Kind == kindCall || m.Kind == kindStep {
+			st := &rs.seq.Steps[m.Step] // must not panic
+			if m.Kind == kindCall {
+				_ = st.Tasks[m.Task]
+			}
+		}
+	})
+}
+
+// FuzzSpec: a stored spec, read back from a key its tenant may write,
+// either fails its check or is one a worker can plan from safely.
+func FuzzSpec(f *testing.F) {
+	good, _ := json.Marshal(&Spec{ID: "0190abc", Name: "n", Modules: map[string]string{"stats": strings.Repeat("ab", 32)},
+		Seq: pipeline.New(nil).Map("stats.square"), Inputs: pipeline.Inputs{"x": json.RawMessage("[1]")}, ResultTTL: time.Hour})
+	f.Add(good, "0190abc")
+	f.Add([]byte(`{"id":"r","modules":{"a":"zz"},"result_ttl":-1}`), "r")
+	f.Add([]byte(`{"id":"r","modules":{},"sequential":{},"dataflow":{}}`), "r")
+	f.Fuzz(func(t *testing.T, b []byte, run string) {
+		var s Spec
+		if json.Unmarshal(b, &s) != nil || s.check(run) != nil {
+			return
+		}
+		if s.ID != run || (s.Seq == nil) == (s.DF == nil) || len(s.Modules) == 0 || s.ResultTTL <= 0 || s.ResultTTL > maxResultTTL {
+			t.Fatalf("accepted %+v", s)
+		}
+		for _, sha := range s.Modules {
+			if len(sha) != 64 {
+				t.Fatalf("accepted module %q", sha)
+			}
+		}
+	})
+}
