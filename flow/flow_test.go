@@ -180,6 +180,10 @@ func TestParseSize(t *testing.T) {
 	}{
 		{"512", 512, false}, {"64KiB", 64 << 10, false}, {"16MiB", 16 << 20, false}, {"1GB", 1e9, false},
 		{"1.5 MiB", 3 << 19, false}, {"2gib", 2 << 30, false}, {"", 0, true}, {"12 parsecs", 0, true}, {"0", 0, true},
+		// Whole numbers read exactly, past a float64's 53 bits; 8 EiB overflows an int64.
+		{"9007199254740993", 9007199254740993, false}, {"9223372036854775807", 1<<63 - 1, false},
+		{"9223372036854775808", 0, true}, {"8388607TiB", 8388607 << 40, false}, {"8388608TiB", 0, true},
+		{"8388607.5TiB", 8388607<<40 + 1<<39, false}, {"8388608.5TiB", 0, true}, {"99999999999999999999999", 0, true}, {"0.5", 0, true},
 	}
 	for _, c := range cases {
 		got, err := ParseSize(c.in)

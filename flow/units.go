@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -95,12 +96,21 @@ func ParseSize(s string) (uint64, error) {
 	num, unit := strings.ReplaceAll(t[:i], "_", ""), strings.ToLower(strings.TrimSpace(t[i:]))
 	f, err := strconv.ParseFloat(num, 64)
 	mult, ok := sizeUnits[unit]
-	if err != nil || !ok {
+	if err != nil && !errors.Is(err, strconv.ErrRange) || !ok {
 		return 0, fmt.Errorf("invalid size %q: write a number with an optional unit, like \"65536\", \"64KiB\", \"16MiB\" or \"1GB\"", s)
 	}
+	outOfRange := fmt.Errorf("size %q is out of range: at least 1 byte, less than 8 EiB", s)
+	if !strings.Contains(num, ".") {
+		// A whole number reads exactly: a float64 holds only 53 bits.
+		n, err := strconv.ParseUint(num, 10, 64)
+		if err != nil || n == 0 || n > math.MaxInt64/uint64(mult) {
+			return 0, outOfRange
+		}
+		return n * uint64(mult), nil
+	}
 	v := f * mult
-	if v < 1 || v > math.MaxInt64 {
-		return 0, fmt.Errorf("size %q is out of range", s)
+	if v < 1 || v >= 1<<63 {
+		return 0, outOfRange
 	}
 	return uint64(v), nil
 }
