@@ -350,5 +350,7 @@ func (c *workerCmd) Help() string {
 A worker serves every tenant's stream until SIGINT or SIGTERM, then stops
 reading, lets running tasks finish (up to --drain) and hands back the
 rest. docs/distributed.md explains delivery and deployment;
-docs/security.md the tenant config (worker.toml).`
+docs/security.md the tenant config (worker.toml), whose arrays nest at
+most 64 levels deep and whose durations are at most 8760h; docs/flows.md
+("Limits on input") the range of every flag.`
 }

@@ -193,5 +193,10 @@ func (c *runCmd) Help() string {
 
 Exit codes: 0 the run succeeded; 1 a task failed or the run was
 interrupted; 2 the flow, a module or the command line is invalid (nothing
-ran). docs/flows.md describes every key of flow.toml.`
+ran). docs/flows.md describes every key of flow.toml.
+
+Limits on input (exit code 2 past them): durations at most 8760h; JSON
+values (inputs, args) and flow.toml's arrays and inline tables at most 64
+levels deep; --workers at most 1024; an --input file at most 64 MiB.
+docs/flows.md ("Limits on input") lists them all.`
 }
