@@ -17,6 +17,7 @@ import (
 	"github.com/flowhost/flowhost/flow"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
 )
 
 // Policy is what one tenant may use on a worker.
@@ -227,6 +228,9 @@ func Parse(path string, src []byte) (*Config, error) {
 	c := &Config{Tenants: map[string]Policy{}}
 	for name, rp := range raw.Tenants {
 		where := fmt.Sprintf("%s: [tenants.%s]", path, name)
+		if err := policy.CheckTenant(name); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
 		p := Policy{MaxConcurrent: int(rp.MaxConcurrent), Fuel: uint64(max(rp.Fuel, 0)),
 			AllowFiles: rp.AllowFiles, AllowEnv: rp.AllowEnv, AllowHTTP: rp.AllowHTTP,
 			AllowPrivate: rp.AllowPrivate, AllowClock: rp.AllowClock, AllowRandom: rp.AllowRandom, AllowModules: rp.AllowModules}

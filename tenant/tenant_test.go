@@ -60,6 +60,8 @@ func TestLoadErrors(t *testing.T) {
 		{"[tenants.a]\nallow_files = " + strings.Repeat("[", 5_000_000) + "\n", "worker.toml:2:79: arrays and inline tables nested more than 64 deep: at most 64 levels are allowed"},
 		{"[tenants" + strings.Repeat(".a", 1_000_000) + "]\n", "worker.toml:1:1: a key or table name of more than 64 dotted parts"},
 		{"# nothing\n", "no [tenants.NAME] table"},
+		{"[tenants.\"acme:evil\"]\n", `[tenants.acme:evil]: invalid tenant name: "acme:evil": byte 5 is ':'`},
+		{"[tenants.Acme]\n", `invalid tenant name: "Acme"`},
 	}
 	for _, c := range cases {
 		if _, err := Load(write(t, c.src)); err == nil || !strings.Contains(err.Error(), c.want) {
