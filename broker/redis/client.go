@@ -59,6 +59,9 @@ func (s *Spec) check(run string) error {
 			return fmt.Errorf("module %.40q: %.70q is not a sha256 in hex", alias, sha)
 		}
 	}
+	if err := pipeline.CheckInputs(s.Inputs); err != nil {
+		return err
+	}
 	if len(s.Steps) > maxSpecSteps {
 		return fmt.Errorf("%d steps: at most %d", len(s.Steps), maxSpecSteps)
 	}
