@@ -11,6 +11,7 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0 // the Redis broker: Streams, consumer groups, scripting, TLS URLs
 	github.com/tetratelabs/wazero v1.12.0 // the WebAssembly runtime: pure Go, no cgo, a compilation cache
 	github.com/vbauerster/mpb/v8 v8.16.2 // live progress bars of map and filter steps on a terminal
+	golang.org/x/net v0.59.0 // httpguts: the HTTP token and header-field rules net/http itself uses, for a guest's http_request
 	golang.org/x/term v0.47.0 // telling a terminal from a pipe
 )
 
@@ -33,5 +34,6 @@ require (
 	go.opentelemetry.io/proto/otlp v1.3.1 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )

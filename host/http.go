@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // errPrivate is returned by the dialer for an address the grants keep the
@@ -52,29 +54,52 @@ func httpClient(g *Grants) *http.Client {
 	}
 }
 
+// guestRequest is what a guest asks http_request for.
+type guestRequest struct {
+	URL     string            `json:"url"`
+	Method  string            `json:"method"`
+	Headers map[string]string `json:"headers"`
+}
+
+// checkHTTPRequest reads a guest's request (untrusted bytes) and checks
+// it against the call's grants: an http or https URL with a host the
+// grants allow, a method that is an HTTP token, headers that are valid
+// field names and values. It returns the failure's kind with the error.
+func checkHTTPRequest(raw []byte, g *Grants, module, task string) (*guestRequest, *url.URL, Kind, error) {
+	var req guestRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return nil, nil, KindTrap, fmt.Errorf("http_request: the request is not a JSON object {url, method, headers}: %v", err)
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return nil, nil, KindTrap, fmt.Errorf("http_request: %.200q is not an http or https URL", req.URL)
+	}
+	if g == nil || len(g.HTTP) == 0 {
+		return nil, nil, KindDenied, fmt.Errorf("HTTP request to %s refused: task %s.%s is granted no HTTP hosts", u.Redacted(), module, task)
+	}
+	if !allowsHost(g, u.Hostname()) {
+		return nil, nil, KindDenied, fmt.Errorf("HTTP request to %s refused: host %.100q is not granted (granted: %s)", u.Redacted(), u.Hostname(), strings.Join(g.HTTP, ", "))
+	}
+	if req.Method != "" && !httpguts.ValidHeaderFieldName(req.Method) {
+		return nil, nil, KindTrap, fmt.Errorf("http_request: method %.40q is not an HTTP token", req.Method)
+	}
+	for name, v := range req.Headers {
+		if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(v) {
+			return nil, nil, KindTrap, fmt.Errorf("http_request: header %.40q: not a valid header field", name)
+		}
+	}
+	return &req, u, 0, nil
+}
+
 // httpRequest implements the Extism http_request import: the request is
 // a JSON object {url, method?, headers?}; the response body goes into a
 // new block.
 func (k *kernel) httpRequest(reqOff, bodyOff uint64) uint64 {
-	var req struct {
-		URL     string            `json:"url"`
-		Method  string            `json:"method"`
-		Headers map[string]string `json:"headers"`
-	}
-	if err := json.Unmarshal(k.blockBytes("http_request", reqOff), &req); err != nil {
-		fail(KindTrap, "http_request: the request is not a JSON object {url, method, headers}: %v", err)
-	}
-	u, err := url.Parse(req.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		fail(KindTrap, "http_request: %q is not an http or https URL", req.URL)
+	req, u, kind, err := checkHTTPRequest(k.blockBytes("http_request", reqOff), k.grants, k.module, k.task)
+	if err != nil {
+		fail(kind, "%s", err)
 	}
 	g := k.grants
-	if g == nil || len(g.HTTP) == 0 {
-		fail(KindDenied, "HTTP request to %s refused: task %s.%s is granted no HTTP hosts", u.Redacted(), k.module, k.task)
-	}
-	if !allowsHost(g, u.Hostname()) {
-		fail(KindDenied, "HTTP request to %s refused: host %q is not granted (granted: %s)", u.Redacted(), u.Hostname(), strings.Join(g.HTTP, ", "))
-	}
 	if k.httpClient == nil {
 		k.httpClient = httpClient(g)
 	}
