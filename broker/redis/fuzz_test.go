@@ -96,3 +96,30 @@ func FuzzSpec(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBatches: a step hash, read back from a key its tenant may write,
+// is either refused or holds batches within its count of calls that add
+// up to it, so that collecting it allocates only what it holds.
+func FuzzBatches(f *testing.F) {
+	f.Add("2", `{"i":0,"o":[1]}`, `{"i":1,"o":[2],"e":["x"]}`)
+	f.Add("3", `{"i":0,"o":[1,2]}`, `{"i":2,"o":[3],"k":[3]}`)
+	f.Add("16777215", `{"i":16777214,"o":[1]}`, `{}`)
+	f.Add("-1", `{"i":-5,"o":[]}`, `nope`)
+	f.Fuzz(func(t *testing.T, total, b1, b2 string) {
+		h := map[string]string{"total": total, "b:0": b1, "b:7": b2, "done": "1"}
+		n, brs, err := parseBatches(h)
+		if err != nil {
+			return
+		}
+		sum := 0
+		for i, br := range brs {
+			if br.Index < 0 || br.Index+len(br.Outputs) > n || (i > 0 && br.Index < brs[i-1].Index) {
+				t.Fatalf("accepted batch %+v of %d calls", br, n)
+			}
+			sum += len(br.Outputs)
+		}
+		if sum != n || n > maxStepCalls {
+			t.Fatalf("accepted %d results for %d calls", sum, n)
+		}
+	})
+}

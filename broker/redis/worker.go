@@ -1071,33 +1071,13 @@ func (w *Worker) collect(ctx context.Context, rs *runState, tenant, run string, 
 		return nil, err
 	}
 	st := &rs.seq.Steps[step]
-	bad := func(format string, args ...any) error {
-		return fatal(fmt.Errorf("run %s step %d: stored results: %s", run, step+1, fmt.Sprintf(format, args...)))
+	bad := func(err error) error {
+		return fatal(fmt.Errorf("run %s step %d: stored results: %w", run, step+1, err))
 	}
-	total, err := strconv.Atoi(h["total"])
-	if err != nil || total < 0 || total > maxStepCalls {
-		return nil, bad("unreadable count of calls %.20q", h["total"])
+	total, brs, err := parseBatches(h)
+	if err != nil {
+		return nil, bad(err)
 	}
-	var brs []batchResult
-	n := 0
-	for k, v := range h {
-		if !strings.HasPrefix(k, "b:") {
-			continue
-		}
-		var br batchResult
-		if err := json.Unmarshal([]byte(v), &br); err != nil {
-			return nil, bad("batch %.20s: %v", k, err)
-		}
-		if br.Index < 0 || br.Index > total || len(br.Outputs) > total-br.Index || len(br.Errs) > len(br.Outputs) || len(br.Kept) > len(br.Outputs) {
-			return nil, bad("batch %.20s lies outside the step's %d calls", k, total)
-		}
-		n += len(br.Outputs)
-		brs = append(brs, br)
-	}
-	if n != total {
-		return nil, bad("%d results for %d calls", n, total)
-	}
-	sortBatches(brs)
 	if st.Kind == pipeline.Filter {
 		var kept [][]byte
 		for _, br := range brs {
@@ -1113,7 +1093,7 @@ func (w *Worker) collect(ctx context.Context, rs *runState, tenant, run string, 
 		for i, o := range br.Outputs {
 			idx := br.Index + i
 			if outputs[idx] != nil {
-				return nil, bad("two results for call %d", idx)
+				return nil, bad(fmt.Errorf("two results for call %d", idx))
 			}
 			outputs[idx] = o
 			if i < len(br.Errs) && br.Errs[i] != "" {
@@ -1122,9 +1102,41 @@ func (w *Worker) collect(ctx context.Context, rs *runState, tenant, run string, 
 		}
 	}
 	if total == 0 && st.Kind != pipeline.Map {
-		return nil, bad("step %d has no result", step+1)
+		return nil, bad(errors.New("the step has no result"))
 	}
 	return runner.Collect(st, outputs, errs, nil)
+}
+
+// parseBatches reads a step hash's count of calls and batch results,
+// checking each batch lies within the count and that they add up to it,
+// before anything is allocated for them. The batches come back in call
+// order.
+func parseBatches(h map[string]string) (int, []batchResult, error) {
+	total, err := strconv.Atoi(h["total"])
+	if err != nil || total < 0 || total > maxStepCalls {
+		return 0, nil, fmt.Errorf("unreadable count of calls %.20q", h["total"])
+	}
+	var brs []batchResult
+	n := 0
+	for k, v := range h {
+		if !strings.HasPrefix(k, "b:") {
+			continue
+		}
+		var br batchResult
+		if err := json.Unmarshal([]byte(v), &br); err != nil {
+			return 0, nil, fmt.Errorf("batch %.20s: %v", k, err)
+		}
+		if br.Index < 0 || br.Index > total || len(br.Outputs) > total-br.Index || len(br.Errs) > len(br.Outputs) || len(br.Kept) > len(br.Outputs) {
+			return 0, nil, fmt.Errorf("batch %.20s lies outside the step's %d calls", k, total)
+		}
+		n += len(br.Outputs)
+		brs = append(brs, br)
+	}
+	if n != total {
+		return 0, nil, fmt.Errorf("%d results for %d calls", n, total)
+	}
+	sortBatches(brs)
+	return total, brs, nil
 }
 
 func sortBatches(brs []batchResult) {
