@@ -4,10 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
+	"github.com/flowhost/flowhost/internal/safefile"
 	"github.com/flowhost/flowhost/pipeline"
 )
 
@@ -67,40 +66,13 @@ func ParseInput(kv string) (name string, v json.RawMessage, err error) {
 // readInputFile reads an --input file: a regular file (not a device or a
 // pipe, which might never end) of at most MaxInputFile bytes.
 func readInputFile(path string) ([]byte, error) {
-	// Stat first: opening a FIFO waits for a writer.
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file%s", path, fileKind(st.Mode()))
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxInputFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > MaxInputFile {
-		return nil, fmt.Errorf("%s is larger than %d MiB, the most --input reads", path, MaxInputFile>>20)
-	}
-	return b, nil
-}
-
-// fileKind says what a file that is not regular is, for an error.
-func fileKind(m os.FileMode) string {
+	b, err := safefile.Read(path, MaxInputFile)
+	var big *safefile.TooLargeError
 	switch {
-	case m.IsDir():
-		return " but a directory"
-	case m&os.ModeNamedPipe != 0:
-		return " but a named pipe"
-	case m&os.ModeSocket != 0:
-		return " but a socket"
-	case m&os.ModeDevice != 0:
-		return " but a device"
+	case errors.As(err, &big):
+		return nil, fmt.Errorf("%s is larger than %d MiB, the most --input reads", path, MaxInputFile>>20)
+	case errors.Is(err, safefile.ErrNotRegular):
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return ""
+	return b, err // an *fs.PathError names the path
 }

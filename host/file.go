@@ -1,12 +1,10 @@
 package host
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
+
+	"github.com/flowhost/flowhost/internal/safefile"
 )
 
 // MaxModuleSize is the largest module the host reads or loads, in bytes.
@@ -19,7 +17,7 @@ const MaxModuleSize = 256 << 20
 var (
 	// ErrNotRegularFile: the path names a device, a FIFO, a socket or a
 	// directory, which may never end or may block.
-	ErrNotRegularFile = errors.New("not a regular file")
+	ErrNotRegularFile = safefile.ErrNotRegular
 	// ErrModuleTooLarge: the module is larger than MaxModuleSize.
 	ErrModuleTooLarge = errors.New("module too large")
 )
@@ -30,61 +28,15 @@ var (
 // /dev/urandom would never end, and a FIFO would block until a writer
 // came. Every place that reads a module from a file reads it through here.
 func ReadModuleFile(path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("read module: %w", err)
-	}
-	if err := checkModuleFile(path, st); err != nil {
-		return nil, err
-	}
-	// Non-blocking, in case path became a FIFO since the Stat: the open
-	// then returns at once and the second check refuses it.
-	f, err := os.OpenFile(path, os.O_RDONLY|openFlags, 0)
-	if err != nil {
-		return nil, fmt.Errorf("read module: %w", err)
-	}
-	defer f.Close()
-	if st, err = f.Stat(); err != nil {
-		return nil, fmt.Errorf("read module: %w", err)
-	}
-	if err := checkModuleFile(path, st); err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	buf.Grow(int(st.Size()) + bytes.MinRead)
-	// One byte past the cap tells a file that grew since the Stat.
-	if _, err := buf.ReadFrom(io.LimitReader(f, MaxModuleSize+1)); err != nil {
-		return nil, fmt.Errorf("read module %s: %w", path, err)
-	}
-	if buf.Len() > MaxModuleSize {
-		return nil, fmt.Errorf("read module %s: %w: it grew past %d bytes while being read", path, ErrModuleTooLarge, MaxModuleSize)
-	}
-	return buf.Bytes(), nil
-}
-
-func checkModuleFile(path string, st fs.FileInfo) error {
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("read module %s: %w: it is %s", path, ErrNotRegularFile, fileKind(st.Mode()))
-	}
-	if st.Size() > MaxModuleSize {
-		return fmt.Errorf("read module %s: %w: %d bytes; the limit is %d bytes", path, ErrModuleTooLarge, st.Size(), MaxModuleSize)
-	}
-	return nil
-}
-
-// fileKind names what a file that is not regular is.
-func fileKind(m fs.FileMode) string {
+	b, err := safefile.Read(path, MaxModuleSize)
+	var big *safefile.TooLargeError
 	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
+	case errors.As(err, &big):
+		return nil, fmt.Errorf("read module %s: %w: %v", path, ErrModuleTooLarge, big)
+	case errors.Is(err, safefile.ErrNotRegular):
+		return nil, fmt.Errorf("read module %s: %w", path, err)
+	case err != nil:
+		return nil, fmt.Errorf("read module: %w", err) // an *fs.PathError names the path
 	}
-	return "mode " + m.String()
+	return b, nil
 }

@@ -368,3 +368,27 @@ func TestTenantAttacks(t *testing.T) {
 		l.alive(t)
 	})
 }
+
+// TestTenantsCommand: operators register, list and remove tenants; a bad
+// name is refused before anything is written.
+func TestTenantsCommand(t *testing.T) {
+	srv := redistest.Start(t)
+	if r := flowhost(t, "tenants", "add", "acme", "bravo", "--broker", srv.URL()); r.code != 0 || r.stdout != "registered acme\nregistered bravo\n" {
+		t.Fatalf("add: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r := flowhost(t, "tenants", "add", "ok", "acme:evil", "--broker", srv.URL()); r.code != 2 || !strings.Contains(r.stderr, `invalid tenant name: "acme:evil"`) {
+		t.Fatalf("add acme:evil: %d %s", r.code, r.stderr)
+	}
+	if r := flowhost(t, "tenants", "remove", "bravo", "nobody", "--broker", srv.URL()); r.code != 0 || r.stdout != "removed bravo\nnobody was not registered\n" {
+		t.Fatalf("remove: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r := flowhost(t, "tenants", "list", "--broker", srv.URL()); r.code != 0 || r.stdout != "acme\n" {
+		t.Fatalf("list: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r := flowhost(t, "tenants", "acl", "--broker-is-not-a-flag-here"); r.code != 2 {
+		t.Fatalf("acl with a bad flag: %d", r.code)
+	}
+	if r := flowhost(t, "tenants", "acl"); r.code != 2 || !strings.Contains(r.stderr, "name a tenant, or give --worker") {
+		t.Fatalf("acl without a tenant: %d %s", r.code, r.stderr)
+	}
+}

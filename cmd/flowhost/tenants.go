@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -34,23 +35,34 @@ func checkTenants(names []string) error {
 	return nil
 }
 
-func (c *tenantsAddCmd) Run(g *globals) error {
-	if err := checkTenants(c.Names); err != nil {
+// each connects to the broker and calls fn for each tenant name, checked
+// first, stopping at the first error.
+func (a adminBroker) each(names []string, fn func(context.Context, *redis.Client, string) error) error {
+	if err := checkTenants(names); err != nil {
 		return err
 	}
-	b := brokerFlags{Broker: c.Broker, Tenant: policy.DefaultTenant}
+	b := brokerFlags{Broker: a.Broker, Tenant: policy.DefaultTenant}
 	ctx, client, done, err := b.connect()
 	if err != nil {
 		return err
 	}
 	defer done()
-	for _, n := range c.Names {
+	for _, n := range names {
+		if err := fn(ctx, client, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *tenantsAddCmd) Run(g *globals) error {
+	return c.each(c.Names, func(ctx context.Context, client *redis.Client, n string) error {
 		if err := client.AddTenant(ctx, n); err != nil {
 			return err
 		}
 		fmt.Fprintf(g.stdout, "registered %s\n", n)
-	}
-	return nil
+		return nil
+	})
 }
 
 type tenantsRemoveCmd struct {
@@ -59,16 +71,7 @@ type tenantsRemoveCmd struct {
 }
 
 func (c *tenantsRemoveCmd) Run(g *globals) error {
-	if err := checkTenants(c.Names); err != nil {
-		return err
-	}
-	b := brokerFlags{Broker: c.Broker, Tenant: policy.DefaultTenant}
-	ctx, client, done, err := b.connect()
-	if err != nil {
-		return err
-	}
-	defer done()
-	for _, n := range c.Names {
+	return c.each(c.Names, func(ctx context.Context, client *redis.Client, n string) error {
 		ok, err := client.RemoveTenant(ctx, n)
 		if err != nil {
 			return err
@@ -78,8 +81,8 @@ func (c *tenantsRemoveCmd) Run(g *globals) error {
 		} else {
 			fmt.Fprintf(g.stdout, "%s was not registered\n", n)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 type tenantsListCmd struct {

@@ -1,9 +1,9 @@
 //go:build unix
 
-package host
+package safefile
 
 import "syscall"
 
-// openFlags open a module file without blocking on a FIFO and without
+// openFlags open a file without blocking on a FIFO and without
 // making a terminal the process's controlling terminal.
 const openFlags = syscall.O_NONBLOCK | syscall.O_NOCTTY

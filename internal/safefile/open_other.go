@@ -1,6 +1,6 @@
 //go:build !unix
 
-package host
+package safefile
 
 // openFlags: nothing to add where there are no FIFOs to block on.
 const openFlags = 0
