@@ -159,6 +159,9 @@ func checkOptions(o pipeline.Options) (key, msg string) {
 			return "timeout", "timeout: " + err.Error()
 		}
 	}
+	if o.Retries < 0 || o.Retries > pipeline.MaxRetries {
+		return "retries", fmt.Sprintf("retries must be between 0 and %d, not %d", pipeline.MaxRetries, o.Retries)
+	}
 	if o.MaxParallel < 0 || o.MaxParallel > pipeline.MaxParallelCalls {
 		return "max_parallel", fmt.Sprintf("max_parallel must be between 1 and %d, not %d", pipeline.MaxParallelCalls, o.MaxParallel)
 	}

@@ -211,6 +211,8 @@ func TestSequentialRefusals(t *testing.T) {
 			"must be positive", 1, "timeout"},
 		{"max_parallel too large", pipeline.New(nil).Map("text.upper", pipeline.MaxParallel(1<<62)), inputs("text", `[]`),
 			"max_parallel must be between 1 and 65536", 1, "max_parallel"},
+		{"retries too many", pipeline.New(nil).CallNext("text.split", pipeline.Retries(1<<40)), inputs("text", `""`),
+			"retries must be between 0 and 100", 1, "retries"},
 		{"deep input", pipeline.New(nil).CallNext("text.split"), inputs("text", deep),
 			"input text: nested more than 64 levels deep: at most 64 levels of arrays and objects are allowed", 0, ""},
 		{"invalid input", pipeline.New(nil).CallNext("text.split"), inputs("text", `[1,`),

@@ -486,8 +486,8 @@ func (f *File) options(rs rawStep, pos func(string) Position) (pipeline.Options,
 	o := pipeline.Options{Name: rs.Name, Param: rs.Param, SkipErrors: rs.SkipErrors,
 		Timeout: rs.Timeout.Duration,
 		Limits:  pipeline.Limits{Timeout: rs.Timeout.Duration, Memory: uint64(rs.Memory), MaxOutput: uint64(rs.MaxOutput), Fuel: uint64(rs.Fuel)}}
-	if rs.Retries < 0 || rs.Retries > 100 {
-		return o, f.Errorf(pos("retries"), "retries must be between 0 and 100, not %d", rs.Retries)
+	if rs.Retries < 0 || rs.Retries > pipeline.MaxRetries {
+		return o, f.Errorf(pos("retries"), "retries must be between 0 and %d, not %d", pipeline.MaxRetries, rs.Retries)
 	}
 	o.Retries = int(rs.Retries)
 	if rs.MaxParallel < 0 || rs.MaxParallel > pipeline.MaxParallelCalls {

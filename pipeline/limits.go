@@ -17,6 +17,9 @@ const (
 	// MaxParallelCalls is the largest max_parallel of a step or task.
 	MaxParallelCalls = 1 << 16
 
+	// MaxRetries is the most retries of a step or task.
+	MaxRetries = 100
+
 	// MaxDepth is the deepest nesting of a value: arrays and objects in a
 	// JSON input, arrays and inline tables (and the dotted parts of a key)
 	// in flow.toml and worker.toml. Real inputs nest a few levels; a

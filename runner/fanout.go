@@ -227,6 +227,20 @@ func retryable(err error) bool {
 // backoff is base·2^(attempt-1), capped at max, with ±50 % jitter. It
 // doubles step by step, never past max, so no attempt number overflows;
 // base and max are positive and at most pipeline.MaxDuration.
+// DefaultRetryBase and DefaultRetryMax shape the retry backoff unless a
+// Config says otherwise.
+const (
+	DefaultRetryBase = 100 * time.Millisecond
+	DefaultRetryMax  = 10 * time.Second
+)
+
+// RetryDelay is how long to wait before retry number attempt (from 1)
+// with the default backoff: doubling from DefaultRetryBase up to
+// DefaultRetryMax, with jitter. Every driver waits this long.
+func RetryDelay(attempt int) time.Duration {
+	return backoff(DefaultRetryBase, DefaultRetryMax, attempt)
+}
+
 func backoff(base, max time.Duration, attempt int) time.Duration {
 	d := min(base, max)
 	for i := 1; i < attempt && d < max; i++ {

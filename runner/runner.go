@@ -71,10 +71,10 @@ func New(cfg Config) *Runner {
 		r.maxParallel = 2 * max(cfg.Broker.Workers(), runtime.GOMAXPROCS(0))
 	}
 	if r.retryBase <= 0 {
-		r.retryBase = 100 * time.Millisecond
+		r.retryBase = DefaultRetryBase
 	}
 	if r.retryMax <= 0 {
-		r.retryMax = 10 * time.Second
+		r.retryMax = DefaultRetryMax
 	}
 	r.retryBase, r.retryMax = min(r.retryBase, pipeline.MaxDuration), min(r.retryMax, pipeline.MaxDuration)
 	return r

@@ -97,6 +97,11 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 	return out, err
 }
 
+// MaxStepInput bounds the bytes of all the inputs of one step's calls:
+// args are copied into every call of a map, so a small flow could
+// otherwise make a host build gigabytes of inputs.
+const MaxStepInput = 64 << 20
+
 // StepCalls lists the calls of a sequential step: one per element for a
 // map or filter (over prev, or over the flow input named by the param
 // for a first step), one per task otherwise. task resolves references;
@@ -125,8 +130,13 @@ func StepCalls(st *dag.SeqStep, task func(dag.TaskRef) (*host.Task, error), prev
 				return nil, nil, fmt.Errorf("%s %s must be a JSON array, not %s", st.Kind, what, preview(src))
 			}
 			calls = make([]Call, len(elems))
+			size := 0
 			for i, e := range elems {
 				calls[i] = Call{Task: ht, Input: tp.build(e)}
+				if size += len(calls[i].Input); size > MaxStepInput {
+					return nil, nil, fmt.Errorf("the inputs of the step's %d calls add up to more than %d MiB (at call %d); pass large constants as one flow input, not as args copied into every call",
+						len(elems), MaxStepInput>>20, i)
+				}
 			}
 		default: // call, after, group: one call per task
 			calls = append(calls, Call{Task: ht, Input: tp.build(prev)})

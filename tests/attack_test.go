@@ -392,3 +392,22 @@ func TestTenantsCommand(t *testing.T) {
 		t.Fatalf("acl without a tenant: %d %s", r.code, r.stderr)
 	}
 }
+
+// TestStepInputBound: args are copied into every call of a map, so a
+// small flow could make a host build gigabytes of inputs; a step's calls
+// may carry at most 64 MiB between them, in-process and on workers.
+func TestStepInputBound(t *testing.T) {
+	texts := strings.TrimSuffix(strings.Repeat(`"a",`, 100), ",")
+	flow := writeFlow(t, fmt.Sprintf("[inputs]\ntext = [%s]\n[[step]]\nmap = \"text.split\"\nparam = \"text\"\nargs = { sep = %q }\n",
+		texts, strings.Repeat("z", 1<<20)))
+	out, r := runJSONOut(t, flow)
+	if r.code != 1 || out.Status != "failed" || out.Error == nil || !strings.Contains(*out.Error, "add up to more than 64 MiB") {
+		t.Fatalf("in-process: exit %d %+v", r.code, out)
+	}
+	srv := redistest.Start(t)
+	worker(t, srv, "w1")
+	out, r = runJSONOut(t, "--broker", srv.URL(), flow)
+	if r.code != 1 || out.Status != "failed" || out.Error == nil || !strings.Contains(*out.Error, "add up to more than 64 MiB") {
+		t.Fatalf("on a worker: exit %d %+v", r.code, out)
+	}
+}

@@ -92,8 +92,8 @@ type Worker struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
-	modules  map[string]*host.Module
-	runs     map[string]*runState
+	modules  *lru[*host.Module]         // tenant/sha256 → module, bounded
+	runs     *lru[*runState]            // tenant/run → plan, bounded: a tenant may leave runs that never end
 	inflight map[string]map[string]bool // stream → message ids
 	runCtx   map[string]*runCtx
 	sched    *sched
@@ -142,8 +142,8 @@ func NewWorker(c *Client, cfg WorkerConfig) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &Worker{cfg: cfg, rdb: c.rdb, log: log.With("worker", cfg.Name), modules: map[string]*host.Module{},
-		runs: map[string]*runState{}, inflight: map[string]map[string]bool{}, runCtx: map[string]*runCtx{},
+	w := &Worker{cfg: cfg, rdb: c.rdb, log: log.With("worker", cfg.Name), modules: newLRU[*host.Module](maxCachedModules),
+		runs: newLRU[*runState](maxCachedRuns), inflight: map[string]map[string]bool{}, runCtx: map[string]*runCtx{},
 		broken: map[string]time.Time{}, badNames: map[string]bool{}}
 	w.sched = newSched(w)
 	return w
@@ -218,6 +218,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Bounds of what a worker keeps of what it read: run plans and modules
+// are read again from Redis when they were forgotten.
+const (
+	maxCachedRuns    = 1024
+	maxCachedModules = 256
+)
 
 // maxTenants bounds the tenants one worker reads from.
 const maxTenants = 10000
@@ -574,7 +581,7 @@ func (w *Worker) forget(tenant, run string) {
 		rc.cancel()
 		delete(w.runCtx, key)
 	}
-	delete(w.runs, key)
+	w.runs.remove(key)
 }
 
 // handle processes one message. Every path acknowledges it, in the same
@@ -593,6 +600,10 @@ func (w *Worker) handle(d delivery) {
 			w.end(ctx, &m, d, "failed", "null", fmt.Sprintf("worker %s: internal error handling message %s: %v", w.cfg.Name, d.id, r))
 		}
 	}()
+	if len(d.body) > maxMessageBytes {
+		w.refuse(ctx, d, "too_large", fmt.Errorf("%d bytes: a message is at most %d", len(d.body), maxMessageBytes))
+		return
+	}
 	if err := json.Unmarshal(d.body, &m); err != nil {
 		w.refuse(ctx, d, "unreadable", fmt.Errorf("not a message: %w", err))
 		return
@@ -687,6 +698,10 @@ func (w *Worker) refuse(ctx context.Context, d delivery, reason string, err erro
 // MaxBatchSize is the most calls one message may carry.
 const MaxBatchSize = 10000
 
+// maxMessageBytes bounds a message a worker parses: a batch carries at
+// most a step's inputs.
+const maxMessageBytes = runner.MaxStepInput + 1<<20
+
 // maxBatchCalls bounds the calls of a message a worker accepts.
 const maxBatchCalls = MaxBatchSize
 
@@ -775,7 +790,7 @@ func (w *Worker) runState(ctx context.Context, tenant, run string) (*runState, s
 	}
 	key := tenant + "/" + run
 	w.mu.Lock()
-	rs := w.runs[key]
+	rs, _ := w.runs.get(key)
 	w.mu.Unlock()
 	if rs != nil {
 		return rs, status, nil
@@ -810,7 +825,7 @@ func (w *Worker) runState(ctx context.Context, tenant, run string) (*runState, s
 		return nil, status, fatal(fmt.Errorf("run %s: %w", run, err))
 	}
 	w.mu.Lock()
-	w.runs[key] = rs
+	w.runs.put(key, rs)
 	w.mu.Unlock()
 	return rs, status, nil
 }
@@ -821,7 +836,7 @@ func (w *Worker) module(ctx context.Context, tenant, sha string) (*host.Module, 
 	// itself, whatever sha256 its run names.
 	key := tenant + "/" + sha
 	w.mu.Lock()
-	m := w.modules[key]
+	m, _ := w.modules.get(key)
 	w.mu.Unlock()
 	if m != nil {
 		return m, nil
@@ -841,7 +856,7 @@ func (w *Worker) module(ctx context.Context, tenant, sha string) (*host.Module, 
 		return nil, fatal(fmt.Errorf("module stored as %s has sha256 %s", sha, m.SHA256))
 	}
 	w.mu.Lock()
-	w.modules[key] = m
+	w.modules.put(key, m)
 	w.mu.Unlock()
 	return m, nil
 }
@@ -1282,8 +1297,7 @@ func callWithRetries(ctx context.Context, t *host.Task, in []byte, lim host.Limi
 			return out, err
 		}
 		onRetry(attempt+1, err)
-		d := 100 * time.Millisecond << attempt
-		d = d/2 + time.Duration(rand.Int64N(int64(d)))
+		d := runner.RetryDelay(attempt + 1)
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
@@ -1345,7 +1359,7 @@ func (w *Worker) end(ctx context.Context, m *message, d delivery, status, result
 	}
 	ttl := int64((24 * time.Hour).Milliseconds())
 	w.mu.Lock()
-	if rs := w.runs[m.Tenant+"/"+m.Run]; rs != nil {
+	if rs, _ := w.runs.get(m.Tenant + "/" + m.Run); rs != nil {
 		ttl = rs.spec.ResultTTL.Milliseconds()
 	}
 	w.mu.Unlock()
