@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -255,7 +256,7 @@ func inlineKey(value string, rest []string) int {
 				return -1
 			}
 			if start && depth == 1 {
-				if eq := keyEnd(value[i:]); eq >= 0 && equalPath(splitKey(value[i:i+eq]), rest[:1]) {
+				if eq := keyEnd(value[i:]); eq >= 0 && slices.Equal(splitKey(value[i:i+eq]), rest[:1]) {
 					return i
 				}
 			}
@@ -309,18 +310,6 @@ func bracketDelta(s string) int {
 	return d
 }
 
-func equalPath(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func isPrefix(prefix, path []string) bool {
-	return len(prefix) <= len(path) && equalPath(prefix, path[:len(prefix)])
+	return len(prefix) <= len(path) && slices.Equal(prefix, path[:len(prefix)])
 }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -102,7 +103,7 @@ func TestBatches(t *testing.T) {
 					next++
 				}
 			}
-			if next != len(c.calls) || !equal(lens, c.want) {
+			if next != len(c.calls) || !slices.Equal(lens, c.want) {
 				t.Fatalf("batch lengths %v, want %v", lens, c.want)
 			}
 		})
@@ -115,16 +116,4 @@ func repeat(v, n int) []int {
 		out[i] = v
 	}
 	return out
-}
-
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

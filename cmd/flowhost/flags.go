@@ -8,6 +8,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/flowhost/flowhost/broker/redis"
+
 	"github.com/flowhost/flowhost/flow"
 )
 
@@ -15,10 +17,10 @@ import (
 // outside is refused while the command line is parsed, before anything
 // starts: --workers 100000000 would start as many goroutines.
 const (
-	maxWorkers    = 1024  // run --workers, worker --concurrency
-	maxBatchSize  = 10000 // worker --batch-size
-	maxDeliveries = 1000  // worker --max-deliveries
-	maxRunsLimit  = 1000  // runs --limit
+	maxWorkers    = 1024               // run --workers, worker --concurrency
+	maxBatchSize  = redis.MaxBatchSize // worker --batch-size
+	maxDeliveries = 1000               // worker --max-deliveries
+	maxRunsLimit  = 1000               // runs --limit
 )
 
 // popCount reads a count flag's value and checks it is within [lo, hi];
