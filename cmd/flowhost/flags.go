@@ -9,7 +9,6 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/flowhost/flowhost/broker/redis"
-
 	"github.com/flowhost/flowhost/flow"
 )
 
