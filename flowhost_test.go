@@ -63,3 +63,35 @@ func TestHostStatus(t *testing.T) {
 		t.Fatalf("runs: %+v", runs)
 	}
 }
+
+// TestFirstFailureWins: a run whose one task fails while its siblings
+// run reports that task's error, every time, never a sibling canceled on
+// its account nor "context canceled".
+func TestFirstFailureWins(t *testing.T) {
+	ctx := context.Background()
+	h, err := flowhost.New(ctx, flowhost.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for alias, path := range map[string]string{"text": "plugins/examples/textkit-go/textkit.wasm", "stats": "plugins/examples/stats-c/stats.wasm"} {
+		if err := h.Load(ctx, alias, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	df := &pipeline.Dataflow{Tasks: []string{"text.split", "text.profile", "text.slugify", "stats.describe"},
+		Outputs: []string{"vocab", "total", "slug", "stddev", "mean"}}
+	in := pipeline.Inputs{"text": json.RawMessage(`"to be or not to be"`), "values": json.RawMessage(`[]`)}
+	seq := pipeline.New(h).Map("stats.square")
+	seqIn := pipeline.Inputs{"x": json.RawMessage(`[1, 2, 3, "four", 5, 6, 7, 8, 9, 10, 11, 12]`)}
+	for i := range 100 {
+		_, err := h.RunDataflow(ctx, df, in)
+		if err == nil || !strings.Contains(err.Error(), "stats.describe") || !strings.Contains(err.Error(), "non-empty array") {
+			t.Fatalf("dataflow run %d: %v", i, err)
+		}
+		_, err = seq.Run(ctx, seqIn)
+		if err == nil || !strings.Contains(err.Error(), "stats.square") || strings.Contains(err.Error(), "cancel") {
+			t.Fatalf("map run %d: %v", i, err)
+		}
+	}
+}

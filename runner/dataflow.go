@@ -89,7 +89,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 			spec.limits.Timeout = clampTimeout(node.Options.Timeout)
 		}
 		wg.Add(1)
-		r.startFanout(ctx, cancel, spec, func(res *fanResult) {
+		r.startFanout(ctx, spec, func(res *fanResult) {
 			defer wg.Done()
 			if res.err != nil {
 				fail(res.err)

@@ -47,14 +47,13 @@ type fanResult struct {
 // fanout runs every call of spec on the broker, at most maxParallel batches
 // at once, retrying failed calls with exponential backoff and jitter, and
 // calls done once with the result. A retry that waits holds no worker. On
-// a final failure without skipErrors, cancel is called so the run's other
-// work stops.
+// a final failure without skipErrors, done gets it at once; the caller
+// records it as the run's failure, then cancels the run's other work.
 type fanout struct {
-	r      *Runner
-	ctx    context.Context
-	cancel context.CancelFunc
-	spec   fanSpec
-	done   func(*fanResult)
+	r    *Runner
+	ctx  context.Context
+	spec fanSpec
+	done func(*fanResult)
 
 	mu       sync.Mutex
 	res      fanResult
@@ -71,9 +70,9 @@ type fanout struct {
 // responsive.
 const maxBatch = 64
 
-func (r *Runner) startFanout(ctx context.Context, cancel context.CancelFunc, spec fanSpec, done func(*fanResult)) {
+func (r *Runner) startFanout(ctx context.Context, spec fanSpec, done func(*fanResult)) {
 	n := len(spec.calls)
-	f := &fanout{r: r, ctx: host.WithLogInfo(ctx, spec.runID, spec.label, spec.logs), cancel: cancel, spec: spec, done: done, left: n, attempts: make([]int, n)}
+	f := &fanout{r: r, ctx: host.WithLogInfo(ctx, spec.runID, spec.label, spec.logs), spec: spec, done: done, left: n, attempts: make([]int, n)}
 	f.res.outputs = make([][]byte, n)
 	if spec.skipErrors {
 		f.res.errs = make([]error, n)
@@ -201,14 +200,16 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 }
 
 // failLocked ends the fan-out with err. Called with f.mu held; calls done
-// on another goroutine so the caller may keep its lock.
+// on another goroutine so the caller may keep its lock. It does not cancel
+// the run itself: done records err as the run's failure first and then
+// cancels, so that no call canceled on its account can be reported
+// instead of it.
 func (f *fanout) failLocked(err error, index int) {
 	if f.finished {
 		return
 	}
 	f.finished = true
 	f.res.err, f.res.index = err, index
-	f.cancel()
 	res := f.res
 	go f.done(&res)
 }

@@ -64,7 +64,7 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 		spec.limits.Timeout = clampTimeout(st.Timeout)
 	}
 	ch := make(chan *fanResult, 1)
-	r.startFanout(ctx, cancel, spec, func(res *fanResult) { ch <- res })
+	r.startFanout(ctx, spec, func(res *fanResult) { ch <- res })
 	res := <-ch
 
 	finish := func(err error) {
@@ -81,6 +81,7 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 		r.obs.Event(e)
 	}
 	if res.err != nil {
+		cancel() // the step's other calls: its failure is res.err, whatever they report
 		elem := res.index
 		if st.Kind == pipeline.Call || st.Kind == pipeline.After {
 			elem = -1
