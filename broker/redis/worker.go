@@ -469,7 +469,7 @@ func (w *Worker) deadLetter(ctx context.Context, d delivery, n int64) {
 	var m message
 	if json.Unmarshal(d.body, &m) != nil || policy.CheckRunID(m.Run) != nil {
 		w.log.Error("dead letter", "tenant", d.tenant, "id", d.id, "reason", reason)
-		w.rdb.XAck(ctx, d.stream, group, d.id)
+		w.wrote(ctx, "ack", w.rdb.XAck(ctx, d.stream, group, d.id).Err())
 		return
 	}
 	m.Tenant = d.tenant
@@ -501,7 +501,7 @@ func (w *Worker) claimIdle(ids map[string][]string) {
 			args = append(args, id)
 		}
 		args = append(args, "IDLE", w.cfg.Lease.Milliseconds()+1, "JUSTID")
-		w.rdb.Do(ctx, args...)
+		w.wrote(ctx, "hand back", w.rdb.Do(ctx, args...).Err())
 	}
 }
 
@@ -688,11 +688,23 @@ func (w *Worker) handle(d delivery) {
 	}
 }
 
+// wrote logs and counts a Redis write that failed where nothing else
+// would notice: an acknowledgement, an event, a counter, a notice. None of
+// them loses a result (a message not acknowledged is delivered again),
+// but none is lost silently either.
+func (w *Worker) wrote(ctx context.Context, what string, err error) {
+	if err == nil || errors.Is(err, goredis.Nil) || ctx.Err() != nil {
+		return // Nil: an event for a run whose events expired, not added
+	}
+	w.log.Warn("a Redis write failed", "write", what, "err", err)
+	w.cfg.Metrics.Refused("", "redis_write_failed")
+}
+
 // refuse acknowledges a message that will not be acted on, and says why.
 func (w *Worker) refuse(ctx context.Context, d delivery, reason string, err error) {
 	w.log.Warn("message refused", "tenant", d.tenant, "stream", d.stream, "id", d.id, "reason", reason, "err", err)
 	w.cfg.Metrics.Refused(d.tenant, reason)
-	w.rdb.XAck(ctx, d.stream, group, d.id)
+	w.wrote(ctx, "ack", w.rdb.XAck(ctx, d.stream, group, d.id).Err())
 }
 
 // MaxBatchSize is the most calls one message may carry.
@@ -865,7 +877,7 @@ func (rs *runState) task(tr dag.TaskRef) (*host.Task, error) { return runner.Res
 
 // emit records an event that no script guards (a retry, a failure).
 func (w *Worker) emit(ctx context.Context, m *message, e Event) {
-	w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: eventsKey(m.Tenant, m.Run), NoMkStream: true, MaxLen: 10000, Approx: true, Values: []any{"e", e.encode()}})
+	w.wrote(ctx, "event", w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: eventsKey(m.Tenant, m.Run), NoMkStream: true, MaxLen: 10000, Approx: true, Values: []any{"e", e.encode()}}).Err())
 }
 
 // label names a step (sequential) or node (dataflow).
@@ -1022,7 +1034,7 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 		return err
 	}
 	if started1 == 1 {
-		w.rdb.HSet(ctx, stepKey(m.Tenant, m.Run, m.Step), "worker", w.cfg.Name)
+		w.wrote(ctx, "step worker", w.rdb.HSet(ctx, stepKey(m.Tenant, m.Run, m.Step), "worker", w.cfg.Name).Err())
 	}
 	return w.rdb.XAck(ctx, d.stream, group, d.id).Err()
 }
@@ -1204,7 +1216,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 		}
 		elem := m.Index + i
 		out, err := callWithRetries(rctx, task, in, lim, opts.Retries, tm, func(attempt int, err error) {
-			w.rdb.HIncrBy(ctx, stepKey(m.Tenant, m.Run, m.Step), "retries", 1)
+			w.wrote(ctx, "retry count", w.rdb.HIncrBy(ctx, stepKey(m.Tenant, m.Run, m.Step), "retries", 1).Err())
 			w.emit(ctx, m, Event{Type: EventStepRetried, RunID: m.Run, Step: m.Step + 1, Name: label, Worker: w.cfg.Name,
 				Attempt: attempt, Element: &elem, Error: err.Error()})
 		})
@@ -1354,7 +1366,7 @@ func (w *Worker) finish(ctx context.Context, rs *runState, m *message, d deliver
 // end ends a run (once) and acknowledges the message.
 func (w *Worker) end(ctx context.Context, m *message, d delivery, status, result, errText string) {
 	if policy.CheckRunID(m.Run) != nil {
-		w.rdb.XAck(ctx, d.stream, group, d.id)
+		w.wrote(ctx, "ack", w.rdb.XAck(ctx, d.stream, group, d.id).Err())
 		return
 	}
 	ttl := int64((24 * time.Hour).Milliseconds())
@@ -1373,7 +1385,7 @@ func (w *Worker) end(ctx context.Context, m *message, d delivery, status, result
 		return
 	}
 	if status != "succeeded" {
-		w.rdb.Publish(ctx, cancelTopic(m.Tenant), m.Run) // stop the run's other calls everywhere
+		w.wrote(ctx, "cancel notice", w.rdb.Publish(ctx, cancelTopic(m.Tenant), m.Run).Err()) // stop the run's other calls everywhere
 	}
 	w.forget(m.Tenant, m.Run)
 }
