@@ -70,6 +70,9 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 	finish := func(err error) {
 		e := ev
 		e.Type, e.Time, e.Err = StepFinished, time.Now(), err
+		if res.err != nil {
+			e.Failed++ // the call that failed the step
+		}
 		if res.errs != nil {
 			for _, err := range res.errs {
 				if err != nil {

@@ -326,3 +326,20 @@ func TestRunMetrics(t *testing.T) {
 	}
 	p.cmd.Wait()
 }
+
+// TestFailedStepSummary: the step that failed the run says why on its
+// line, and its summary row counts the call that failed it.
+func TestFailedStepSummary(t *testing.T) {
+	r := flowhost(t, "run", "examples/flows/numbers.toml", "--input", `x=[1,2,"a"]`)
+	if r.code != 1 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, re := range []string{
+		`filter stats\.is_even: FAILED in [0-9.]+[µm]?s: element 2: stats\.is_even: is_even: input 'x' must be a number`,
+		`(?m)^1 filter stats\.is_even\s+3\s+1\s+0\s`,
+	} {
+		if !regexp.MustCompile(re).MatchString(r.stderr) {
+			t.Errorf("stderr does not match %s:\n%s", re, r.stderr)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -137,7 +138,7 @@ func (pr *progress) Event(e runner.Event) {
 		}
 		mark, tail := "✓", ""
 		if e.Err != nil {
-			mark, tail = "✗", ": failed"
+			mark, tail = "✗", ": "+failureReason(e.Err)
 		} else if st.failed > 0 {
 			tail = fmt.Sprintf(" (%d skipped after errors)", st.failed)
 		}
@@ -191,4 +192,21 @@ func (pr *progress) Summary(runID string, elapsed time.Duration, err error) {
 		status = "failed"
 	}
 	fmt.Fprintf(pr.w, "run %s %s in %s\n", runID, status, elapsed.Round(time.Microsecond))
+}
+
+// failureReason is why a step failed, for its line: the element and the
+// task's own error, without the step's name the line already shows.
+func failureReason(err error) string {
+	var re *runner.RunError
+	reason := err.Error()
+	if errors.As(err, &re) {
+		reason = re.Err.Error()
+		if re.Element >= 0 {
+			reason = fmt.Sprintf("element %d: %s", re.Element, reason)
+		}
+	}
+	if r := []rune(reason); len(r) > 300 {
+		reason = string(r[:300]) + "…"
+	}
+	return reason
 }
