@@ -341,6 +341,13 @@ func (f *File) build(raw *rawFile) error {
 		if !filepath.IsAbs(hostDir) {
 			hostDir = filepath.Join(dir, hostDir)
 		}
+		// Absolute now, once: a run submitted to workers must name the
+		// same folder whatever each worker's working directory.
+		abs, err := filepath.Abs(hostDir)
+		if err != nil {
+			return f.Errorf(f.KeyPos("grants", "files"), "grants.files %s: %v", guest, err)
+		}
+		hostDir = abs
 		if f.Grants.Files == nil {
 			f.Grants.Files = map[string]string{}
 		}

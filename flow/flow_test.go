@@ -1,6 +1,8 @@
 package flow
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -214,7 +216,10 @@ call = "text.split"
 		t.Fatal(err)
 	}
 	g := f.Grants
-	if g.Files["/data"] != "dir/data" || g.Files["/abs"] != "/srv/x" || g.Env["REGION"] != "eu" || len(g.HTTP) != 2 || !g.Clock || g.Random {
+	wd, _ := os.Getwd()
+	// Relative to the flow's folder, made absolute at once: a worker
+	// elsewhere must find the same folder.
+	if g.Files["/data"] != filepath.Join(wd, "dir/data") || g.Files["/abs"] != "/srv/x" || g.Env["REGION"] != "eu" || len(g.HTTP) != 2 || !g.Clock || g.Random {
 		t.Fatalf("grants %+v", g)
 	}
 	for _, c := range []struct{ src, want string }{

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowhost/flowhost/internal/redistest"
 	"github.com/flowhost/flowhost/internal/testmod"
 )
 
@@ -341,5 +342,35 @@ func TestFailedStepSummary(t *testing.T) {
 		if !regexp.MustCompile(re).MatchString(r.stderr) {
 			t.Errorf("stderr does not match %s:\n%s", re, r.stderr)
 		}
+	}
+}
+
+// TestGrantsOnWorkers: a relative files grant names the folder beside the
+// flow, for a worker started anywhere, because it is resolved when the
+// run is submitted.
+func TestGrantsOnWorkers(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "wasi.wasm"), testmod.Module(t, "../host/testdata/wasi_read.wat", "../host/testdata/wasi_read.json"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "shared", "etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "shared", "etc", "passwd"), []byte("x"), 0o644)
+	flow := filepath.Join(dir, "flow.toml")
+	os.WriteFile(flow, []byte("[plugins]\nw = \"wasi.wasm\"\n[grants]\nfiles = { \"/data\" = \"shared\" }\n[[step]]\ncall = \"w.read\"\n"), 0o644)
+	srv := redistest.Start(t)
+	w := &proc{cmd: exec.Command(bin, "worker", "--broker", srv.URL(), "--name", "elsewhere")}
+	w.cmd.Dir = t.TempDir() // not the flow's folder, not the submitter's
+	w.cmd.Env = append(os.Environ(), "FLOWHOST_CACHE_DIR="+cacheDir)
+	w.cmd.Stdout, w.cmd.Stderr = w, w
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.cmd.Process.Kill(); w.cmd.Wait() })
+	root, _ := filepath.Abs("..") // where the submitter runs
+	rel, err := filepath.Rel(root, flow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, r := runJSONOut(t, "--broker", srv.URL(), rel) // a relative flow path, so a relative grant
+	if out.Status != "succeeded" || string(out.Result) != "0" {
+		t.Fatalf("on a worker elsewhere: %s %s\n%s", r.stdout, r.stderr, w.output())
 	}
 }
