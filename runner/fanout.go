@@ -155,7 +155,7 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 			f.left--
 			continue
 		}
-		if f.attempts[i] < f.spec.retries && retryable(err) && f.ctx.Err() == nil {
+		if f.attempts[i] < f.spec.retries && Retryable(err) && f.ctx.Err() == nil {
 			f.attempts[i]++
 			retries = append(retries, retry{i, f.attempts[i], err})
 			i := i
@@ -214,10 +214,10 @@ func (f *fanout) failLocked(err error, index int) {
 	go f.done(&res)
 }
 
-// retryable reports whether a failure may go away on another try. A bad
+// Retryable reports whether a failure may go away on another try. A bad
 // input is refused by the host before the task runs, and a canceled call
 // was stopped on purpose.
-func retryable(err error) bool {
+func Retryable(err error) bool {
 	switch host.KindOf(err) {
 	case host.KindBadInput, host.KindCanceled:
 		return false

@@ -700,3 +700,40 @@ func TestRedisOutOfMemory(t *testing.T) {
 		t.Fatalf("worker log:\n%s", out)
 	}
 }
+
+// TestRetryHoldsNoSlot: a retry waits its backoff in the tenant's delayed
+// set, not in a worker slot: with one slot, another run goes through
+// while a failing task backs off, and the failing run still makes all its
+// attempts and fails with the task's own error.
+func TestRetryHoldsNoSlot(t *testing.T) {
+	srv := redistest.Start(t)
+	worker(t, srv, "w1")
+	failing := writeFlow(t, "[[step]]\ncall = \"text.fail_if\"\nretries = 5\nargs = { flag = true, message = \"still broken\" }\n")
+	id := submit(t, srv, failing)
+	// Wait for the first retry to be scheduled.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if st := status(t, srv, id); len(st.Steps) == 1 && st.Steps[0].Attempts >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no retry: %+v", status(t, srv, id))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	one := writeFlow(t, "[[step]]\ncall = \"flaky.busy\"\n")
+	begin := time.Now()
+	if out, r := runJSONOut(t, "--broker", srv.URL(), one); out.Status != "succeeded" {
+		t.Fatalf("the other run: %s %s", r.stdout, r.stderr)
+	}
+	if took := time.Since(begin); took > 1500*time.Millisecond {
+		t.Errorf("the other run took %s behind a backing-off retry", took)
+	}
+	r := flowhost(t, "wait", "--json", "--broker", srv.URL(), id)
+	if r.code != 1 || !strings.Contains(r.stdout, "still broken") {
+		t.Fatalf("the failing run: exit %d %s", r.code, r.stdout)
+	}
+	if st := status(t, srv, id); st.Steps[0].Attempts != 6 {
+		t.Fatalf("attempts %d, want 6 (1 + 5 retries)", st.Steps[0].Attempts)
+	}
+}

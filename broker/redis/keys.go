@@ -28,6 +28,7 @@ const (
 
 func streamKey(tenant string) string      { return fmt.Sprintf("fh:t:%s:q", tenant) }
 func deadKey(tenant string) string        { return fmt.Sprintf("fh:t:%s:dead", tenant) }
+func delayedKey(tenant string) string     { return fmt.Sprintf("fh:t:%s:delayed", tenant) }
 func runKey(tenant, run string) string    { return fmt.Sprintf("fh:t:%s:run:%s", tenant, run) }
 func runsKey(tenant string) string        { return fmt.Sprintf("fh:t:%s:runs", tenant) }
 func doneTopic(tenant string) string      { return fmt.Sprintf("fh:t:%s:done", tenant) }

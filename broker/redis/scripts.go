@@ -29,9 +29,11 @@ return 1
 // message is acknowledged in the same step. A batch that ends after its
 // step's hash expired stores nothing (which would leave a key without a
 // TTL).
-// KEYS: step hash, stream, events stream. ARGV: batch field, result, next
-// message, message id, calls done, failed calls, now (RFC 3339), the
-// step's finished event, the remainder message (or "").
+// A remainder with a due time (a retry) waits in the delayed set instead.
+// KEYS: step hash, stream, events stream, delayed set. ARGV: batch field,
+// result, next message, message id, calls done, failed calls, now (RFC
+// 3339), the step's finished event, the remainder message (or ""), its
+// due time in Unix ms (or "").
 var completeScript = goredis.NewScript(`
 redis.call('XACK', KEYS[2], 'workers', ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
@@ -39,7 +41,11 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
 redis.call('HINCRBY', KEYS[1], 'done', ARGV[5])
 if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[1], 'failed', ARGV[6]) end
 if ARGV[9] ~= '' then
-  redis.call('XADD', KEYS[2], '*', 'm', ARGV[9])
+  if ARGV[10] ~= '' then
+    redis.call('ZADD', KEYS[4], ARGV[10], ARGV[9])
+  else
+    redis.call('XADD', KEYS[2], '*', 'm', ARGV[9])
+  end
   return tonumber(redis.call('HGET', KEYS[1], 'left'))
 end
 local left = redis.call('HINCRBY', KEYS[1], 'left', -1)
@@ -84,4 +90,26 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'e', ARGV[10])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
+`)
+
+// retryScript acknowledges a batch whose first call is to be retried and
+// puts the batch, from that call, in the delayed set until it is due.
+// KEYS: stream, delayed set. ARGV: message id, due (Unix ms), message.
+var retryScript = goredis.NewScript(`
+redis.call('XACK', KEYS[1], 'workers', ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+`)
+
+// promoteScript moves the messages of a delayed set that are due to the
+// stream, at most ARGV[2] of them; a message moved once is gone from the
+// set, so no two workers move it.
+// KEYS: delayed set, stream. ARGV: now (Unix ms), count.
+var promoteScript = goredis.NewScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('XADD', KEYS[2], '*', 'm', m)
+end
+return #due
 `)

@@ -49,6 +49,9 @@ type message struct {
 	Task   int               `json:"ti,omitempty"` // which of the step's tasks (group)
 	Inputs []json.RawMessage `json:"in,omitempty"`
 	Elems  []json.RawMessage `json:"el,omitempty"` // a filter's elements, kept when the task says true
+	// Attempt is how many times the batch's first call failed before: a
+	// retry is this message again, from the failed call, delayed.
+	Attempt int `json:"a,omitempty"`
 }
 
 // batchResult is what a call batch stores in its step's hash.
@@ -178,6 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopBG()
 	go w.heartbeats(bg)
 	go w.cancellations(bg)
+	go w.promote(bg)
 	if w.cfg.Metrics != nil {
 		go w.queueGauges(bg)
 	}
@@ -728,8 +732,11 @@ func (m *message) check() error {
 	if err := policy.CheckRunID(m.Run); err != nil {
 		return err
 	}
-	if m.Step < 0 || m.Batch < 0 || m.Index < 0 || m.Task < 0 {
-		return fmt.Errorf("negative step, batch, index or task (%d, %d, %d, %d)", m.Step, m.Batch, m.Index, m.Task)
+	if m.Step < 0 || m.Batch < 0 || m.Index < 0 || m.Task < 0 || m.Attempt < 0 {
+		return fmt.Errorf("negative step, batch, index, task or attempt (%d, %d, %d, %d, %d)", m.Step, m.Batch, m.Index, m.Task, m.Attempt)
+	}
+	if m.Attempt > pipeline.MaxRetries {
+		return fmt.Errorf("attempt %d: at most %d retries", m.Attempt, pipeline.MaxRetries)
 	}
 	if m.Kind != kindCall {
 		if len(m.Inputs) != 0 || len(m.Elems) != 0 {
@@ -1197,7 +1204,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	tm := w.cfg.Metrics.Task(m.Tenant, task.Module().Name, task.Spec.Name)
 	br := batchResult{Index: m.Index, Outputs: make([]json.RawMessage, len(m.Inputs))}
 	began := time.Now()
-	remainder := ""
+	remainder, due := "", time.Time{}
 	for i, in := range m.Inputs {
 		// A long batch yields its slot to another tenant's message
 		// waiting for one: it keeps what it did and sends the rest on.
@@ -1215,11 +1222,32 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 			break
 		}
 		elem := m.Index + i
-		out, err := callWithRetries(rctx, task, in, lim, opts.Retries, tm, func(attempt int, err error) {
+		attempt := 0
+		if i == 0 {
+			attempt = m.Attempt
+		}
+		start := time.Now()
+		out, err := task.Call(rctx, in, lim)
+		tm.Observe(time.Since(start), err, attempt > 0)
+		if err != nil && attempt < opts.Retries && runner.Retryable(err) && rc.ctx.Err() == nil {
+			// Retry later from this call, holding no slot meanwhile: what
+			// the batch did is stored, the rest waits in the tenant's
+			// delayed set until its backoff is over.
+			rest := *m
+			rest.Index, rest.Inputs, rest.Attempt = m.Index+i, m.Inputs[i:], attempt+1
+			if m.Elems != nil {
+				rest.Elems = m.Elems[i:]
+			}
+			remainder, due = w.send(rest), time.Now().Add(runner.RetryDelay(attempt+1))
+			br.Outputs = br.Outputs[:i]
+			if br.Errs != nil {
+				br.Errs = br.Errs[:i]
+			}
 			w.wrote(ctx, "retry count", w.rdb.HIncrBy(ctx, stepKey(m.Tenant, m.Run, m.Step), "retries", 1).Err())
 			w.emit(ctx, m, Event{Type: EventStepRetried, RunID: m.Run, Step: m.Step + 1, Name: label, Worker: w.cfg.Name,
-				Attempt: attempt, Element: &elem, Error: err.Error()})
-		})
+				Attempt: attempt + 1, Element: &elem, Error: err.Error()})
+			break
+		}
 		if err != nil {
 			if !opts.SkipErrors || host.KindOf(err) == host.KindCanceled {
 				if host.KindOf(err) != host.KindCanceled {
@@ -1254,9 +1282,19 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	}
 	res, _ := json.Marshal(br)
 	fin := Event{Type: EventStepFinished, RunID: m.Run, Step: m.Step + 1, Name: label, Worker: w.cfg.Name}.encode()
+	dueMS := ""
+	if !due.IsZero() {
+		dueMS = strconv.FormatInt(due.UnixMilli(), 10)
+	}
+	if len(br.Outputs) == 0 {
+		// The first call is to be retried: nothing to store.
+		return w.whileRefused(ctx, m, func() error {
+			return retryScript.Run(ctx, w.rdb, []string{d.stream, delayedKey(m.Tenant)}, d.id, dueMS, remainder).Err()
+		})
+	}
 	return w.whileRefused(ctx, m, func() error {
-		return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run)},
-			batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), fin, remainder).Err()
+		return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant)},
+			batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), fin, remainder, dueMS).Err()
 	})
 }
 
@@ -1297,26 +1335,6 @@ const yieldAfter = 10 * time.Millisecond
 // batchField is the step hash field of the batch whose first call is
 // the step's call index.
 func batchField(index int) string { return "b:" + strconv.Itoa(index) }
-
-// callWithRetries calls a task, retrying failures with exponential
-// backoff and jitter.
-func callWithRetries(ctx context.Context, t *host.Task, in []byte, lim host.Limits, retries int, tm *metrics.Task, onRetry func(int, error)) ([]byte, error) {
-	for attempt := 0; ; attempt++ {
-		start := time.Now()
-		out, err := t.Call(ctx, in, lim)
-		tm.Observe(time.Since(start), err, attempt > 0)
-		if err == nil || attempt >= retries || host.KindOf(err) == host.KindBadInput || host.KindOf(err) == host.KindCanceled {
-			return out, err
-		}
-		onRetry(attempt+1, err)
-		d := runner.RetryDelay(attempt + 1)
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-			return nil, err
-		}
-	}
-}
 
 // nodeDone starts the dataflow nodes that became ready.
 func (w *Worker) nodeDone(ctx context.Context, rs *runState, m *message, d delivery) error {
