@@ -22,6 +22,10 @@ import "fmt"
 const (
 	group      = "workers"
 	tenantsKey = "fh:tenants"
+	// delayedIndex scores each tenant with a retry waiting by its
+	// earliest due time, so workers look only at tenants with one due.
+	// Written by workers only.
+	delayedIndex = "fh:delayed"
 	// cancelPattern matches every tenant's cancel topic.
 	cancelPattern = "fh:t:*:cancel"
 )

@@ -30,10 +30,10 @@ return 1
 // step's hash expired stores nothing (which would leave a key without a
 // TTL).
 // A remainder with a due time (a retry) waits in the delayed set instead.
-// KEYS: step hash, stream, events stream, delayed set. ARGV: batch field,
-// result, next message, message id, calls done, failed calls, now (RFC
-// 3339), the step's finished event, the remainder message (or ""), its
-// due time in Unix ms (or "").
+// KEYS: step hash, stream, events stream, delayed set, delayed index.
+// ARGV: batch field, result, next message, message id, calls done, failed
+// calls, now (RFC 3339), the step's finished event, the remainder message
+// (or ""), its due time in Unix ms (or ""), the tenant.
 var completeScript = goredis.NewScript(`
 redis.call('XACK', KEYS[2], 'workers', ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
@@ -43,6 +43,7 @@ if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[1], 'failed', ARGV[6]) end
 if ARGV[9] ~= '' then
   if ARGV[10] ~= '' then
     redis.call('ZADD', KEYS[4], ARGV[10], ARGV[9])
+    redis.call('ZADD', KEYS[5], 'LT', ARGV[10], ARGV[11])
   else
     redis.call('XADD', KEYS[2], '*', 'm', ARGV[9])
   end
@@ -94,22 +95,32 @@ return 1
 
 // retryScript acknowledges a batch whose first call is to be retried and
 // puts the batch, from that call, in the delayed set until it is due.
-// KEYS: stream, delayed set. ARGV: message id, due (Unix ms), message.
+// KEYS: stream, delayed set, delayed index. ARGV: message id, due (Unix
+// ms), message, tenant.
 var retryScript = goredis.NewScript(`
 redis.call('XACK', KEYS[1], 'workers', ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[3], 'LT', ARGV[2], ARGV[4])
 return 1
 `)
 
-// promoteScript moves the messages of a delayed set that are due to the
-// stream, at most ARGV[2] of them; a message moved once is gone from the
-// set, so no two workers move it.
-// KEYS: delayed set, stream. ARGV: now (Unix ms), count.
+// promoteScript moves the messages of a tenant's delayed set that are
+// due to its stream, at most ARGV[2] of them (a message moved once is gone
+// from the set, so no two workers move it), then scores the tenant in the
+// index by its next due time, or takes it out.
+// KEYS: delayed set, stream, delayed index. ARGV: now (Unix ms), count,
+// tenant.
 var promoteScript = goredis.NewScript(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(due) do
   redis.call('ZREM', KEYS[1], m)
   redis.call('XADD', KEYS[2], '*', 'm', m)
+end
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #nxt == 0 then
+  redis.call('ZREM', KEYS[3], ARGV[3])
+else
+  redis.call('ZADD', KEYS[3], nxt[2], ARGV[3])
 end
 return #due
 `)

@@ -1289,12 +1289,12 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	if len(br.Outputs) == 0 {
 		// The first call is to be retried: nothing to store.
 		return w.whileRefused(ctx, m, func() error {
-			return retryScript.Run(ctx, w.rdb, []string{d.stream, delayedKey(m.Tenant)}, d.id, dueMS, remainder).Err()
+			return retryScript.Run(ctx, w.rdb, []string{d.stream, delayedKey(m.Tenant), delayedIndex}, d.id, dueMS, remainder, m.Tenant).Err()
 		})
 	}
 	return w.whileRefused(ctx, m, func() error {
-		return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant)},
-			batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), fin, remainder, dueMS).Err()
+		return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant), delayedIndex},
+			batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), fin, remainder, dueMS, m.Tenant).Err()
 	})
 }
 
