@@ -44,7 +44,6 @@ type message struct {
 	// of the read, never a claim of the body, which its tenant may write.
 	Tenant string            `json:"-"`
 	Step   int               `json:"s"`
-	Batch  int               `json:"b,omitempty"`
 	Index  int               `json:"i,omitempty"`  // step-wide index of the batch's first call
 	Task   int               `json:"ti,omitempty"` // which of the step's tasks (group)
 	Inputs []json.RawMessage `json:"in,omitempty"`
@@ -732,8 +731,8 @@ func (m *message) check() error {
 	if err := policy.CheckRunID(m.Run); err != nil {
 		return err
 	}
-	if m.Step < 0 || m.Batch < 0 || m.Index < 0 || m.Task < 0 || m.Attempt < 0 {
-		return fmt.Errorf("negative step, batch, index, task or attempt (%d, %d, %d, %d, %d)", m.Step, m.Batch, m.Index, m.Task, m.Attempt)
+	if m.Step < 0 || m.Index < 0 || m.Task < 0 || m.Attempt < 0 {
+		return fmt.Errorf("negative step, index, task or attempt (%d, %d, %d, %d)", m.Step, m.Index, m.Task, m.Attempt)
 	}
 	if m.Attempt > pipeline.MaxRetries {
 		return fmt.Errorf("attempt %d: at most %d retries", m.Attempt, pipeline.MaxRetries)
@@ -1021,12 +1020,12 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 	finished := started
 	finished.Type = EventStepFinished
 	args := []any{len(calls), w.ttl(rs), w.next(rs, m), time.Now().UTC().Format(time.RFC3339Nano), started.encode(), finished.encode()}
-	for i, b := 0, 0; i < len(calls); b++ {
+	for i := 0; i < len(calls); {
 		j := i + 1
 		for j < len(calls) && j-i < w.cfg.BatchSize && calls[j].Task == calls[i].Task {
 			j++
 		}
-		bm := message{Kind: kindCall, Run: m.Run, Tenant: m.Tenant, Step: m.Step, Batch: b, Index: i, Task: taskOf(i)}
+		bm := message{Kind: kindCall, Run: m.Run, Tenant: m.Tenant, Step: m.Step, Index: i, Task: taskOf(i)}
 		for k := i; k < j; k++ {
 			bm.Inputs = append(bm.Inputs, calls[k].Input)
 		}
