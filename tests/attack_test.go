@@ -77,7 +77,7 @@ func newTenantsLab(t *testing.T) *tenantsLab {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"w1", "w2"} {
-		w := start(t, "worker", "--broker", l.workerURL, "--name", name, "--config", cfg, "--lease", "2s",
+		w := start(t, "worker", "--broker", l.workerURL, "--name", name, "--config", cfg,
 			"--concurrency", "2", "--batch-size", "4", "--metrics-addr", "127.0.0.1:0")
 		l.workers = append(l.workers, w)
 	}
@@ -320,7 +320,7 @@ func TestTenantAttacks(t *testing.T) {
 	// bravo's run ended right, untouched by any of it.
 	out := l.wait(t, l.bravoURL, "bravo", bravo)
 	if out.Status != "succeeded" {
-		t.Fatalf("bravo's run: %+v %v", out, out.Error)
+		t.Fatalf("bravo's run: %+v %s", out, *out.Error)
 	}
 	ones(t, out.Result, len(xs))
 	// Nothing of bravo's reached acme's stream.
