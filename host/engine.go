@@ -93,6 +93,10 @@ type Engine struct {
 
 	mu      sync.Mutex
 	modules map[string]*Module // by sha256
+	// loading holds, by sha256, a channel closed when a Load of those
+	// bytes in progress ends: the same bytes are never compiled twice at
+	// once (wazero's engine keeps one compiled module per content).
+	loading map[string]chan struct{}
 
 	cacheHits, cacheMisses atomic.Int64
 }
@@ -213,12 +217,35 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	}
 	sum := sha256.Sum256(wasm)
 	id := hex.EncodeToString(sum[:])
-	e.mu.Lock()
-	if m, ok := e.modules[id]; ok {
+	for {
+		e.mu.Lock()
+		if m, ok := e.modules[id]; ok {
+			e.mu.Unlock()
+			return m, nil
+		}
+		wait, busy := e.loading[id]
+		if !busy {
+			if e.loading == nil {
+				e.loading = map[string]chan struct{}{}
+			}
+			done := make(chan struct{})
+			e.loading[id] = done
+			e.mu.Unlock()
+			defer func() {
+				e.mu.Lock()
+				delete(e.loading, id)
+				e.mu.Unlock()
+				close(done)
+			}()
+			break
+		}
 		e.mu.Unlock()
-		return m, nil
+		select {
+		case <-wait: // loaded, or failed: look again
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	e.mu.Unlock()
 
 	info, err := abi.ParseModule(wasm)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -598,7 +599,7 @@ func (w *Worker) handle(d delivery) {
 		if r := recover(); r != nil {
 			// A bug, not an attack that got through: fail the run it
 			// belongs to, loudly, and keep serving everyone else.
-			w.log.Error("internal error handling a message", "tenant", d.tenant, "run", m.Run, "id", d.id, "panic", r)
+			w.log.Error("internal error handling a message", "tenant", d.tenant, "run", m.Run, "id", d.id, "panic", r, "stack", string(debug.Stack()))
 			w.cfg.Metrics.Refused(d.tenant, "panic")
 			w.end(ctx, &m, d, "failed", "null", fmt.Sprintf("worker %s: internal error handling message %s: %v", w.cfg.Name, d.id, r))
 		}
