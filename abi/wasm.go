@@ -3,6 +3,8 @@ package abi
 import (
 	"errors"
 	"fmt"
+
+	"github.com/flowhost/flowhost/internal/leb128"
 )
 
 // Import kinds, as encoded in the WebAssembly binary format.
@@ -378,7 +380,11 @@ func (m *Module) parseData(r *reader) error {
 	return r.err
 }
 
-var errTruncated = errors.New("truncated")
+var (
+	errTruncated   = errors.New("truncated")
+	errLEBTooLong  = errors.New("malformed LEB128 integer")
+	errLEBOverflow = errors.New("LEB128 integer overflows u32") // only u32 can
+)
 
 type reader struct {
 	b   []byte
@@ -402,26 +408,12 @@ func (r *reader) byte() byte {
 }
 
 func (r *reader) u32() uint32 {
-	var v uint64
-	for shift := uint(0); ; shift += 7 {
-		c := r.byte()
-		if r.err != nil {
-			return 0
-		}
-		if shift >= 35 {
-			r.err = errors.New("malformed LEB128 integer")
-			return 0
-		}
-		v |= uint64(c&0x7f) << shift
-		if c&0x80 == 0 {
-			break
-		}
-	}
-	if v > 0xffffffff {
-		r.err = errors.New("LEB128 integer overflows u32")
+	if r.err != nil {
 		return 0
 	}
-	return uint32(v)
+	v, n, err := leb128.Uint32(r.b[r.pos:])
+	r.leb(n, err)
+	return v
 }
 
 func (r *reader) bytes(n uint32) []byte {
@@ -460,25 +452,26 @@ func (r *reader) peek() byte {
 
 // s64 reads a signed LEB128 integer of up to 64 bits.
 func (r *reader) s64() int64 {
-	var v int64
-	var shift uint
-	for {
-		c := r.byte()
-		if r.err != nil {
-			return 0
-		}
-		if shift >= 64 {
-			r.err = errors.New("malformed LEB128 integer")
-			return 0
-		}
-		v |= int64(c&0x7f) << shift
-		shift += 7
-		if c&0x80 == 0 {
-			if shift < 64 && c&0x40 != 0 {
-				v |= -1 << shift
-			}
-			return v
-		}
+	if r.err != nil {
+		return 0
+	}
+	v, n, err := leb128.Int64(r.b[r.pos:])
+	r.leb(n, err)
+	return v
+}
+
+// leb moves past the n bytes of a LEB128 integer read and records its
+// error, if any.
+func (r *reader) leb(n int, err error) {
+	r.pos += n
+	switch err {
+	case nil:
+	case leb128.ErrTruncated:
+		r.err = errTruncated
+	case leb128.ErrOverflow:
+		r.err = errLEBOverflow
+	default:
+		r.err = errLEBTooLong
 	}
 }
 
@@ -557,22 +550,10 @@ func AppendCustomSection(wasm []byte, name string, data []byte) ([]byte, error) 
 		r.pos = end
 	}
 	var payload []byte
-	payload = appendU32(payload, uint32(len(name)))
+	payload = leb128.AppendUint(payload, uint64(len(name)))
 	payload = append(payload, name...)
 	payload = append(payload, data...)
 	out = append(out, 0)
-	out = appendU32(out, uint32(len(payload)))
+	out = leb128.AppendUint(out, uint64(len(payload)))
 	return append(out, payload...), nil
-}
-
-func appendU32(b []byte, v uint32) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			b = append(b, c|0x80)
-			continue
-		}
-		return append(b, c)
-	}
 }

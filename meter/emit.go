@@ -1,6 +1,10 @@
 package meter
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/flowhost/flowhost/internal/leb128"
+)
 
 // emit writes the instrumented module.
 func (m *rewriter) emit() []byte {
@@ -38,7 +42,7 @@ func (m *rewriter) emit() []byte {
 
 func appendSection(out []byte, id byte, payload []byte) []byte {
 	out = append(out, id)
-	out = appendULEB(out, uint64(len(payload)))
+	out = leb128.AppendUint(out, uint64(len(payload)))
 	return append(out, payload...)
 }
 
@@ -55,7 +59,7 @@ func (m *rewriter) rewriteSection(id byte, r *reader) []byte {
 	switch id {
 	case secType:
 		n := count()
-		out = appendULEB(out, uint64(n)+uint64(len(m.newTypes)))
+		out = leb128.AppendUint(out, uint64(n)+uint64(len(m.newTypes)))
 		out = append(out, r.b[r.pos:]...)
 		r.pos = len(r.b)
 		for _, t := range m.newTypes {
@@ -63,22 +67,22 @@ func (m *rewriter) rewriteSection(id byte, r *reader) []byte {
 		}
 	case secImport:
 		n := count()
-		out = appendULEB(out, uint64(n)+uint64(m.added))
+		out = leb128.AppendUint(out, uint64(n)+uint64(m.added))
 		out = append(out, r.b[r.pos:]...)
 		r.pos = len(r.b)
 		for _, name := range []string{FuncOutOfFuel, FuncTooDeep} {
 			out = appendName(out, ImportModule)
 			out = appendName(out, name)
-			out = appendULEB(append(out, 0x00), uint64(m.voidType))
+			out = leb128.AppendUint(append(out, 0x00), uint64(m.voidType))
 		}
 		if m.tableGrows {
 			out = appendName(out, ImportModule)
 			out = appendName(out, FuncTableGrow)
-			out = appendULEB(append(out, 0x00), uint64(m.tableGrowTy))
+			out = leb128.AppendUint(append(out, 0x00), uint64(m.tableGrowTy))
 		}
 	case secTable:
 		n := r.u32()
-		out = appendULEB(out, uint64(n))
+		out = leb128.AppendUint(out, uint64(n))
 		for i := uint32(0); i < n; i++ {
 			start := r.pos
 			init := r.peek() == 0x40
@@ -97,7 +101,7 @@ func (m *rewriter) rewriteSection(id byte, r *reader) []byte {
 		}
 	case secGlobal:
 		n := count()
-		out = appendULEB(out, uint64(n)+2)
+		out = leb128.AppendUint(out, uint64(n)+2)
 		for i := uint32(0); i < n; i++ {
 			start := r.pos
 			r.valType()
@@ -105,13 +109,13 @@ func (m *rewriter) rewriteSection(id byte, r *reader) []byte {
 			out = append(out, r.b[start:r.pos]...)
 			out = m.constExpr(r, out)
 		}
-		out = appendSLEB(append(out, 0x7e, 0x01, 0x42), InitialFuel) // mut i64, i64.const
+		out = leb128.AppendInt(append(out, 0x7e, 0x01, 0x42), InitialFuel) // mut i64, i64.const
 		out = append(out, 0x0b)
-		out = appendSLEB(append(out, 0x7f, 0x01, 0x41), int64(InitialDepth)) // mut i32, i32.const
+		out = leb128.AppendInt(append(out, 0x7f, 0x01, 0x41), int64(InitialDepth)) // mut i32, i32.const
 		out = append(out, 0x0b)
 	case secExport:
 		n := count()
-		out = appendULEB(out, uint64(n)+2)
+		out = leb128.AppendUint(out, uint64(n)+2)
 		for i := uint32(0); i < n; i++ {
 			name := r.name()
 			kind := r.byte()
@@ -120,12 +124,12 @@ func (m *rewriter) rewriteSection(id byte, r *reader) []byte {
 				idx = m.fn(r, idx)
 			}
 			out = appendName(out, name)
-			out = appendULEB(append(out, kind), uint64(idx))
+			out = leb128.AppendUint(append(out, kind), uint64(idx))
 		}
-		out = appendULEB(append(appendName(out, GlobalFuel), 0x03), uint64(m.fuelGlobal))
-		out = appendULEB(append(appendName(out, GlobalDepth), 0x03), uint64(m.depthGlobal))
+		out = leb128.AppendUint(append(appendName(out, GlobalFuel), 0x03), uint64(m.fuelGlobal))
+		out = leb128.AppendUint(append(appendName(out, GlobalDepth), 0x03), uint64(m.depthGlobal))
 	case secStart:
-		out = appendULEB(out, uint64(m.fn(r, r.u32())))
+		out = leb128.AppendUint(out, uint64(m.fn(r, r.u32())))
 	case secElement:
 		out = m.rewriteElements(r)
 	case secCode:
@@ -148,7 +152,7 @@ func (m *rewriter) constExpr(r *reader, out []byte) []byte {
 		in := decodeInstr(r)
 		switch in.kind {
 		case kRefFunc:
-			out = appendULEB(append(out, 0xd2), uint64(m.fn(r, in.fn)))
+			out = leb128.AppendUint(append(out, 0xd2), uint64(m.fn(r, in.fn)))
 		case kEnd:
 			return append(out, r.b[start:r.pos]...)
 		case kPlain:
@@ -162,16 +166,16 @@ func (m *rewriter) constExpr(r *reader, out []byte) []byte {
 
 func (m *rewriter) rewriteElements(r *reader) []byte {
 	n := r.u32()
-	out := appendULEB(nil, uint64(n))
+	out := leb128.AppendUint(nil, uint64(n))
 	for i := uint32(0); i < n; i++ {
 		within(fmt.Sprintf("segment %d", i), func() {
 			flags := r.u32()
 			if flags > 7 {
 				r.malformed("invalid element segment flags %d", flags)
 			}
-			out = appendULEB(out, uint64(flags))
+			out = leb128.AppendUint(out, uint64(flags))
 			if flags&3 == 2 { // active, explicit table
-				out = appendULEB(out, uint64(r.u32()))
+				out = leb128.AppendUint(out, uint64(r.u32()))
 			}
 			if flags&1 == 0 { // active: offset
 				out = m.constExpr(r, out)
@@ -188,10 +192,10 @@ func (m *rewriter) rewriteElements(r *reader) []byte {
 				out = append(out, r.b[start:r.pos]...)
 			}
 			k := r.u32()
-			out = appendULEB(out, uint64(k))
+			out = leb128.AppendUint(out, uint64(k))
 			for j := uint32(0); j < k; j++ {
 				if flags&4 == 0 {
-					out = appendULEB(out, uint64(m.fn(r, r.u32())))
+					out = leb128.AppendUint(out, uint64(m.fn(r, r.u32())))
 				} else {
 					out = m.constExpr(r, out)
 				}
@@ -203,7 +207,7 @@ func (m *rewriter) rewriteElements(r *reader) []byte {
 
 func (m *rewriter) rewriteCode(r *reader) []byte {
 	n := r.u32()
-	out := appendULEB(make([]byte, 0, len(r.b)+len(r.b)/3), uint64(n))
+	out := leb128.AppendUint(make([]byte, 0, len(r.b)+len(r.b)/3), uint64(n))
 	var body []byte
 	for i := uint32(0); i < n; i++ {
 		size := r.u32()
@@ -212,7 +216,7 @@ func (m *rewriter) rewriteCode(r *reader) []byte {
 		within(fmt.Sprintf("function %d", m.nImpFunc+i), func() {
 			body = m.rewriteBody(body[:0], newReader(in, base), int(i))
 		})
-		out = appendULEB(out, uint64(len(body)))
+		out = leb128.AppendUint(out, uint64(len(body)))
 		out = append(out, body...)
 	}
 	return out
@@ -234,7 +238,7 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 			unsupported(r.off(), "too many locals to add one")
 		}
 		saved = int64(nLocals)
-		out = appendULEB(out, uint64(nDecl)+1)
+		out = leb128.AppendUint(out, uint64(nDecl)+1)
 		out = append(out, r.b[declStart:r.pos]...)
 		out = append(out, 0x01, 0x7f) // (local $saved i32)
 	} else {
@@ -243,8 +247,8 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 
 	out = m.depthEnter(out)
 	if saved >= 0 {
-		out = appendULEB(append(out, 0x23), uint64(m.depthGlobal)) // global.get
-		out = appendULEB(append(out, 0x21), uint64(saved))         // local.set $saved
+		out = leb128.AppendUint(append(out, 0x23), uint64(m.depthGlobal)) // global.get
+		out = leb128.AppendUint(append(out, 0x21), uint64(saved))         // local.set $saved
 	}
 	out = m.fuelCheck(out, p.costs[0])
 	out = append(append(out, 0x02), m.wrapBT[i]...) // block (type of the results)
@@ -290,24 +294,24 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 			}
 			restore = restore[:len(restore)-1]
 		case kCall:
-			out = appendULEB(append(out, 0x10), uint64(m.fn(r, in.fn)))
+			out = leb128.AppendUint(append(out, 0x10), uint64(m.fn(r, in.fn)))
 		case kRefFunc:
-			out = appendULEB(append(out, 0xd2), uint64(m.fn(r, in.fn)))
+			out = leb128.AppendUint(append(out, 0xd2), uint64(m.fn(r, in.fn)))
 		case kReturnCall:
 			out = m.depthLeave(out, saved)
-			out = appendULEB(append(out, 0x12), uint64(m.fn(r, in.fn)))
+			out = leb128.AppendUint(append(out, 0x12), uint64(m.fn(r, in.fn)))
 		case kReturnCallOther:
 			out = m.depthLeave(out, saved)
 			out = append(out, r.b[start:r.pos]...)
 		case kReturn:
 			// br to the wrapper block, whose label index is the number of
 			// labels open in the body
-			out = appendULEB(append(out, 0x0c), uint64(len(restore)))
+			out = leb128.AppendUint(append(out, 0x0c), uint64(len(restore)))
 		case kTableGrow:
 			// [ref delta] table.size t; i32.const t; call table_grow: [ref delta']
-			out = appendULEB(append(out, 0xfc, 16), uint64(in.table))
-			out = appendSLEB(append(out, 0x41), int64(int32(in.table)))
-			out = appendULEB(append(out, 0x10), uint64(m.tableGrow))
+			out = leb128.AppendUint(append(out, 0xfc, 16), uint64(in.table))
+			out = leb128.AppendInt(append(out, 0x41), int64(int32(in.table)))
+			out = leb128.AppendUint(append(out, 0x10), uint64(m.tableGrow))
 			out = append(out, r.b[start:r.pos]...)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/flowhost/flowhost/internal/leb128"
 )
 
 // compare calls each function on the original and instrumented modules
@@ -147,7 +149,7 @@ func ehModule() []byte {
 		0x20, 0, 0x10, 2, 0x23, 0, 0x6a, 0x0b} // (call $down n) + $tries; end
 	code := []byte{4}
 	for _, f := range [][]byte{rec, catcher, down, retry} {
-		code = append(appendULEB(code, uint64(len(f))), f...)
+		code = append(leb128.AppendUint(code, uint64(len(f))), f...)
 	}
 	return appendSection(b, secCode, code)
 }

@@ -56,6 +56,8 @@ package meter
 import (
 	"bytes"
 	"fmt"
+
+	"github.com/flowhost/flowhost/internal/leb128"
 )
 
 const (
@@ -439,7 +441,7 @@ func (m *rewriter) plan() {
 		case t.nResults == 1 && len(t.results) == 1:
 			m.wrapBT[i] = t.results
 		default:
-			m.wrapBT[i] = appendSLEB(nil, int64(m.typeFor(t.results, t.nResults)))
+			m.wrapBT[i] = leb128.AppendInt(nil, int64(m.typeFor(t.results, t.nResults)))
 		}
 	}
 }
@@ -451,7 +453,7 @@ func (m *rewriter) typeFor(results []byte, n uint32) uint32 {
 			return uint32(i)
 		}
 	}
-	enc := appendULEB([]byte{0x60, 0x00}, uint64(n))
+	enc := leb128.AppendUint([]byte{0x60, 0x00}, uint64(n))
 	enc = append(enc, results...)
 	m.newTypes = append(m.newTypes, enc)
 	m.types = append(m.types, funcType{nResults: n, results: results})
@@ -484,25 +486,25 @@ func (m *rewriter) fn(r *reader, f uint32) uint32 {
 
 // fuelCheck appends the fuel check charging cost.
 func (m *rewriter) fuelCheck(out []byte, cost int64) []byte {
-	out = appendULEB(append(out, 0x23), uint64(m.fuelGlobal)) // global.get
-	out = appendSLEB(append(out, 0x42), cost)                 // i64.const cost
-	out = append(out, 0x7d)                                   // i64.sub
-	out = appendULEB(append(out, 0x24), uint64(m.fuelGlobal)) // global.set
-	out = appendULEB(append(out, 0x23), uint64(m.fuelGlobal)) // global.get
-	out = append(out, 0x42, 0x00, 0x53, 0x04, 0x40)           // i64.const 0; i64.lt_s; if
-	out = appendULEB(append(out, 0x10), uint64(m.outOfFuel))  // call out_of_fuel
-	return append(out, 0x0b)                                  // end
+	out = leb128.AppendUint(append(out, 0x23), uint64(m.fuelGlobal)) // global.get
+	out = leb128.AppendInt(append(out, 0x42), cost)                  // i64.const cost
+	out = append(out, 0x7d)                                          // i64.sub
+	out = leb128.AppendUint(append(out, 0x24), uint64(m.fuelGlobal)) // global.set
+	out = leb128.AppendUint(append(out, 0x23), uint64(m.fuelGlobal)) // global.get
+	out = append(out, 0x42, 0x00, 0x53, 0x04, 0x40)                  // i64.const 0; i64.lt_s; if
+	out = leb128.AppendUint(append(out, 0x10), uint64(m.outOfFuel))  // call out_of_fuel
+	return append(out, 0x0b)                                         // end
 }
 
 // depthEnter appends the depth decrement and check.
 func (m *rewriter) depthEnter(out []byte) []byte {
-	out = appendULEB(append(out, 0x23), uint64(m.depthGlobal)) // global.get
-	out = append(out, 0x41, 0x01, 0x6b)                        // i32.const 1; i32.sub
-	out = appendULEB(append(out, 0x24), uint64(m.depthGlobal)) // global.set
-	out = appendULEB(append(out, 0x23), uint64(m.depthGlobal)) // global.get
-	out = append(out, 0x41, 0x00, 0x4c, 0x04, 0x40)            // i32.const 0; i32.le_s; if
-	out = appendULEB(append(out, 0x10), uint64(m.tooDeep))     // call too_deep
-	return append(out, 0x0b)                                   // end
+	out = leb128.AppendUint(append(out, 0x23), uint64(m.depthGlobal)) // global.get
+	out = append(out, 0x41, 0x01, 0x6b)                               // i32.const 1; i32.sub
+	out = leb128.AppendUint(append(out, 0x24), uint64(m.depthGlobal)) // global.set
+	out = leb128.AppendUint(append(out, 0x23), uint64(m.depthGlobal)) // global.get
+	out = append(out, 0x41, 0x00, 0x4c, 0x04, 0x40)                   // i32.const 0; i32.le_s; if
+	out = leb128.AppendUint(append(out, 0x10), uint64(m.tooDeep))     // call too_deep
+	return append(out, 0x0b)                                          // end
 }
 
 // depthLeave appends the depth increment. In a function that catches
@@ -510,17 +512,17 @@ func (m *rewriter) depthEnter(out []byte) []byte {
 // entry instead, since frames unwound by an exception did not restore it.
 func (m *rewriter) depthLeave(out []byte, saved int64) []byte {
 	if saved >= 0 {
-		out = appendULEB(append(out, 0x20), uint64(saved)) // local.get $saved
+		out = leb128.AppendUint(append(out, 0x20), uint64(saved)) // local.get $saved
 	} else {
-		out = appendULEB(append(out, 0x23), uint64(m.depthGlobal)) // global.get
+		out = leb128.AppendUint(append(out, 0x23), uint64(m.depthGlobal)) // global.get
 	}
-	out = append(out, 0x41, 0x01, 0x6a)                         // i32.const 1; i32.add
-	return appendULEB(append(out, 0x24), uint64(m.depthGlobal)) // global.set
+	out = append(out, 0x41, 0x01, 0x6a)                                // i32.const 1; i32.add
+	return leb128.AppendUint(append(out, 0x24), uint64(m.depthGlobal)) // global.set
 }
 
 // depthRestore appends the reset of the depth to the value saved at entry,
 // where a catch clause lands.
 func (m *rewriter) depthRestore(out []byte, saved int64) []byte {
-	out = appendULEB(append(out, 0x20), uint64(saved))          // local.get $saved
-	return appendULEB(append(out, 0x24), uint64(m.depthGlobal)) // global.set
+	out = leb128.AppendUint(append(out, 0x20), uint64(saved))          // local.get $saved
+	return leb128.AppendUint(append(out, 0x24), uint64(m.depthGlobal)) // global.set
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/flowhost/flowhost/internal/leb128"
 )
 
 const lots = int64(1) << 50 // fuel that never runs out in these tests
@@ -384,7 +386,7 @@ func TestRefused(t *testing.T) {
 		b = appendSection(b, secType, []byte{1, 0x60, 0, 0})
 		b = appendSection(b, secFunction, []byte{1, 0})
 		code := append([]byte{0}, body...) // no locals
-		b = appendSection(b, secCode, append(appendULEB([]byte{1}, uint64(len(code))), code...))
+		b = appendSection(b, secCode, append(leb128.AppendUint([]byte{1}, uint64(len(code))), code...))
 		return b
 	}
 	once, err := Instrument(basicWasm(t))

@@ -1,5 +1,7 @@
 package meter
 
+import "github.com/flowhost/flowhost/internal/leb128"
+
 // rewriteCustom returns a custom section's new payload: the "name" section
 // has its function indices renumbered (and its label names, whose indices
 // the added blocks would shift, dropped); every other custom section is
@@ -49,7 +51,7 @@ func (m *rewriter) rewriteNames(r *reader) (out []byte, ok bool) {
 			p = sub.b
 		}
 		out = append(out, id)
-		out = appendULEB(out, uint64(len(p)))
+		out = leb128.AppendUint(out, uint64(len(p)))
 		out = append(out, p...)
 	}
 	return out, true
@@ -62,9 +64,9 @@ func (m *rewriter) renumberMap(r *reader, indirect bool) []byte {
 	if uint64(n) > uint64(len(r.b)-r.pos) { // each entry takes 2 bytes or more
 		r.malformed("name map of %d entries in %d bytes", n, len(r.b)-r.pos)
 	}
-	out := appendULEB(nil, uint64(n))
+	out := leb128.AppendUint(nil, uint64(n))
 	for i := uint32(0); i < n; i++ {
-		out = appendULEB(out, uint64(m.fn(r, r.u32())))
+		out = leb128.AppendUint(out, uint64(m.fn(r, r.u32())))
 		start := r.pos
 		if indirect {
 			k := r.u32()

@@ -3,6 +3,8 @@ package meter
 import (
 	"errors"
 	"fmt"
+
+	"github.com/flowhost/flowhost/internal/leb128"
 )
 
 // ErrMalformed is wrapped by the errors Instrument returns for input that
@@ -96,43 +98,33 @@ func (r *reader) bytes(n uint64) []byte {
 
 // uleb reads an unsigned LEB128 of at most bits bits.
 func (r *reader) uleb(bits uint) uint64 {
-	var v uint64
-	var shift uint
-	for {
-		c := r.byte()
-		if shift+7 > bits && c>>(bits-shift) != 0 {
-			// the last permitted byte may carry only the remaining bits
-			r.malformed("integer too large for %d bits", bits)
-		}
-		v |= uint64(c&0x7f) << shift
-		if c&0x80 == 0 {
-			return v
-		}
-		shift += 7
-		if shift >= bits {
-			r.malformed("integer representation too long")
-		}
+	v, n, err := leb128.Uint(r.b[r.pos:], bits)
+	r.pos += n
+	if err != nil {
+		r.lebError(err, bits)
 	}
+	return v
 }
 
 // sleb reads a signed LEB128 of at most bits bits.
 func (r *reader) sleb(bits uint) int64 {
-	var v int64
-	var shift uint
-	for {
-		c := r.byte()
-		v |= int64(c&0x7f) << shift
-		shift += 7
-		if c&0x80 == 0 {
-			if shift < 64 && c&0x40 != 0 {
-				v |= -1 << shift
-			}
-			return v
-		}
-		if shift >= bits {
-			r.malformed("integer representation too long")
-		}
+	v, n, err := leb128.Int(r.b[r.pos:], bits)
+	r.pos += n
+	if err != nil {
+		r.lebError(err, bits)
 	}
+	return v
+}
+
+// lebError raises the error of a LEB128 read, just past the byte found wrong.
+func (r *reader) lebError(err error, bits uint) {
+	switch err {
+	case leb128.ErrTruncated:
+		r.malformed("unexpected end of data")
+	case leb128.ErrOverflow:
+		r.malformed("integer too large for %d bits", bits)
+	}
+	r.malformed("integer representation too long")
 }
 
 func (r *reader) u32() uint32 { return uint32(r.uleb(32)) }
@@ -184,30 +176,7 @@ func (r *reader) memarg() {
 	r.uleb(64)
 }
 
-func appendULEB(b []byte, v uint64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			b = append(b, c|0x80)
-			continue
-		}
-		return append(b, c)
-	}
-}
-
-func appendSLEB(b []byte, v int64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
 func appendName(b []byte, s string) []byte {
-	b = appendULEB(b, uint64(len(s)))
+	b = leb128.AppendUint(b, uint64(len(s)))
 	return append(b, s...)
 }
