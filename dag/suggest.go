@@ -1,5 +1,5 @@
 package dag
 
-import "github.com/flowhost/flowhost/flow"
+import "github.com/flowhost/flowhost/internal/text"
 
-func suggest(word string, valid []string) string { return flow.Suggest(word, valid) }
+func suggest(word string, valid []string) string { return text.Suggest(word, valid) }

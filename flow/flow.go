@@ -17,6 +17,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/flowhost/flowhost/internal/text"
+	"github.com/flowhost/flowhost/internal/tomlcheck"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/policy"
 )
@@ -173,7 +175,7 @@ func (p *rawPlugin) decode(v any) error {
 			s, ok := val.(string)
 			switch {
 			case k != "path" && k != "sha256":
-				return fmt.Errorf("unknown key %q in a plugin table%s (valid: path, sha256)", k, suggest(k, []string{"path", "sha256"}))
+				return fmt.Errorf("unknown key %q in a plugin table%s (valid: path, sha256)", k, text.Suggest(k, []string{"path", "sha256"}))
 			case !ok:
 				return fmt.Errorf("plugin key %q must be a string, not %s", k, tomlType(val))
 			case k == "path":
@@ -217,10 +219,10 @@ func ParseFile(path string) (*File, error) {
 // Parse parses the flow file at path with contents src. Plugin paths are
 // resolved against path's directory.
 func Parse(path string, src []byte) (*File, error) {
-	if err := CheckNesting(src); err != nil {
-		var e *Error
+	if err := tomlcheck.CheckNesting(src); err != nil {
+		var e *tomlcheck.Error
 		if errors.As(err, &e) {
-			e.File = path
+			return nil, &Error{File: path, Pos: Position{e.Line, e.Col}, Msg: e.Msg}
 		}
 		return nil, err
 	}
@@ -266,7 +268,7 @@ func (f *File) checkUnknown(md toml.MetaData) error {
 		}
 		name := key[len(key)-1]
 		pos := f.loc.find(key, -1)
-		errs = append(errs, f.Errorf(pos, "unknown key %q %s%s", name, where, suggest(name, valid)))
+		errs = append(errs, f.Errorf(pos, "unknown key %q %s%s", name, where, text.Suggest(name, valid)))
 	}
 	return errors.Join(errs...)
 }
@@ -375,7 +377,7 @@ func (f *File) build(raw *rawFile) error {
 		}
 	case Sequential, Dataflow:
 	default:
-		return f.Errorf(f.KeyPos("mode"), "mode %q is not \"sequential\" or \"dataflow\"%s", f.Mode, suggest(f.Mode, []string{Sequential, Dataflow}))
+		return f.Errorf(f.KeyPos("mode"), "mode %q is not \"sequential\" or \"dataflow\"%s", f.Mode, text.Suggest(f.Mode, []string{Sequential, Dataflow}))
 	}
 	if f.Mode == Sequential {
 		if hasTasks {
@@ -533,7 +535,7 @@ func (f *File) checkRef(ref string, pos func() Position, glob bool) error {
 		for i, p := range f.Plugins {
 			names[i] = p.Alias
 		}
-		return f.Errorf(pos(), "%q: no plugin is called %q%s (plugins: %s)", ref, alias, suggest(alias, names), strings.Join(names, ", "))
+		return f.Errorf(pos(), "%q: no plugin is called %q%s (plugins: %s)", ref, alias, text.Suggest(alias, names), strings.Join(names, ", "))
 	}
 	return nil
 }

@@ -14,8 +14,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/flowhost/flowhost/flow"
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/internal/text"
+	"github.com/flowhost/flowhost/internal/tomlcheck"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/policy"
 )
@@ -198,8 +199,8 @@ func Load(path string) (*Config, error) {
 
 // Parse parses a worker config read from path (named in its errors).
 func Parse(path string, src []byte) (*Config, error) {
-	if err := flow.CheckNesting(src); err != nil {
-		var e *flow.Error
+	if err := tomlcheck.CheckNesting(src); err != nil {
+		var e *tomlcheck.Error
 		if errors.As(err, &e) {
 			e.File = path
 		}
@@ -219,10 +220,10 @@ func Parse(path string, src []byte) (*Config, error) {
 	for _, k := range md.Undecoded() {
 		name := k[len(k)-1]
 		if k[0] != "tenants" {
-			return nil, fmt.Errorf("%s: unknown key %q at the top level%s (a worker config holds [tenants.NAME] tables)", path, k[0], flow.Suggest(k[0], []string{"tenants"}))
+			return nil, fmt.Errorf("%s: unknown key %q at the top level%s (a worker config holds [tenants.NAME] tables)", path, k[0], text.Suggest(k[0], []string{"tenants"}))
 		}
 		if len(k) == 3 {
-			return nil, fmt.Errorf("%s: unknown key %q in [tenants.%s]%s (valid: %s)", path, name, k[1], flow.Suggest(name, policyKeys), strings.Join(policyKeys, ", "))
+			return nil, fmt.Errorf("%s: unknown key %q in [tenants.%s]%s (valid: %s)", path, name, k[1], text.Suggest(name, policyKeys), strings.Join(policyKeys, ", "))
 		}
 	}
 	c := &Config{Tenants: map[string]Policy{}}
@@ -241,7 +242,7 @@ func Parse(path string, src []byte) (*Config, error) {
 			return nil, fmt.Errorf("%s: max_concurrent must be at most %d, not %d", where, pipeline.MaxParallelCalls, rp.MaxConcurrent)
 		}
 		if rp.Timeout != "" {
-			if p.Timeout, err = flow.ParseDuration(rp.Timeout); err != nil {
+			if p.Timeout, err = text.ParseDuration(rp.Timeout); err != nil {
 				return nil, fmt.Errorf("%s: timeout: %w", where, err)
 			}
 		}
@@ -258,7 +259,7 @@ func Parse(path string, src []byte) (*Config, error) {
 				}
 				*f.dst = uint64(v)
 			case string:
-				n, err := flow.ParseSize(v)
+				n, err := text.ParseSize(v)
 				if err != nil {
 					return nil, fmt.Errorf("%s: %s: %w", where, f.key, err)
 				}

@@ -1,10 +1,15 @@
-package flow
+// Package text holds the helpers that read and write the words of
+// flowhost's configuration: "did you mean" suggestions for a misspelt
+// name, byte sizes such as "64MiB" and durations such as "1m30s". Flow
+// files, worker configs and the command line share them, so that one
+// value reads the same everywhere.
+package text
 
 import "fmt"
 
-// suggest returns `; did you mean "x"?` for the valid word nearest to
+// Suggest returns `; did you mean "x"?` for the valid word nearest to
 // word, when one is near enough to be a likely typo, else "".
-func suggest(word string, valid []string) string {
+func Suggest(word string, valid []string) string {
 	best, bestD := "", len(word)/2+2
 	for _, v := range valid {
 		if d := levenshtein(word, v); d < bestD {
@@ -16,9 +21,6 @@ func suggest(word string, valid []string) string {
 	}
 	return fmt.Sprintf("; did you mean %q?", best)
 }
-
-// Suggest is suggest for other packages' messages.
-func Suggest(word string, valid []string) string { return suggest(word, valid) }
 
 func levenshtein(a, b string) int {
 	prev := make([]int, len(b)+1)

@@ -1,4 +1,6 @@
-package flow
+// Package tomlcheck checks a TOML source before it is decoded, for what
+// the decoder cannot survive.
+package tomlcheck
 
 import (
 	"fmt"
@@ -22,6 +24,17 @@ func CheckNesting(src []byte) error {
 	return s.run()
 }
 
+// Error is where a source nests too deep: its 1-based line and column.
+// CheckNesting leaves File empty; the caller, which knows the file's name,
+// sets it, so that the error reads "file:line:col: message".
+type Error struct {
+	File      string
+	Line, Col int
+	Msg       string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg) }
+
 type nestScanner struct {
 	src       []byte
 	i         int
@@ -30,10 +43,8 @@ type nestScanner struct {
 	stack     []byte // the open '[' and '{' of values
 }
 
-func (s *nestScanner) pos(at int) Position { return Position{s.line, at - s.lineStart + 1} }
-
 func (s *nestScanner) errorf(at int, format string, args ...any) error {
-	return &Error{Pos: s.pos(at), Msg: fmt.Sprintf(format, args...)}
+	return &Error{Line: s.line, Col: at - s.lineStart + 1, Msg: fmt.Sprintf(format, args...)}
 }
 
 // newline records a line break at offset i.
