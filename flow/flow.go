@@ -356,7 +356,7 @@ func (f *File) build(raw *rawFile) error {
 		f.Grants.Files[guest] = hostDir
 	}
 	for _, h := range raw.Grants.HTTP {
-		if !pipeline.ValidHostPattern(h) {
+		if !policy.ValidHostPattern(h) {
 			return f.Errorf(f.KeyPos("grants", "http"), "grants.http: %q is not a host name or a pattern like \"*.example.com\"", h)
 		}
 	}

@@ -22,31 +22,15 @@ import (
 
 	"github.com/flowhost/flowhost/abi"
 	"github.com/flowhost/flowhost/meter"
+	"github.com/flowhost/flowhost/policy"
 )
 
-// Limits bound one task call. A zero field means "no limit", except where
-// DefaultLimits is applied by the caller.
-type Limits struct {
-	// Timeout is the wall-clock deadline of the call.
-	Timeout time.Duration
-	// Memory caps the guest's linear memory, and separately the host-side
-	// memory (the Extism kernel's blocks) the call may allocate, in bytes.
-	Memory uint64
-	// MaxOutput caps the output's size in bytes.
-	MaxOutput uint64
-	// Fuel is a deterministic CPU budget, in units of roughly one
-	// instruction. 0 means no budget (the timeout still applies).
-	Fuel uint64
-	// Grants are what the call may reach beyond the sandbox; nil: nothing.
-	Grants *Grants
-}
+// Limits bound one task call (policy.Call): a zero field means "no
+// limit". policy.Scope.Resolve decides them, the same way for every driver.
+type Limits = policy.Call
 
 // DefaultLimits are the limits of a call that asks for none.
-var DefaultLimits = Limits{
-	Timeout:   30 * time.Second,
-	Memory:    256 << 20,
-	MaxOutput: 16 << 20,
-}
+var DefaultLimits = policy.DefaultCall
 
 // probeLimits lock down the instance that runs a flowhost_manifest export.
 var probeLimits = Limits{Timeout: 5 * time.Second, Memory: 64 << 20, MaxOutput: 1 << 20}

@@ -9,18 +9,17 @@ import (
 	"os"
 	"path"
 	"sort"
-	"strings"
 	"syscall"
 
 	"github.com/tetratelabs/wazero"
 
-	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
 )
 
 // Grants are what a call may reach beyond the sandbox (the flow's
 // [grants]); nil grants nothing: no files, no environment, no network, a
 // fake clock and fixed randomness.
-type Grants = pipeline.Grants
+type Grants = policy.Grants
 
 func grantsEmpty(g *Grants) bool { return g == nil || g.Empty() }
 
@@ -53,7 +52,7 @@ func CheckGrants(g *Grants) error {
 		}
 	}
 	for _, h := range g.HTTP {
-		if !pipeline.ValidHostPattern(h) {
+		if !policy.ValidHostPattern(h) {
 			return fmt.Errorf("grant http: %q is not a host name or a pattern like \"*.example.com\"", h)
 		}
 	}
@@ -136,10 +135,8 @@ func allowsHost(g *Grants, host string) bool {
 	if g == nil {
 		return false
 	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	for _, p := range g.HTTP {
-		p = strings.ToLower(p)
-		if p == host || (strings.HasPrefix(p, "*.") && strings.HasSuffix(host, p[1:])) {
+		if policy.MatchHost(p, host) {
 			return true
 		}
 	}

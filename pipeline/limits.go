@@ -1,18 +1,17 @@
 package pipeline
 
 import (
-	"fmt"
 	"time"
+
+	"github.com/flowhost/flowhost/policy"
 )
 
 // Limits on input. Every value a flow, a worker config or a command line
 // gives is checked against them before anything runs (docs/flows.md,
 // "Limits on input").
 const (
-	// MaxDuration is the longest duration anywhere: a timeout, a lease, a
-	// time to keep a result. Far longer would overflow a deadline (now +
-	// the duration) and end a call at once.
-	MaxDuration = 365 * 24 * time.Hour
+	// MaxDuration is the longest duration anywhere (policy.MaxDuration).
+	MaxDuration = policy.MaxDuration
 
 	// MaxParallelCalls is the largest max_parallel of a step or task.
 	MaxParallelCalls = 1 << 16
@@ -28,16 +27,8 @@ const (
 )
 
 // MaxDurationText is MaxDuration as the limit's messages and docs write it.
-const MaxDurationText = "8760h (365 days)"
+const MaxDurationText = policy.MaxDurationText
 
 // CheckDuration refuses a negative duration and one longer than
 // MaxDuration; zero means "not set" and passes.
-func CheckDuration(d time.Duration) error {
-	switch {
-	case d < 0:
-		return fmt.Errorf("duration %s must be positive", d)
-	case d > MaxDuration:
-		return fmt.Errorf("duration %s is too long: at most %s", d, MaxDurationText)
-	}
-	return nil
-}
+func CheckDuration(d time.Duration) error { return policy.CheckDuration(d) }

@@ -9,65 +9,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
+
+	"github.com/flowhost/flowhost/policy"
 )
 
-// Limits bound every call of a task. A zero field inherits the value of
-// the enclosing scope (flow, then the tenant's maxima, then the host's
-// defaults).
-type Limits struct {
-	Timeout   time.Duration
-	Memory    uint64 // bytes
-	MaxOutput uint64 // bytes
-	Fuel      uint64 // units, about one instruction each
-}
+// Limits bound every call of a task (policy.Limits): a zero field
+// inherits the value of the enclosing scope (flow, then the defaults),
+// and every limit is lowered to the tenant's maxima.
+type Limits = policy.Limits
 
-// Merge returns l with its zero fields taken from outer.
-func (l Limits) Merge(outer Limits) Limits {
-	if l.Timeout == 0 {
-		l.Timeout = outer.Timeout
-	}
-	if l.Memory == 0 {
-		l.Memory = outer.Memory
-	}
-	if l.MaxOutput == 0 {
-		l.MaxOutput = outer.MaxOutput
-	}
-	if l.Fuel == 0 {
-		l.Fuel = outer.Fuel
-	}
-	return l
-}
-
-// Grants are what a flow's tasks may reach beyond the sandbox. The zero
-// value grants nothing: no files, no environment, no network, a fake
-// clock and fixed randomness.
-type Grants struct {
-	// Files maps guest paths ("/data") to host directories, read-only.
-	Files map[string]string `json:"files,omitempty" toml:"files"`
-	// Env are environment variables the tasks see.
-	Env map[string]string `json:"env,omitempty" toml:"env"`
-	// HTTP are the hosts the tasks may request ("api.example.com", "*.example.com").
-	HTTP []string `json:"http,omitempty" toml:"http"`
-	// Private allows HTTP to loopback and private addresses.
-	Private bool `json:"private,omitempty" toml:"private"`
-	// Clock and Random give the real clock and real randomness.
-	Clock  bool `json:"clock,omitempty" toml:"clock"`
-	Random bool `json:"random,omitempty" toml:"random"`
-}
-
-// Empty reports whether g grants nothing.
-func (g Grants) Empty() bool {
-	return len(g.Files) == 0 && len(g.Env) == 0 && len(g.HTTP) == 0 && !g.Private && !g.Clock && !g.Random
-}
-
-// ValidHostPattern reports whether h is a host name or a pattern like
-// "*.example.com", as an HTTP grant must be.
-func ValidHostPattern(h string) bool {
-	return h != "" && !strings.ContainsAny(h, "/: ") && strings.Count(h, "*") <= 1 &&
-		(!strings.Contains(h, "*") || strings.HasPrefix(h, "*."))
-}
+// Grants are what a flow's tasks may reach beyond the sandbox
+// (policy.Grants). The zero value grants nothing.
+type Grants = policy.Grants
 
 // Options tune one step of a sequential pipeline or one task of a
 // dataflow pipeline.

@@ -1,6 +1,9 @@
 // Package policy holds the rules every layer of flowhost shares about
-// who runs what: tenant names and run ids. It imports nothing of
-// flowhost's, so every package may use it.
+// who may run what, with what: tenant names and run ids, a call's limits
+// and how they are resolved (Scope.Resolve), grants and host patterns,
+// and a tenant's policy (maxima, what it may be granted). It imports
+// nothing of flowhost's, so every package may use it, and no two
+// packages need their own copy of a rule.
 package policy
 
 import (

@@ -7,127 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/internal/text"
 	"github.com/flowhost/flowhost/internal/tomlcheck"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/policy"
 )
 
-// Policy is what one tenant may use on a worker.
-type Policy struct {
-	// MaxConcurrent bounds the tenant's calls running at once on a worker
-	// (0: no bound beyond the worker's own).
-	MaxConcurrent int
-	// Maxima of every call's limits; a zero field sets no maximum.
-	Timeout   time.Duration
-	Memory    uint64
-	MaxOutput uint64
-	Fuel      uint64
-
-	// What the tenant's flows may be granted. Nothing, by default.
-	AllowFiles   []string // host directories (and what is below them)
-	AllowEnv     bool
-	AllowHTTP    []string // hosts or "*.example.com"
-	AllowPrivate bool
-	AllowClock   bool
-	AllowRandom  bool
-	// AllowModules, when set, lists the module sha256s the tenant may run.
-	AllowModules []string
-
-	// Unrestricted is set for a worker with no tenant config: every
-	// tenant, every grant.
-	Unrestricted bool
-}
-
-// PermitModule checks a module's sha256 against the tenant's allow-list.
-func (p Policy) PermitModule(tenant, alias, sha string) error {
-	if p.Unrestricted || len(p.AllowModules) == 0 {
-		return nil
-	}
-	for _, a := range p.AllowModules {
-		if strings.EqualFold(a, sha) {
-			return nil
-		}
-	}
-	return fmt.Errorf("tenant %q may not run module %s (plugin %s): its sha256 is not in the tenant's allow_modules", tenant, sha, alias)
-}
-
-// Permit checks a flow's grants against the policy, naming the first
-// grant the tenant may not have.
-func (p Policy) Permit(tenant string, g pipeline.Grants) error {
-	if p.Unrestricted || g.Empty() {
-		return nil
-	}
-	deny := func(format string, args ...any) error {
-		return fmt.Errorf("tenant %q may not be granted %s", tenant, fmt.Sprintf(format, args...))
-	}
-	for guest, dir := range g.Files {
-		ok := false
-		for _, allowed := range p.AllowFiles {
-			if rel, err := filepath.Rel(allowed, dir); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-				ok = true
-			}
-		}
-		if !ok {
-			return deny("files %s (mounted at %s); allowed: %s", dir, guest, list(p.AllowFiles))
-		}
-	}
-	if len(g.Env) > 0 && !p.AllowEnv {
-		return deny("environment variables")
-	}
-	for _, h := range g.HTTP {
-		ok := false
-		for _, a := range p.AllowHTTP {
-			if a == h || (strings.HasPrefix(a, "*.") && strings.HasSuffix(h, a[1:])) {
-				ok = true
-			}
-		}
-		if !ok {
-			return deny("HTTP host %q; allowed: %s", h, list(p.AllowHTTP))
-		}
-	}
-	switch {
-	case g.Private && !p.AllowPrivate:
-		return deny("private network addresses")
-	case g.Clock && !p.AllowClock:
-		return deny("the real clock")
-	case g.Random && !p.AllowRandom:
-		return deny("real randomness")
-	}
-	return nil
-}
-
-func list(xs []string) string {
-	if len(xs) == 0 {
-		return "none"
-	}
-	return strings.Join(xs, ", ")
-}
-
-// Clamp lowers each limit of l to the policy's maximum.
-func (p Policy) Clamp(l host.Limits) host.Limits {
-	if p.Timeout > 0 && (l.Timeout == 0 || l.Timeout > p.Timeout) {
-		l.Timeout = p.Timeout
-	}
-	if p.Memory > 0 && (l.Memory == 0 || l.Memory > p.Memory) {
-		l.Memory = p.Memory
-	}
-	if p.MaxOutput > 0 && (l.MaxOutput == 0 || l.MaxOutput > p.MaxOutput) {
-		l.MaxOutput = p.MaxOutput
-	}
-	if p.Fuel > 0 && (l.Fuel == 0 || l.Fuel > p.Fuel) {
-		l.Fuel = p.Fuel
-	}
-	return l
-}
+// Policy is what one tenant may use (policy.Tenant): its maxima, its
+// concurrency and what it may be granted.
+type Policy = policy.Tenant
 
 // Config is a worker's tenants. The tenant named "default", when present,
 // serves every tenant not listed; without it, unlisted tenants are refused.
@@ -147,7 +40,7 @@ func (c *Config) Policy(tenant string) (Policy, error) {
 	if p, ok := c.Tenants[tenant]; ok {
 		return p, nil
 	}
-	if p, ok := c.Tenants["default"]; ok {
+	if p, ok := c.Tenants[policy.DefaultTenant]; ok {
 		return p, nil
 	}
 	names := make([]string, 0, len(c.Tenants))
