@@ -19,9 +19,6 @@ func (d *duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// ParseDuration is text.ParseDuration, for the command line's flags.
-func ParseDuration(s string) (time.Duration, error) { return text.ParseDuration(s) }
-
 // size is a byte count: an integer, or a string such as "64MiB".
 type size uint64
 

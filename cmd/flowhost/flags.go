@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/flowhost/flowhost/internal/text"
 	"reflect"
 	"strconv"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/flowhost/flowhost/broker/redis"
-	"github.com/flowhost/flowhost/flow"
 )
 
 // Bounds of the count flags (docs/flows.md, "Limits on input"). A value
@@ -89,7 +89,7 @@ var durationMapper = kong.TypeMapper(reflect.TypeOf(time.Duration(0)), kong.Mapp
 	if err != nil {
 		return err
 	}
-	d, err := flow.ParseDuration(fmt.Sprint(t.Value))
+	d, err := text.ParseDuration(fmt.Sprint(t.Value))
 	if err != nil {
 		return err
 	}
