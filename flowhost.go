@@ -1,6 +1,8 @@
-// Package flowhost embeds the flowhost engine in a Go program: load task
-// modules under aliases, then run sequential or dataflow pipelines
-// (package pipeline) on them, in this process.
+// Package flowhost is the one composition of flowhost's parts, used by
+// the command line and by Go programs that embed it: load task modules
+// under aliases and run sequential or dataflow pipelines (package
+// pipeline) on them in this process; or load a flow file (LoadFlow) and
+// run it here (Host.Exec) or submit it to Redis workers (Flow.Submit).
 //
 //	h, err := flowhost.New(ctx, flowhost.Options{})
 //	...
@@ -15,6 +17,8 @@ package flowhost
 import (
 	"context"
 	"fmt"
+	"github.com/flowhost/flowhost/metrics"
+	"github.com/flowhost/flowhost/policy"
 	"log/slog"
 	"sync"
 
@@ -36,8 +40,17 @@ type Options struct {
 	CacheDir string
 	// Logger receives host and guest logs; nil discards them.
 	Logger *slog.Logger
-	// Observer receives progress events of every run; nil discards them.
-	Observer runner.Observer
+	// Observer receives the events of every run; nil discards them.
+	Observer track.Observer
+	// Tenant is the tenant the Go API's runs run as; default
+	// policy.DefaultTenant.
+	Tenant string
+	// Policy is that tenant's policy, applied as a worker applies it: its
+	// maxima clamp every call's limits, and it must permit the runs'
+	// grants. nil: no maxima.
+	Policy *policy.Tenant
+	// Metrics records every call (Host.Metrics serves them); off by default.
+	Metrics bool
 }
 
 // Host runs pipelines in this process. It implements pipeline.Executor,
@@ -47,6 +60,7 @@ type Host struct {
 	engine  *host.Engine
 	broker  *inproc.Broker
 	tracker *track.Memory
+	metrics *metrics.Metrics
 
 	mu      sync.RWMutex
 	modules map[string]*host.Module
@@ -60,9 +74,19 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Host{opts: opts, engine: eng, broker: inproc.New(opts.Workers), tracker: track.NewMemory(0),
-		modules: map[string]*host.Module{}}, nil
+	h := &Host{opts: opts, engine: eng, tracker: track.NewMemory(0), modules: map[string]*host.Module{}}
+	if opts.Metrics {
+		h.metrics = metrics.New(eng)
+	}
+	h.broker = inproc.New(opts.Workers, inproc.WithMetrics(h.metrics))
+	return h, nil
 }
+
+// Engine is the host's WebAssembly engine.
+func (h *Host) Engine() *host.Engine { return h.engine }
+
+// Metrics are the host's metrics (nil unless Options.Metrics).
+func (h *Host) Metrics() *metrics.Metrics { return h.metrics }
 
 // Load loads the module at path under alias, so that pipelines can name
 // its tasks as "alias.task".
@@ -92,18 +116,32 @@ func (h *Host) runner() *runner.Runner {
 		mods[a] = m
 	}
 	h.mu.RUnlock()
-	return runner.New(runner.Config{Broker: h.broker, Modules: mods, Limits: h.opts.Limits,
-		Observer: runner.Observers(h.tracker, h.opts.Observer)})
+	return h.newRunner(mods, runner.Config{Tenant: h.opts.Tenant, Policy: h.opts.Policy, Limits: h.opts.Limits,
+		Observer: track.Observers(h.tracker, h.opts.Observer)})
+}
+
+// newRunner is the one place a runner is made, on the host's workers.
+func (h *Host) newRunner(mods map[string]*host.Module, cfg runner.Config) *runner.Runner {
+	cfg.Broker, cfg.Modules = h.broker, mods
+	return runner.New(cfg)
 }
 
 // RunSequential implements pipeline.Executor.
 func (h *Host) RunSequential(ctx context.Context, p *pipeline.Sequential, in pipeline.Inputs) (*pipeline.Result, error) {
-	return h.runner().RunSequential(ctx, p, in)
+	return h.keep(h.runner().RunSequential(ctx, p, in))
 }
 
 // RunDataflow implements pipeline.Executor.
 func (h *Host) RunDataflow(ctx context.Context, p *pipeline.Dataflow, in pipeline.Inputs) (*pipeline.Result, error) {
-	return h.runner().RunDataflow(ctx, p, in)
+	return h.keep(h.runner().RunDataflow(ctx, p, in))
+}
+
+// keep records a run's result in its status.
+func (h *Host) keep(res *pipeline.Result, err error) (*pipeline.Result, error) {
+	if err == nil {
+		h.tracker.SetResult(res.RunID, res.Value)
+	}
+	return res, err
 }
 
 // Status returns the status of a run of this host (one of its last 1,000),

@@ -225,7 +225,7 @@ func BenchmarkTracking(b *testing.B) {
 	}{{"off", false}, {"on", true}} {
 		b.Run(c.name, func(b *testing.B) {
 			var opts []inproc.Option
-			var obs runner.Observer
+			var obs track.Observer
 			if c.on {
 				opts = append(opts, inproc.WithMetrics(metrics.New(e)))
 				obs = track.NewMemory(0)

@@ -95,6 +95,9 @@ func (t *Task) Module() *Module { return t.mod }
 // fuel a task may use does not depend on whether its instance was warm.
 func (t *Task) Call(ctx context.Context, input []byte, lim Limits) ([]byte, error) {
 	m := t.mod
+	if err := m.callable(t); err != nil {
+		return nil, err
+	}
 	var deadline time.Time
 	if lim.Timeout > 0 {
 		deadline = time.Now().Add(lim.Timeout)

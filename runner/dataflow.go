@@ -1,13 +1,12 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"sync"
-	"time"
 
 	"github.com/flowhost/flowhost/dag"
+	"github.com/flowhost/flowhost/track"
 )
 
 // ExecDataflow runs a checked dataflow plan: every node starts as soon as
@@ -16,8 +15,13 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := len(plan.Nodes)
-	logs := newLogBudget()
-	r.obs.Event(Event{Type: RunStarted, RunID: runID, Time: time.Now(), Steps: n, Label: plan.Name})
+	logs := NewLogBudget()
+	r.obs.Event(RunStartedEvent(runID, r.tenant, plan.Name, (&dag.Plan{DF: plan}).Steps()))
+	if err := r.permit(); err != nil {
+		err = Refused(err)
+		r.obs.Event(RunFinishedEvent(runID, err))
+		return nil, err
+	}
 
 	var (
 		mu       sync.Mutex
@@ -29,6 +33,8 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 		finished = make(chan struct{})
 		once     sync.Once
 	)
+	// end records the run's outcome, once: the first real failure wins,
+	// and only then are the other nodes canceled.
 	end := func(err error) {
 		once.Do(func() {
 			firstErr = err
@@ -38,19 +44,25 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 			close(finished)
 		})
 	}
+	produced := func(node *dag.Node) (map[string]json.RawMessage, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return outputs[node.ID], nil
+	}
 	for _, node := range plan.Nodes {
 		waiting[node.ID] = len(node.Deps)
 	}
 
 	var start func(node *dag.Node)
 	start = func(node *dag.Node) {
-		label := node.Ref()
-		ev := Event{RunID: runID, Step: node.ID + 1, Label: label, Total: 1}
+		ev := track.Event{RunID: runID, Step: node.ID + 1, Name: node.Ref(), Total: 1}
 		fail := func(err error) {
-			err = &RunError{RunID: runID, Label: label, Element: -1, Err: err}
-			e := ev
-			e.Type, e.Time, e.Err, e.Failed = StepFinished, time.Now(), err, 1
-			r.obs.Event(e)
+			err = NodeError(runID, node, err)
+			// A node canceled because the run is ending failed on
+			// another's account: that one's failure is the run's.
+			if OwnFailure(err) {
+				r.obs.Event(StepFailedEvent(ev, err))
+			}
 			end(err)
 		}
 		task, err := r.task(node.TaskRef)
@@ -58,36 +70,20 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 			fail(err)
 			return
 		}
-		values := make(map[string]json.RawMessage, len(node.Inputs))
-		mu.Lock()
-		for _, b := range node.Inputs {
-			switch {
-			case b.From != nil:
-				values[b.Input] = outputs[b.From.ID][b.Input]
-			case b.Flow:
-				values[b.Input] = plan.Inputs[b.Input]
-			default:
-				values[b.Input] = b.Default
-			}
-		}
-		mu.Unlock()
-		input, err := task.Input(values)
+		input, err := NodeInput(plan, node, task, produced)
 		if err != nil {
 			fail(err)
 			return
 		}
-		ev.Type, ev.Time = StepStarted, time.Now()
-		r.obs.Event(ev)
-		spec := fanSpec{logs: logs, runID: runID, label: label, calls: []Call{{task, input}},
-			limits: r.hostLimits(node.Options.Limits), retries: node.Options.Retries, maxParallel: 1,
+		st := ev
+		st.Type, st.Time = track.StepStarted, now()
+		r.obs.Event(st)
+		spec := fanSpec{logs: logs, runID: runID, label: node.Ref(), opts: node.Options, calls: []Call{{task, input}},
+			limits: r.limits(node.Options),
 			onRetry: func(index, attempt int, err error) {
-				e := ev
-				e.Type, e.Time, e.Attempt, e.Err = StepRetried, time.Now(), attempt, err
-				r.obs.Event(e)
+				r.obs.Event(StepRetriedEvent(ev, index, attempt, err))
 			}}
-		if node.Options.Timeout > 0 {
-			spec.limits.Timeout = clampTimeout(node.Options.Timeout)
-		}
+		spec.opts.MaxParallel = 1
 		wg.Add(1)
 		r.startFanout(ctx, spec, func(res *fanResult) {
 			defer wg.Done()
@@ -101,7 +97,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 				return
 			}
 			e := ev
-			e.Type, e.Time, e.Done = StepFinished, time.Now(), 1
+			e.Type, e.Time, e.Done = track.StepFinished, now(), 1
 			r.obs.Event(e)
 			var ready []*dag.Node
 			mu.Lock()
@@ -137,21 +133,10 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 	}
 	wg.Wait()
 	if firstErr != nil {
-		r.obs.Event(Event{Type: RunFinished, RunID: runID, Time: time.Now(), Err: firstErr})
+		r.obs.Event(RunFinishedEvent(runID, firstErr))
 		return nil, firstErr
 	}
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, o := range plan.Outputs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		key, _ := json.Marshal(o)
-		b.Write(key)
-		b.WriteByte(':')
-		b.Write(outputs[plan.Producer[o].ID][o])
-	}
-	b.WriteByte('}')
-	r.obs.Event(Event{Type: RunFinished, RunID: runID, Time: time.Now()})
-	return b.Bytes(), nil
+	result, err := DataflowResult(plan, produced)
+	r.obs.Event(RunFinishedEvent(runID, err))
+	return result, err
 }

@@ -2,12 +2,12 @@ package runner
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/flowhost/flowhost/broker"
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/pipeline"
 )
 
 // Call is one task call of a step.
@@ -19,13 +19,15 @@ type Call struct {
 // fanSpec describes a set of calls run as one unit: a step's elements, a
 // group's tasks, or one dataflow node.
 type fanSpec struct {
-	runID       string
-	label       string
-	calls       []Call
-	limits      host.Limits
-	retries     int
-	maxParallel int
-	skipErrors  bool
+	runID  string
+	label  string
+	kind   pipeline.Kind // "" for a dataflow node
+	opts   pipeline.Options
+	calls  []Call
+	limits host.Limits
+	// check, when set, judges each successful call's output: an error
+	// fails the call, and the step (a filter's answer that is no boolean).
+	check func(out []byte) error
 	// onProgress is called, under no lock, after each batch.
 	onProgress func(done, failed int)
 	// onRetry is called when a call is scheduled again.
@@ -62,62 +64,48 @@ type fanout struct {
 	inflight int
 	left     int // calls not yet settled
 	finished bool
+	waiting  bool // for a slot of the tenant's (Runner.gate)
 	nDone    int
 	nFailed  int
+	slots    int
 }
 
-// maxBatch bounds the calls of one job, so progress and cancellation stay
-// responsive.
+// maxBatch bounds the calls of one in-process job, so progress and
+// cancellation stay responsive. (A Redis worker's batches are longer,
+// WorkerConfig.BatchSize, since each costs a round trip.)
 const maxBatch = 64
 
 func (r *Runner) startFanout(ctx context.Context, spec fanSpec, done func(*fanResult)) {
 	n := len(spec.calls)
 	f := &fanout{r: r, ctx: host.WithLogInfo(ctx, spec.runID, spec.label, spec.logs), spec: spec, done: done, left: n, attempts: make([]int, n)}
 	f.res.outputs = make([][]byte, n)
-	if spec.skipErrors {
+	if spec.opts.SkipErrors {
 		f.res.errs = make([]error, n)
 	}
 	if n == 0 {
 		done(&f.res)
 		return
 	}
-	if f.spec.maxParallel <= 0 {
-		f.spec.maxParallel = r.maxParallel
+	f.slots = spec.opts.MaxParallel
+	if f.slots <= 0 {
+		f.slots = r.maxParallel
 	}
-	f.pending = batches(spec.calls, f.spec.maxParallel)
+	f.pending = Batches(spec.calls, f.slots, maxBatch)
 	f.mu.Lock()
 	f.pump()
 	f.mu.Unlock()
 }
 
-// batches splits calls into batches of consecutive calls of one task,
-// small enough that each of maxParallel slots gets several, and at most
-// maxBatch long. It returns the batches' call indexes.
-func batches(calls []Call, maxParallel int) [][]int {
-	n := len(calls)
-	// More slots than calls would stay idle; bounding them keeps the
-	// product from overflowing.
-	size := n / (max(1, min(maxParallel, n)) * 4)
-	size = max(1, min(size, maxBatch))
-	var out [][]int
-	for i := 0; i < n; {
-		j := i + 1
-		for j < n && j-i < size && calls[j].Task == calls[i].Task {
-			j++
-		}
-		b := make([]int, j-i)
-		for k := range b {
-			b[k] = i + k
-		}
-		out = append(out, b)
-		i = j
-	}
-	return out
-}
-
 // pump submits pending batches while slots are free. Called with f.mu held.
 func (f *fanout) pump() {
-	for f.inflight < f.spec.maxParallel && len(f.pending) > 0 && !f.finished {
+	for f.inflight < f.slots && len(f.pending) > 0 && !f.finished {
+		if !f.r.gate.take() {
+			if !f.waiting {
+				f.waiting = true
+				f.r.gate.wait(f.wake)
+			}
+			return
+		}
 		idx := f.pending[0]
 		f.pending = f.pending[1:]
 		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Tenant: f.r.tenant, Attempt: f.attempts[idx[0]],
@@ -126,12 +114,21 @@ func (f *fanout) pump() {
 			job.Inputs[k] = f.spec.calls[i].Input
 		}
 		f.inflight++
-		if err := f.r.broker.Submit(job, func(_ *broker.Job, res *broker.Result) { f.settle(idx, res) }); err != nil {
+		if err := f.r.broker.Submit(job, func(_ *broker.Job, res *broker.Result) { f.r.gate.give(); f.settle(idx, res) }); err != nil {
+			go f.r.gate.give() // not under f.mu: give may wake this fan-out
 			f.inflight--
 			f.failLocked(err, idx[0])
 			return
 		}
 	}
+}
+
+// wake pumps again once a slot of the tenant's is free.
+func (f *fanout) wake() {
+	f.mu.Lock()
+	f.waiting = false
+	f.pump()
+	f.mu.Unlock()
 }
 
 // settle records a batch's results.
@@ -149,13 +146,21 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 	var retries []retry
 	for k, i := range idx {
 		err := res.Errs[k]
+		if err == nil && f.spec.check != nil {
+			if err = f.spec.check(res.Outputs[k]); err != nil {
+				f.failLocked(err, i)
+				f.mu.Unlock()
+				return
+			}
+		}
 		if err == nil {
 			f.res.outputs[i] = res.Outputs[k]
 			f.nDone++
 			f.left--
 			continue
 		}
-		if f.attempts[i] < f.spec.retries && Retryable(err) && f.ctx.Err() == nil {
+		switch OnFailure(f.ctx, err, f.attempts[i], f.spec.kind, f.spec.opts) {
+		case Retry:
 			f.attempts[i]++
 			retries = append(retries, retry{i, f.attempts[i], err})
 			i := i
@@ -166,8 +171,7 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 				f.mu.Unlock()
 			})
 			continue
-		}
-		if f.spec.skipErrors && host.KindOf(err) != host.KindCanceled {
+		case Skip:
 			f.res.errs[i] = err
 			f.nDone++
 			f.nFailed++
@@ -214,38 +218,56 @@ func (f *fanout) failLocked(err error, index int) {
 	go f.done(&res)
 }
 
-// Retryable reports whether a failure may go away on another try. A bad
-// input is refused by the host before the task runs, and a canceled call
-// was stopped on purpose.
-func Retryable(err error) bool {
-	switch host.KindOf(err) {
-	case host.KindBadInput, host.KindCanceled:
+// gate bounds the calls of a runner's tenant in flight at once
+// (policy.Tenant.MaxConcurrent), across all its runs and steps. A fan-out
+// that finds no slot waits for one without holding a worker. A nil gate
+// bounds nothing.
+type gate struct {
+	mu      sync.Mutex
+	free    int
+	waiters []func()
+}
+
+func newGate(n int) *gate {
+	if n <= 0 {
+		return nil
+	}
+	return &gate{free: n}
+}
+
+// take takes a slot, if one is free.
+func (g *gate) take() bool {
+	if g == nil {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.free == 0 {
 		return false
 	}
+	g.free--
 	return true
 }
 
-// backoff is base·2^(attempt-1), capped at max, with ±50 % jitter. It
-// doubles step by step, never past max, so no attempt number overflows;
-// base and max are positive and at most pipeline.MaxDuration.
-// DefaultRetryBase and DefaultRetryMax shape the retry backoff unless a
-// Config says otherwise.
-const (
-	DefaultRetryBase = 100 * time.Millisecond
-	DefaultRetryMax  = 10 * time.Second
-)
-
-// RetryDelay is how long to wait before retry number attempt (from 1)
-// with the default backoff: doubling from DefaultRetryBase up to
-// DefaultRetryMax, with jitter. Every driver waits this long.
-func RetryDelay(attempt int) time.Duration {
-	return backoff(DefaultRetryBase, DefaultRetryMax, attempt)
+// wait calls wake, once, when a slot is given back.
+func (g *gate) wait(wake func()) {
+	g.mu.Lock()
+	g.waiters = append(g.waiters, wake)
+	g.mu.Unlock()
 }
 
-func backoff(base, max time.Duration, attempt int) time.Duration {
-	d := min(base, max)
-	for i := 1; i < attempt && d < max; i++ {
-		d = min(2*d, max)
+// give gives a slot back and wakes every waiting fan-out: the first to
+// take the slot gets it, the others wait again.
+func (g *gate) give() {
+	if g == nil {
+		return
 	}
-	return d/2 + time.Duration(rand.Int64N(int64(d)))
+	g.mu.Lock()
+	g.free++
+	ws := g.waiters
+	g.waiters = nil
+	g.mu.Unlock()
+	for _, w := range ws {
+		w()
+	}
 }

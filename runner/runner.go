@@ -1,40 +1,50 @@
-// Package runner executes checked pipeline plans on a broker. It plays
-// the part of Taskiq-Flow's PipelineMiddleware: every completion starts
-// whatever just became ready, with no level-by-level barrier and no
-// waiting task holding a worker.
+// Package runner is flowhost's one execution model: what a step or node
+// does (its calls, their inputs, their limits), how calls are batched,
+// retried and collected (map order, filter, group, dataflow outputs), and
+// which error a failed run reports. The pure functions of model.go are the
+// rules; both drivers call them. The in-process driver is Runner, which
+// executes checked plans on a broker (broker/inproc) and plays the part of
+// Taskiq-Flow's PipelineMiddleware: every completion starts whatever just
+// became ready, with no level-by-level barrier and no waiting task holding
+// a worker. The Redis driver (broker/redis) keeps the run's state in Redis
+// and calls the same rules from its workers.
 package runner
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/flowhost/flowhost/broker"
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
+	"github.com/flowhost/flowhost/track"
 )
 
 // Config configures a Runner.
 type Config struct {
 	// Broker executes the calls.
 	Broker broker.Broker
-	// Tenant labels the runs' calls (metrics); default "default".
+	// Tenant labels the runs' calls (metrics); default policy.DefaultTenant.
 	Tenant string
+	// Policy is the tenant's policy: its maxima clamp every call's limits
+	// and it must permit the flow's grants, exactly as on a worker. nil
+	// clamps nothing and permits everything.
+	Policy *policy.Tenant
 	// Modules are the loaded plugins, by alias.
 	Modules map[string]*host.Module
 	// Limits are the flow's limits; zero fields fall back to host.DefaultLimits.
 	Limits pipeline.Limits
 	// Grants are what the runs' tasks may reach beyond the sandbox.
 	Grants pipeline.Grants
-	// Observer receives progress events; nil discards them.
-	Observer Observer
+	// Observer receives the runs' events; nil discards them.
+	Observer track.Observer
 	// MaxParallel is the default bound of calls in flight per step; 0
 	// means twice the broker's workers.
 	MaxParallel int
@@ -46,26 +56,31 @@ type Config struct {
 type Runner struct {
 	broker      broker.Broker
 	tenant      string
-	grants      *host.Grants
+	policy      *policy.Tenant
+	grants      pipeline.Grants
 	modules     map[string]*host.Module
-	limits      pipeline.Limits
-	obs         Observer
+	flowLimits  pipeline.Limits
+	obs         track.Observer
 	maxParallel int
 	retryBase   time.Duration
 	retryMax    time.Duration
+	gate        *gate
 }
 
 var _ pipeline.Executor = (*Runner)(nil)
 
 // New makes a runner.
 func New(cfg Config) *Runner {
-	r := &Runner{broker: cfg.Broker, tenant: cfg.Tenant, grants: HostGrants(cfg.Grants), modules: cfg.Modules, limits: cfg.Limits, obs: cfg.Observer,
+	r := &Runner{broker: cfg.Broker, tenant: cfg.Tenant, policy: cfg.Policy, grants: cfg.Grants, modules: cfg.Modules, flowLimits: cfg.Limits, obs: cfg.Observer,
 		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax}
 	if r.obs == nil {
-		r.obs = nopObserver{}
+		r.obs = track.ObserverFunc(func(track.Event) {})
 	}
 	if r.tenant == "" {
-		r.tenant = "default"
+		r.tenant = policy.DefaultTenant
+	}
+	if r.policy != nil {
+		r.gate = newGate(r.policy.MaxConcurrent)
 	}
 	if r.maxParallel <= 0 {
 		r.maxParallel = 2 * max(cfg.Broker.Workers(), runtime.GOMAXPROCS(0))
@@ -76,7 +91,7 @@ func New(cfg Config) *Runner {
 	if r.retryMax <= 0 {
 		r.retryMax = DefaultRetryMax
 	}
-	r.retryBase, r.retryMax = min(r.retryBase, pipeline.MaxDuration), min(r.retryMax, pipeline.MaxDuration)
+	r.retryBase, r.retryMax = min(r.retryBase, policy.MaxDuration), min(r.retryMax, policy.MaxDuration)
 	return r
 }
 
@@ -96,65 +111,8 @@ func NewRunID() string {
 	return fmt.Sprintf("%011x%s", time.Now().UnixMilli(), hex.EncodeToString(b[:]))
 }
 
-// RunError is a run's failure: the step or node, the element, the cause.
-type RunError struct {
-	RunID string
-	// Step is the 1-based step of a sequential run; 0 for a dataflow run.
-	Step  int
-	Label string
-	// Element is the index of the failed element of a map, filter or
-	// group, or -1.
-	Element int
-	Err     error
-}
-
-func (e *RunError) Error() string {
-	var b strings.Builder
-	if e.Step > 0 {
-		fmt.Fprintf(&b, "step %d (%s)", e.Step, e.Label)
-	} else {
-		fmt.Fprintf(&b, "task %s", e.Label)
-	}
-	if e.Element >= 0 {
-		fmt.Fprintf(&b, ", element %d", e.Element)
-	}
-	fmt.Fprintf(&b, ": %v", e.Err)
-	return b.String()
-}
-
-// Unwrap returns the cause.
-func (e *RunError) Unwrap() error { return e.Err }
-
-func (r *Runner) hostLimits(step pipeline.Limits) host.Limits {
-	l := HostLimits(r.limits, step)
-	l.Grants = r.grants
-	return l
-}
-
-// HostGrants gives a flow's grants to the host: nil when they grant nothing.
-func HostGrants(g pipeline.Grants) *host.Grants {
-	if g.Empty() {
-		return nil
-	}
-	return &g
-}
-
-// HostLimits resolves a call's limits: the step's, else the flow's, else
-// host.DefaultLimits. A timeout is at most pipeline.MaxDuration, so that
-// the call's deadline (now + the timeout) cannot overflow.
-func HostLimits(flow, step pipeline.Limits) host.Limits {
-	d := host.DefaultLimits
-	l := step.Merge(flow).Merge(pipeline.Limits{Timeout: d.Timeout, Memory: d.Memory, MaxOutput: d.MaxOutput, Fuel: d.Fuel})
-	return host.Limits{Timeout: clampTimeout(l.Timeout), Memory: l.Memory, MaxOutput: l.MaxOutput, Fuel: l.Fuel}
-}
-
-// clampTimeout bounds a timeout to pipeline.MaxDuration; a negative one
-// means none was set.
-func clampTimeout(d time.Duration) time.Duration {
-	if d < 0 {
-		return 0
-	}
-	return min(d, pipeline.MaxDuration)
+func (r *Runner) limits(opts pipeline.Options) host.Limits {
+	return StepLimits(r.flowLimits, r.grants, opts, r.policy)
 }
 
 func (r *Runner) task(tr dag.TaskRef) (*host.Task, error) { return ResolveTask(r.modules, tr) }
@@ -174,117 +132,40 @@ func ResolveTask(modules map[string]*host.Module, tr dag.TaskRef) (*host.Task, e
 
 // RunSequential plans and runs a sequential pipeline.
 func (r *Runner) RunSequential(ctx context.Context, p *pipeline.Sequential, in pipeline.Inputs) (*pipeline.Result, error) {
-	plan, err := dag.PlanSequential(r.Catalog(), p, in)
-	if err != nil {
-		return nil, err
-	}
-	id := NewRunID()
-	v, err := r.ExecSequential(ctx, id, plan)
-	if err != nil {
-		return nil, err
-	}
-	return &pipeline.Result{RunID: id, Value: v}, nil
+	return r.plan(ctx, p, nil, in)
 }
 
 // RunDataflow plans and runs a dataflow pipeline.
 func (r *Runner) RunDataflow(ctx context.Context, p *pipeline.Dataflow, in pipeline.Inputs) (*pipeline.Result, error) {
-	plan, err := dag.PlanDataflow(r.Catalog(), p, in)
+	return r.plan(ctx, nil, p, in)
+}
+
+func (r *Runner) plan(ctx context.Context, seq *pipeline.Sequential, df *pipeline.Dataflow, in pipeline.Inputs) (*pipeline.Result, error) {
+	plan, err := dag.Build(r.Catalog(), seq, df, in)
 	if err != nil {
 		return nil, err
 	}
 	id := NewRunID()
-	v, err := r.ExecDataflow(ctx, id, plan)
+	v, err := r.Exec(ctx, id, plan)
 	if err != nil {
 		return nil, err
 	}
 	return &pipeline.Result{RunID: id, Value: v}, nil
 }
 
-// template builds a task's input objects: every value but the param's is
-// fixed, so each call costs one concatenation.
-type template struct {
-	prefix []byte // `{"a":1,"b":2,` without the param; the whole object when there is none
-	param  string
-	key    []byte // the param's name as JSON
+// Exec runs a checked plan as run runID.
+func (r *Runner) Exec(ctx context.Context, runID string, plan *dag.Plan) (json.RawMessage, error) {
+	if plan.Seq != nil {
+		return r.ExecSequential(ctx, runID, plan.Seq)
+	}
+	return r.ExecDataflow(ctx, runID, plan.DF)
 }
 
-// newTemplate fixes the inputs of t other than param: args first, then
-// flow inputs, then declared defaults.
-func newTemplate(t *host.Task, param string, args, flow map[string]json.RawMessage) (*template, error) {
-	values := map[string]json.RawMessage{}
-	for _, in := range t.Spec.Inputs {
-		if in.Name == param {
-			continue
-		}
-		if v, ok := args[in.Name]; ok {
-			values[in.Name] = v
-		} else if v, ok := flow[in.Name]; ok {
-			values[in.Name] = v
-		}
+// permit checks the runner's flow grants against its tenant's policy, as
+// a worker does before a run's first task.
+func (r *Runner) permit() error {
+	if r.policy == nil {
+		return nil
 	}
-	check := make(map[string]json.RawMessage, len(values)+1)
-	for k, v := range values {
-		check[k] = v
-	}
-	if _, err := t.Input(withPlaceholder(check, param)); err != nil {
-		return nil, err
-	}
-	var b bytes.Buffer
-	b.WriteByte('{')
-	n := 0
-	for _, in := range t.Spec.Inputs {
-		if in.Name == param {
-			continue
-		}
-		v, ok := values[in.Name]
-		if !ok {
-			v = in.Default
-		}
-		if n > 0 {
-			b.WriteByte(',')
-		}
-		n++
-		key, _ := json.Marshal(in.Name)
-		b.Write(key)
-		b.WriteByte(':')
-		b.Write(v)
-	}
-	tp := &template{param: param}
-	switch {
-	case param == "":
-		b.WriteByte('}')
-	case n > 0:
-		b.WriteByte(',')
-	}
-	tp.prefix = b.Bytes()
-	tp.key, _ = json.Marshal(param)
-	return tp, nil
+	return r.policy.Permit(r.tenant, r.grants)
 }
-
-func withPlaceholder(values map[string]json.RawMessage, param string) map[string]json.RawMessage {
-	if param != "" {
-		values[param] = json.RawMessage("0")
-	}
-	return values
-}
-
-// build returns the input with v as the param's value.
-func (tp *template) build(v json.RawMessage) []byte {
-	if tp.param == "" {
-		return tp.prefix
-	}
-	b := make([]byte, 0, len(tp.prefix)+len(tp.key)+len(v)+2)
-	b = append(b, tp.prefix...)
-	b = append(b, tp.key...)
-	b = append(b, ':')
-	b = append(b, v...)
-	return append(b, '}')
-}
-
-// Guest log lines a run may write: a burst, then a steady rate.
-const (
-	logBurst     = 500
-	logPerSecond = 100
-)
-
-func newLogBudget() *host.LogBudget { return host.NewLogBudget(logPerSecond, logBurst) }

@@ -7,33 +7,8 @@ import (
 	"time"
 
 	"github.com/flowhost/flowhost/host"
-	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
 )
-
-func TestHostLimits(t *testing.T) {
-	d := host.DefaultLimits
-	cases := []struct {
-		name       string
-		flow, step pipeline.Limits
-		want       time.Duration
-	}{
-		{"default", pipeline.Limits{}, pipeline.Limits{}, d.Timeout},
-		{"flow", pipeline.Limits{Timeout: time.Second}, pipeline.Limits{}, time.Second},
-		{"step beats flow", pipeline.Limits{Timeout: time.Second}, pipeline.Limits{Timeout: time.Millisecond}, time.Millisecond},
-		{"the longest", pipeline.Limits{Timeout: pipeline.MaxDuration}, pipeline.Limits{}, pipeline.MaxDuration},
-		// now + 2100000h overflows a deadline in nanoseconds: the call
-		// would time out at once.
-		{"too long", pipeline.Limits{Timeout: 2100000 * time.Hour}, pipeline.Limits{}, pipeline.MaxDuration},
-		{"longest of all", pipeline.Limits{}, pipeline.Limits{Timeout: math.MaxInt64}, pipeline.MaxDuration},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if got := HostLimits(c.flow, c.step).Timeout; got != c.want {
-				t.Fatalf("timeout %v, want %v", got, c.want)
-			}
-		})
-	}
-}
 
 func TestBackoff(t *testing.T) {
 	cases := []struct {
@@ -46,9 +21,9 @@ func TestBackoff(t *testing.T) {
 		{100 * time.Millisecond, 10 * time.Second, 8, 10 * time.Second},
 		{100 * time.Millisecond, 10 * time.Second, 100, 10 * time.Second},
 		{100 * time.Millisecond, 10 * time.Second, math.MaxInt, 10 * time.Second},
-		{time.Nanosecond, pipeline.MaxDuration, 30, 1 << 29},
-		{time.Nanosecond, pipeline.MaxDuration, 64, pipeline.MaxDuration}, // 2^63 ns overflows
-		{pipeline.MaxDuration, pipeline.MaxDuration, 100, pipeline.MaxDuration},
+		{time.Nanosecond, policy.MaxDuration, 30, 1 << 29},
+		{time.Nanosecond, policy.MaxDuration, 64, policy.MaxDuration}, // 2^63 ns overflows
+		{policy.MaxDuration, policy.MaxDuration, 100, policy.MaxDuration},
 		{time.Hour, time.Second, 1, time.Second},
 	}
 	for _, c := range cases {
@@ -91,7 +66,7 @@ func TestBatches(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := batches(c.calls, c.maxParallel)
+			got := Batches(c.calls, c.maxParallel, maxBatch)
 			var lens []int
 			next := 0
 			for _, bt := range got {

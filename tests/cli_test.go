@@ -373,4 +373,18 @@ func TestGrantsOnWorkers(t *testing.T) {
 	if out.Status != "succeeded" || string(out.Result) != "0" {
 		t.Fatalf("on a worker elsewhere: %s %s\n%s", r.stdout, r.stderr, w.output())
 	}
+	// A worker that does not have the granted folder fails the run, naming
+	// the grant and itself.
+	w.cmd.Process.Kill()
+	w.cmd.Wait()
+	id := submit(t, srv, flow)
+	if err := os.RemoveAll(filepath.Join(dir, "shared")); err != nil {
+		t.Fatal(err)
+	}
+	worker(t, srv, "without-it")
+	r = flowhost(t, "wait", "--json", "--broker", srv.URL(), id)
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Status != "failed" || out.Error == nil ||
+		!strings.Contains(*out.Error, "worker without-it cannot provide the run's grants: grant files") || !strings.Contains(*out.Error, "shared") {
+		t.Fatalf("a worker without the granted folder: %s %s", r.stdout, r.stderr)
+	}
 }

@@ -1,7 +1,10 @@
-// Package track records what runs do: each run's status and, per step
-// (or dataflow node), its status, attempts, times, error and, for map and
-// filter, done/total/failed. Memory keeps them for in-process runs; the
-// Redis broker keeps the same shape in Redis for distributed runs.
+// Package track is the one vocabulary of what runs do, whichever driver
+// runs them: the events (Event, with typed EventType and State), and each
+// run's status and, per step (or dataflow node), its state, attempts,
+// times, error and, for map and filter, done/total/failed (RunStatus).
+// Memory keeps them for in-process runs; the Redis driver keeps the same
+// shape in Redis, so `status`, `events`, metrics and any dashboard read
+// one shape.
 package track
 
 import (
@@ -11,13 +14,12 @@ import (
 	"time"
 
 	"github.com/flowhost/flowhost/pipeline"
-	"github.com/flowhost/flowhost/runner"
 )
 
 // StepStatus is one step of a run, as `flowhost status --json` shows it.
 type StepStatus struct {
 	Name       string `json:"name"`
-	Status     string `json:"status"` // pending, running, succeeded, failed, cancelled
+	Status     State  `json:"status"`
 	Attempts   int    `json:"attempts"`
 	StartedAt  string `json:"started_at,omitempty"`  // RFC 3339
 	FinishedAt string `json:"finished_at,omitempty"` // RFC 3339
@@ -36,13 +38,16 @@ type RunStatus struct {
 	RunID      string          `json:"run_id"`
 	Tenant     string          `json:"tenant,omitempty"`
 	Name       string          `json:"name,omitempty"`
-	Status     string          `json:"status"` // pending, running, succeeded, failed, cancelled
-	Steps      []StepStatus    `json:"steps"`
+	Status     State           `json:"status"`
+	Steps      []StepStatus    `json:"steps,omitempty"`
 	Result     json.RawMessage `json:"result"`
 	Error      string          `json:"error,omitempty"`
 	CreatedAt  string          `json:"created_at,omitempty"`
 	FinishedAt string          `json:"finished_at,omitempty"`
 }
+
+// Ended reports whether the run is over.
+func (s *RunStatus) Ended() bool { return s.Status.Ended() }
 
 func stamp(t time.Time) string {
 	if t.IsZero() {
@@ -59,16 +64,18 @@ type step struct {
 }
 
 type run struct {
-	id, name          string
-	status            string
+	id, name, tenant  string
+	names             []string
+	result            json.RawMessage
+	status            State
 	steps             map[int]*step
 	nsteps            int
 	started, finished time.Time
 	err               string
 }
 
-// Memory keeps the status of the most recent in-process runs. It is a
-// runner.Observer: give it to the runner (alone or with runner.Observers).
+// Memory keeps the status of the most recent in-process runs. It is an
+// Observer: give it to the runner (alone or with Observers).
 type Memory struct {
 	mu    sync.Mutex
 	runs  map[string]*run
@@ -84,15 +91,15 @@ func NewMemory(keep int) *Memory {
 	return &Memory{runs: map[string]*run{}, keep: keep}
 }
 
-var _ runner.Observer = (*Memory)(nil)
+var _ Observer = (*Memory)(nil)
 
-// Event records one runner event.
-func (m *Memory) Event(e runner.Event) {
+// Event records one event.
+func (m *Memory) Event(e Event) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.runs[e.RunID]
 	if r == nil {
-		r = &run{id: e.RunID, status: "running", steps: map[int]*step{}, started: e.Time}
+		r = &run{id: e.RunID, status: Running, steps: map[int]*step{}, started: e.Time}
 		m.runs[e.RunID] = r
 		m.order = append(m.order, e.RunID)
 		if len(m.order) > m.keep {
@@ -102,38 +109,53 @@ func (m *Memory) Event(e runner.Event) {
 	}
 	s := r.steps[e.Step]
 	if s == nil && e.Step > 0 {
-		s = &step{StepStatus: StepStatus{Name: e.Label, Status: "pending"}}
+		s = &step{StepStatus: StepStatus{Name: r.stepName(e.Step, e.Name), Status: Pending}}
 		r.steps[e.Step] = s
 	}
 	switch e.Type {
-	case runner.RunStarted:
-		r.nsteps, r.name = e.Steps, e.Label
-	case runner.StepStarted:
-		s.Status, s.started, s.Attempts, s.total = "running", e.Time, 1, e.Total
+	case RunStarted:
+		r.nsteps, r.name, r.tenant, r.names = e.Steps, e.Name, e.Tenant, e.StepNames
+	case StepStarted:
+		s.Status, s.started, s.Attempts, s.total = Running, e.Time, 1, e.Total
 		s.fanning = e.Kind == pipeline.Map || e.Kind == pipeline.Filter
-	case runner.StepProgress:
+	case StepProgress:
 		s.done, s.Failed = e.Done, e.Failed
-	case runner.StepRetried:
+	case StepRetried:
 		s.Attempts++
-	case runner.StepFinished:
+	case StepFailed:
 		s.finished = e.Time
-		if e.Err != nil {
-			s.Status, s.Error = "failed", e.Err.Error()
-		} else {
-			s.Status, s.done, s.Failed = "succeeded", e.Done, e.Failed
-		}
-	case runner.RunFinished:
+		s.Status, s.Error = Failed, e.Error
+		s.Failed += e.Failed
+	case StepFinished:
+		s.finished = e.Time
+		s.Status, s.done, s.Failed = Succeeded, e.Done, e.Failed
+	case RunFinished:
 		r.finished = e.Time
-		r.status = "succeeded"
-		if e.Err != nil {
-			r.status, r.err = "failed", e.Err.Error()
-		}
+		r.status, r.err = e.Status, e.Error
 		for _, s := range r.steps {
-			if s.Status == "running" {
-				s.Status = "cancelled"
+			if s.Status == Running || s.Status == Pending {
+				s.Status = Cancelled
 			}
 		}
 	}
+}
+
+// SetResult records the result of a run that succeeded.
+func (m *Memory) SetResult(id string, v json.RawMessage) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.runs[id]; r != nil {
+		r.result = v
+	}
+}
+
+// stepName is step n's name: as the run announced it, else as its event
+// says.
+func (r *run) stepName(n int, name string) string {
+	if n >= 1 && n <= len(r.names) {
+		return r.names[n-1]
+	}
+	return name
 }
 
 // Run returns a run's status.
@@ -159,8 +181,11 @@ func (m *Memory) Runs() []*RunStatus {
 }
 
 func (r *run) snapshot() *RunStatus {
-	st := &RunStatus{RunID: r.id, Name: r.name, Status: r.status, Error: r.err, Result: json.RawMessage("null"),
+	st := &RunStatus{RunID: r.id, Tenant: r.tenant, Name: r.name, Status: r.status, Error: r.err, Result: json.RawMessage("null"),
 		CreatedAt: stamp(r.started), FinishedAt: stamp(r.finished), Steps: []StepStatus{}}
+	if r.result != nil {
+		st.Result = r.result
+	}
 	ids := make([]int, 0, len(r.steps))
 	for id := range r.steps {
 		ids = append(ids, id)
@@ -169,7 +194,11 @@ func (r *run) snapshot() *RunStatus {
 	for n := 1; n <= max(r.nsteps, len(ids)); n++ {
 		s, ok := r.steps[n]
 		if !ok {
-			st.Steps = append(st.Steps, StepStatus{Status: "pending"})
+			state := Pending
+			if r.status == Failed || r.status == Cancelled {
+				state = Cancelled // never started: the run ended first
+			}
+			st.Steps = append(st.Steps, StepStatus{Name: r.stepName(n, ""), Status: state})
 			continue
 		}
 		ss := s.StepStatus

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/flowhost/flowhost/dag"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,33 +72,12 @@ func (s *Spec) check(run string) error {
 	return nil
 }
 
-// StepInfo names a step for status: its label, and whether it is a map
-// or filter (which report done/total).
-type StepInfo struct {
-	Name    string `json:"name"`
-	Fanning bool   `json:"fanning,omitempty"`
-}
+// StepInfo names a step for status (dag.StepInfo).
+type StepInfo = dag.StepInfo
 
-// Status is a run's state as the status command shows it.
-type Status struct {
-	RunID      string          `json:"run_id"`
-	Tenant     string          `json:"tenant"`
-	Name       string          `json:"name"`
-	Status     string          `json:"status"`
-	Result     json.RawMessage `json:"result"`
-	Error      string          `json:"error,omitempty"`
-	CreatedAt  string          `json:"created_at,omitempty"`
-	FinishedAt string          `json:"finished_at,omitempty"`
-}
-
-// Ended reports whether the run is over.
-func (s *Status) Ended() bool {
-	switch s.Status {
-	case "succeeded", "failed", "cancelled":
-		return true
-	}
-	return false
-}
+// Status is a run's state: the same type (track.RunStatus) whichever
+// driver ran it.
+type Status = track.RunStatus
 
 // Client submits runs and reads their state.
 type Client struct {
@@ -181,7 +161,7 @@ func (c *Client) Submit(ctx context.Context, spec *Spec) error {
 		return err
 	}
 	now := time.Now()
-	fields := map[string]any{"spec": b, "status": "pending", "tenant": spec.Tenant, "name": spec.Name,
+	fields := map[string]any{"spec": b, "status": string(track.Pending), "tenant": spec.Tenant, "name": spec.Name,
 		"created_at": now.UTC().Format(time.RFC3339Nano)}
 	_, err = c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.HSet(ctx, runKey(spec.Tenant, spec.ID), fields)
@@ -211,7 +191,7 @@ func (c *Client) Status(ctx context.Context, tenant, id string) (*Status, error)
 	if len(m) == 0 {
 		return nil, fmt.Errorf("run %s (tenant %s): %w", id, tenant, ErrNoRun)
 	}
-	st := &Status{RunID: id, Tenant: tenant, Name: m["name"], Status: m["status"], Error: m["error"],
+	st := &Status{RunID: id, Tenant: tenant, Name: m["name"], Status: track.State(m["status"]), Error: m["error"],
 		CreatedAt: m["created_at"], FinishedAt: m["finished_at"], Result: json.RawMessage("null")}
 	if r := m["result"]; r != "" {
 		st.Result = json.RawMessage(r)
@@ -252,7 +232,7 @@ func (c *Client) Cancel(ctx context.Context, tenant, id string) (bool, error) {
 		return false, err
 	}
 	key := runKey(tenant, id)
-	ev := Event{Type: EventRunFinished, RunID: id, Status: "cancelled", Error: "cancelled by request"}.encode()
+	ev := track.Event{Type: track.RunFinished, RunID: id, Status: track.Cancelled, Error: "cancelled by request"}.Encode()
 	ttl := 24 * time.Hour
 	var ended bool
 	cancel := func(tx *goredis.Tx) error {
@@ -263,11 +243,11 @@ func (c *Client) Cancel(ctx context.Context, tenant, id string) (bool, error) {
 		if err != nil {
 			return err
 		}
-		if st != "pending" && st != "running" {
+		if track.State(st).Ended() {
 			return nil
 		}
 		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			p.HSet(ctx, key, "status", "cancelled", "result", "null", "error", "cancelled by request",
+			p.HSet(ctx, key, "status", string(track.Cancelled), "result", "null", "error", "cancelled by request",
 				"finished_at", time.Now().UTC().Format(time.RFC3339Nano))
 			p.PExpire(ctx, key, ttl)
 			p.XAdd(ctx, &goredis.XAddArgs{Stream: eventsKey(tenant, id), MaxLen: 10000, Approx: true, Values: []any{"e", ev}})
@@ -340,7 +320,7 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 		if err != nil {
 			return nil, err
 		}
-		s := StepStatus{Name: label, Status: "pending", StartedAt: h["started_at"], FinishedAt: h["finished_at"], Worker: h["worker"]}
+		s := StepStatus{Name: label, Status: track.Pending, StartedAt: h["started_at"], FinishedAt: h["finished_at"], Worker: h["worker"]}
 		t0, _ := time.Parse(time.RFC3339Nano, h["started_at"])
 		t1, _ := time.Parse(time.RFC3339Nano, h["finished_at"])
 		s.DurationMS = track.Duration(t0, t1)
@@ -348,24 +328,25 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 		retries, _ := strconv.Atoi(h["retries"])
 		done, _ := strconv.Atoi(h["done"])
 		s.Failed, _ = strconv.Atoi(h["failed"])
+		ended := st.Status == track.Failed || st.Status == track.Cancelled
 		switch {
+		case h["error"] != "": // the step that failed the run
+			s.Status, s.Error = track.Failed, h["error"]
 		case h["started"] == "":
-			if st.Status == "cancelled" || st.Status == "failed" {
-				s.Status = "cancelled"
+			if ended {
+				s.Status = track.Cancelled
 			}
 		case h["finished_at"] != "":
-			s.Status, s.Attempts = "succeeded", 1
-		case st.Status == "failed":
-			s.Status, s.Attempts, s.Error = "failed", 1, st.Error
-		case st.Status == "cancelled":
-			s.Status, s.Attempts = "cancelled", 1
+			s.Status = track.Succeeded
+		case ended:
+			s.Status = track.Cancelled
 		default:
-			s.Status, s.Attempts = "running", 1
+			s.Status = track.Running
 		}
-		if s.Attempts > 0 {
-			s.Attempts += retries
+		if h["started"] != "" {
+			s.Attempts = 1 + retries
 		}
-		if info.Fanning {
+		if info.Fanning && h["started"] != "" {
 			s.Done, s.Total = &done, &total
 		}
 		out[i] = s

@@ -19,35 +19,31 @@ const promoteEvery = 100 * time.Millisecond
 // the worker that scheduled it. Only the tenants the index says have a
 // retry due are looked at, so an idle worker makes one read per tick.
 func (w *Worker) promote(ctx context.Context) {
-	t := time.NewTicker(promoteEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		now := strconv.FormatInt(time.Now().UnixMilli(), 10)
-		due, err := w.rdb.ZRangeByScore(ctx, delayedIndex, &goredis.ZRangeBy{Min: "-inf", Max: now, Count: 100}).Result()
-		if err != nil {
-			w.wrote(ctx, "retry index read", err)
+	every(ctx, promoteEvery, func() { w.promoteDue(ctx) })
+}
+
+// promoteDue moves the retries that are due to their tenants' streams.
+func (w *Worker) promoteDue(ctx context.Context) {
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	due, err := w.rdb.ZRangeByScore(ctx, delayedIndex, &goredis.ZRangeBy{Min: "-inf", Max: now, Count: 100}).Result()
+	if err != nil {
+		w.wrote(ctx, "retry index read", err)
+		return
+	}
+	for _, tn := range due {
+		if policy.CheckTenant(tn) != nil { // only workers write the index; never act on a bad name
+			w.wrote(ctx, "retry index cleanup", w.rdb.ZRem(ctx, delayedIndex, tn).Err())
 			continue
 		}
-		for _, tn := range due {
-			if policy.CheckTenant(tn) != nil { // only workers write the index; never act on a bad name
-				w.wrote(ctx, "retry index cleanup", w.rdb.ZRem(ctx, delayedIndex, tn).Err())
-				continue
-			}
-			err := promoteScript.Run(ctx, w.rdb, []string{delayedKey(tn), streamKey(tn), delayedIndex}, now, 100, tn).Err()
-			if isRefusal(err) {
-				// The tenant broke its own delayed set (another type):
-				// stop looking at it; its retries there are lost.
-				w.log.Warn("tenant's delayed retries cannot be read; dropped from the index", "tenant", tn, "err", err)
-				w.cfg.Metrics.Refused(tn, "delayed")
-				w.wrote(ctx, "retry index cleanup", w.rdb.ZRem(ctx, delayedIndex, tn).Err())
-				continue
-			}
-			w.wrote(ctx, "retry promotion", err)
+		err := promoteScript.Run(ctx, w.rdb, []string{delayedKey(tn), streamKey(tn), delayedIndex}, now, 100, tn).Err()
+		if isRefusal(err) {
+			// The tenant broke its own delayed set (another type):
+			// stop looking at it; its retries there are lost.
+			w.log.Warn("tenant's delayed retries cannot be read; dropped from the index", "tenant", tn, "err", err)
+			w.cfg.Metrics.Refused(tn, "delayed")
+			w.wrote(ctx, "retry index cleanup", w.rdb.ZRem(ctx, delayedIndex, tn).Err())
+			continue
 		}
+		w.wrote(ctx, "retry promotion", err)
 	}
 }

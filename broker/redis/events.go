@@ -4,44 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/flowhost/flowhost/track"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// Event types, in the order a run produces them.
-const (
-	EventRunStarted   = "run_started"
-	EventStepStarted  = "step_started"
-	EventStepRetried  = "step_retried"
-	EventStepFailed   = "step_failed"
-	EventStepFinished = "step_finished"
-	EventRunFinished  = "run_finished"
-)
-
-// Event is one thing that happened in a run, recorded by the worker where
-// it happened, when it happened. A "step" of a dataflow run is a task node.
-type Event struct {
-	Time    string `json:"time"`
-	Type    string `json:"type"`
-	RunID   string `json:"run_id"`
-	Step    int    `json:"step,omitempty"` // 1-based
-	Name    string `json:"name,omitempty"`
-	Worker  string `json:"worker,omitempty"`
-	Status  string `json:"status,omitempty"`
-	Error   string `json:"error,omitempty"`
-	Attempt int    `json:"attempt,omitempty"`
-	Element *int   `json:"element,omitempty"`
-	Total   *int   `json:"total,omitempty"`
-}
-
-func (e Event) encode() string {
-	if e.Time == "" {
-		e.Time = time.Now().UTC().Format(time.RFC3339Nano)
-	}
-	b, _ := json.Marshal(e)
-	return string(b)
-}
+// Event is one thing that happened in a run: the same type
+// (track.Event), and the same JSON, whichever driver ran it.
+type Event = track.Event
 
 // Events calls fn with each event of a run, oldest first, then follows
 // new ones until the run ends or ctx is done.
@@ -80,7 +51,7 @@ func (c *Client) Events(ctx context.Context, tenant, id string, fn func(Event) e
 				if err := fn(e); err != nil {
 					return err
 				}
-				if e.Type == EventRunFinished {
+				if e.Type == track.RunFinished {
 					return nil
 				}
 			}

@@ -17,7 +17,12 @@
 // calls are enqueued exactly once.
 package redis
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/flowhost/flowhost/policy"
+)
 
 const (
 	group      = "workers"
@@ -43,3 +48,28 @@ func stepKey(tenant, run string, step int) string {
 }
 
 func eventsKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:events", tenant, run) }
+
+// cancelTopicTenant is the tenant whose cancel topic channel is, as the
+// pattern cancelPattern matched it. fh:t:*:cancel also matches
+// fh:t:acme:x:cancel, whose "tenant" is no valid name: not ok.
+func cancelTopicTenant(channel string) (string, bool) {
+	t, ok := strings.CutPrefix(channel, "fh:t:")
+	if !ok {
+		return "", false
+	}
+	if t, ok = strings.CutSuffix(t, ":cancel"); !ok || policy.CheckTenant(t) != nil {
+		return "", false
+	}
+	return t, true
+}
+
+// batchField is the step hash field of the batch whose first call is
+// the step's call index.
+func batchField(index int) string { return fmt.Sprintf("b:%d", index) }
+
+// isBatchField reports whether a step hash field holds a batch's result.
+func isBatchField(field string) bool { return strings.HasPrefix(field, "b:") }
+
+// waitingField is the run hash field that counts the producers a dataflow
+// node still waits for.
+func waitingField(node int) string { return fmt.Sprintf("w:%d", node) }

@@ -23,7 +23,9 @@ return 1
 `)
 
 // completeScript stores a batch's result once and counts it down; the
-// batch that brings the count to zero enqueues the next message. A batch
+// batch that brings the count to zero records the step's step_finished
+// event (ARGV[8], with the step's counts filled in) and enqueues the next
+// message; every other batch records a step_progress event. A batch
 // that yielded its slot part way stores what it did and enqueues the rest
 // as a batch of its own, leaving the count as it was. The delivered
 // message is acknowledged in the same step. A batch that ends after its
@@ -50,10 +52,18 @@ if ARGV[9] ~= '' then
   return tonumber(redis.call('HGET', KEYS[1], 'left'))
 end
 local left = redis.call('HINCRBY', KEYS[1], 'left', -1)
+local ev = cjson.decode(ARGV[8])
+ev['total'] = tonumber(redis.call('HGET', KEYS[1], 'total'))
+ev['done'] = tonumber(redis.call('HGET', KEYS[1], 'done'))
+local failed = tonumber(redis.call('HGET', KEYS[1], 'failed') or '0')
+if failed > 0 then ev['failed'] = failed end
 if left == 0 then
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[7])
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'e', ARGV[8])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'e', cjson.encode(ev))
   redis.call('XADD', KEYS[2], '*', 'm', ARGV[3])
+else
+  ev['type'] = 'step_progress'
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'e', cjson.encode(ev))
 end
 return left
 `)
@@ -123,4 +133,24 @@ else
   redis.call('ZADD', KEYS[3], nxt[2], ARGV[3])
 end
 return #due
+`)
+
+// setRunning moves a pending run to running.
+var runningScript = goredis.NewScript(`
+if redis.call('HGET', KEYS[1], 'status') == 'pending' then
+  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', 'e', ARGV[2])
+end
+return 1
+`)
+
+// initScript sets a dataflow run's counters and enqueues its ready nodes, once.
+// KEYS: run hash, stream. ARGV: message id, number of field args, fields…, messages…
+var initScript = goredis.NewScript(`
+redis.call('XACK', KEYS[2], 'workers', ARGV[1])
+if redis.call('HSETNX', KEYS[1], 'initialized', 1) == 0 then return 0 end
+local nf = tonumber(ARGV[2])
+for i = 3, 2 + nf, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+for i = 3 + nf, #ARGV do redis.call('XADD', KEYS[2], '*', 'm', ARGV[i]) end
+return 1
 `)

@@ -15,16 +15,20 @@ type graphCmd struct {
 
 func (c *graphCmd) Run(g *globals) error {
 	ctx := context.Background()
-	l, err := loadFlow(ctx, g, c.Flow, c.Input)
+	eng, err := g.newEngine(ctx)
 	if err != nil {
 		return err
 	}
-	defer l.engine.Close(ctx)
+	defer eng.Close(ctx)
+	f, err := loadFlow(ctx, eng, c.Flow, c.Input)
+	if err != nil {
+		return err
+	}
 	var gr *dag.Graph
-	if l.seq != nil {
-		gr = l.seq.Graph()
+	if f.Plan.Seq != nil {
+		gr = f.Plan.Seq.Graph()
 	} else {
-		gr = l.df.Graph()
+		gr = f.Plan.DF.Graph()
 	}
 	switch c.Format {
 	case "mermaid":

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/flowhost/flowhost/track"
 	"io"
 	"sort"
 	"sync"
@@ -58,25 +59,25 @@ func (pr *progress) line(format string, args ...any) {
 	_, _ = io.WriteString(pr.w, s)
 }
 
-func (pr *progress) name(e runner.Event) string {
+func (pr *progress) name(e track.Event) string {
 	if pr.steps > 0 {
-		return fmt.Sprintf("[%d/%d] %s", e.Step, pr.steps, e.Label)
+		return fmt.Sprintf("[%d/%d] %s", e.Step, pr.steps, e.Name)
 	}
-	return e.Label
+	return e.Name
 }
 
 func fanning(k pipeline.Kind) bool { return k == pipeline.Map || k == pipeline.Filter }
 
 // Event implements runner.Observer.
-func (pr *progress) Event(e runner.Event) {
+func (pr *progress) Event(e track.Event) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	st := pr.stats[e.Step]
 	switch e.Type {
-	case runner.RunStarted:
+	case track.RunStarted:
 		pr.steps = e.Steps
-	case runner.StepStarted:
-		st = &stepStat{step: e.Step, label: e.Label, kind: e.Kind, total: e.Total, start: e.Time}
+	case track.StepStarted:
+		st = &stepStat{step: e.Step, label: e.Name, kind: e.Kind, total: e.Total, start: e.Time}
 		pr.stats[e.Step] = st
 		switch {
 		case pr.tty && fanning(e.Kind):
@@ -97,7 +98,7 @@ func (pr *progress) Event(e runner.Event) {
 		case pr.p == nil:
 			pr.line("%s: started", pr.name(e))
 		}
-	case runner.StepProgress:
+	case track.StepProgress:
 		if st == nil {
 			return
 		}
@@ -109,21 +110,26 @@ func (pr *progress) Event(e runner.Event) {
 			pr.lastLine[e.Step] = time.Now()
 			pr.line("%s: %d/%d done, %d failed", pr.name(e), e.Done, e.Total, e.Failed)
 		}
-	case runner.StepRetried:
+	case track.StepRetried:
 		if st != nil {
 			st.retries++
 		}
 		what := pr.name(e)
-		if fanning(e.Kind) || e.Kind == pipeline.Group {
-			what += fmt.Sprintf(", element %d", e.Element)
+		if e.Element != nil {
+			what += fmt.Sprintf(", element %d", *e.Element)
 		}
 		pr.line("%s: retry %d after: %v", what, e.Attempt, e.Err)
-	case runner.StepFinished:
+	case track.StepFinished, track.StepFailed:
 		if st == nil {
-			st = &stepStat{step: e.Step, label: e.Label, start: e.Time}
+			st = &stepStat{step: e.Step, label: e.Name, start: e.Time}
 			pr.stats[e.Step] = st
 		}
-		st.end, st.err, st.failed = e.Time, e.Err, e.Failed
+		st.end, st.err = e.Time, e.Err
+		if e.Type == track.StepFailed {
+			st.failed = int(st.liveFailed.Load()) + e.Failed // the call that failed the step, too
+		} else {
+			st.failed = e.Failed
+		}
 		if b := pr.bars[e.Step]; b != nil {
 			if e.Err != nil {
 				b.Abort(true)

@@ -15,7 +15,6 @@ import (
 	"github.com/flowhost/flowhost/broker/redis"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/metrics"
-	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/tenant"
 	"github.com/flowhost/flowhost/track"
@@ -94,33 +93,6 @@ func (c *workerCmd) Run(g *globals) error {
 	err = w.Run(ctx)
 	logger.Info("worker stopped")
 	return err
-}
-
-// submitRemote uploads a loaded flow's modules and submits it.
-func submitRemote(ctx context.Context, c *redis.Client, l *loaded, id, tenant string, ttl time.Duration) error {
-	spec := &redis.Spec{ID: id, Tenant: tenant, Name: l.file.Name, Modules: map[string]string{},
-		Seq: l.file.Sequential, DF: l.file.Dataflow, Inputs: l.file.Inputs, Limits: l.file.Limits, Grants: l.file.Grants, ResultTTL: ttl}
-	for _, p := range l.file.Plugins {
-		wasm, err := host.ReadModuleFile(p.Path)
-		if err != nil {
-			return err
-		}
-		sha := l.modules[p.Alias].SHA256
-		if err := c.Upload(ctx, tenant, sha, wasm); err != nil {
-			return fmt.Errorf("upload %s: %w", p.Alias, err)
-		}
-		spec.Modules[p.Alias] = sha
-	}
-	if l.seq != nil {
-		for _, st := range l.seq.Steps {
-			spec.Steps = append(spec.Steps, redis.StepInfo{Name: st.Label, Fanning: st.Kind == pipeline.Map || st.Kind == pipeline.Filter})
-		}
-	} else {
-		for _, n := range l.df.Nodes {
-			spec.Steps = append(spec.Steps, redis.StepInfo{Name: n.Ref()})
-		}
-	}
-	return c.Submit(ctx, spec)
 }
 
 type statusCmd struct {
@@ -248,7 +220,7 @@ func (c *waitCmd) Run(g *globals) error {
 // reportRemote prints a finished remote run like a local one.
 func reportRemote(g *globals, st *redis.Status, asJSON bool) error {
 	if asJSON {
-		out := runJSON{RunID: st.RunID, Status: st.Status, Result: st.Result}
+		out := runJSON{RunID: st.RunID, Status: string(st.Status), Result: st.Result}
 		if st.Status != "succeeded" {
 			out.Status, out.Result, out.Error = "failed", json.RawMessage("null"), st.Error
 		}
@@ -290,7 +262,7 @@ func (c *runsCmd) Run(g *globals) error {
 	if c.Status != "" {
 		kept := runs[:0]
 		for _, r := range runs {
-			if r.Status == c.Status && len(kept) < int(c.Limit) {
+			if string(r.Status) == c.Status && len(kept) < int(c.Limit) {
 				kept = append(kept, r)
 			}
 		}

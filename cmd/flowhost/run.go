@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/flowhost/flowhost"
+	tenantcfg "github.com/flowhost/flowhost/tenant"
+	"github.com/flowhost/flowhost/track"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,7 +15,6 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/flowhost/flowhost/broker/inproc"
 	"github.com/flowhost/flowhost/broker/redis"
 	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/policy"
@@ -32,6 +34,7 @@ type runCmd struct {
 	ResultTTL time.Duration `name:"result-ttl" default:"24h" help:"With --broker: how long the run's state and result are kept: 1s to 8760h."`
 
 	MetricsAddr string `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve Prometheus metrics of this in-process run at /metrics (and /healthz) while it runs."`
+	Policy      string `placeholder:"worker.toml" help:"Apply the tenant's policy from this worker config to an in-process run, exactly as a worker would: its maxima clamp every call's limits, and the flow's grants must be allowed."`
 }
 
 // runJSON is the --json output (SPEC §3).
@@ -46,26 +49,55 @@ func (c *runCmd) Run(g *globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	runID := runner.NewRunID()
-	l, err := loadFlow(ctx, g, c.Flow, c.Input)
-	if err != nil {
+	fail := func(err error) error {
 		if c.JSON {
-			c.printJSON(g, runJSON{RunID: runID, Status: "failed", Result: json.RawMessage("null"), Error: err.Error()})
+			c.printJSON(g, runJSON{RunID: runID, Status: string(track.Failed), Result: json.RawMessage("null"), Error: err.Error()})
 			return silent(err)
 		}
 		return err
 	}
-	defer l.engine.Close(context.Background())
-	if c.Broker != "" {
-		return c.runRemote(ctx, g, l, runID)
-	}
-	if c.Detach {
+	if c.Detach && c.Broker == "" {
 		return usageErr(errors.New("--detach needs --broker: an in-process run ends with this process"))
 	}
-
-	var m *metrics.Metrics
+	if c.Broker != "" {
+		eng, err := g.newEngine(ctx)
+		if err != nil {
+			return err
+		}
+		defer eng.Close(context.Background())
+		f, err := loadFlow(ctx, eng, c.Flow, c.Input)
+		if err != nil {
+			return fail(err)
+		}
+		return c.runRemote(ctx, g, f, runID)
+	}
+	h, err := flowhost.New(ctx, flowhost.Options{Workers: int(c.Workers), CacheDir: g.cacheDir, Logger: g.logger, Metrics: c.MetricsAddr != ""})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	f, err := loadFlow(ctx, h.Engine(), c.Flow, c.Input)
+	if err != nil {
+		return fail(err)
+	}
+	tenant, err := f.Tenant(c.Tenant)
+	if err != nil {
+		return usageErr(fmt.Errorf("--tenant: %w", err))
+	}
+	var pol *policy.Tenant
+	if c.Policy != "" {
+		cfg, err := tenantcfg.Load(c.Policy)
+		if err != nil {
+			return usageErr(fmt.Errorf("--policy: %w", err))
+		}
+		p, err := cfg.Policy(tenant)
+		if err != nil {
+			return usageErr(fmt.Errorf("--policy: %w", err))
+		}
+		pol = &p
+	}
 	if c.MetricsAddr != "" {
-		m = metrics.New(l.engine)
-		addr, err := metrics.Serve(ctx, c.MetricsAddr, m)
+		addr, err := metrics.Serve(ctx, c.MetricsAddr, h.Metrics())
 		if err != nil {
 			return usageErr(fmt.Errorf("--metrics-addr: %w", err))
 		}
@@ -73,32 +105,16 @@ func (c *runCmd) Run(g *globals) error {
 			fmt.Fprintf(g.stderr, "serving metrics at http://%s/metrics\n", addr)
 		}
 	}
-	b := inproc.New(int(c.Workers), inproc.WithMetrics(m))
-	defer b.Close()
 	var pr *progress
-	var obs runner.Observer
-	if !c.Quiet && !c.JSON {
-		pr = newProgress(g.stderr, isTerminal(g.stderr))
+	if !c.Quiet {
+		pr = newProgress(g.stderr, !c.JSON && isTerminal(g.stderr))
+	}
+	var obs track.Observer
+	if pr != nil {
 		obs = pr
-	} else if !c.Quiet {
-		pr = newProgress(g.stderr, false)
-		obs = pr
 	}
-	tenant := c.Tenant
-	if tenant == "" {
-		tenant = l.file.Tenant
-	}
-	if err := policy.CheckTenant(tenant); err != nil {
-		return usageErr(fmt.Errorf("--tenant: %w", err))
-	}
-	r := runner.New(runner.Config{Broker: b, Tenant: tenant, Modules: l.modules, Limits: l.file.Limits, Grants: l.file.Grants, Observer: obs})
 	start := time.Now()
-	var result json.RawMessage
-	if l.seq != nil {
-		result, err = r.ExecSequential(ctx, runID, l.seq)
-	} else {
-		result, err = r.ExecDataflow(ctx, runID, l.df)
-	}
+	_, result, err := h.Exec(ctx, f, flowhost.ExecOptions{RunID: runID, Tenant: tenant, Policy: pol, Observer: obs})
 	if ctx.Err() != nil && err != nil {
 		err = errors.Join(errors.New("interrupted"), err)
 	}
@@ -107,9 +123,9 @@ func (c *runCmd) Run(g *globals) error {
 		pr.Summary(runID, time.Since(start), err)
 	}
 	if c.JSON {
-		out := runJSON{RunID: runID, Status: "succeeded", Result: result}
+		out := runJSON{RunID: runID, Status: string(track.Succeeded), Result: result}
 		if err != nil {
-			out.Status, out.Result, out.Error = "failed", json.RawMessage("null"), err.Error()
+			out.Status, out.Result, out.Error = string(track.Failed), json.RawMessage("null"), err.Error()
 		}
 		c.printJSON(g, out)
 		if err != nil {
@@ -150,20 +166,20 @@ func isTerminal(w any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func (c *runCmd) runRemote(ctx context.Context, g *globals, l *loaded, runID string) error {
+func (c *runCmd) runRemote(ctx context.Context, g *globals, f *flowhost.Flow, runID string) error {
+	if c.Policy != "" {
+		return usageErr(errors.New("--policy applies to in-process runs: on a broker, each worker applies its own worker.toml"))
+	}
+	tenant, err := f.Tenant(c.Tenant)
+	if err != nil {
+		return usageErr(fmt.Errorf("--tenant: %w", err))
+	}
 	client, err := redis.Dial(ctx, c.Broker)
 	if err != nil {
 		return usageErr(err)
 	}
 	defer client.Close()
-	tenant := c.Tenant
-	if tenant == "" {
-		tenant = l.file.Tenant
-	}
-	if err := policy.CheckTenant(tenant); err != nil {
-		return usageErr(fmt.Errorf("--tenant: %w", err))
-	}
-	if err := submitRemote(ctx, client, l, runID, tenant, c.ResultTTL); err != nil {
+	if err := f.Submit(ctx, client, runID, tenant, c.ResultTTL); err != nil {
 		return err
 	}
 	if c.Detach {

@@ -1,0 +1,172 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/flowhost/flowhost/policy"
+)
+
+// This file is the consume loop's reading: which tenants a worker reads,
+// and reading their streams, fairly and without one broken stream
+// stopping the others.
+
+// maxTenants bounds the tenants one worker reads from.
+const maxTenants = 10000
+
+// quarantine is how long a tenant whose stream cannot be read is left out
+// of the reads, so that a broken stream costs other tenants one read.
+const quarantine = 10 * time.Second
+
+// tenants are the tenants this worker serves now: those its
+// configuration names and those in the registry, each name checked (a
+// name that could widen a key pattern is never read), less the ones
+// whose stream is broken.
+func (w *Worker) tenants(ctx context.Context) ([]string, error) {
+	reg, err := w.rdb.SMembers(ctx, tenantsKey).Result()
+	if err != nil {
+		return nil, err
+	}
+	var named []string
+	if w.cfg.Tenants != nil {
+		for t := range w.cfg.Tenants.Tenants {
+			if t != policy.DefaultTenant {
+				named = append(named, t)
+			}
+		}
+	}
+	now := time.Now()
+	seen := map[string]bool{}
+	out := make([]string, 0, len(reg)+len(named))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, t := range append(named, reg...) {
+		if seen[t] || len(out) >= maxTenants {
+			continue
+		}
+		seen[t] = true
+		if err := policy.CheckTenant(t); err != nil {
+			if !w.badNames[t] && len(w.badNames) < maxTenants {
+				w.badNames[t] = true
+				w.log.Warn("registry holds an invalid tenant name; it is never read", "err", err)
+				w.cfg.Metrics.Refused("", "tenant_name")
+			}
+			continue
+		}
+		if until, ok := w.broken[t]; ok {
+			if now.Before(until) {
+				continue
+			}
+			delete(w.broken, t)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// read reads up to n new messages from every tenant's stream.
+func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
+	tenants, err := w.tenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(tenants) == 0 {
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return nil, nil
+	}
+	// A tenant with a message waiting here, or running as many calls as
+	// its policy allows, is not read this time round.
+	all := len(tenants)
+	tenants = w.sched.readable(tenants)
+	if len(tenants) == 0 {
+		w.sched.pause(ctx, 200*time.Millisecond)
+		return nil, nil
+	}
+	block := 250 * time.Millisecond // short enough to see a new tenant soon
+	if len(tenants) < all {
+		block = 50 * time.Millisecond // read the others again soon
+	}
+	streams := make([]string, 0, 2*len(tenants))
+	tenantOf := make(map[string]string, len(tenants))
+	for _, t := range tenants {
+		streams = append(streams, streamKey(t))
+		tenantOf[streamKey(t)] = t
+	}
+	for range tenants {
+		streams = append(streams, ">")
+	}
+	res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.cfg.Name, Streams: streams,
+		Count: int64(n), Block: block}).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	var rerr goredis.Error
+	if errors.As(err, &rerr) && ctx.Err() == nil {
+		// One stream a tenant broke (deleted, or replaced by another
+		// type) fails the whole read: read each alone, and leave out
+		// the broken ones for a while.
+		return w.readEach(ctx, tenants, n), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ds []delivery
+	for _, s := range res {
+		ds = w.deliveries(ds, tenantOf[s.Stream], s.Stream, s.Messages)
+	}
+	return ds, nil
+}
+
+// readEach reads each tenant's stream on its own, without blocking,
+// repairing a missing consumer group and quarantining a stream that
+// cannot be read.
+func (w *Worker) readEach(ctx context.Context, tenants []string, n int) []delivery {
+	var ds []delivery
+	for _, t := range tenants {
+		res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.cfg.Name,
+			Streams: []string{streamKey(t), ">"}, Count: int64(n), Block: -1}).Result()
+		if err != nil && strings.Contains(err.Error(), "NOGROUP") {
+			err = ensureGroup(ctx, w.rdb, t)
+		}
+		if errors.Is(err, goredis.Nil) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				w.isolate(t, err)
+			}
+			continue
+		}
+		for _, s := range res {
+			ds = w.deliveries(ds, t, s.Stream, s.Messages)
+		}
+	}
+	return ds
+}
+
+// isolate leaves a tenant whose stream cannot be read out of the reads
+// for a while.
+func (w *Worker) isolate(tenant string, err error) {
+	w.mu.Lock()
+	w.broken[tenant] = time.Now().Add(quarantine)
+	w.mu.Unlock()
+	w.log.Warn("tenant's stream cannot be read; leaving it out for a while", "tenant", tenant, "stream", streamKey(tenant),
+		"for", quarantine, "err", err)
+	w.cfg.Metrics.Refused(tenant, "stream")
+}
+
+// deliveries appends a stream's messages, as read from tenant's stream.
+func (w *Worker) deliveries(ds []delivery, tenant, stream string, msgs []goredis.XMessage) []delivery {
+	for _, m := range msgs {
+		body, _ := m.Values["m"].(string)
+		ds = append(ds, delivery{stream: stream, tenant: tenant, id: m.ID, body: []byte(body)})
+	}
+	return ds
+}

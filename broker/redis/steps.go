@@ -1,0 +1,439 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/flowhost/flowhost/dag"
+	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
+	"github.com/flowhost/flowhost/runner"
+	"github.com/flowhost/flowhost/tenant"
+	"github.com/flowhost/flowhost/track"
+)
+
+// This file carries the execution model (package runner) on Redis: each
+// message kind's transition, as reads and one atomic script. Every rule
+// of a step (its calls, inputs, limits, retries, collection, errors and
+// events) is runner's; this file only stores and moves what they decide.
+
+// emit records an event that no script guards (a retry, a failure).
+func (w *Worker) emit(ctx context.Context, m *message, e track.Event) {
+	w.wrote(ctx, "event", w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: eventsKey(m.Tenant, m.Run), NoMkStream: true, MaxLen: 10000, Approx: true, Values: []any{"e", e.Encode()}}).Err())
+}
+
+// stepEvent is the base of the events of message m's step or node.
+func (w *Worker) stepEvent(rs *runState, m *message) track.Event {
+	e := track.Event{RunID: m.Run, Step: m.Step + 1, Name: rs.label(m.Step), Worker: w.cfg.Name}
+	if rs.seq != nil {
+		e.Kind = rs.seq.Steps[m.Step].Kind
+	}
+	return e
+}
+
+// failStep fails the run with err, the failure of m's step: it records
+// the step's step_failed event (unless the call was canceled because the
+// run is ending: its failure is another's) and returns err as fatal.
+func (w *Worker) failStep(ctx context.Context, rs *runState, m *message, err error) error {
+	if !runner.OwnFailure(err) {
+		return fatal(err)
+	}
+	// The step hash records which step failed, and why, for status.
+	key := stepKey(m.Tenant, m.Run, m.Step)
+	_, werr := w.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.HSet(ctx, key, "error", err.Error(), "finished_at", time.Now().UTC().Format(time.RFC3339Nano))
+		p.HIncrBy(ctx, key, "failed", 1)
+		p.PExpire(ctx, key, 7*rs.spec.ResultTTL)
+		return nil
+	})
+	w.wrote(ctx, "step failure", werr)
+	w.emit(ctx, m, runner.StepFailedEvent(w.stepEvent(rs, m), err))
+	return fatal(err)
+}
+
+func (w *Worker) send(m message) string {
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+func (w *Worker) ttl(rs *runState) string {
+	return strconv.FormatInt((7 * rs.spec.ResultTTL).Milliseconds(), 10)
+}
+
+// initRun starts a run: the first step, or every dataflow node without producers.
+func (w *Worker) initRun(ctx context.Context, rs *runState, m *message, d delivery) error {
+	if err := w.started(ctx, rs, m); err != nil {
+		return err
+	}
+	if rs.seq != nil {
+		first := *m
+		first.Kind, first.Step = kindStep, 0
+		return w.startStep(ctx, rs, &first, d)
+	}
+	// Dataflow: counters of producers still to finish, then the ready nodes.
+	var msgs []string
+	fields := []any{}
+	for _, n := range rs.df.Nodes {
+		fields = append(fields, waitingField(n.ID), len(n.Deps))
+		if len(n.Deps) == 0 {
+			msgs = append(msgs, w.send(message{Kind: kindStep, Run: m.Run, Tenant: m.Tenant, Step: n.ID}))
+		}
+	}
+	args := append([]any{d.id, len(fields)}, fields...)
+	for _, s := range msgs {
+		args = append(args, s)
+	}
+	return initScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), d.stream}, args...).Err()
+}
+
+// started moves a pending run to running and records its run_started
+// event, once.
+func (w *Worker) started(ctx context.Context, rs *runState, m *message) error {
+	started := runner.RunStartedEvent(m.Run, m.Tenant, rs.spec.Name, rs.plan().Steps())
+	started.Worker = w.cfg.Name
+	return runningScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), eventsKey(m.Tenant, m.Run)}, time.Now().UTC().Format(time.RFC3339Nano), started.Encode()).Err()
+}
+
+// next is the message that follows the end of step s.
+func (w *Worker) next(rs *runState, m *message) string {
+	n := message{Run: m.Run, Tenant: m.Tenant, Step: m.Step + 1, Kind: kindStep}
+	switch {
+	case rs.df != nil:
+		n.Kind, n.Step = kindDone, m.Step
+	case m.Step+1 >= len(rs.seq.Steps):
+		n.Kind, n.Step = kindFinish, 0
+	}
+	return w.send(n)
+}
+
+// startStep enqueues the call batches of a sequential step or a dataflow node.
+func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d delivery) error {
+	var calls []runner.Call
+	var elems []json.RawMessage
+	var taskOf func(i int) int
+	if rs.seq != nil {
+		st := &rs.seq.Steps[m.Step]
+		var prev json.RawMessage
+		if m.Step > 0 {
+			var err error
+			if prev, err = w.collect(ctx, rs, m.Tenant, m.Run, m.Step-1); err != nil {
+				return err
+			}
+		}
+		var err error
+		calls, elems, err = runner.StepCalls(st, rs.task, prev, m.Step == 0, rs.spec.Inputs)
+		if err != nil {
+			return w.failStep(ctx, rs, m, runner.StepError(m.Run, st, -1, err))
+		}
+		tasks := make([]*host.Task, len(st.Tasks))
+		for i, t := range st.Tasks {
+			tasks[i], _ = rs.task(t.TaskRef)
+		}
+		taskOf = func(i int) int {
+			for k, t := range tasks {
+				if t == calls[i].Task {
+					return k
+				}
+			}
+			return 0
+		}
+		if st.Kind != pipeline.Filter {
+			elems = nil
+		}
+	} else {
+		node := rs.df.Nodes[m.Step]
+		t, err := rs.task(node.TaskRef)
+		if err != nil {
+			return fatal(err)
+		}
+		var readErr error
+		input, err := runner.NodeInput(rs.df, node, t, func(n *dag.Node) (map[string]json.RawMessage, error) {
+			outs, err := w.nodeOutputs(ctx, rs, m.Tenant, m.Run, n)
+			readErr = err
+			return outs, err
+		})
+		if readErr != nil {
+			return readErr
+		}
+		if err != nil {
+			return w.failStep(ctx, rs, m, runner.NodeError(m.Run, node, err))
+		}
+		calls = []runner.Call{{Task: t, Input: input}}
+		taskOf = func(int) int { return 0 }
+	}
+	started := w.stepEvent(rs, m)
+	started.Type, started.Total = track.StepStarted, len(calls)
+	finished := started
+	finished.Type = track.StepFinished
+	args := []any{len(calls), w.ttl(rs), w.next(rs, m), time.Now().UTC().Format(time.RFC3339Nano), started.Encode(), finished.Encode()}
+	for _, b := range runner.Batches(calls, w.cfg.Concurrency, w.cfg.BatchSize) {
+		i, j := b[0], b[len(b)-1]+1
+		bm := message{Kind: kindCall, Run: m.Run, Tenant: m.Tenant, Step: m.Step, Index: i, Task: taskOf(i)}
+		for k := i; k < j; k++ {
+			bm.Inputs = append(bm.Inputs, calls[k].Input)
+		}
+		if elems != nil {
+			bm.Elems = elems[i:j]
+		}
+		args = append(args, w.send(bm))
+	}
+	started1, err := startScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run)}, args...).Int()
+	if err != nil {
+		return err
+	}
+	if started1 == 1 {
+		w.wrote(ctx, "step worker", w.rdb.HSet(ctx, stepKey(m.Tenant, m.Run, m.Step), "worker", w.cfg.Name).Err())
+	}
+	return w.rdb.XAck(ctx, d.stream, group, d.id).Err()
+}
+
+// nodeOutputs reads a completed dataflow node's outputs.
+func (w *Worker) nodeOutputs(ctx context.Context, rs *runState, tenant, run string, n *dag.Node) (map[string]json.RawMessage, error) {
+	raw, err := w.rdb.HGet(ctx, stepKey(tenant, run, n.ID), batchField(0)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("node %s output: %w", n.Ref(), err)
+	}
+	var br batchResult
+	if err := json.Unmarshal([]byte(raw), &br); err != nil || len(br.Outputs) != 1 {
+		return nil, fatal(fmt.Errorf("node %s: unreadable output", n.Ref()))
+	}
+	t, _ := rs.task(n.TaskRef)
+	outs, err := t.Outputs(br.Outputs[0])
+	if err != nil {
+		return nil, fatal(err)
+	}
+	return outs, nil
+}
+
+// collect assembles a sequential step's result from its batches. The
+// step hash is read back from a key its tenant may write, so every batch
+// is checked against the step's count of calls before anything is
+// allocated for it.
+func (w *Worker) collect(ctx context.Context, rs *runState, tenant, run string, step int) (json.RawMessage, error) {
+	h, err := w.rdb.HGetAll(ctx, stepKey(tenant, run, step)).Result()
+	if err != nil {
+		return nil, err
+	}
+	st := &rs.seq.Steps[step]
+	bad := func(err error) error {
+		return fatal(fmt.Errorf("run %s step %d: stored results: %w", run, step+1, err))
+	}
+	total, brs, err := parseBatches(h)
+	if err != nil {
+		return nil, bad(err)
+	}
+	if st.Kind == pipeline.Filter {
+		// Each batch kept its elements as it ran (runner.FilterKeep).
+		var kept [][]byte
+		for _, br := range brs {
+			for _, e := range br.Kept {
+				kept = append(kept, e)
+			}
+		}
+		return runner.JSONArray(kept, nil), nil
+	}
+	outputs := make([][]byte, total)
+	errs := make([]error, total)
+	for _, br := range brs {
+		for i, o := range br.Outputs {
+			idx := br.Index + i
+			if outputs[idx] != nil {
+				return nil, bad(fmt.Errorf("two results for call %d", idx))
+			}
+			outputs[idx] = o
+			if i < len(br.Errs) && br.Errs[i] != "" {
+				errs[idx] = errors.New(br.Errs[i])
+			}
+		}
+	}
+	if total == 0 && st.Kind != pipeline.Map {
+		return nil, bad(errors.New("the step has no result"))
+	}
+	return runner.Collect(run, st, outputs, errs, nil)
+}
+
+// call runs a batch and records its result.
+func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery, pol *tenant.Policy) error {
+	var task *host.Task
+	var opts pipeline.Options
+	var kind pipeline.Kind
+	// fail is the run's failure by the call of element elem.
+	var fail func(elem int, err error) error
+	if rs.seq != nil {
+		st := &rs.seq.Steps[m.Step]
+		task, _ = rs.task(st.Tasks[m.Task].TaskRef)
+		opts, kind = st.Options, st.Kind
+		fail = func(elem int, err error) error { return w.failStep(ctx, rs, m, runner.StepError(m.Run, st, elem, err)) }
+	} else {
+		node := rs.df.Nodes[m.Step]
+		task, _ = rs.task(node.TaskRef)
+		opts = node.Options
+		fail = func(_ int, err error) error { return w.failStep(ctx, rs, m, runner.NodeError(m.Run, node, err)) }
+	}
+	label := rs.label(m.Step)
+	lim := runner.StepLimits(rs.spec.Limits, rs.spec.Grants, opts, pol)
+	rc := w.ctxFor(m.Tenant, m.Run)
+	rctx := host.WithLogInfo(rc.ctx, m.Run, label, rc.logs)
+	tm := w.cfg.Metrics.Task(m.Tenant, task.Module().Name, task.Spec.Name)
+	br := batchResult{Index: m.Index, Outputs: make([]json.RawMessage, len(m.Inputs))}
+	began := time.Now()
+	remainder, due := "", time.Time{}
+	for i, in := range m.Inputs {
+		// A long batch yields its slot to another tenant's message
+		// waiting for one: it keeps what it did and sends the rest on.
+		if i > 0 && time.Since(began) >= yieldAfter && w.sched.othersWaiting(m.Tenant) {
+			rest := *m
+			rest.Index, rest.Inputs = m.Index+i, m.Inputs[i:]
+			if m.Elems != nil {
+				rest.Elems = m.Elems[i:]
+			}
+			remainder = w.send(rest)
+			br.Outputs = br.Outputs[:i]
+			if br.Errs != nil {
+				br.Errs = br.Errs[:i]
+			}
+			break
+		}
+		elem := m.Index + i
+		attempt := 0
+		if i == 0 {
+			attempt = m.Attempt
+		}
+		start := time.Now()
+		out, err := task.Call(rctx, in, lim)
+		tm.Observe(time.Since(start), err, attempt > 0)
+		if err != nil {
+			switch runner.OnFailure(rc.ctx, err, attempt, kind, opts) {
+			case runner.Retry:
+				// Retry later from this call, holding no slot meanwhile:
+				// what the batch did is stored, the rest waits in the
+				// tenant's delayed set until its backoff is over.
+				rest := *m
+				rest.Index, rest.Inputs, rest.Attempt = m.Index+i, m.Inputs[i:], attempt+1
+				if m.Elems != nil {
+					rest.Elems = m.Elems[i:]
+				}
+				remainder, due = w.send(rest), time.Now().Add(runner.RetryDelay(attempt+1))
+				br.Outputs = br.Outputs[:i]
+				if br.Errs != nil {
+					br.Errs = br.Errs[:i]
+				}
+				w.wrote(ctx, "retry count", w.rdb.HIncrBy(ctx, stepKey(m.Tenant, m.Run, m.Step), "retries", 1).Err())
+				w.emit(ctx, m, runner.StepRetriedEvent(w.stepEvent(rs, m), elem, attempt+1, err))
+			case runner.Skip:
+				if br.Errs == nil {
+					br.Errs = make([]string, len(m.Inputs))
+				}
+				br.Errs[i] = err.Error()
+				br.Outputs[i] = json.RawMessage("null")
+				continue
+			default:
+				return fail(elem, err)
+			}
+			break
+		}
+		br.Outputs[i] = out
+		if m.Elems != nil {
+			keep, err := runner.FilterKeep(out)
+			if err != nil {
+				return fail(elem, err)
+			}
+			if keep {
+				br.Kept = append(br.Kept, m.Elems[i])
+			}
+		}
+	}
+	failed := 0
+	for _, e := range br.Errs {
+		if e != "" {
+			failed++
+		}
+	}
+	res, _ := json.Marshal(br)
+	fin := w.stepEvent(rs, m)
+	fin.Type = track.StepFinished // the script sets its counts
+	finJSON := fin.Encode()
+	dueMS := ""
+	if !due.IsZero() {
+		dueMS = strconv.FormatInt(due.UnixMilli(), 10)
+	}
+	if len(br.Outputs) == 0 {
+		// The first call is to be retried: nothing to store.
+		return w.whileRefused(ctx, m, func() error {
+			return retryScript.Run(ctx, w.rdb, []string{d.stream, delayedKey(m.Tenant), delayedIndex}, d.id, dueMS, remainder, m.Tenant).Err()
+		})
+	}
+	return w.whileRefused(ctx, m, func() error {
+		return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant), delayedIndex},
+			batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), finJSON, remainder, dueMS, m.Tenant).Err()
+	})
+}
+
+// yieldAfter is how long a batch runs before it yields its slot to
+// another tenant's waiting message.
+const yieldAfter = 10 * time.Millisecond
+
+// nodeDone starts the dataflow nodes that became ready.
+func (w *Worker) nodeDone(ctx context.Context, rs *runState, m *message, d delivery) error {
+	node := rs.df.Nodes[m.Step]
+	args := []any{d.id, len(rs.df.Nodes), w.send(message{Kind: kindFinish, Run: m.Run, Tenant: m.Tenant})}
+	for _, dep := range node.Dependents {
+		args = append(args, waitingField(dep.ID), w.send(message{Kind: kindStep, Run: m.Run, Tenant: m.Tenant, Step: dep.ID}))
+	}
+	return advanceScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), runKey(m.Tenant, m.Run), d.stream}, args...).Err()
+}
+
+// finish assembles the run's result and ends it.
+func (w *Worker) finish(ctx context.Context, rs *runState, m *message, d delivery) error {
+	var result json.RawMessage
+	if rs.seq != nil {
+		var err error
+		if result, err = w.collect(ctx, rs, m.Tenant, m.Run, len(rs.seq.Steps)-1); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		result, err = runner.DataflowResult(rs.df, func(n *dag.Node) (map[string]json.RawMessage, error) {
+			return w.nodeOutputs(ctx, rs, m.Tenant, m.Run, n)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	w.end(ctx, m, d, track.Succeeded, string(result), "")
+	return nil
+}
+
+// end ends a run (once) and acknowledges the message.
+func (w *Worker) end(ctx context.Context, m *message, d delivery, status track.State, result, errText string) {
+	if policy.CheckRunID(m.Run) != nil {
+		w.wrote(ctx, "ack", w.rdb.XAck(ctx, d.stream, group, d.id).Err())
+		return
+	}
+	ttl := int64((24 * time.Hour).Milliseconds())
+	w.mu.Lock()
+	if rs, _ := w.runs.get(m.Tenant + "/" + m.Run); rs != nil {
+		ttl = rs.spec.ResultTTL.Milliseconds()
+	}
+	w.mu.Unlock()
+	ev := track.Event{Type: track.RunFinished, RunID: m.Run, Worker: w.cfg.Name, Status: status, Error: errText}.Encode()
+	err := w.whileRefused(ctx, m, func() error {
+		return endScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), runsKey(m.Tenant), eventsKey(m.Tenant, m.Run)}, string(status), result, errText,
+			time.Now().UTC().Format(time.RFC3339Nano), ttl, doneTopic(m.Tenant), m.Run, d.id, d.stream, ev).Err()
+	})
+	if err != nil {
+		w.log.Warn("cannot end run; the message will be delivered again", "run", m.Run, "err", err)
+		return
+	}
+	if status != track.Succeeded {
+		w.wrote(ctx, "cancel notice", w.rdb.Publish(ctx, cancelTopic(m.Tenant), m.Run).Err()) // stop the run's other calls everywhere
+	}
+	w.forget(m.Tenant, m.Run)
+}

@@ -1,0 +1,68 @@
+package dag
+
+import (
+	"errors"
+
+	"github.com/flowhost/flowhost/pipeline"
+)
+
+// Plan is a checked plan of either model: exactly one of Seq and DF is
+// set. It is what both drivers run, built by Build alone: the command
+// line, the Go API and a worker rebuilding a run from its stored spec all
+// plan alike.
+type Plan struct {
+	Seq *SeqPlan
+	DF  *DataflowPlan
+}
+
+// Build checks the pipeline (exactly one of seq and df) against the
+// catalog and the flow inputs.
+func Build(c Catalog, seq *pipeline.Sequential, df *pipeline.Dataflow, in pipeline.Inputs) (*Plan, error) {
+	switch {
+	case (seq == nil) == (df == nil):
+		return nil, errors.New("a flow holds exactly one pipeline, sequential or dataflow")
+	case seq != nil:
+		p, err := PlanSequential(c, seq, in)
+		if err != nil {
+			return nil, err
+		}
+		return &Plan{Seq: p}, nil
+	default:
+		p, err := PlanDataflow(c, df, in)
+		if err != nil {
+			return nil, err
+		}
+		return &Plan{DF: p}, nil
+	}
+}
+
+// StepInfo names one step (or dataflow node, in plan order) of a plan,
+// for its status: its label, and whether it is a map or filter (which
+// report done/total).
+type StepInfo struct {
+	Name    string `json:"name"`
+	Fanning bool   `json:"fanning,omitempty"`
+}
+
+// Steps lists the plan's steps, or its nodes in plan order.
+func (p *Plan) Steps() []StepInfo {
+	var out []StepInfo
+	if p.Seq != nil {
+		for _, st := range p.Seq.Steps {
+			out = append(out, StepInfo{Name: st.Label, Fanning: st.Kind == pipeline.Map || st.Kind == pipeline.Filter})
+		}
+		return out
+	}
+	for _, n := range p.DF.Nodes {
+		out = append(out, StepInfo{Name: n.Ref()})
+	}
+	return out
+}
+
+// Name is the plan's name.
+func (p *Plan) Name() string {
+	if p.Seq != nil {
+		return p.Seq.Name
+	}
+	return p.DF.Name
+}

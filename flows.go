@@ -1,0 +1,176 @@
+package flowhost
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/flowhost/flowhost/broker/redis"
+	"github.com/flowhost/flowhost/dag"
+	"github.com/flowhost/flowhost/flow"
+	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/policy"
+	"github.com/flowhost/flowhost/runner"
+	"github.com/flowhost/flowhost/track"
+)
+
+// Flow is a flow file ready to run on either driver: parsed, its inputs
+// set, its modules loaded (and checked against their pinned sha256), its
+// plan checked.
+type Flow struct {
+	File    *flow.File
+	Modules map[string]*host.Module
+	Plan    *dag.Plan
+}
+
+// ErrInvalid is wrapped by every error of LoadFlow that is the flow's, a
+// module's or an input's fault: nothing ran (the command line's exit
+// code 2).
+var ErrInvalid = errors.New("invalid flow")
+
+type invalid struct{ err error }
+
+func (e invalid) Error() string   { return e.err.Error() }
+func (e invalid) Unwrap() []error { return []error{e.err, ErrInvalid} }
+func invalidf(err error) error    { return invalid{err} }
+
+// LoadFlow parses the flow file at path, sets the inputs given as
+// NAME=JSON (as `--input` does), loads its plugins on eng and checks its
+// plan. Every error names its place in the flow file (file:line:col).
+func LoadFlow(ctx context.Context, eng *host.Engine, path string, inputs []string) (*Flow, error) {
+	f, err := flow.ParseFile(path)
+	if err != nil {
+		return nil, invalidf(err)
+	}
+	for _, kv := range inputs {
+		name, v, err := flow.ParseInput(kv)
+		if err != nil {
+			return nil, invalidf(err)
+		}
+		f.Inputs[name] = v
+	}
+	if !f.Grants.Empty() {
+		g := f.Grants
+		if err := host.CheckGrants(&g); err != nil {
+			return nil, invalidf(f.Errorf(f.KeyPos("grants"), "%v", err))
+		}
+	}
+	fl := &Flow{File: f, Modules: map[string]*host.Module{}}
+	cat := dag.Catalog{}
+	for _, p := range f.Plugins {
+		m, err := loadPlugin(ctx, eng, p)
+		if err != nil {
+			return nil, invalidf(f.Errorf(p.Pos, "plugin %s: %v", p.Alias, err))
+		}
+		fl.Modules[p.Alias] = m
+		cat[p.Alias] = m.Manifest
+	}
+	if fl.Plan, err = dag.Build(cat, f.Sequential, f.Dataflow, f.Inputs); err != nil {
+		return nil, invalidf(locate(f, err))
+	}
+	return fl, nil
+}
+
+func loadPlugin(ctx context.Context, eng *host.Engine, p flow.Plugin) (*host.Module, error) {
+	wasm, err := host.ReadModuleFile(p.Path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := eng.Load(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Path, err)
+	}
+	if p.SHA256 != "" && m.SHA256 != p.SHA256 {
+		return nil, fmt.Errorf("%s has sha256 %s, but the flow pins %s: refusing a module that changed", p.Path, m.SHA256, p.SHA256)
+	}
+	return m, nil
+}
+
+// locate places a plan error in the flow file.
+func locate(f *flow.File, err error) error {
+	var de *dag.Error
+	if !errors.As(err, &de) {
+		return err
+	}
+	var pos flow.Position
+	switch {
+	case de.Step > 0:
+		pos = f.StepPos(de.Step-1, de.Key)
+	case de.Ref != "":
+		pos = f.TaskPos(de.Ref)
+	case de.Field != "":
+		pos = f.KeyPos(de.Field)
+	}
+	return f.Errorf(pos, "%s", de.Error())
+}
+
+// Tenant is the tenant a run of the flow runs as: name when given, else
+// the flow's own (`tenant = …`), else policy.DefaultTenant. The name is
+// checked.
+func (f *Flow) Tenant(name string) (string, error) {
+	if name == "" {
+		name = f.File.Tenant
+	}
+	if name == "" {
+		name = policy.DefaultTenant
+	}
+	return name, policy.CheckTenant(name)
+}
+
+// ExecOptions configure one in-process run of a flow.
+type ExecOptions struct {
+	// RunID is the run's id; "" makes a new one.
+	RunID string
+	// Tenant runs the flow as this tenant (see Flow.Tenant).
+	Tenant string
+	// Policy is the tenant's policy, applied as a worker applies it: its
+	// maxima clamp every call's limits, and it must permit the flow's
+	// grants. nil: no maxima.
+	Policy *policy.Tenant
+	// Observer receives the run's events, besides the host's tracker.
+	Observer track.Observer
+}
+
+// Exec runs a loaded flow in this process, on the host's workers, and
+// returns its result. The run's status is kept (Host.Status).
+func (h *Host) Exec(ctx context.Context, f *Flow, o ExecOptions) (string, json.RawMessage, error) {
+	id := o.RunID
+	if id == "" {
+		id = runner.NewRunID()
+	}
+	tenant, err := f.Tenant(o.Tenant)
+	if err != nil {
+		return id, nil, err
+	}
+	r := h.newRunner(f.Modules, runner.Config{Tenant: tenant, Policy: o.Policy, Limits: f.File.Limits, Grants: f.File.Grants,
+		Observer: track.Observers(h.tracker, h.opts.Observer, o.Observer)})
+	v, err := r.Exec(ctx, id, f.Plan)
+	if err == nil {
+		h.tracker.SetResult(id, v)
+	}
+	return id, v, err
+}
+
+// Submit uploads the flow's modules to a Redis broker, under the tenant's
+// namespace, and submits it there as run id, kept ttl after it ends. The
+// workers run it; Client.Wait waits for it.
+func (f *Flow) Submit(ctx context.Context, c *redis.Client, id, tenant string, ttl time.Duration) error {
+	file := f.File
+	spec := &redis.Spec{ID: id, Tenant: tenant, Name: file.Name, Modules: map[string]string{},
+		Seq: file.Sequential, DF: file.Dataflow, Inputs: file.Inputs, Limits: file.Limits, Grants: file.Grants, ResultTTL: ttl,
+		Steps: f.Plan.Steps()}
+	for _, p := range file.Plugins {
+		wasm, err := host.ReadModuleFile(p.Path)
+		if err != nil {
+			return err
+		}
+		sha := f.Modules[p.Alias].SHA256
+		if err := c.Upload(ctx, tenant, sha, wasm); err != nil {
+			return fmt.Errorf("upload %s: %w", p.Alias, err)
+		}
+		spec.Modules[p.Alias] = sha
+	}
+	return c.Submit(ctx, spec)
+}
