@@ -17,14 +17,14 @@ package flowhost
 import (
 	"context"
 	"fmt"
-	"github.com/flowhost/flowhost/metrics"
-	"github.com/flowhost/flowhost/policy"
 	"log/slog"
 	"sync"
 
 	"github.com/flowhost/flowhost/broker/inproc"
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/runner"
 	"github.com/flowhost/flowhost/track"
 )

@@ -388,3 +388,23 @@ func TestGrantsOnWorkers(t *testing.T) {
 		t.Fatalf("a worker without the granted folder: %s %s", r.stdout, r.stderr)
 	}
 }
+
+// TestRunPolicy: an in-process run under a tenant is clamped by the
+// tenant's policy, as a worker clamps it.
+func TestRunPolicy(t *testing.T) {
+	dir := t.TempDir()
+	policyFile := filepath.Join(dir, "worker.toml")
+	os.WriteFile(policyFile, []byte("[tenants.acme]\nfuel = 1000000\n"), 0o644)
+	flow := writeFlow(t, "[limits]\nfuel = 1000000000\n[[step]]\ncall = \"flaky.spin\"\ntimeout = \"20s\"\n")
+	out, r := runJSONOut(t, "--tenant", "acme", "--policy", policyFile, flow)
+	if r.code != 1 || out.Status != "failed" || out.Error == nil || !strings.Contains(*out.Error, "fuel exhausted: the call used up its budget of 1000000 units") {
+		t.Fatalf("exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	// A tenant the config does not serve, and --policy on a broker, are usage errors.
+	if r := flowhost(t, "run", "--tenant", "bravo", "--policy", policyFile, flow); r.code != 2 || !strings.Contains(r.stderr, `"bravo" is not among this worker's tenants`) {
+		t.Fatalf("unknown tenant: exit %d %s", r.code, r.stderr)
+	}
+	if r := flowhost(t, "run", "--broker", "redis://127.0.0.1:1/0", "--policy", policyFile, flow); r.code != 2 || !strings.Contains(r.stderr, "--policy applies to in-process runs") {
+		t.Fatalf("--policy with --broker: exit %d %s", r.code, r.stderr)
+	}
+}

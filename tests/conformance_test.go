@@ -105,6 +105,8 @@ type scenario struct {
 	// cancelAfter cancels the run once it made this much progress (a
 	// step_progress or step_finished event).
 	cancel bool
+	// check, when set, asserts more of each driver's outcome.
+	check func(t *testing.T, o outcome)
 	// loose: only the run's status and error are compared, not the events
 	// and the steps' status: independent work ran at once, and how far it
 	// got before the run ended is a matter of timing.
@@ -121,8 +123,27 @@ func scenarios(l *confLab) []scenario {
 		{name: "skip-errors", body: "[inputs]\nflag = [false, true, false, true, false]\n[[step]]\nmap = \"text.fail_if\"\nparam = \"flag\"\nskip_errors = true\n"},
 		{name: "fails-twice-then-succeeds", tenant: "acme",
 			body:   "[grants]\nhttp = [\"127.0.0.1\"]\nprivate = true\n[[step]]\ncall = \"hostile.fetch\"\nparam = \"url\"\nretries = 3\n",
-			inputs: []string{"url=" + strconvQuote(l.url+"/fail2/{driver}")}},
-		{name: "always-fails", body: "[inputs]\nflag = [false, false, true, false]\n[[step]]\nmap = \"text.fail_if\"\nparam = \"flag\"\nretries = 2\n"},
+			inputs: []string{"url=" + strconvQuote(l.url+"/fail2/{driver}")},
+			check: func(t *testing.T, o outcome) {
+				// Retries 1 and 2 wait 100 ms and 200 ms, ±50 %: at least 150 ms.
+				var started, finished time.Time
+				for _, e := range o.events {
+					switch e.Type {
+					case track.StepStarted:
+						started = e.Time
+					case track.StepFinished:
+						finished = e.Time
+					}
+				}
+				if d := finished.Sub(started); o.result != `"ok"` || o.run.Steps[0].Attempts != 3 || d < 150*time.Millisecond || d > 10*time.Second {
+					t.Fatalf("result %s after %d attempts in %v: want \"ok\" after 3, with 150 ms to 10 s of backoff", o.result, o.run.Steps[0].Attempts, d)
+				}
+			}},
+		{name: "always-fails", check: func(t *testing.T, o outcome) {
+			if o.run.Steps[0].Attempts != 3 || !strings.Contains(o.err, "element 2: textkit.fail_if: fail_if: flag is true") {
+				t.Fatalf("attempts %d, error %q", o.run.Steps[0].Attempts, o.err)
+			}
+		}, body: "[inputs]\nflag = [false, false, true, false]\n[[step]]\nmap = \"text.fail_if\"\nparam = \"flag\"\nretries = 2\n"},
 		{name: "dataflow-node-fails", loose: true, body: "mode = \"dataflow\"\ntasks = [\"text.split\", \"text.fail_if\"]\noutputs = [\"words\", \"checked\"]\n[inputs]\ntext = \"a b\"\nflag = true\n"},
 		{name: "filter-not-boolean", body: "[inputs]\nx = [3]\n[[step]]\nfilter = \"stats.square\"\nparam = \"x\"\n"},
 		{name: "not-an-array", body: "[inputs]\nx = {a = 1}\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n"},
@@ -366,6 +387,10 @@ func TestDriverConformance(t *testing.T) {
 						o.events[i].Name = sc.name
 					}
 				}
+			}
+			if sc.check != nil {
+				sc.check(t, local)
+				sc.check(t, remote)
 			}
 			if local.status != remote.status {
 				t.Fatalf("status: in-process %s (%s), Redis %s (%s)", local.status, local.err, remote.status, remote.err)

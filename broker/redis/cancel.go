@@ -2,9 +2,9 @@ package redis
 
 import (
 	"context"
-	"github.com/flowhost/flowhost/runner"
 
 	"github.com/flowhost/flowhost/policy"
+	"github.com/flowhost/flowhost/runner"
 )
 
 // This file is cancellation: a run cancelled anywhere stops its calls

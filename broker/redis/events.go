@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/flowhost/flowhost/track"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/flowhost/flowhost/track"
 )
 
 // Event is one thing that happened in a run: the same type

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/flowhost/flowhost/runner"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/metrics"
+	"github.com/flowhost/flowhost/runner"
 	"github.com/flowhost/flowhost/tenant"
 	"github.com/flowhost/flowhost/track"
 )

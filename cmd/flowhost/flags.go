@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/flowhost/flowhost/internal/text"
 	"reflect"
 	"strconv"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/flowhost/flowhost/broker/redis"
+	"github.com/flowhost/flowhost/internal/text"
 )
 
 // Bounds of the count flags (docs/flows.md, "Limits on input"). A value

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/flowhost/flowhost/track"
 	"io"
 	"sort"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/runner"
+	"github.com/flowhost/flowhost/track"
 )
 
 // stepStat is what the summary shows of one step.

@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/flowhost/flowhost"
-	tenantcfg "github.com/flowhost/flowhost/tenant"
-	"github.com/flowhost/flowhost/track"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,10 +12,13 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/flowhost/flowhost"
 	"github.com/flowhost/flowhost/broker/redis"
 	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/runner"
+	tenantcfg "github.com/flowhost/flowhost/tenant"
+	"github.com/flowhost/flowhost/track"
 )
 
 type runCmd struct {
