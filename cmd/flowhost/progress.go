@@ -193,9 +193,9 @@ func (pr *progress) Summary(runID string, elapsed time.Duration, err error) {
 		fmt.Fprintf(tw, "%d %s\t%d\t%d\t%d\t%s\n", s.step, s.label, s.total, s.failed, s.retries, d)
 	}
 	tw.Flush()
-	status := "succeeded"
+	status := track.Succeeded
 	if err != nil {
-		status = "failed"
+		status = track.Failed
 	}
 	fmt.Fprintf(pr.w, "run %s %s in %s\n", runID, status, elapsed.Round(time.Microsecond))
 }

@@ -189,7 +189,7 @@ func printStatus(ctx context.Context, g *globals, client *redis.Client, tenant, 
 	if st.Error != "" {
 		fmt.Fprintf(g.stdout, "error: %s\n", st.Error)
 	}
-	if st.Status == "succeeded" {
+	if st.Status == track.Succeeded {
 		return writeJSON(g.stdout, st.Result)
 	}
 	return nil
@@ -221,18 +221,18 @@ func (c *waitCmd) Run(g *globals) error {
 func reportRemote(g *globals, st *redis.Status, asJSON bool) error {
 	if asJSON {
 		out := runJSON{RunID: st.RunID, Status: string(st.Status), Result: st.Result}
-		if st.Status != "succeeded" {
-			out.Status, out.Result, out.Error = "failed", json.RawMessage("null"), st.Error
+		if st.Status != track.Succeeded {
+			out.Status, out.Result, out.Error = string(track.Failed), json.RawMessage("null"), st.Error
 		}
 		enc := json.NewEncoder(g.stdout)
 		enc.SetEscapeHTML(false)
 		_ = enc.Encode(out)
-		if st.Status != "succeeded" {
+		if st.Status != track.Succeeded {
 			return silent(&exitError{code: exitFailed, err: errors.New(st.Error)})
 		}
 		return nil
 	}
-	if st.Status != "succeeded" {
+	if st.Status != track.Succeeded {
 		return &exitError{code: exitFailed, err: fmt.Errorf("run %s %s: %s", st.RunID, st.Status, st.Error)}
 	}
 	return writeJSON(g.stdout, st.Result)
