@@ -12,6 +12,7 @@ import (
 	"github.com/flowhost/flowhost"
 	"github.com/flowhost/flowhost/internal/testmod"
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/policy"
 )
 
 func TestHostStatus(t *testing.T) {
@@ -45,7 +46,7 @@ func TestHostStatus(t *testing.T) {
 		t.Fatalf("started_at %q", st.Steps[1].StartedAt)
 	}
 
-	retried, err := pipeline.New(h).CallNext("flaky.flaky", pipeline.Retries(2)).Run(ctx, nil)
+	retried, err := pipeline.New(h).CallNext("flaky.flaky", pipeline.Retries(2), pipeline.WithLimits(pipeline.Limits{State: policy.StateKeep})).Run(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

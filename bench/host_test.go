@@ -17,6 +17,7 @@ import (
 
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/internal/testmod"
+	"github.com/flowhost/flowhost/policy"
 )
 
 var echoInput = []byte(`{"value":1}`)
@@ -108,6 +109,41 @@ func guests(b *testing.B) []guest {
 		{"wat-echo", "echo", trivial(b), echoInput},
 		{"go-echo", "echo", read("../plugins/examples/textkit-go/textkit.wasm"), echoInput},
 		{"c-square", "square", read("../plugins/examples/stats-c/stats.wasm"), []byte(`{"x":12}`)},
+	}
+}
+
+// BenchmarkReset measures what starting every call from the instance's
+// state after start-up costs, per guest language, against the same warm
+// call that keeps whatever the previous call left (Limits.KeepState). The
+// snapshot's size is reported as mem-KiB.
+func BenchmarkReset(b *testing.B) {
+	ctx := context.Background()
+	gs := append(guests(b), guest{"as-count-keys", "count_keys", mustRead(b, "../plugins/examples/jsonkit-as/jsonkit.wasm"), []byte(`{"object":{"a":1}}`)})
+	for _, g := range gs {
+		for _, keep := range []bool{true, false} {
+			name := g.name + "/reset"
+			if keep {
+				name = g.name + "/keep"
+			}
+			b.Run(name, func(b *testing.B) {
+				t := flowhostTask(b, g.wasm, g.task)
+				lim := host.DefaultLimits
+				lim.State = policy.StateReset
+				if keep {
+					lim.State = policy.StateKeep
+				}
+				if _, err := t.Call(ctx, g.input, lim); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if out, err := t.Call(ctx, g.input, lim); err != nil || len(out) == 0 {
+						b.Fatal(out, err)
+					}
+				}
+				b.ReportMetric(float64(t.Module().Stats().IdleMemory)/1024, "mem-KiB")
+			})
+		}
 	}
 }
 

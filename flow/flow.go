@@ -139,6 +139,7 @@ type rawLimits struct {
 	Memory    size     `toml:"memory"`
 	MaxOutput size     `toml:"max_output"`
 	Fuel      int64    `toml:"fuel"`
+	State     string   `toml:"state"`
 }
 
 type rawStep struct {
@@ -157,6 +158,7 @@ type rawStep struct {
 	Memory      size           `toml:"memory"`
 	MaxOutput   size           `toml:"max_output"`
 	Fuel        int64          `toml:"fuel"`
+	State       string         `toml:"state"`
 }
 
 // rawPlugin is `alias = "path"` or `alias = { path = "…", sha256 = "…" }`.
@@ -196,9 +198,9 @@ func (p *rawPlugin) decode(v any) error {
 var (
 	topKeys   = []string{"name", "description", "mode", "tenant", "plugins", "inputs", "limits", "step", "tasks", "outputs", "task", "grants"}
 	grantKeys = []string{"files", "env", "http", "private", "clock", "random"}
-	limitKeys = []string{"timeout", "memory", "max_output", "fuel"}
-	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel"}
-	taskKeys  = []string{"name", "args", "retries", "timeout", "max_parallel", "memory", "max_output", "fuel"}
+	limitKeys = []string{"timeout", "memory", "max_output", "fuel", "state"}
+	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel", "state"}
+	taskKeys  = []string{"name", "args", "retries", "timeout", "max_parallel", "memory", "max_output", "fuel", "state"}
 )
 
 var (
@@ -331,8 +333,11 @@ func (f *File) build(raw *rawFile) error {
 	if raw.Limits.Fuel < 0 {
 		return f.Errorf(f.KeyPos("limits", "fuel"), "fuel must be positive")
 	}
+	if err := policy.CheckState(raw.Limits.State); err != nil {
+		return f.Errorf(f.KeyPos("limits", "state"), "%v", err)
+	}
 	f.Limits = pipeline.Limits{Timeout: raw.Limits.Timeout.Duration, Memory: uint64(raw.Limits.Memory),
-		MaxOutput: uint64(raw.Limits.MaxOutput), Fuel: uint64(raw.Limits.Fuel)}
+		MaxOutput: uint64(raw.Limits.MaxOutput), Fuel: uint64(raw.Limits.Fuel), State: raw.Limits.State}
 
 	f.Grants = raw.Grants
 	f.Grants.Files = nil
@@ -494,7 +499,10 @@ func (f *File) buildDataflow(raw *rawFile) error {
 func (f *File) options(rs rawStep, pos func(string) Position) (pipeline.Options, error) {
 	o := pipeline.Options{Name: rs.Name, Param: rs.Param, SkipErrors: rs.SkipErrors,
 		Timeout: rs.Timeout.Duration,
-		Limits:  pipeline.Limits{Timeout: rs.Timeout.Duration, Memory: uint64(rs.Memory), MaxOutput: uint64(rs.MaxOutput), Fuel: uint64(rs.Fuel)}}
+		Limits:  pipeline.Limits{Timeout: rs.Timeout.Duration, Memory: uint64(rs.Memory), MaxOutput: uint64(rs.MaxOutput), Fuel: uint64(rs.Fuel), State: rs.State}}
+	if err := policy.CheckState(rs.State); err != nil {
+		return o, f.Errorf(pos("state"), "%v", err)
+	}
 	if rs.Retries < 0 || rs.Retries > pipeline.MaxRetries {
 		return o, f.Errorf(pos("retries"), "retries must be between 0 and %d, not %d", pipeline.MaxRetries, rs.Retries)
 	}

@@ -242,6 +242,10 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 		return nil, err
 	}
 	code := wasm
+	st, err := meter.Analyze(wasm)
+	if err != nil && e.cfg.Interrupt == InterruptMeter {
+		return nil, fmt.Errorf("instrument: %w", err)
+	}
 	if e.cfg.Interrupt == InterruptMeter {
 		if code, err = e.instrument(wasm, id); err != nil {
 			return nil, err
@@ -257,7 +261,8 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
-	m := &Module{eng: e, SHA256: id, Size: len(wasm), Info: info, compiled: compiled}
+	m := &Module{eng: e, SHA256: id, Size: len(wasm), Info: info, compiled: compiled,
+		state: st, reset: resetFor(e.cfg.Interrupt == InterruptMeter, st)}
 	m.pool.max = e.cfg.MaxIdle
 	m.hasInit = info.HasExport("_initialize")
 	for _, mem := range info.Memories {
@@ -312,7 +317,7 @@ func (m *Module) probe(ctx context.Context) (*abi.Manifest, error) {
 	m.exports = []string{abi.ManifestExport}
 	t := &Task{mod: m, Spec: &abi.Task{Name: abi.ManifestExport, Export: abi.ManifestExport}, index: 0}
 	deadline := time.Now().Add(probeLimits.Timeout)
-	inst, err := m.newInstance(ctx, probeLimits, deadline)
+	inst, err := m.newInstance(ctx, probeLimits, deadline, false)
 	if err != nil {
 		return nil, fmt.Errorf("%w: manifest probe: %w", abi.ErrBadManifest, m.startFailed(abi.ManifestExport, err))
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/flowhost/flowhost/abi"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/internal/testmod"
+	"github.com/flowhost/flowhost/policy"
 )
 
 func newEngine(t testing.TB) *host.Engine {
@@ -145,8 +146,11 @@ func TestCancel(t *testing.T) {
 func TestPoolReuseAndDiscard(t *testing.T) {
 	_, m := hostile(t)
 	count := task(t, m, "count")
+	// KeepState lets the count show which instance served a call.
+	keep := testLimits
+	keep.State = policy.StateKeep
 	call := func() string {
-		out, err := count.Call(context.Background(), []byte(`{}`), testLimits)
+		out, err := count.Call(context.Background(), []byte(`{}`), keep)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,14 +163,14 @@ func TestPoolReuseAndDiscard(t *testing.T) {
 		}
 	}
 	// A trap discards the instance: the next call starts afresh.
-	if _, err := task(t, m, "trap").Call(context.Background(), []byte(`{}`), testLimits); err == nil {
+	if _, err := task(t, m, "trap").Call(context.Background(), []byte(`{}`), keep); err == nil {
 		t.Fatal("trap succeeded")
 	}
 	if got := call(); got != "1" {
 		t.Fatalf("call after a trap: count = %s, want 1 (a new instance)", got)
 	}
 	// A guest error (non-zero return) leaves the instance usable.
-	if _, err := task(t, m, "fail").Call(context.Background(), []byte(`{}`), testLimits); err == nil {
+	if _, err := task(t, m, "fail").Call(context.Background(), []byte(`{}`), keep); err == nil {
 		t.Fatal("fail succeeded")
 	}
 	if got := call(); got != "2" {

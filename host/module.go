@@ -17,6 +17,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/flowhost/flowhost/abi"
+	"github.com/flowhost/flowhost/meter"
 )
 
 // Module is a loaded, compiled task module. It is safe for concurrent use.
@@ -42,8 +43,17 @@ type Module struct {
 	// takes before any of its code runs.
 	initialMemory, initialTables uint64
 	exports                      []string // export of each task, by task index
-	tasks                        map[string]*Task
-	pool                         pool
+	// state is what the meter found the module keeps between calls, and
+	// reset how the host restores it (see Reset).
+	state meter.State
+	reset Reset
+	// mu guards measured and autoKeep: whether what a reset costs has
+	// been measured (see keeps), and its verdict for calls under
+	// policy.StateAuto.
+	mu                 sync.Mutex
+	measured, autoKeep bool
+	tasks              map[string]*Task
+	pool               pool
 }
 
 // Task returns the task called name.
@@ -102,11 +112,20 @@ func (t *Task) Call(ctx context.Context, input []byte, lim Limits) ([]byte, erro
 	if lim.Timeout > 0 {
 		deadline = time.Now().Add(lim.Timeout)
 	}
-	inst, err := m.acquire(ctx, lim, deadline)
+	// Before acquire: a first measure leaves its instance to this call.
+	keepState, err := m.keeps(ctx, lim, deadline)
+	if err != nil {
+		return nil, m.startFailed(t.Spec.Name, err)
+	}
+	inst, err := m.acquire(ctx, lim, deadline, !keepState)
 	if err != nil {
 		return nil, m.startFailed(t.Spec.Name, err)
 	}
 	out, keep, err := inst.call(ctx, t, input, lim, deadline)
+	inst.clean = false
+	if keep && !keepState {
+		keep = inst.restore() // the next call starts where this one did
+	}
 	if keep {
 		m.release(inst)
 	} else {
@@ -131,17 +150,20 @@ type pool struct {
 	discarded atomic.Int64
 }
 
-func (m *Module) acquire(ctx context.Context, lim Limits, deadline time.Time) (*instance, error) {
+func (m *Module) acquire(ctx context.Context, lim Limits, deadline time.Time, reset bool) (*instance, error) {
 	for {
 		key := grantsKey(lim.Grants)
 		m.pool.mu.Lock()
 		i := len(m.pool.idle) - 1
-		for i >= 0 && m.pool.idle[i].grants != key {
-			i-- // an instance serves only calls with the grants it was made with
+		// An instance serves only calls with the grants it was made with,
+		// and a call that must start from the state after start-up only
+		// an instance in that state.
+		for i >= 0 && (m.pool.idle[i].grants != key || (reset && !m.pool.idle[i].clean)) {
+			i--
 		}
 		if i < 0 {
 			m.pool.mu.Unlock()
-			return m.newInstance(ctx, lim, deadline)
+			return m.newInstance(ctx, lim, deadline, reset)
 		}
 		inst := m.pool.idle[i]
 		m.pool.idle = append(m.pool.idle[:i], m.pool.idle[i+1:]...)
@@ -180,12 +202,17 @@ type instance struct {
 	grants string     // key of the grants the instance was made with
 	roots  []*os.Root // of its granted directories
 	rand   *fixedRand // its randomness, unless real randomness is granted
+	clock  *fakeClock // its clock, unless the real clock is granted
+	snap   *snapshot  // its state after start-up (ResetSnapshot)
+	// clean: the instance is in its state after start-up (new, or
+	// restored), as a call that must start from it requires.
+	clean bool
 }
 
 // newInstance starts an instance for a call with limits lim, which must
 // be done by deadline (zero for none: Config.InitTimeout then bounds the
 // start-up).
-func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time) (*instance, error) {
+func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time, snapshot bool) (*instance, error) {
 	e := m.eng
 	if need := m.initialMemory + m.initialTables*tableElemBytes; lim.Memory != 0 && need > lim.Memory {
 		// Refused before the runtime allocates any of it.
@@ -244,6 +271,10 @@ func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time
 		inst.rand = &fixedRand{}
 		cfg = cfg.WithRandSource(inst.rand)
 	}
+	if lim.Grants == nil || !lim.Grants.Clock {
+		inst.clock = &fakeClock{}
+		cfg = inst.clock.config(cfg)
+	}
 	cfg, roots, err := grantsConfig(lim.Grants, cfg)
 	if err != nil {
 		return nil, err
@@ -273,6 +304,13 @@ func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time
 	for i, name := range m.exports {
 		inst.funcs[i] = mod.ExportedFunction(name)
 	}
+	if snapshot {
+		if err := m.takeSnapshot(inst); err != nil {
+			inst.close(ctx)
+			return nil, err
+		}
+	}
+	inst.clean = true
 	m.pool.created.Add(1)
 	return inst, nil
 }
@@ -297,6 +335,9 @@ func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limit
 	inst.stderr.Reset()
 	if inst.rand != nil {
 		inst.rand.restart()
+	}
+	if inst.clock != nil {
+		inst.clock.restart()
 	}
 
 	callCtx := inst.ctx

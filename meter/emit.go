@@ -115,7 +115,7 @@ func (m *rewriter) rewriteSection(id byte, r *reader) []byte {
 		out = append(out, 0x0b)
 	case secExport:
 		n := count()
-		out = leb128.AppendUint(out, uint64(n)+2)
+		out = leb128.AppendUint(out, uint64(n)+2+uint64(len(m.mutable)))
 		for i := uint32(0); i < n; i++ {
 			name := r.name()
 			kind := r.byte()
@@ -128,6 +128,9 @@ func (m *rewriter) rewriteSection(id byte, r *reader) []byte {
 		}
 		out = leb128.AppendUint(append(appendName(out, GlobalFuel), 0x03), uint64(m.fuelGlobal))
 		out = leb128.AppendUint(append(appendName(out, GlobalDepth), 0x03), uint64(m.depthGlobal))
+		for _, g := range m.mutable {
+			out = leb128.AppendUint(append(appendName(out, fmt.Sprintf("%s%d", GlobalPrefix, g)), 0x03), uint64(g))
+		}
 	case secStart:
 		out = leb128.AppendUint(out, uint64(m.fn(r, r.u32())))
 	case secElement:
@@ -314,5 +317,11 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 			out = leb128.AppendUint(append(out, 0x10), uint64(m.tableGrow))
 			out = append(out, r.b[start:r.pos]...)
 		}
+	}
+}
+
+// skipConstExpr reads past a constant expression.
+func skipConstExpr(r *reader) {
+	for decodeInstr(r).kind != kEnd {
 	}
 }

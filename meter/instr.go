@@ -26,6 +26,10 @@ type instr struct {
 	fn      uint32
 	table   uint32
 	catches []uint32
+	// segments is set for an instruction that changes state outside
+	// linear memory and globals: a table's elements or size, or which
+	// data and element segments are dropped.
+	segments bool
 }
 
 // decodeInstr reads one instruction at r's position. It knows the
@@ -101,6 +105,7 @@ func decodeInstr(r *reader) instr {
 		in.kind = kTryTable
 	case 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26: // local.* global.* table.get table.set
 		r.u32()
+		in.segments = op == 0x26
 	case 0x3f, 0x40: // memory.size memory.grow (memory index)
 		r.u32()
 	case 0x41:
@@ -118,9 +123,12 @@ func decodeInstr(r *reader) instr {
 	case 0xfb:
 		unsupported(at, "GC instruction (0xfb prefix)")
 	case 0xfc:
-		if sub, idx := decodeMisc(r, at); sub == 15 {
+		sub, idx := decodeMisc(r, at)
+		if sub == 15 {
 			in.kind, in.table = kTableGrow, idx
 		}
+		// data.drop, table.init, elem.drop, table.copy, table.grow, table.fill
+		in.segments = sub == 9 || (sub >= 12 && sub <= 15) || sub == 17
 	case 0xfd:
 		decodeSIMD(r, at)
 	case 0xfe:

@@ -145,9 +145,11 @@ type rewriter struct {
 
 	fuelGlobal, depthGlobal uint32
 	outOfFuel, tooDeep      uint32
-	tableGrows              bool   // some body has a table.grow
-	tableGrow, tableGrowTy  uint32 // the import of FuncTableGrow and its type
-	added                   uint32 // function imports added: 2, or 3 with tableGrows
+	tableGrows              bool     // some body has a table.grow
+	segments                bool     // some body changes a table or drops a segment
+	mutable                 []uint32 // defined mutable globals, by index
+	tableGrow, tableGrowTy  uint32   // the import of FuncTableGrow and its type
+	added                   uint32   // function imports added: 2, or 3 with tableGrows
 
 	plans []funcPlan // per defined function, from the first pass
 }
@@ -158,6 +160,7 @@ type funcPlan struct {
 	catches    bool         // the body has a try_table
 	catchLoops map[int]bool // loops (by position in costs) a catch clause branches to
 	tableGrows bool         // the body has a table.grow
+	segments   bool         // the body changes a table or drops a segment
 }
 
 // Instrument returns a rewritten copy of a binary module that meters itself
@@ -188,19 +191,45 @@ func Instrument(wasm []byte) (out []byte, err error) {
 // which Instrument routes through FuncTableGrow. It fails like Instrument
 // on a module Instrument would refuse.
 func GrowsTables(wasm []byte) (grows bool, err error) {
+	st, err := Analyze(wasm)
+	return st.GrowsTables, err
+}
+
+// State is what a module keeps between calls of one instance, besides
+// its linear memory.
+type State struct {
+	// GrowsTables: a function uses table.grow.
+	GrowsTables bool
+	// Segments: a function changes a table (table.set, table.grow,
+	// table.fill, table.copy, table.init) or drops a data or element
+	// segment. Such state cannot be restored from outside the instance.
+	Segments bool
+	// Globals are the module's defined mutable globals, by index: the
+	// instrumented module exports each as GlobalPrefix + its index, so
+	// that the host can save and restore them.
+	Globals []uint32
+}
+
+// GlobalPrefix names the exports of the module's own mutable globals in
+// an instrumented module: "flowhost_g" + the global's index.
+const GlobalPrefix = "flowhost_g"
+
+// Analyze reports what state a module keeps between calls. It fails like
+// Instrument on a module Instrument would refuse.
+func Analyze(wasm []byte) (st State, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			de, ok := r.(*decodeError)
 			if !ok {
 				panic(r)
 			}
-			grows, err = false, fmt.Errorf("meter: %w", de)
+			st, err = State{}, fmt.Errorf("meter: %w", de)
 		}
 	}()
 	m := &rewriter{in: wasm, exports: map[string]bool{}}
 	m.parseSections()
 	m.analyze()
-	return m.tableGrows, nil
+	return State{GrowsTables: m.tableGrows, Segments: m.segments, Globals: m.mutable}, nil
 }
 
 var magic = []byte{0x00, 0x61, 0x73, 0x6d}
@@ -271,6 +300,13 @@ func (m *rewriter) analyze() {
 				}
 			case secGlobal:
 				m.nGlobals = r.u32()
+				for i := uint32(0); i < m.nGlobals; i++ {
+					r.valType()
+					if r.byte() == 0x01 {
+						m.mutable = append(m.mutable, m.nImpGlob+i)
+					}
+					skipConstExpr(r)
+				}
 			case secExport:
 				n := r.u32()
 				for i := uint32(0); i < n; i++ {
@@ -370,6 +406,7 @@ func (m *rewriter) scanCode(r *reader) {
 		within(fmt.Sprintf("function %d", m.nImpFunc+i), func() {
 			p := scanBody(newReader(body, base))
 			m.tableGrows = m.tableGrows || p.tableGrows
+			m.segments = m.segments || p.segments
 			m.plans = append(m.plans, p)
 		})
 	}
@@ -384,6 +421,7 @@ func scanBody(r *reader) (p funcPlan) {
 	for {
 		in := decodeInstr(r)
 		p.costs[cur]++
+		p.segments = p.segments || in.segments
 		switch in.kind {
 		case kBlock:
 			open = append(open, frame{region: cur})

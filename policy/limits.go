@@ -14,6 +14,10 @@ type Limits struct {
 	Memory    uint64 // bytes
 	MaxOutput uint64 // bytes
 	Fuel      uint64 // units, about one instruction each
+	// State is StateAuto, StateReset or StateKeep (see Call.State).
+	State string `json:",omitempty"`
+	// Cache is CacheAuto, CacheOn or CacheOff (see Call.Cache).
+	Cache string `json:",omitempty"`
 }
 
 // Merge returns l with its zero fields taken from outer.
@@ -29,6 +33,12 @@ func (l Limits) Merge(outer Limits) Limits {
 	}
 	if l.Fuel == 0 {
 		l.Fuel = outer.Fuel
+	}
+	if l.State == StateAuto || l.State == "auto" {
+		l.State = outer.State
+	}
+	if l.Cache == CacheAuto {
+		l.Cache = outer.Cache
 	}
 	return l
 }
@@ -49,11 +59,46 @@ type Call struct {
 	Fuel uint64
 	// Grants are what the call may reach beyond the sandbox; nil: nothing.
 	Grants *Grants
+	// State says whether the call starts from the guest's state after its
+	// instance's start-up (StateReset), or sees what earlier calls of the
+	// instance left in its memory and globals (StateKeep: faster where a
+	// reset costs much, and then not a function of the input, so not
+	// cacheable). StateAuto lets the host choose per module.
+	State string
+	// Cache says whether the call's result may come from, and go to, the
+	// result cache: CacheAuto when the call is a function of its input
+	// (its state is reset and no grant lets the world in), CacheOn also
+	// with grants (the flow's promise that they do not change the result),
+	// CacheOff never.
+	Cache string
+}
+
+// Result cache settings (Call.Cache, Limits.Cache).
+const (
+	CacheAuto = ""
+	CacheOn   = "on"
+	CacheOff  = "off"
+)
+
+// Per-call guest state (Call.State, Limits.State).
+const (
+	StateAuto  = ""
+	StateReset = "reset"
+	StateKeep  = "keep"
+)
+
+// CheckState refuses a state setting that is not one of the three.
+func CheckState(s string) error {
+	switch s {
+	case StateAuto, "auto", StateReset, StateKeep:
+		return nil
+	}
+	return fmt.Errorf("state %q: one of \"auto\", \"reset\", \"keep\"", s)
 }
 
 // Limits returns the limits of c, without its grants.
 func (c Call) Limits() Limits {
-	return Limits{Timeout: c.Timeout, Memory: c.Memory, MaxOutput: c.MaxOutput, Fuel: c.Fuel}
+	return Limits{Timeout: c.Timeout, Memory: c.Memory, MaxOutput: c.MaxOutput, Fuel: c.Fuel, State: c.State, Cache: c.Cache}
 }
 
 // DefaultCall are the limits of a call whose step, flow and tenant ask for
@@ -91,7 +136,10 @@ func (s Scope) Resolve() Call {
 		step.Timeout = s.StepTimeout
 	}
 	l := step.Merge(s.Flow).Merge(DefaultCall.Limits())
-	c := Call{Timeout: ClampDuration(l.Timeout), Memory: l.Memory, MaxOutput: l.MaxOutput, Fuel: l.Fuel}
+	c := Call{Timeout: ClampDuration(l.Timeout), Memory: l.Memory, MaxOutput: l.MaxOutput, Fuel: l.Fuel, State: l.State, Cache: l.Cache}
+	if c.State == "auto" {
+		c.State = StateAuto
+	}
 	if s.Tenant != nil {
 		c = s.Tenant.Clamp(c)
 	}

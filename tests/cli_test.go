@@ -178,7 +178,7 @@ func TestFailures(t *testing.T) {
 	}{
 		{"task error", "[[step]]\ncall = \"text.fail_if\"\nargs = { flag = true, message = \"it broke\" }\n", 1, "failed",
 			[]string{"step 1 (call text.fail_if)", "textkit.fail_if: it broke"}, ""},
-		{"retry then succeed", "[[step]]\ncall = \"flaky.flaky\"\nretries = 2\n", 0, "succeeded", nil, "retry 1 after: flaky.flaky: flaky: the first call fails"},
+		{"retry then succeed", "[[step]]\ncall = \"flaky.flaky\"\nretries = 2\nstate = \"keep\"\n", 0, "succeeded", nil, "retry 1 after: flaky.flaky: flaky: the first call fails"},
 		{"no retry", "[[step]]\ncall = \"flaky.flaky\"\n", 1, "failed", []string{"flaky.flaky: flaky: the first call fails"}, ""},
 		{"timeout", "[limits]\ntimeout = \"300ms\"\n[[step]]\ncall = \"flaky.spin\"\n", 1, "failed",
 			[]string{"step 1 (call flaky.spin)", "timeout: did not finish within 300ms"}, ""},

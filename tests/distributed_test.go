@@ -397,7 +397,7 @@ func TestTracking(t *testing.T) {
 		t.Fatalf("failed run: %+v", st)
 	}
 
-	retried := submit(t, srv, writeFlow(t, "[[step]]\ncall = \"flaky.flaky\"\nretries = 3\n"))
+	retried := submit(t, srv, writeFlow(t, "[[step]]\ncall = \"flaky.flaky\"\nretries = 3\nstate = \"keep\"\n"))
 	flowhost(t, "wait", "--broker", srv.URL(), retried)
 	st = status(t, srv, retried)
 	if st.Status != "succeeded" || st.Steps[0].Attempts != 2 {

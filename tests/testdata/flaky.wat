@@ -1,5 +1,6 @@
 ;; Tasks for the end-to-end tests of retries and timeouts.
 ;;   flaky: the first call on each instance fails; later calls return "ok"
+;;          (only under state = "keep": otherwise every call starts afresh)
 ;;   spin:  never returns
 ;;   busy:  burns ~50 ms of CPU, then returns 1
 (module

@@ -1,0 +1,111 @@
+package host_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/internal/testmod"
+	"github.com/flowhost/flowhost/policy"
+)
+
+func stateModule(t *testing.T, e *host.Engine) *host.Module {
+	return load(t, e, testmod.Module(t, "testdata/state.wat", "testdata/state.json"))
+}
+
+func callOut(t *testing.T, m *host.Module, task string, lim host.Limits) string {
+	t.Helper()
+	tk, ok := m.Task(task)
+	if !ok {
+		t.Fatalf("no task %s", task)
+	}
+	out, err := tk.Call(context.Background(), []byte(`{}`), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// TestCallsStartFromTheSameState: a task that counts its calls, in a
+// global and in memory, returns the same count every time, however many
+// calls its instances served, on either interrupt mode.
+func TestCallsStartFromTheSameState(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		mode  host.Interrupt
+		reset host.Reset
+	}{{"metered", host.InterruptMeter, host.ResetSnapshot}, {"context", host.InterruptContext, host.ResetFresh}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEngineMode(t, c.mode)
+			m := stateModule(t, e)
+			if m.Reset() != c.reset {
+				t.Fatalf("reset %v, want %v", m.Reset(), c.reset)
+			}
+			for i := range 20 {
+				if got := callOut(t, m, "count", testLimits); got != "[1,1]" {
+					t.Fatalf("call %d counted %s: it saw an earlier call's state", i, got)
+				}
+			}
+			var wg sync.WaitGroup
+			errs := make(chan string, 400)
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					tk, _ := m.Task("count")
+					for range 50 {
+						if out, err := tk.Call(context.Background(), []byte(`{}`), testLimits); err != nil || string(out) != "[1,1]" {
+							errs <- string(out)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for got := range errs {
+				t.Fatalf("a concurrent call counted %s", got)
+			}
+			if s := m.Stats(); c.reset == host.ResetSnapshot && s.Reused == 0 {
+				t.Fatalf("no instance was reused: %+v", s)
+			}
+		})
+	}
+}
+
+func TestKeepState(t *testing.T) {
+	m := stateModule(t, newEngine(t))
+	keep := testLimits
+	keep.State = policy.StateKeep
+	if a, b := callOut(t, m, "count", keep), callOut(t, m, "count", keep); a != "[1,1]" || b != "[2,2]" {
+		t.Fatalf("with KeepState the counts are %s then %s, want [1,1] then [2,2]", a, b)
+	}
+}
+
+func TestClockRestartsEveryCall(t *testing.T) {
+	m := stateModule(t, newEngine(t))
+	first := callOut(t, m, "clock", testLimits)
+	for i := range 10 {
+		if got := callOut(t, m, "clock", testLimits); got != first {
+			t.Fatalf("call %d read the clock at %s, the first at %s", i, got, first)
+		}
+	}
+	if first != `"16c5fc70a62e4240"` { // 2022-01-01T00:00:00Z + 1 ms, wazero's fake epoch
+		t.Fatalf("the fake clock reads %s", first)
+	}
+}
+
+// TestGrownMemoryIsNotReused: a call that grew the memory cannot be undone
+// (memories do not shrink): its instance is discarded, and the next call
+// sees the memory the module declares.
+func TestGrownMemoryIsNotReused(t *testing.T) {
+	m := stateModule(t, newEngine(t))
+	for i := range 3 {
+		if got := callOut(t, m, "grow", testLimits); got != "1" {
+			t.Fatalf("call %d: memory.grow returned %s pages, want 1 (the declared size)", i, got)
+		}
+	}
+	if s := m.Stats(); s.Discarded < 2 {
+		t.Fatalf("instances that grew were kept: %+v", s)
+	}
+}
