@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowhost/flowhost/broker/redis"
+	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/flow"
 	"github.com/flowhost/flowhost/host"
@@ -131,6 +132,12 @@ type ExecOptions struct {
 	Policy *policy.Tenant
 	// Observer receives the run's events, besides the host's tracker.
 	Observer track.Observer
+	// Cache serves and keeps the results of calls that are functions of
+	// their input (package cache: cache.OpenDisk); nil caches nothing.
+	Cache cache.Store
+	// RunFrom, when positive, runs that step (1-based; a node, in plan
+	// order) and every later one again, whatever the cache holds.
+	RunFrom int
 }
 
 // Exec runs a loaded flow in this process, on the host's workers, and
@@ -145,7 +152,7 @@ func (h *Host) Exec(ctx context.Context, f *Flow, o ExecOptions) (string, json.R
 		return id, nil, err
 	}
 	r := h.newRunner(f.Modules, runner.Config{Tenant: tenant, Policy: o.Policy, Limits: f.File.Limits, Grants: f.File.Grants,
-		Observer: track.Observers(h.tracker, h.opts.Observer, o.Observer)})
+		Observer: track.Observers(h.tracker, h.opts.Observer, o.Observer), Cache: o.Cache, RunFrom: o.RunFrom})
 	v, err := r.Exec(ctx, id, f.Plan)
 	if err == nil {
 		h.tracker.SetResult(id, v)
@@ -153,14 +160,26 @@ func (h *Host) Exec(ctx context.Context, f *Flow, o ExecOptions) (string, json.R
 	return id, v, err
 }
 
+// SubmitOptions configure a run submitted to Redis workers.
+type SubmitOptions struct {
+	// RerunOf names the run this one runs again (`flowhost rerun`).
+	RerunOf string
+	// RunFrom, when positive, runs that step and every later one again,
+	// whatever the cache holds.
+	RunFrom int
+}
+
 // Submit uploads the flow's modules to a Redis broker, under the tenant's
 // namespace, and submits it there as run id, kept ttl after it ends. The
 // workers run it; Client.Wait waits for it.
-func (f *Flow) Submit(ctx context.Context, c *redis.Client, id, tenant string, ttl time.Duration) error {
+func (f *Flow) Submit(ctx context.Context, c *redis.Client, id, tenant string, ttl time.Duration, opts ...SubmitOptions) error {
 	file := f.File
 	spec := &redis.Spec{ID: id, Tenant: tenant, Name: file.Name, Modules: map[string]string{},
 		Seq: file.Sequential, DF: file.Dataflow, Inputs: file.Inputs, Limits: file.Limits, Grants: file.Grants, ResultTTL: ttl,
 		Steps: f.Plan.Steps()}
+	for _, o := range opts {
+		spec.RerunOf, spec.RunFrom = o.RerunOf, o.RunFrom
+	}
 	for _, p := range file.Plugins {
 		wasm, err := host.ReadModuleFile(p.Path)
 		if err != nil {

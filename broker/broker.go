@@ -7,6 +7,7 @@ package broker
 import (
 	"context"
 
+	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/host"
 )
 
@@ -28,12 +29,16 @@ type Job struct {
 	Limits host.Limits
 	// Index is the position of Inputs[0] in the step's elements.
 	Index int
+	// Cache serves and keeps the calls' results (cache.Call); nil: none.
+	Cache cache.Store
 }
 
 // Result is the outcome of every input of a job, by position.
 type Result struct {
 	Outputs [][]byte
 	Errs    []error
+	// Cached counts the outputs that came from the cache.
+	Cached int
 }
 
 // Broker carries jobs to executors. Implementations are safe for

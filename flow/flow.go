@@ -120,6 +120,7 @@ func (f *File) TaskPos(ref string) Position {
 }
 
 type rawFile struct {
+	Cache       *bool              `toml:"cache"`
 	Name        string             `toml:"name"`
 	Description string             `toml:"description"`
 	Mode        string             `toml:"mode"`
@@ -159,6 +160,7 @@ type rawStep struct {
 	MaxOutput   size           `toml:"max_output"`
 	Fuel        int64          `toml:"fuel"`
 	State       string         `toml:"state"`
+	Cache       *bool          `toml:"cache"`
 }
 
 // rawPlugin is `alias = "path"` or `alias = { path = "…", sha256 = "…" }`.
@@ -196,11 +198,11 @@ func (p *rawPlugin) decode(v any) error {
 
 // The keys each table accepts, for the unknown-key check's suggestions.
 var (
-	topKeys   = []string{"name", "description", "mode", "tenant", "plugins", "inputs", "limits", "step", "tasks", "outputs", "task", "grants"}
+	topKeys   = []string{"name", "description", "mode", "tenant", "cache", "plugins", "inputs", "limits", "step", "tasks", "outputs", "task", "grants"}
 	grantKeys = []string{"files", "env", "http", "private", "clock", "random"}
 	limitKeys = []string{"timeout", "memory", "max_output", "fuel", "state"}
-	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel", "state"}
-	taskKeys  = []string{"name", "args", "retries", "timeout", "max_parallel", "memory", "max_output", "fuel", "state"}
+	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel", "state", "cache"}
+	taskKeys  = []string{"name", "args", "retries", "timeout", "max_parallel", "memory", "max_output", "fuel", "state", "cache"}
 )
 
 var (
@@ -337,7 +339,7 @@ func (f *File) build(raw *rawFile) error {
 		return f.Errorf(f.KeyPos("limits", "state"), "%v", err)
 	}
 	f.Limits = pipeline.Limits{Timeout: raw.Limits.Timeout.Duration, Memory: uint64(raw.Limits.Memory),
-		MaxOutput: uint64(raw.Limits.MaxOutput), Fuel: uint64(raw.Limits.Fuel), State: raw.Limits.State}
+		MaxOutput: uint64(raw.Limits.MaxOutput), Fuel: uint64(raw.Limits.Fuel), State: raw.Limits.State, Cache: cacheSetting(raw.Cache)}
 
 	f.Grants = raw.Grants
 	f.Grants.Files = nil
@@ -496,10 +498,21 @@ func (f *File) buildDataflow(raw *rawFile) error {
 	return nil
 }
 
+// cacheSetting is a `cache = true|false` key as a policy setting.
+func cacheSetting(b *bool) string {
+	switch {
+	case b == nil:
+		return policy.CacheAuto
+	case *b:
+		return policy.CacheOn
+	}
+	return policy.CacheOff
+}
+
 func (f *File) options(rs rawStep, pos func(string) Position) (pipeline.Options, error) {
 	o := pipeline.Options{Name: rs.Name, Param: rs.Param, SkipErrors: rs.SkipErrors,
 		Timeout: rs.Timeout.Duration,
-		Limits:  pipeline.Limits{Timeout: rs.Timeout.Duration, Memory: uint64(rs.Memory), MaxOutput: uint64(rs.MaxOutput), Fuel: uint64(rs.Fuel), State: rs.State}}
+		Limits:  pipeline.Limits{Timeout: rs.Timeout.Duration, Memory: uint64(rs.Memory), MaxOutput: uint64(rs.MaxOutput), Fuel: uint64(rs.Fuel), State: rs.State, Cache: cacheSetting(rs.Cache)}}
 	if err := policy.CheckState(rs.State); err != nil {
 		return o, f.Errorf(pos("state"), "%v", err)
 	}

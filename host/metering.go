@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/flowhost/flowhost/internal/atomicfile"
 	"github.com/flowhost/flowhost/meter"
 )
 
@@ -146,7 +147,7 @@ func (e *Engine) instrument(wasm []byte, sum string) ([]byte, error) {
 		return nil, fmt.Errorf("instrument: %w", err)
 	}
 	if path != "" {
-		if err := writeFileAtomic(path, out); err != nil {
+		if err := atomicfile.Write(path, out); err != nil {
 			e.logger.Warn("cannot cache metered module", "path", path, "err", err)
 		}
 	}
@@ -158,24 +159,4 @@ func (e *Engine) instrument(wasm []byte, sum string) ([]byte, error) {
 func meterKey(sum string) string {
 	h := sha256.Sum256([]byte(meter.Version + "\x00" + sum))
 	return hex.EncodeToString(h[:16]) + ".wasm"
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

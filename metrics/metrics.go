@@ -26,6 +26,7 @@ type Metrics struct {
 	duration                    *histVec
 	depth, lag, pending         *prometheus.GaugeVec
 	refused                     *prometheus.CounterVec
+	cacheHits                   *prometheus.CounterVec
 
 	mu    sync.Mutex
 	tasks map[[3]string]*Task
@@ -53,10 +54,12 @@ func New(eng *host.Engine) *Metrics {
 			Help: "Entries of the tenant's stream not yet read by any worker."}, []string{"tenant"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flowhost_pending_leases",
 			Help: "Entries read by a worker and not yet acknowledged (running, or held by a dead worker)."}, []string{"tenant"}),
+		cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowhost_cache_hits_total",
+			Help: "Task calls served from the result cache instead of running."}, taskLabels),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowhost_messages_refused_total",
 			Help: "Broker messages, run specs, streams and tenant names a worker refused to act on, by reason."}, []string{"tenant", "reason"}),
 	}
-	reg.MustRegister(m.started, m.succeeded, m.retried, m.failed, m.duration, m.depth, m.lag, m.pending, m.refused,
+	reg.MustRegister(m.started, m.succeeded, m.retried, m.failed, m.duration, m.depth, m.lag, m.pending, m.refused, m.cacheHits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if eng != nil {
 		stat := func(f func(host.EngineStats) float64) func() float64 {
@@ -87,6 +90,7 @@ func New(eng *host.Engine) *Metrics {
 // Task is the metrics of one task of one tenant, resolved once.
 type Task struct {
 	started, succeeded, retried prometheus.Counter
+	cacheHits                   prometheus.Counter
 	hist                        *hist
 	failed                      *prometheus.CounterVec
 }
@@ -103,7 +107,7 @@ func (m *Metrics) Task(tenant, module, task string) *Task {
 		return t
 	}
 	t := &Task{started: m.started.WithLabelValues(k[:]...), succeeded: m.succeeded.WithLabelValues(k[:]...),
-		retried: m.retried.WithLabelValues(k[:]...), hist: m.duration.get(k),
+		retried: m.retried.WithLabelValues(k[:]...), hist: m.duration.get(k), cacheHits: m.cacheHits.WithLabelValues(k[:]...),
 		failed: m.failed.MustCurryWith(prometheus.Labels{"tenant": tenant, "module": module, "task": task})}
 	m.tasks[k] = t
 	return t
@@ -139,6 +143,14 @@ func (t *Task) Batch(calls, succeeded int, retry bool) {
 	t.succeeded.Add(float64(succeeded))
 	if retry {
 		t.retried.Add(float64(calls))
+	}
+}
+
+// CacheHit records a call served from the result cache (it is counted
+// as started and succeeded too).
+func (t *Task) CacheHit() {
+	if t != nil {
+		t.cacheHits.Inc()
 	}
 }
 

@@ -78,7 +78,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 		st := ev
 		st.Type, st.Time = track.StepStarted, now()
 		r.obs.Event(st)
-		spec := fanSpec{logs: logs, runID: runID, label: node.Ref(), opts: node.Options, calls: []Call{{task, input}},
+		spec := fanSpec{logs: logs, runID: runID, label: node.Ref(), opts: node.Options, calls: []Call{{task, input}}, step: node.ID + 1,
 			limits: r.limits(node.Options),
 			onRetry: func(index, attempt int, err error) {
 				r.obs.Event(StepRetriedEvent(ev, index, attempt, err))
@@ -97,7 +97,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 				return
 			}
 			e := ev
-			e.Type, e.Time, e.Done = track.StepFinished, now(), 1
+			e.Type, e.Time, e.Done, e.Cached = track.StepFinished, now(), 1, res.cached
 			r.obs.Event(e)
 			var ready []*dag.Node
 			mu.Lock()

@@ -25,6 +25,8 @@ type fanSpec struct {
 	opts   pipeline.Options
 	calls  []Call
 	limits host.Limits
+	// step is the step's (or node's) number, for the cache (Runner.cacheFor).
+	step int
 	// check, when set, judges each successful call's output: an error
 	// fails the call, and the step (a filter's answer that is no boolean).
 	check func(out []byte) error
@@ -44,6 +46,7 @@ type fanResult struct {
 	errs    []error
 	err     error
 	index   int
+	cached  int // outputs that came from the cache
 }
 
 // fanout runs every call of spec on the broker, at most maxParallel batches
@@ -109,7 +112,8 @@ func (f *fanout) pump() {
 		idx := f.pending[0]
 		f.pending = f.pending[1:]
 		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Tenant: f.r.tenant, Attempt: f.attempts[idx[0]],
-			Step: f.spec.label, Task: f.spec.calls[idx[0]].Task, Limits: f.spec.limits, Index: idx[0], Inputs: make([][]byte, len(idx))}
+			Step: f.spec.label, Task: f.spec.calls[idx[0]].Task, Limits: f.spec.limits, Index: idx[0], Inputs: make([][]byte, len(idx)),
+			Cache: f.r.cacheFor(f.spec.step)}
 		for k, i := range idx {
 			job.Inputs[k] = f.spec.calls[i].Input
 		}
@@ -139,6 +143,7 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 		f.mu.Unlock()
 		return
 	}
+	f.res.cached += res.Cached
 	type retry struct {
 		index, attempt int
 		err            error

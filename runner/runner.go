@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/flowhost/flowhost/broker"
+	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/pipeline"
@@ -50,6 +51,13 @@ type Config struct {
 	MaxParallel int
 	// RetryBase and RetryMax shape the retry backoff (defaults 100 ms, 10 s).
 	RetryBase, RetryMax time.Duration
+	// Cache serves and keeps the results of calls that are functions of
+	// their input (package cache); nil caches nothing.
+	Cache cache.Store
+	// RunFrom, when positive, makes the calls of that step (1-based, or
+	// node in plan order) and every later one run again: they do not read
+	// the cache (they still write it). `flowhost rerun --from`.
+	RunFrom int
 }
 
 // Runner runs plans. It is safe for concurrent use by several runs.
@@ -65,6 +73,8 @@ type Runner struct {
 	retryBase   time.Duration
 	retryMax    time.Duration
 	gate        *gate
+	cache       cache.Store
+	runFrom     int
 }
 
 var _ pipeline.Executor = (*Runner)(nil)
@@ -72,7 +82,7 @@ var _ pipeline.Executor = (*Runner)(nil)
 // New makes a runner.
 func New(cfg Config) *Runner {
 	r := &Runner{broker: cfg.Broker, tenant: cfg.Tenant, policy: cfg.Policy, grants: cfg.Grants, modules: cfg.Modules, flowLimits: cfg.Limits, obs: cfg.Observer,
-		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax}
+		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, runFrom: cfg.RunFrom}
 	if r.obs == nil {
 		r.obs = track.ObserverFunc(func(track.Event) {})
 	}
@@ -159,6 +169,15 @@ func (r *Runner) Exec(ctx context.Context, runID string, plan *dag.Plan) (json.R
 		return r.ExecSequential(ctx, runID, plan.Seq)
 	}
 	return r.ExecDataflow(ctx, runID, plan.DF)
+}
+
+// cacheFor is the store the calls of step (1-based) use: write-only from
+// RunFrom on.
+func (r *Runner) cacheFor(step int) cache.Store {
+	if r.cache != nil && r.runFrom > 0 && step >= r.runFrom {
+		return cache.WriteOnly(r.cache)
+	}
+	return r.cache
 }
 
 // permit checks the runner's flow grants against its tenant's policy, as

@@ -52,7 +52,7 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 	start.Type, start.Time = track.StepStarted, now()
 	r.obs.Event(start)
 
-	spec := fanSpec{logs: logs, runID: runID, label: st.Label, kind: st.Kind, opts: st.Options, calls: calls, limits: r.limits(st.Options),
+	spec := fanSpec{logs: logs, runID: runID, label: st.Label, kind: st.Kind, opts: st.Options, calls: calls, limits: r.limits(st.Options), step: st.Index,
 		onProgress: func(done, failed int) {
 			e := ev
 			e.Type, e.Time, e.Done, e.Failed = track.StepProgress, now(), done, failed
@@ -89,7 +89,7 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 		return nil, err
 	}
 	e := ev
-	e.Type, e.Time, e.Done, e.Failed = track.StepFinished, now(), total, skipped
+	e.Type, e.Time, e.Done, e.Failed, e.Cached = track.StepFinished, now(), total, skipped, res.cached
 	r.obs.Event(e)
 	return out, nil
 }

@@ -193,9 +193,14 @@ func TestTenantAttacks(t *testing.T) {
 	bravoFlow := l.flow(t, "bravo", fmt.Sprintf("[plugins]\nstats = %q\nflaky = %q\n[inputs]\nx = [%s]\n"+
 		"[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n[[step]]\nmap = \"flaky.busy\"\n", l.stats, l.flaky, strings.Join(xs, ",")))
 	// acme's own run, whose "stats" is its own module (flaky) under the
-	// alias bravo uses.
+	// alias bravo uses. Its inputs differ, so that no call is a cache hit
+	// and the run goes on while messages are planted.
+	acmeXs := make([]string, 16)
+	for i := range acmeXs {
+		acmeXs[i] = fmt.Sprint(i)
+	}
 	acmeFlow := l.flow(t, "acme", fmt.Sprintf("[plugins]\nstats = %q\n[inputs]\nx = [%s]\n[[step]]\nmap = \"stats.busy\"\nparam = \"x\"\n",
-		l.flaky, strings.TrimSuffix(strings.Repeat("0,", 16), ",")))
+		l.flaky, strings.Join(acmeXs, ",")))
 
 	bravo := l.submit(t, l.bravoURL, "bravo", bravoFlow)
 	own := l.submit(t, l.acmeURL, "acme", acmeFlow)

@@ -337,7 +337,7 @@ func TestFailedStepSummary(t *testing.T) {
 	}
 	for _, re := range []string{
 		`filter stats\.is_even: FAILED in [0-9.]+[µm]?s: element 2: stats\.is_even: is_even: input 'x' must be a number`,
-		`(?m)^1 filter stats\.is_even\s+3\s+1\s+0\s`,
+		`(?m)^1 filter stats\.is_even\s+3\s+0\s+1\s+0\s`,
 	} {
 		if !regexp.MustCompile(re).MatchString(r.stderr) {
 			t.Errorf("stderr does not match %s:\n%s", re, r.stderr)

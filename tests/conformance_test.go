@@ -367,7 +367,7 @@ func TestDriverConformance(t *testing.T) {
 	l := newConfLab(t)
 	srv := redistest.Start(t)
 	for _, name := range []string{"c1", "c2"} {
-		start(t, "worker", "--broker", srv.URL(), "--name", name, "--concurrency", "2", "--config", l.policyFile)
+		start(t, "worker", "--broker", srv.URL(), "--name", name, "--concurrency", "2", "--config", l.policyFile, "--no-cache")
 	}
 	h, err := fh.New(context.Background(), fh.Options{CacheDir: cacheDir})
 	if err != nil {

@@ -343,10 +343,12 @@ func TestWorkerMetrics(t *testing.T) {
 }
 
 type statusOut struct {
-	RunID  string `json:"run_id"`
-	Status string `json:"status"`
-	Error  string `json:"error"`
-	Steps  []struct {
+	RunID   string `json:"run_id"`
+	Status  string `json:"status"`
+	Error   string `json:"error"`
+	RerunOf string `json:"rerun_of"`
+	Steps   []struct {
+		Cached     int     `json:"cached"`
 		Name       string  `json:"name"`
 		Status     string  `json:"status"`
 		Attempts   int     `json:"attempts"`

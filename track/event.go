@@ -74,6 +74,9 @@ type Event struct {
 	Total  int `json:"total,omitempty"`
 	Done   int `json:"done,omitempty"`
 	Failed int `json:"failed,omitempty"`
+	// Cached counts the calls served from the result cache, on
+	// step_finished.
+	Cached int `json:"cached,omitempty"`
 	// Steps is the number of steps or nodes, StepNames their names (in
 	// plan order) and Tenant the tenant the run runs as, on run_started.
 	Steps     int      `json:"steps,omitempty"`

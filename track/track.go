@@ -31,6 +31,8 @@ type StepStatus struct {
 	Done   *int   `json:"done,omitempty"` // map and filter steps
 	Total  *int   `json:"total,omitempty"`
 	Failed int    `json:"failed,omitempty"`
+	// Cached counts the step's calls served from the result cache.
+	Cached int `json:"cached,omitempty"`
 }
 
 // RunStatus is a run, as `flowhost status --json` shows it.
@@ -44,6 +46,8 @@ type RunStatus struct {
 	Error      string          `json:"error,omitempty"`
 	CreatedAt  string          `json:"created_at,omitempty"`
 	FinishedAt string          `json:"finished_at,omitempty"`
+	// RerunOf is the run this one ran again (`flowhost rerun`).
+	RerunOf string `json:"rerun_of,omitempty"`
 }
 
 // Ended reports whether the run is over.
@@ -128,7 +132,7 @@ func (m *Memory) Event(e Event) {
 		s.Failed += e.Failed
 	case StepFinished:
 		s.finished = e.Time
-		s.Status, s.done, s.Failed = Succeeded, e.Done, e.Failed
+		s.Status, s.done, s.Failed, s.Cached = Succeeded, e.Done, e.Failed, e.Cached
 	case RunFinished:
 		r.finished = e.Time
 		r.status, r.err = e.Status, e.Error

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowhost/flowhost/broker"
+	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/metrics"
 )
@@ -128,15 +129,23 @@ func Run(job *broker.Job, m *metrics.Metrics) *broker.Result {
 			res.Errs[i] = &host.TaskError{Kind: host.KindCanceled, Module: job.Task.Module().Name, Task: job.Task.Spec.Name, Msg: "the run was canceled before the call started"}
 			continue
 		}
+		var hit bool
 		if tm == nil {
-			res.Outputs[i], res.Errs[i] = job.Task.Call(job.Ctx, in, job.Limits)
+			res.Outputs[i], hit, res.Errs[i] = cache.Call(job.Ctx, job.Cache, job.Task, in, job.Limits)
+			if hit {
+				res.Cached++
+			}
 			continue
 		}
 		// One clock reading per call: each call ends where the next starts.
 		if start.IsZero() {
 			start = time.Now()
 		}
-		res.Outputs[i], res.Errs[i] = job.Task.Call(job.Ctx, in, job.Limits)
+		res.Outputs[i], hit, res.Errs[i] = cache.Call(job.Ctx, job.Cache, job.Task, in, job.Limits)
+		if hit {
+			res.Cached++
+			tm.CacheHit()
+		}
 		end := time.Now()
 		timer.Observe(end.Sub(start))
 		start = end

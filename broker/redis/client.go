@@ -34,6 +34,10 @@ type Spec struct {
 	ResultTTL time.Duration `json:"result_ttl"`
 	// Steps name the steps (or dataflow nodes, in plan order) for status.
 	Steps []StepInfo `json:"steps"`
+	// RerunOf is the run this one runs again; RunFrom, when positive, the
+	// first step whose calls run again whatever the cache holds.
+	RerunOf string `json:"rerun_of,omitempty"`
+	RunFrom int    `json:"run_from,omitempty"`
 }
 
 // Bounds of a stored spec.
@@ -65,6 +69,14 @@ func (s *Spec) check(run string) error {
 	}
 	if len(s.Steps) > maxSpecSteps {
 		return fmt.Errorf("%d steps: at most %d", len(s.Steps), maxSpecSteps)
+	}
+	if s.RerunOf != "" {
+		if err := policy.CheckRunID(s.RerunOf); err != nil {
+			return fmt.Errorf("rerun_of: %w", err)
+		}
+	}
+	if s.RunFrom < 0 || s.RunFrom > maxSpecSteps {
+		return fmt.Errorf("run_from %d out of range", s.RunFrom)
 	}
 	if s.ResultTTL <= 0 || s.ResultTTL > maxResultTTL {
 		return fmt.Errorf("result TTL %s: between 1ns and %s", s.ResultTTL, maxResultTTL)
@@ -161,7 +173,7 @@ func (c *Client) Submit(ctx context.Context, spec *Spec) error {
 		return err
 	}
 	now := time.Now()
-	fields := map[string]any{"spec": b, "status": string(track.Pending), "tenant": spec.Tenant, "name": spec.Name,
+	fields := map[string]any{"spec": b, "status": string(track.Pending), "tenant": spec.Tenant, "name": spec.Name, "rerun_of": spec.RerunOf,
 		"created_at": now.UTC().Format(time.RFC3339Nano)}
 	_, err = c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.HSet(ctx, runKey(spec.Tenant, spec.ID), fields)
@@ -191,7 +203,7 @@ func (c *Client) Status(ctx context.Context, tenant, id string) (*Status, error)
 	if len(m) == 0 {
 		return nil, fmt.Errorf("run %s (tenant %s): %w", id, tenant, ErrNoRun)
 	}
-	st := &Status{RunID: id, Tenant: tenant, Name: m["name"], Status: track.State(m["status"]), Error: m["error"],
+	st := &Status{RunID: id, Tenant: tenant, Name: m["name"], Status: track.State(m["status"]), Error: m["error"], RerunOf: m["rerun_of"],
 		CreatedAt: m["created_at"], FinishedAt: m["finished_at"], Result: json.RawMessage("null")}
 	if r := m["result"]; r != "" {
 		st.Result = json.RawMessage(r)
@@ -328,6 +340,7 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 		retries, _ := strconv.Atoi(h["retries"])
 		done, _ := strconv.Atoi(h["done"])
 		s.Failed, _ = strconv.Atoi(h["failed"])
+		s.Cached, _ = strconv.Atoi(h["cached"])
 		ended := st.Status == track.Failed || st.Status == track.Cancelled
 		switch {
 		case h["error"] != "": // the step that failed the run

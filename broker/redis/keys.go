@@ -49,6 +49,13 @@ func stepKey(tenant, run string, step int) string {
 
 func eventsKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:events", tenant, run) }
 
+// cacheKey is a result cache entry, under its tenant's keys: a tenant
+// never reads another's results.
+func cacheKey(tenant, key string) string { return fmt.Sprintf("fh:t:%s:cache:%s", tenant, key) }
+
+// cachePattern matches every cache entry of a tenant.
+func cachePattern(tenant string) string { return fmt.Sprintf("fh:t:%s:cache:*", tenant) }
+
 // cancelTopicTenant is the tenant whose cancel topic channel is, as the
 // pattern cancelPattern matched it. fh:t:*:cancel also matches
 // fh:t:acme:x:cancel, whose "tenant" is no valid name: not ok.

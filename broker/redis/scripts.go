@@ -57,6 +57,8 @@ ev['total'] = tonumber(redis.call('HGET', KEYS[1], 'total'))
 ev['done'] = tonumber(redis.call('HGET', KEYS[1], 'done'))
 local failed = tonumber(redis.call('HGET', KEYS[1], 'failed') or '0')
 if failed > 0 then ev['failed'] = failed end
+local cached = tonumber(redis.call('HGET', KEYS[1], 'cached') or '0')
+if cached > 0 then ev['cached'] = cached end
 if left == 0 then
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[7])
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'e', cjson.encode(ev))

@@ -10,6 +10,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/pipeline"
@@ -283,6 +284,11 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	rctx := host.WithLogInfo(rc.ctx, m.Run, label, rc.logs)
 	tm := w.cfg.Metrics.Task(m.Tenant, task.Module().Name, task.Spec.Name)
 	br := batchResult{Index: m.Index, Outputs: make([]json.RawMessage, len(m.Inputs))}
+	cached := 0
+	store := w.cacheStore(m.Tenant)
+	if store != nil && rs.spec.RunFrom > 0 && m.Step+1 >= rs.spec.RunFrom {
+		store = cache.WriteOnly(store)
+	}
 	began := time.Now()
 	remainder, due := "", time.Time{}
 	for i, in := range m.Inputs {
@@ -307,7 +313,11 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 			attempt = m.Attempt
 		}
 		start := time.Now()
-		out, err := task.Call(rctx, in, lim)
+		out, hit, err := cache.Call(rctx, store, task, in, lim)
+		if hit {
+			cached++
+			tm.CacheHit()
+		}
 		tm.Observe(time.Since(start), err, attempt > 0)
 		if err != nil {
 			switch runner.OnFailure(rc.ctx, err, attempt, kind, opts) {
@@ -363,6 +373,9 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	dueMS := ""
 	if !due.IsZero() {
 		dueMS = strconv.FormatInt(due.UnixMilli(), 10)
+	}
+	if cached > 0 {
+		w.wrote(ctx, "cache count", w.rdb.HIncrBy(ctx, stepKey(m.Tenant, m.Run, m.Step), "cached", int64(cached)).Err())
 	}
 	if len(br.Outputs) == 0 {
 		// The first call is to be retried: nothing to store.

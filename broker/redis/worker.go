@@ -45,6 +45,9 @@ type WorkerConfig struct {
 	Tenants *tenant.Config
 	// Name identifies the worker in the consumer group; default host-pid.
 	Name string
+	// CacheTTL is how long a tenant's cached results live after their last
+	// use (0: DefaultCacheTTL); negative caches nothing.
+	CacheTTL time.Duration
 }
 
 // Worker serves the tasks of every tenant's stream.

@@ -110,6 +110,9 @@ func (c *workerCmd) Validate() error {
 	if c.Lease < minLease {
 		return fmt.Errorf("--lease %s is too short: at least %s", c.Lease, minLease)
 	}
+	if c.CacheTTL < time.Second {
+		return fmt.Errorf("--cache-ttl %s is too short: at least 1s", c.CacheTTL)
+	}
 	return nil
 }
 

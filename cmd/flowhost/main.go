@@ -35,6 +35,8 @@ type cli struct {
 	Runs    runsCmd    `cmd:"" help:"List recent runs, newest first (broker runs)."`
 	Events  eventsCmd  `cmd:"" help:"Print a run's events as JSON lines, following it live until it ends (broker runs)."`
 	Cancel  cancelCmd  `cmd:"" help:"Cancel a run: nothing new starts, running tasks are interrupted."`
+	Rerun   rerunCmd   `cmd:"" help:"Run a run again: what succeeded is a cache hit, only what failed and what depends on it runs."`
+	Cache   cacheCmd   `cmd:"" help:"Count or clear the cached results of task calls."`
 	Tenants tenantsCmd `cmd:"" help:"Register, remove and list the tenants workers serve; print a tenant's Redis ACL."`
 	Inspect inspectCmd `cmd:"" help:"Show a module's manifest, imports, size and sha256."`
 	Embed   embedCmd   `cmd:"" help:"Embed a manifest into a module as its flowhost.manifest custom section."`

@@ -25,6 +25,7 @@ type stepStat struct {
 	kind          pipeline.Kind
 	total, failed int
 	retries       int
+	cached        int
 	liveFailed    atomic.Int64 // read by the bar's decorator, which must not lock
 	start, end    time.Time
 	err           error
@@ -128,7 +129,7 @@ func (pr *progress) Event(e track.Event) {
 		if e.Type == track.StepFailed {
 			st.failed = int(st.liveFailed.Load()) + e.Failed // the call that failed the step, too
 		} else {
-			st.failed = e.Failed
+			st.failed, st.cached = e.Failed, e.Cached
 		}
 		if b := pr.bars[e.Step]; b != nil {
 			if e.Err != nil {
@@ -147,6 +148,9 @@ func (pr *progress) Event(e track.Event) {
 			mark, tail = "✗", ": "+failureReason(e.Err)
 		} else if st.failed > 0 {
 			tail = fmt.Sprintf(" (%d skipped after errors)", st.failed)
+		}
+		if e.Cached > 0 {
+			tail += fmt.Sprintf(" (%d of %d from the cache)", e.Cached, max(st.total, e.Cached))
 		}
 		if !pr.tty {
 			mark = map[string]string{"✓": "done", "✗": "FAILED"}[mark]
@@ -184,13 +188,13 @@ func (pr *progress) Summary(runID string, elapsed time.Duration, err error) {
 	sort.Slice(steps, func(i, j int) bool { return steps[i].step < steps[j].step })
 	fmt.Fprintln(pr.w)
 	tw := tabwriter.NewWriter(pr.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tCALLS\tFAILED\tRETRIES\tTIME")
+	fmt.Fprintln(tw, "STEP\tCALLS\tCACHED\tFAILED\tRETRIES\tTIME")
 	for _, s := range steps {
 		d := "-"
 		if !s.end.IsZero() {
 			d = s.end.Sub(s.start).Round(time.Microsecond).String()
 		}
-		fmt.Fprintf(tw, "%d %s\t%d\t%d\t%d\t%s\n", s.step, s.label, s.total, s.failed, s.retries, d)
+		fmt.Fprintf(tw, "%d %s\t%d\t%d\t%d\t%d\t%s\n", s.step, s.label, s.total, s.cached, s.failed, s.retries, d)
 	}
 	tw.Flush()
 	status := track.Succeeded

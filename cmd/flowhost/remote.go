@@ -51,6 +51,8 @@ type workerCmd struct {
 	BatchSize     batchFlag      `default:"256" help:"Most calls of a map or filter carried by one message: 1 to 10000."`
 	MetricsAddr   string         `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve Prometheus metrics at /metrics and a health check at /healthz."`
 	Config        string         `placeholder:"worker.toml" help:"Tenants this worker serves and their maxima (concurrent calls, timeout, memory, max_output, fuel). Without it, every tenant is served with no maxima."`
+	NoCache       bool           `name:"no-cache" help:"Neither read nor write the tenants' result caches (docs/caching.md)."`
+	CacheTTL      time.Duration  `name:"cache-ttl" default:"168h" help:"How long a cached result lives after its last use: 1s to 8760h."`
 }
 
 func (c *workerCmd) Run(g *globals) error {
@@ -87,8 +89,11 @@ func (c *workerCmd) Run(g *globals) error {
 		}
 		logger.Info("serving metrics", "url", "http://"+addr+"/metrics")
 	}
+	if c.NoCache {
+		c.CacheTTL = -1
+	}
 	w := redis.NewWorker(client, redis.WorkerConfig{Concurrency: n, Lease: c.Lease, MaxDeliveries: int64(c.MaxDeliveries),
-		Drain: c.Drain, Engine: eng, Logger: logger, Name: c.Name, BatchSize: int(c.BatchSize), Metrics: m, Tenants: tenants})
+		Drain: c.Drain, Engine: eng, Logger: logger, Name: c.Name, BatchSize: int(c.BatchSize), Metrics: m, Tenants: tenants, CacheTTL: c.CacheTTL})
 	logger.Info("worker started", "broker", redactURL(c.Broker), "concurrency", n)
 	err = w.Run(ctx)
 	logger.Info("worker stopped")
@@ -169,8 +174,9 @@ func printStatus(ctx context.Context, g *globals, client *redis.Client, tenant, 
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
-		return enc.Encode(track.RunStatus{RunID: st.RunID, Tenant: st.Tenant, Name: st.Name, Status: st.Status, Steps: steps,
-			Result: st.Result, Error: st.Error, CreatedAt: st.CreatedAt, FinishedAt: st.FinishedAt})
+		out := *st
+		out.Steps = steps
+		return enc.Encode(out)
 	}
 	fmt.Fprintf(g.stdout, "run %s (%s, tenant %s): %s\n", st.RunID, st.Name, st.Tenant, st.Status)
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flowhost/flowhost"
 	"github.com/flowhost/flowhost/broker/redis"
+	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/runner"
@@ -35,6 +36,10 @@ type runCmd struct {
 
 	MetricsAddr string `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve Prometheus metrics of this in-process run at /metrics (and /healthz) while it runs."`
 	Policy      string `placeholder:"worker.toml" help:"Apply the tenant's policy from this worker config to an in-process run, exactly as a worker would: its maxima clamp every call's limits, and the flow's grants must be allowed."`
+	NoCache     bool   `name:"no-cache" help:"Neither read nor write the result cache (docs/caching.md)."`
+
+	rerunOf string // set by rerun
+	runFrom int
 }
 
 // runJSON is the --json output (SPEC §3).
@@ -113,8 +118,26 @@ func (c *runCmd) Run(g *globals) error {
 	if pr != nil {
 		obs = pr
 	}
+	var store cache.Store
+	if !c.NoCache {
+		d, err := g.resultCache()
+		if err != nil {
+			return err
+		}
+		if d != nil {
+			store = d
+		}
+	}
+	if c.rerunOf != "" && !c.Quiet && !c.JSON {
+		fmt.Fprintf(g.stderr, "run %s re-runs %s\n", runID, c.rerunOf)
+	}
 	start := time.Now()
-	_, result, err := h.Exec(ctx, f, flowhost.ExecOptions{RunID: runID, Tenant: tenant, Policy: pol, Observer: obs})
+	_, result, err := h.Exec(ctx, f, flowhost.ExecOptions{RunID: runID, Tenant: tenant, Policy: pol, Observer: obs, Cache: store, RunFrom: c.runFrom})
+	rec := runRecord{RunID: runID, Flow: c.Flow, Inputs: c.Input, Tenant: c.Tenant, Policy: c.Policy, Status: string(track.Succeeded), RerunOf: c.rerunOf}
+	if err != nil {
+		rec.Status = string(track.Failed)
+	}
+	g.record(rec)
 	if ctx.Err() != nil && err != nil {
 		err = errors.Join(errors.New("interrupted"), err)
 	}
@@ -179,6 +202,9 @@ func (c *runCmd) runRemote(ctx context.Context, g *globals, f *flowhost.Flow, ru
 		return usageErr(err)
 	}
 	defer client.Close()
+	if c.NoCache {
+		return usageErr(errors.New("--no-cache applies to in-process runs: on a broker, run the workers with --no-cache"))
+	}
 	if err := f.Submit(ctx, client, runID, tenant, c.ResultTTL); err != nil {
 		return err
 	}

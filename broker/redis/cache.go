@@ -1,0 +1,95 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/flowhost/flowhost/cache"
+	"github.com/flowhost/flowhost/policy"
+)
+
+// DefaultCacheTTL is how long a result stays in a tenant's cache after it
+// was last stored or read.
+const DefaultCacheTTL = 7 * 24 * time.Hour
+
+// CacheStore is a tenant's result cache on Redis (package cache): entries
+// under the tenant's keys, sealed with their hash, each expiring ttl after
+// it was last written or read. Redis's maxmemory policy (volatile-lru)
+// bounds their total.
+type CacheStore struct {
+	rdb    *goredis.Client
+	tenant string
+	ttl    time.Duration
+}
+
+var _ cache.Store = (*CacheStore)(nil)
+
+// Get implements cache.Store. A corrupt entry is a miss, and removed.
+func (s *CacheStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	b, err := s.rdb.GetEx(ctx, cacheKey(s.tenant, key), s.ttl).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	v, ok := cache.Unseal(b)
+	if !ok {
+		s.rdb.Del(ctx, cacheKey(s.tenant, key))
+		return nil, false, nil
+	}
+	return v, true, nil
+}
+
+// Put implements cache.Store.
+func (s *CacheStore) Put(ctx context.Context, key string, value []byte) error {
+	return s.rdb.Set(ctx, cacheKey(s.tenant, key), cache.Seal(value), s.ttl).Err()
+}
+
+// cacheStore is the cache of a tenant's calls on this worker; nil when
+// the worker caches nothing.
+func (w *Worker) cacheStore(tenant string) cache.Store {
+	if w.cfg.CacheTTL < 0 {
+		return nil
+	}
+	ttl := w.cfg.CacheTTL
+	if ttl == 0 {
+		ttl = DefaultCacheTTL
+	}
+	return &CacheStore{rdb: w.rdb, tenant: tenant, ttl: ttl}
+}
+
+// CacheStats counts a tenant's cache entries and their bytes.
+func (c *Client) CacheStats(ctx context.Context, tenant string) (cache.Stats, error) {
+	var st cache.Stats
+	if err := policy.CheckTenant(tenant); err != nil {
+		return st, err
+	}
+	iter := c.rdb.Scan(ctx, 0, cachePattern(tenant), 1000).Iterator()
+	for iter.Next(ctx) {
+		n, err := c.rdb.StrLen(ctx, iter.Val()).Result()
+		if err == nil {
+			st.Entries++
+			st.Bytes += n
+		}
+	}
+	return st, iter.Err()
+}
+
+// ClearCache removes a tenant's cache entries, returning how many.
+func (c *Client) ClearCache(ctx context.Context, tenant string) (int, error) {
+	if err := policy.CheckTenant(tenant); err != nil {
+		return 0, err
+	}
+	n := 0
+	iter := c.rdb.Scan(ctx, 0, cachePattern(tenant), 1000).Iterator()
+	for iter.Next(ctx) {
+		if c.rdb.Del(ctx, iter.Val()).Val() == 1 {
+			n++
+		}
+	}
+	return n, iter.Err()
+}

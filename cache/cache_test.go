@@ -1,0 +1,257 @@
+package cache_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowhost/flowhost/cache"
+	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/internal/testmod"
+	"github.com/flowhost/flowhost/policy"
+)
+
+func TestCanonical(t *testing.T) {
+	same := [][]string{
+		{`{"b":1,"a":[1,2]}`, `{ "a" : [1, 2], "b" : 1.0 }`, `{"a":[1e0,2],"b":1}`},
+		{`-0`, `0`, `0.0`},
+		{`12345678901234567890123`, ` 12345678901234567890123 `},
+		{`"é"`, `"\u00e9"`},
+		{`1.5`, `15e-1`},
+	}
+	for _, group := range same {
+		want, err := cache.Canonical([]byte(group[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range group[1:] {
+			if got, err := cache.Canonical([]byte(v)); err != nil || string(got) != string(want) {
+				t.Errorf("Canonical(%s) = %s, want %s (as %s)", v, got, want, group[0])
+			}
+		}
+	}
+	for _, pair := range [][2]string{{`1`, `2`}, {`"1"`, `1`}, {`[1,2]`, `[2,1]`}, {`{"a":1}`, `{"a":1,"b":null}`}, {`12345678901234567890123`, `12345678901234567890124`}} {
+		a, _ := cache.Canonical([]byte(pair[0]))
+		b, _ := cache.Canonical([]byte(pair[1]))
+		if string(a) == string(b) {
+			t.Errorf("%s and %s have the same canonical form %s", pair[0], pair[1], a)
+		}
+	}
+	if _, err := cache.Canonical([]byte(`{"a":`)); err == nil {
+		t.Error("invalid JSON has a canonical form")
+	}
+}
+
+// module builds a module whose echo task returns its input, with a byte
+// of data that tells its versions apart.
+func module(t *testing.T, e *host.Engine, version string) *host.Module {
+	t.Helper()
+	src, err := os.ReadFile("../bench/testdata/trivial.wat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wat := strings.Replace(string(src), "(memory", `(data (i32.const 60000) "`+version+`") (memory`, 1)
+	if !strings.Contains(wat, version) {
+		t.Fatal("the data segment was not added")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "m.wat"), []byte(wat), 0o644)
+	b, _ := os.ReadFile("../bench/testdata/trivial.json")
+	os.WriteFile(filepath.Join(dir, "m.json"), b, 0o644)
+	m, err := e.Load(context.Background(), testmod.Module(t, filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func echo(t *testing.T, m *host.Module) *host.Task {
+	tk, ok := m.Task("echo")
+	if !ok {
+		t.Fatal("no echo task")
+	}
+	return tk
+}
+
+func engine(t *testing.T) *host.Engine {
+	e, err := host.New(context.Background(), host.Config{CacheDir: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	return e
+}
+
+func TestCall(t *testing.T) {
+	ctx := context.Background()
+	e := engine(t)
+	store, err := cache.OpenDisk(t.TempDir(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, v2 := echo(t, module(t, e, "v1")), echo(t, module(t, e, "v2"))
+	call := func(tk *host.Task, in string, lim host.Limits) bool {
+		t.Helper()
+		out, hit, err := cache.Call(ctx, store, tk, []byte(in), lim)
+		want := []byte(in)
+		if cache.Cacheable(ctx, tk, lim) {
+			want, _ = cache.Canonical(want) // what a cacheable call is given
+		}
+		if err != nil || string(out) != string(want) {
+			t.Fatalf("echo %s = %s, %v; want %s", in, out, err, want)
+		}
+		return hit
+	}
+	lim := host.DefaultLimits
+	if call(v1, `{"value":1}`, lim) || !call(v1, `{"value":1}`, lim) {
+		t.Fatal("the second identical call was not a hit")
+	}
+	if !call(v1, `{ "value" : 1.0 }`, lim) {
+		t.Fatal("the same input, written otherwise, missed")
+	}
+	if call(v2, `{"value":1}`, lim) {
+		t.Fatal("a module whose bytes changed hit the other's entry")
+	}
+	if call(v1, `{"value":2}`, lim) {
+		t.Fatal("another input hit")
+	}
+	granted := lim
+	granted.Grants = &policy.Grants{Clock: true}
+	if call(v1, `{"value":3}`, granted) || call(v1, `{"value":3}`, granted) {
+		t.Fatal("a call granted the clock was cached")
+	}
+	granted.Cache = policy.CacheOn // the flow's promise
+	if call(v1, `{"value":4}`, granted) || !call(v1, `{"value":4}`, granted) {
+		t.Fatal("a granted call opted in was not cached")
+	}
+	off := lim
+	off.Cache = policy.CacheOff
+	if call(v1, `{"value":1}`, off) {
+		t.Fatal("cache = false read the cache")
+	}
+	keep := lim
+	keep.State = policy.StateKeep
+	if call(v1, `{"value":5}`, keep) || call(v1, `{"value":5}`, keep) {
+		t.Fatal("a call that keeps its state was cached")
+	}
+}
+
+func TestFailuresAreNotCached(t *testing.T) {
+	ctx := context.Background()
+	store, _ := cache.OpenDisk(t.TempDir(), 0, 0)
+	tk := echo(t, module(t, engine(t), "v1"))
+	lim := host.DefaultLimits
+	lim.MaxOutput = 4 // the echo's output is too large: a failure
+	for range 2 {
+		if _, hit, err := cache.Call(ctx, store, tk, []byte(`{"value":"long enough"}`), lim); err == nil || hit {
+			t.Fatalf("hit %v err %v: want a failure, never from the cache", hit, err)
+		}
+	}
+	if st := store.Stats(); st.Entries != 0 {
+		t.Fatalf("%d entries stored for failures", st.Entries)
+	}
+}
+
+func TestCorruptEntry(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, _ := cache.OpenDisk(dir, 0, 0)
+	tk := echo(t, module(t, engine(t), "v1"))
+	in := []byte(`{"value":7}`)
+	cache.Call(ctx, store, tk, in, host.DefaultLimits)
+	var files []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) != 1 {
+		t.Fatalf("%d entries, want 1", len(files))
+	}
+	b, _ := os.ReadFile(files[0])
+	b[len(b)-2] ^= 0x20 // {"value":7} → {"value":\x17}… a flipped bit
+	os.WriteFile(files[0], b, 0o644)
+	out, hit, err := cache.Call(ctx, store, tk, in, host.DefaultLimits)
+	if err != nil || hit || string(out) != string(in) {
+		t.Fatalf("a corrupt entry: out %s hit %v err %v; want a recomputed %s", out, hit, err, in)
+	}
+	if _, hit, _ := cache.Call(ctx, store, tk, in, host.DefaultLimits); !hit {
+		t.Fatal("the recomputed result was not stored again")
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			store, _ := cache.OpenDisk(dir, 0, 0) // a store each, as processes have
+			for i := range 200 {
+				v := []byte(strings.Repeat(string(rune('a'+w%3)), 100+i))
+				if err := store.Put(ctx, "k"+string(rune('0'+i%10)), v); err != nil {
+					t.Error(err)
+				}
+				if got, ok, err := store.Get(ctx, "k"+string(rune('0'+i%10))); err != nil || (ok && len(got) < 100) {
+					t.Errorf("read %d bytes, ok %v, err %v: half an entry", len(got), ok, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	store, _ := cache.OpenDisk(dir, 0, 0)
+	if st := store.Stats(); st.Entries != 10 {
+		t.Fatalf("%d entries, want 10 (no temporary files left)", st.Entries)
+	}
+}
+
+func TestTrim(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, _ := cache.OpenDisk(dir, 10*(1024+32), time.Hour)
+	value := make([]byte, 1024)
+	for i := range 30 {
+		key := "key" + string(rune('a'+i))
+		if err := store.Put(ctx, key, value); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, key[:2], key)
+		old := time.Now().Add(time.Duration(i-30) * time.Minute) // older first
+		os.Chtimes(p, old, old)
+	}
+	if n := store.Trim(); n != 20 {
+		t.Fatalf("trimmed %d, want 20", n)
+	}
+	if _, ok, _ := store.Get(ctx, "keya"); ok {
+		t.Fatal("the least recently used entry was kept")
+	}
+	if _, ok, _ := store.Get(ctx, "key"+string(rune('a'+29))); !ok {
+		t.Fatal("the most recently used entry was evicted")
+	}
+	// Past the TTL, an entry is a miss.
+	p := filepath.Join(dir, "ke", "key"+string(rune('a'+28)))
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(p, old, old)
+	if _, ok, _ := store.Get(ctx, "key"+string(rune('a'+28))); ok {
+		t.Fatal("an expired entry hit")
+	}
+}
+
+func TestSeal(t *testing.T) {
+	v := []byte(`{"a":1}`)
+	if got, ok := cache.Unseal(cache.Seal(v)); !ok || string(got) != string(v) {
+		t.Fatal("a sealed value did not come back")
+	}
+	for _, bad := range [][]byte{nil, []byte("short"), append(cache.Seal(v), 'x')} {
+		if _, ok := cache.Unseal(bad); ok {
+			t.Fatalf("Unseal(%q) accepted", bad)
+		}
+	}
+}

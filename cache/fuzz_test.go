@@ -1,0 +1,28 @@
+package cache_test
+
+import (
+	"testing"
+
+	"github.com/flowhost/flowhost/cache"
+)
+
+// FuzzCanonical: any input (a tenant writes them) is refused or given a
+// canonical form that is valid, stable and its own canonical form; an
+// entry read back (from a store a tenant may write) unseals only intact.
+func FuzzCanonical(f *testing.F) {
+	for _, s := range []string{`{"b":1,"a":[1,2.50,-0,1e300]}`, `"\u00e9"`, `12345678901234567890123`, `[[[[]]]]`, `{"a":`, `1e400`, `-1E-400`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := cache.Canonical(b)
+		if err == nil {
+			again, err := cache.Canonical(c)
+			if err != nil || string(again) != string(c) {
+				t.Fatalf("Canonical(%q) = %q, whose canonical form is %q (%v)", b, c, again, err)
+			}
+		}
+		if v, ok := cache.Unseal(b); ok && string(cache.Seal(v)) != string(b) {
+			t.Fatalf("Unseal accepted %q", b)
+		}
+	})
+}
