@@ -2,8 +2,10 @@ package cache_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -160,22 +162,18 @@ func TestCorruptEntry(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	store, _ := cache.OpenDisk(dir, 0, 0)
+	defer store.Close()
 	tk := echo(t, module(t, engine(t), "v1"))
 	in := []byte(`{"value":7}`)
 	cache.Call(ctx, store, tk, in, host.DefaultLimits)
-	var files []string
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if len(files) != 1 {
-		t.Fatalf("%d entries, want 1", len(files))
+	store.Stats() // written to its pack
+	packs, _ := filepath.Glob(filepath.Join(dir, "*.pack"))
+	if len(packs) != 1 {
+		t.Fatalf("%d packs, want 1", len(packs))
 	}
-	b, _ := os.ReadFile(files[0])
-	b[len(b)-2] ^= 0x20 // {"value":7} → {"value":\x17}… a flipped bit
-	os.WriteFile(files[0], b, 0o644)
+	b, _ := os.ReadFile(packs[0])
+	b[len(b)-2] ^= 0x20 // a flipped bit in the stored value
+	os.WriteFile(packs[0], b, 0o644)
 	out, hit, err := cache.Call(ctx, store, tk, in, host.DefaultLimits)
 	if err != nil || hit || string(out) != string(in) {
 		t.Fatalf("a corrupt entry: out %s hit %v err %v; want a recomputed %s", out, hit, err, in)
@@ -183,7 +181,15 @@ func TestCorruptEntry(t *testing.T) {
 	if _, hit, _ := cache.Call(ctx, store, tk, in, host.DefaultLimits); !hit {
 		t.Fatal("the recomputed result was not stored again")
 	}
+	// Another process, opening the store, reads the good record.
+	other, _ := cache.OpenDisk(dir, 0, 0)
+	defer other.Close()
+	if _, hit, _ := cache.Call(ctx, other, tk, in, host.DefaultLimits); !hit {
+		t.Fatal("another store missed the recomputed entry")
+	}
 }
+
+func key(i int) string { return fmt.Sprintf("%064d", i) }
 
 func TestConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
@@ -194,12 +200,13 @@ func TestConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			store, _ := cache.OpenDisk(dir, 0, 0) // a store each, as processes have
+			defer store.Close()
 			for i := range 200 {
 				v := []byte(strings.Repeat(string(rune('a'+w%3)), 100+i))
-				if err := store.Put(ctx, "k"+string(rune('0'+i%10)), v); err != nil {
+				if err := store.Put(ctx, key(i%10), v); err != nil {
 					t.Error(err)
 				}
-				if got, ok, err := store.Get(ctx, "k"+string(rune('0'+i%10))); err != nil || (ok && len(got) < 100) {
+				if got, ok, err := store.Get(ctx, key(i%10)); err != nil || !ok || len(got) < 100 {
 					t.Errorf("read %d bytes, ok %v, err %v: half an entry", len(got), ok, err)
 				}
 			}
@@ -207,39 +214,51 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 	wg.Wait()
 	store, _ := cache.OpenDisk(dir, 0, 0)
+	defer store.Close()
 	if st := store.Stats(); st.Entries != 10 {
-		t.Fatalf("%d entries, want 10 (no temporary files left)", st.Entries)
+		t.Fatalf("%d entries, want 10", st.Entries)
+	}
+	for i := range 10 {
+		if v, ok, _ := store.Get(ctx, key(i)); !ok || len(v) < 100 {
+			t.Fatalf("entry %d: %d bytes, ok %v", i, len(v), ok)
+		}
 	}
 }
 
 func TestTrim(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	store, _ := cache.OpenDisk(dir, 10*(1024+32), time.Hour)
 	value := make([]byte, 1024)
-	for i := range 30 {
-		key := "key" + string(rune('a'+i))
-		if err := store.Put(ctx, key, value); err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, key[:2], key)
-		old := time.Now().Add(time.Duration(i-30) * time.Minute) // older first
+	for i := range 30 { // 30 packs of one entry each, older first
+		s, _ := cache.OpenDisk(dir, 0, 0)
+		s.Put(ctx, key(i), value)
+		s.Close()
+		packs, _ := filepath.Glob(filepath.Join(dir, "*.pack"))
+		sort.Strings(packs)
+		old := time.Now().Add(time.Duration(i-30) * time.Minute)
+		os.Chtimes(packs[len(packs)-1], old, old)
+	}
+	store, _ := cache.OpenDisk(dir, 10*(1024+32+72), time.Hour) // trims as it opens
+	defer store.Close()
+	if st := store.Stats(); st.Entries != 10 {
+		t.Fatalf("%d entries after the trim, want 10", st.Entries)
+	}
+	if _, ok, _ := store.Get(ctx, key(0)); ok {
+		t.Fatal("the oldest entry was kept")
+	}
+	if _, ok, _ := store.Get(ctx, key(29)); !ok {
+		t.Fatal("the newest entry was evicted")
+	}
+	// Past the TTL, a pack goes at the next trim.
+	packs, _ := filepath.Glob(filepath.Join(dir, "*.pack"))
+	old := time.Now().Add(-2 * time.Hour)
+	for _, p := range packs {
 		os.Chtimes(p, old, old)
 	}
-	if n := store.Trim(); n != 20 {
-		t.Fatalf("trimmed %d, want 20", n)
+	if n := store.Trim(); n != 10 {
+		t.Fatalf("trimmed %d expired packs, want 10", n)
 	}
-	if _, ok, _ := store.Get(ctx, "keya"); ok {
-		t.Fatal("the least recently used entry was kept")
-	}
-	if _, ok, _ := store.Get(ctx, "key"+string(rune('a'+29))); !ok {
-		t.Fatal("the most recently used entry was evicted")
-	}
-	// Past the TTL, an entry is a miss.
-	p := filepath.Join(dir, "ke", "key"+string(rune('a'+28)))
-	old := time.Now().Add(-2 * time.Hour)
-	os.Chtimes(p, old, old)
-	if _, ok, _ := store.Get(ctx, "key"+string(rune('a'+28))); ok {
+	if _, ok, _ := store.Get(ctx, key(29)); ok {
 		t.Fatal("an expired entry hit")
 	}
 }

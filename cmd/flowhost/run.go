@@ -126,6 +126,7 @@ func (c *runCmd) Run(g *globals) error {
 		}
 		if d != nil {
 			store = d
+			defer d.Close() // writes what it buffers
 		}
 	}
 	if c.rerunOf != "" && !c.Quiet && !c.JSON {
