@@ -33,6 +33,8 @@ func distinct(n, base int) []byte {
 //   - map20k: a 20,000-element map of the C example's square; off, cold
 //     (an empty cache: every call a miss, stored), warm (every call a
 //     hit), and 100-new (19,900 hits and 100 new elements).
+//   - pipeline10: ten maps of 2,000 squares, off, and re-run from step 9
+//     (steps 1 to 8 hits, 9 and 10 computed again).
 //   - dataflow1000: the 1,000-node graph of BenchmarkDataflow1000, off and
 //     warm (every node a hit).
 func BenchmarkCache(b *testing.B) {
@@ -98,6 +100,44 @@ func BenchmarkCache(b *testing.B) {
 			run(b, warm, plan)
 		}
 		perElem(b)
+	})
+
+	// A 10-step pipeline (each a map of 2,000 squares) whose 9th step
+	// failed and was fixed: re-run from step 9, steps 1 to 8 are hits.
+	var fractions strings.Builder
+	fractions.WriteByte('[')
+	for i := range 2000 {
+		if i > 0 {
+			fractions.WriteByte(',')
+		}
+		fmt.Fprintf(&fractions, "%g", 0.5+float64(i)/4000)
+	}
+	fractions.WriteByte(']')
+	ten := pipeline.New(nil).Map("stats.square", pipeline.Param("x"))
+	for range 9 {
+		ten = ten.Map("stats.square")
+	}
+	tenPlan, err := dag.PlanSequential(base.Catalog(), ten, pipeline.Inputs{"x": []byte(fractions.String())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	steps := func(b *testing.B, store cache.Store, from int) {
+		r := runner.New(runner.Config{Broker: br, Modules: map[string]*host.Module{"stats": stats}, Cache: store, RunFrom: from})
+		if _, err := r.ExecSequential(ctx, "bench", tenPlan); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("pipeline10/off", func(b *testing.B) {
+		for b.Loop() {
+			steps(b, nil, 0)
+		}
+	})
+	b.Run("pipeline10/rerun-from-9", func(b *testing.B) {
+		store, _ := cache.OpenDisk(b.TempDir(), 0, 0)
+		steps(b, store, 0)
+		for b.Loop() {
+			steps(b, store, 9)
+		}
 	})
 
 	const n = 1000

@@ -28,37 +28,113 @@ type Counts struct {
 	Hits, Misses int
 }
 
-// Call runs t on input under lim through store: the stored result when
-// there is one, else the call, whose result is stored when it succeeded
-// (failures are never stored). A nil store, or a call that is not
-// Cacheable, just calls. hit reports a result from the store.
+// Many is a Store that also reads and writes many entries in one round
+// trip (the Redis store); Batch uses it when it can.
+type Many interface {
+	Store
+	// GetMany returns the values of keys, nil for a miss.
+	GetMany(ctx context.Context, keys []string) ([][]byte, error)
+	// PutMany stores values under keys.
+	PutMany(ctx context.Context, keys []string, values [][]byte) error
+}
+
+// Batch is the calls of one task on a batch of inputs through a store:
+// their entries looked up at once (one round trip on Redis), the new
+// results stored at once by Flush.
+type Batch struct {
+	store Store
+	task  *host.Task
+	lim   host.Limits
+	keys  []string // "" for an input that is not cacheable
+	canon [][]byte
+	got   [][]byte
+	put   []string
+	vals  [][]byte
+}
+
+// NewBatch looks up the entries of t's calls on inputs under lim. A nil
+// store, or calls that are not Cacheable, make a batch that just calls.
 //
 // A cacheable call is given its input's canonical JSON, the bytes its key
 // is made of: two inputs that differ only in spacing, key order or the
 // spelling of a number share an entry, so the task must have seen the
 // same bytes for both.
-func Call(ctx context.Context, store Store, t *host.Task, input []byte, lim host.Limits) (out []byte, hit bool, err error) {
+func NewBatch(ctx context.Context, store Store, t *host.Task, lim host.Limits, inputs [][]byte) *Batch {
+	b := &Batch{task: t, lim: lim}
 	if store == nil || !Cacheable(ctx, t, lim) {
-		out, err = t.Call(ctx, input, lim)
-		return out, false, err
+		return b
 	}
+	b.store = store
 	grants := ""
 	if lim.Grants != nil && !lim.Grants.Empty() {
 		g, _ := json.Marshal(lim.Grants)
 		grants = string(g)
 	}
-	canon, cerr := Canonical(input)
-	if cerr != nil { // not JSON: the task refuses it, uncached
-		out, err = t.Call(ctx, input, lim)
+	prefix := keyPrefix(t.Module().SHA256, t.Spec.Export, grants)
+	b.keys, b.canon = make([]string, len(inputs)), make([][]byte, len(inputs))
+	for i, in := range inputs {
+		if c, err := Canonical(in); err == nil { // not JSON: the task refuses it, uncached
+			b.keys[i], b.canon[i] = prefix.key(c), c
+		}
+	}
+	if m, ok := store.(Many); ok {
+		b.got, _ = m.GetMany(ctx, b.keys)
+	} else {
+		b.got = make([][]byte, len(inputs))
+		for i, k := range b.keys {
+			if k != "" {
+				b.got[i], _, _ = store.Get(ctx, k)
+			}
+		}
+	}
+	if len(b.got) != len(inputs) {
+		b.got = make([][]byte, len(inputs)) // a failed lookup: every call runs
+	}
+	return b
+}
+
+// Cached reports whether call i goes through the cache: a miss of it is
+// stored.
+func (b *Batch) Cached(i int) bool { return b.store != nil && b.keys[i] != "" }
+
+// Call runs call i of the batch, on input (inputs[i]): the stored result
+// when there is one (hit), else the call, whose result is kept for Flush
+// when it succeeded. Failures are never stored.
+func (b *Batch) Call(ctx context.Context, i int, input []byte) (out []byte, hit bool, err error) {
+	if b.store == nil || b.keys[i] == "" {
+		out, err = b.task.Call(ctx, input, b.lim)
 		return out, false, err
 	}
-	key := keyOf(t.Module().SHA256, t.Spec.Export, canon, grants)
-	if v, ok, _ := store.Get(ctx, key); ok {
-		return v, true, nil
+	if b.got[i] != nil {
+		return b.got[i], true, nil
 	}
-	out, err = t.Call(ctx, canon, lim)
+	out, err = b.task.Call(ctx, b.canon[i], b.lim)
 	if err == nil {
-		_ = store.Put(ctx, key, out) // a result not stored is computed again, no more
+		b.put, b.vals = append(b.put, b.keys[i]), append(b.vals, out)
 	}
 	return out, false, err
+}
+
+// Flush stores the batch's new results (a result not stored is computed
+// again next time, no more).
+func (b *Batch) Flush(ctx context.Context) {
+	if len(b.put) == 0 {
+		return
+	}
+	if m, ok := b.store.(Many); ok {
+		_ = m.PutMany(ctx, b.put, b.vals)
+	} else {
+		for i, k := range b.put {
+			_ = b.store.Put(ctx, k, b.vals[i])
+		}
+	}
+	b.put, b.vals = nil, nil
+}
+
+// Call runs t on input under lim through store: a batch of one.
+func Call(ctx context.Context, store Store, t *host.Task, input []byte, lim host.Limits) (out []byte, hit bool, err error) {
+	b := NewBatch(ctx, store, t, lim, [][]byte{input})
+	out, hit, err = b.Call(ctx, 0, input)
+	b.Flush(ctx)
+	return out, hit, err
 }

@@ -42,10 +42,22 @@ func Key(module, export string, input []byte, grants string) (string, error) {
 
 // keyOf is Key of an input already canonical.
 func keyOf(module, export string, canon []byte, grants string) string {
+	return keyPrefix(module, export, grants).key(canon)
+}
+
+// prefix is what every key of one task's calls begins with.
+type prefix []byte
+
+func keyPrefix(module, export, grants string) prefix {
+	return prefix(fmt.Sprintf("flowhost-cache\x00abi %d\x00format %s\x00%s\x00%s\x00%s\x00", abi.Version, Format, module, export, grants))
+}
+
+func (p prefix) key(canon []byte) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "flowhost-cache\x00abi %d\x00format %s\x00%s\x00%s\x00%s\x00", abi.Version, Format, module, export, grants)
+	h.Write(p)
 	h.Write(canon)
-	return hex.EncodeToString(h.Sum(nil))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
 }
 
 // Canonical is v's canonical JSON: object keys sorted, no white space,

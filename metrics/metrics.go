@@ -26,7 +26,7 @@ type Metrics struct {
 	duration                    *histVec
 	depth, lag, pending         *prometheus.GaugeVec
 	refused                     *prometheus.CounterVec
-	cacheHits                   *prometheus.CounterVec
+	cacheHits, cacheMisses      *prometheus.CounterVec
 
 	mu    sync.Mutex
 	tasks map[[3]string]*Task
@@ -56,10 +56,12 @@ func New(eng *host.Engine) *Metrics {
 			Help: "Entries read by a worker and not yet acknowledged (running, or held by a dead worker)."}, []string{"tenant"}),
 		cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowhost_cache_hits_total",
 			Help: "Task calls served from the result cache instead of running."}, taskLabels),
+		cacheMisses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowhost_cache_misses_total",
+			Help: "Cacheable task calls the result cache did not hold: they ran, and their result was stored."}, taskLabels),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowhost_messages_refused_total",
 			Help: "Broker messages, run specs, streams and tenant names a worker refused to act on, by reason."}, []string{"tenant", "reason"}),
 	}
-	reg.MustRegister(m.started, m.succeeded, m.retried, m.failed, m.duration, m.depth, m.lag, m.pending, m.refused, m.cacheHits,
+	reg.MustRegister(m.started, m.succeeded, m.retried, m.failed, m.duration, m.depth, m.lag, m.pending, m.refused, m.cacheHits, m.cacheMisses,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if eng != nil {
 		stat := func(f func(host.EngineStats) float64) func() float64 {
@@ -90,7 +92,7 @@ func New(eng *host.Engine) *Metrics {
 // Task is the metrics of one task of one tenant, resolved once.
 type Task struct {
 	started, succeeded, retried prometheus.Counter
-	cacheHits                   prometheus.Counter
+	cacheHits, cacheMisses      prometheus.Counter
 	hist                        *hist
 	failed                      *prometheus.CounterVec
 }
@@ -108,7 +110,8 @@ func (m *Metrics) Task(tenant, module, task string) *Task {
 	}
 	t := &Task{started: m.started.WithLabelValues(k[:]...), succeeded: m.succeeded.WithLabelValues(k[:]...),
 		retried: m.retried.WithLabelValues(k[:]...), hist: m.duration.get(k), cacheHits: m.cacheHits.WithLabelValues(k[:]...),
-		failed: m.failed.MustCurryWith(prometheus.Labels{"tenant": tenant, "module": module, "task": task})}
+		cacheMisses: m.cacheMisses.WithLabelValues(k[:]...),
+		failed:      m.failed.MustCurryWith(prometheus.Labels{"tenant": tenant, "module": module, "task": task})}
 	m.tasks[k] = t
 	return t
 }
@@ -151,6 +154,13 @@ func (t *Task) Batch(calls, succeeded int, retry bool) {
 func (t *Task) CacheHit() {
 	if t != nil {
 		t.cacheHits.Inc()
+	}
+}
+
+// CacheMiss records a cacheable call the cache did not hold.
+func (t *Task) CacheMiss() {
+	if t != nil {
+		t.cacheMisses.Inc()
 	}
 }
 

@@ -124,6 +124,8 @@ func Run(job *broker.Job, m *metrics.Metrics) *broker.Result {
 	var start time.Time
 	calls, ok := 0, 0
 	timer := tm.Timer()
+	batch := cache.NewBatch(job.Ctx, job.Cache, job.Task, job.Limits, job.Inputs)
+	defer batch.Flush(job.Ctx)
 	for i, in := range job.Inputs {
 		if err := job.Ctx.Err(); err != nil {
 			res.Errs[i] = &host.TaskError{Kind: host.KindCanceled, Module: job.Task.Module().Name, Task: job.Task.Spec.Name, Msg: "the run was canceled before the call started"}
@@ -131,7 +133,7 @@ func Run(job *broker.Job, m *metrics.Metrics) *broker.Result {
 		}
 		var hit bool
 		if tm == nil {
-			res.Outputs[i], hit, res.Errs[i] = cache.Call(job.Ctx, job.Cache, job.Task, in, job.Limits)
+			res.Outputs[i], hit, res.Errs[i] = batch.Call(job.Ctx, i, in)
 			if hit {
 				res.Cached++
 			}
@@ -141,10 +143,12 @@ func Run(job *broker.Job, m *metrics.Metrics) *broker.Result {
 		if start.IsZero() {
 			start = time.Now()
 		}
-		res.Outputs[i], hit, res.Errs[i] = cache.Call(job.Ctx, job.Cache, job.Task, in, job.Limits)
+		res.Outputs[i], hit, res.Errs[i] = batch.Call(job.Ctx, i, in)
 		if hit {
 			res.Cached++
 			tm.CacheHit()
+		} else if batch.Cached(i) {
+			tm.CacheMiss()
 		}
 		end := time.Now()
 		timer.Observe(end.Sub(start))

@@ -49,6 +49,49 @@ func (s *CacheStore) Put(ctx context.Context, key string, value []byte) error {
 	return s.rdb.Set(ctx, cacheKey(s.tenant, key), cache.Seal(value), s.ttl).Err()
 }
 
+// GetMany implements cache.Many: the entries of a batch in one round trip.
+func (s *CacheStore) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	cmds := make([]*goredis.StringCmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, k := range keys {
+			if k != "" {
+				cmds[i] = p.GetEx(ctx, cacheKey(s.tenant, k), s.ttl)
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, err
+	}
+	out := make([][]byte, len(keys))
+	for i, c := range cmds {
+		if c == nil {
+			continue
+		}
+		b, err := c.Bytes()
+		if err != nil {
+			continue
+		}
+		if v, ok := cache.Unseal(b); ok {
+			out[i] = v
+		} else {
+			s.rdb.Del(ctx, cacheKey(s.tenant, keys[i])) // corrupt: a miss, removed
+		}
+	}
+	return out, nil
+}
+
+// PutMany implements cache.Many: a batch's new results in one round trip.
+func (s *CacheStore) PutMany(ctx context.Context, keys []string, values [][]byte) error {
+	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, k := range keys {
+			p.Set(ctx, cacheKey(s.tenant, k), cache.Seal(values[i]), s.ttl)
+		}
+		return nil
+	})
+	return err
+}
+
 // cacheStore is the cache of a tenant's calls on this worker; nil when
 // the worker caches nothing.
 func (w *Worker) cacheStore(tenant string) cache.Store {

@@ -289,6 +289,14 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	if store != nil && rs.spec.RunFrom > 0 && m.Step+1 >= rs.spec.RunFrom {
 		store = cache.WriteOnly(store)
 	}
+	// The batch's cache entries are read in one round trip, and its new
+	// results written in another.
+	inputs := make([][]byte, len(m.Inputs))
+	for i, in := range m.Inputs {
+		inputs[i] = in
+	}
+	batch := cache.NewBatch(rctx, store, task, lim, inputs)
+	defer batch.Flush(ctx)
 	began := time.Now()
 	remainder, due := "", time.Time{}
 	for i, in := range m.Inputs {
@@ -313,10 +321,12 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 			attempt = m.Attempt
 		}
 		start := time.Now()
-		out, hit, err := cache.Call(rctx, store, task, in, lim)
+		out, hit, err := batch.Call(rctx, i, in)
 		if hit {
 			cached++
 			tm.CacheHit()
+		} else if batch.Cached(i) {
+			tm.CacheMiss()
 		}
 		tm.Observe(time.Since(start), err, attempt > 0)
 		if err != nil {
