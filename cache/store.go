@@ -78,12 +78,18 @@ type Disk struct {
 // stored since: a directory read per miss would cost more than the calls.
 const rescanEvery = time.Second
 
-// loc is where an entry's record lies.
+// loc is where an entry's record lies, and, for a small entry this
+// process wrote or already read (and checked), its value.
 type loc struct {
 	pack   string
 	off    int64 // of the sealed value
 	length int64
+	value  []byte
 }
+
+// memoMax is the largest value a Disk keeps in memory once checked: a
+// hit on it then costs a map lookup.
+const memoMax = 4 << 10
 
 // Defaults of a Disk store.
 const (
@@ -164,11 +170,14 @@ func (d *Disk) Get(_ context.Context, key string) ([]byte, bool, error) {
 		d.scan() // another process may have stored it since
 		l, ok = d.index[key]
 	}
-	if ok && l.pack == d.ownName && d.buf != nil {
+	if ok && l.value == nil && l.pack == d.ownName && d.buf != nil {
 		d.buf.Flush()
 	}
 	f := d.packs[l.pack]
 	d.mu.Unlock()
+	if ok && l.value != nil {
+		return l.value, true, nil
+	}
 	if !ok || f == nil {
 		return nil, false, nil
 	}
@@ -177,13 +186,19 @@ func (d *Disk) Get(_ context.Context, key string) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	v, ok := Unseal(b)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur, same := d.index[key]
+	same = same && cur.pack == l.pack && cur.off == l.off
 	if !ok { // corrupt: never returned; a new record will supersede it
-		d.mu.Lock()
-		if d.index[key] == l {
+		if same {
 			delete(d.index, key)
 		}
-		d.mu.Unlock()
 		return nil, false, nil
+	}
+	if same && len(v) <= memoMax {
+		cur.value = v
+		d.index[key] = cur
 	}
 	return v, true, nil
 }
@@ -212,7 +227,11 @@ func (d *Disk) Put(_ context.Context, key string, value []byte) error {
 	if _, err := d.buf.Write(sealed); err != nil {
 		return err
 	}
-	d.index[key] = loc{pack: d.ownName, off: d.ownSize + int64(len(head)), length: int64(len(sealed))}
+	l := loc{pack: d.ownName, off: d.ownSize + int64(len(head)), length: int64(len(sealed))}
+	if len(value) <= memoMax {
+		l.value = sealed[sha256.Size:]
+	}
+	d.index[key] = l
 	d.ownSize += int64(len(head)) + int64(len(sealed))
 	d.seen[d.ownName] = d.ownSize
 	return nil
