@@ -65,6 +65,15 @@ func (p prefix) key(canon []byte) string {
 // encoder writes them. Two inputs a task cannot tell apart have the same
 // canonical form.
 func Canonical(v []byte) ([]byte, error) {
+	if out, ok := canonFast(v); ok {
+		return out, nil
+	}
+	return canonicalSlow(v)
+}
+
+// canonicalSlow is Canonical through Go's decoder and encoder: every
+// input, escapes and duplicate keys included.
+func canonicalSlow(v []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(v))
 	dec.UseNumber()
 	var x any

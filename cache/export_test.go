@@ -1,0 +1,4 @@
+package cache
+
+// CanonicalSlow is canonicalSlow, for the differential fuzz target.
+var CanonicalSlow = canonicalSlow
