@@ -105,8 +105,10 @@ func (b *Batch) Call(ctx context.Context, i int, input []byte) (out []byte, hit 
 		out, err = b.task.Call(ctx, input, b.lim)
 		return out, false, err
 	}
-	if b.got[i] != nil {
-		return b.got[i], true, nil
+	// A result stored by a call with a larger max_output is not this
+	// call's to return: it runs, and fails as it must.
+	if v := b.got[i]; v != nil && (b.lim.MaxOutput == 0 || uint64(len(v)) <= b.lim.MaxOutput) {
+		return v, true, nil
 	}
 	out, err = b.task.Call(ctx, b.canon[i], b.lim)
 	if err == nil {

@@ -158,6 +158,24 @@ func TestFailuresAreNotCached(t *testing.T) {
 	}
 }
 
+// TestMaxOutputHolds: a result stored under a larger max_output is not
+// returned to a call whose limit it exceeds.
+func TestMaxOutputHolds(t *testing.T) {
+	ctx := context.Background()
+	store, _ := cache.OpenDisk(t.TempDir(), 0, 0)
+	defer store.Close()
+	tk := echo(t, module(t, engine(t), "v1"))
+	in := []byte(`{"value":"twenty bytes or so"}`)
+	if _, _, err := cache.Call(ctx, store, tk, in, host.DefaultLimits); err != nil {
+		t.Fatal(err)
+	}
+	small := host.DefaultLimits
+	small.MaxOutput = 8
+	if _, hit, err := cache.Call(ctx, store, tk, in, small); hit || host.KindOf(err) != host.KindOutputTooLarge {
+		t.Fatalf("hit %v, err %v: want the call's own output limit", hit, err)
+	}
+}
+
 func TestCorruptEntry(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
