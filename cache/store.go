@@ -237,6 +237,9 @@ func (d *Disk) Put(_ context.Context, key string, value []byte) error {
 	return nil
 }
 
+// Evicted counts the packs Trim removed.
+func (d *Disk) Evicted() int64 { return d.Evictions.Load() }
+
 // Close writes what the store buffers and closes its files.
 func (d *Disk) Close() error {
 	d.mu.Lock()

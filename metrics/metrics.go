@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/host"
 )
 
@@ -87,6 +88,31 @@ func New(eng *host.Engine) *Metrics {
 		)
 	}
 	return m
+}
+
+// CacheSource is what the metrics read of a result store.
+type CacheSource interface {
+	// Stats counts its entries and bytes.
+	Stats() cache.Stats
+	// Evicted counts the entries (or packs) removed to stay within its
+	// size and TTL.
+	Evicted() int64
+}
+
+// WatchCache reports a result store: flowhost_cache_bytes,
+// flowhost_cache_entries and flowhost_cache_evictions_total.
+func (m *Metrics) WatchCache(c CacheSource) {
+	if m == nil || c == nil {
+		return
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowhost_cache_bytes", Help: "Bytes the result cache holds."},
+			func() float64 { return float64(c.Stats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowhost_cache_entries", Help: "Results the cache holds."},
+			func() float64 { return float64(c.Stats().Entries) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flowhost_cache_evictions_total", Help: "Cache packs removed to stay within the cache's size and TTL."},
+			func() float64 { return float64(c.Evicted()) }),
+	)
 }
 
 // Task is the metrics of one task of one tenant, resolved once.

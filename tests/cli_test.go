@@ -322,8 +322,11 @@ func TestRunMetrics(t *testing.T) {
 	if url == "" {
 		t.Fatalf("no metrics URL:\n%s", p.output())
 	}
-	if _, ok := scrape(t, url)["flowhost_modules_loaded"]; !ok {
-		t.Fatal("no flowhost_modules_loaded in the run's metrics")
+	got := scrape(t, url)
+	for _, name := range []string{"flowhost_modules_loaded", "flowhost_cache_entries", "flowhost_cache_bytes", "flowhost_cache_evictions_total"} {
+		if _, ok := got[name]; !ok {
+			t.Fatalf("no %s in the run's metrics", name)
+		}
 	}
 	p.cmd.Wait()
 }

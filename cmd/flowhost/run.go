@@ -127,6 +127,7 @@ func (c *runCmd) Run(g *globals) error {
 		if d != nil {
 			store = d
 			defer d.Close() // writes what it buffers
+			h.Metrics().WatchCache(d)
 		}
 	}
 	if c.rerunOf != "" && !c.Quiet && !c.JSON {
