@@ -23,7 +23,7 @@ const (
 )
 
 type cli struct {
-	CacheDir  string `name:"cache-dir" env:"FLOWHOST_CACHE_DIR" placeholder:"DIR" help:"Where compiled modules are cached between runs (default: the user cache directory; \"off\" disables)."`
+	CacheDir  string `name:"cache-dir" env:"FLOWHOST_CACHE_DIR" placeholder:"DIR" help:"Where compiled modules, cached task results (results/) and in-process run records (runs/, for rerun) are kept between runs (default: the user cache directory; \"off\" disables them)."`
 	LogFormat string `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
 	LogLevel  string `name:"log-level" enum:",debug,info,warn,error" default:"" help:"Least severe log level shown: debug, info, warn or error (default: info for worker, warn otherwise). Guest logs go through the same logger."`
 
