@@ -336,9 +336,6 @@ func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limit
 	if inst.rand != nil {
 		inst.rand.restart()
 	}
-	if inst.clock != nil {
-		inst.clock.restart()
-	}
 
 	callCtx := inst.ctx
 	if inst.k.meter.fuel != nil {

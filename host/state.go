@@ -123,6 +123,7 @@ type snapshot struct {
 	mem     []byte
 	globals []api.MutableGlobal
 	values  []uint64
+	clock   int64 // the fake clock's readings so far
 }
 
 // takeSnapshot saves the instance's memory and the module's mutable
@@ -132,6 +133,9 @@ func (m *Module) takeSnapshot(inst *instance) error {
 		return nil
 	}
 	s := &snapshot{mem: append([]byte(nil), inst.mem.buf...)}
+	if inst.clock != nil {
+		s.clock = inst.clock.n
+	}
 	for _, g := range m.state.Globals {
 		name := fmt.Sprintf("%s%d", meter.GlobalPrefix, g)
 		mg, ok := inst.mod.ExportedGlobal(name).(api.MutableGlobal)
@@ -157,14 +161,20 @@ func (inst *instance) restore() bool {
 	for i, g := range s.globals {
 		g.Set(s.values[i])
 	}
+	if inst.clock != nil {
+		inst.clock.n = s.clock
+	}
 	inst.clean = true
 	return true
 }
 
 // fakeClock is an instance's clock when the real clock is not granted:
 // like wazero's default, it starts at 2022-01-01 (wall) and 0
-// (monotonic) and advances 1 ms at each reading, but it restarts at every
-// call, so that each call reads the same times.
+// (monotonic) and advances 1 ms at each reading. It is part of the
+// instance's state: a call that starts from the state after start-up
+// reads the same times as every other, and a call that keeps its state
+// sees the clock go on (a clock that went back under a running Go guest
+// would break its runtime).
 type fakeClock struct{ n int64 }
 
 const fakeEpoch = 1640995200 * 1e9 // 2022-01-01T00:00:00Z, in ns
@@ -179,8 +189,6 @@ func (c *fakeClock) nanotime() int64 {
 	c.n += 1e6
 	return c.n
 }
-
-func (c *fakeClock) restart() { c.n = 0 }
 
 // config gives an instance's configuration the fake clock.
 func (c *fakeClock) config(cfg wazero.ModuleConfig) wazero.ModuleConfig {

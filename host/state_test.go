@@ -93,6 +93,12 @@ func TestClockRestartsEveryCall(t *testing.T) {
 	if first != `"16c5fc70a62e4240"` { // 2022-01-01T00:00:00Z + 1 ms, wazero's fake epoch
 		t.Fatalf("the fake clock reads %s", first)
 	}
+	// A call that keeps its state sees the clock go on, never back.
+	keep := testLimits
+	keep.State = policy.StateKeep
+	if a, b := callOut(t, m, "clock", keep), callOut(t, m, "clock", keep); a >= b {
+		t.Fatalf("keeping its state, the clock read %s then %s", a, b)
+	}
 }
 
 // TestGrownMemoryIsNotReused: a call that grew the memory cannot be undone
