@@ -61,13 +61,10 @@ func resetFor(metered bool, st meter.State) Reset {
 	return ResetSnapshot
 }
 
-// Limits beyond which StateAuto keeps the guest's state: a snapshot to
-// copy back larger than resetCopyLimit, or a fresh instance slower to
-// start than resetStartLimit.
-const (
-	resetCopyLimit  = 1 << 20
-	resetStartLimit = time.Millisecond
-)
+// resetCopyLimit is the memory after start-up beyond which StateAuto
+// keeps the guest's state: its snapshot would cost more to copy back (or
+// a fresh instance to build again) than most calls.
+const resetCopyLimit = 1 << 20
 
 // keeps reports whether calls under lim keep the guest's state between
 // calls (see Reset). Under StateAuto, the first call measures what a reset
@@ -85,18 +82,14 @@ func (m *Module) keeps(ctx context.Context, lim Limits, deadline time.Time) (boo
 	if measured {
 		return keep, nil
 	}
-	start := time.Now()
 	inst, err := m.newInstance(ctx, lim, deadline, false)
 	if err != nil {
 		return false, err // measured again by the next call
 	}
-	took := time.Since(start)
-	switch m.reset {
-	case ResetSnapshot:
-		keep = len(inst.mem.buf) > resetCopyLimit
-	case ResetFresh:
-		keep = took > resetStartLimit
-	}
+	// One rule for both strategies, and a deterministic one: the memory
+	// start-up left (what a snapshot copies back, or what a fresh
+	// instance builds again).
+	keep = len(inst.mem.buf) > resetCopyLimit
 	if !keep {
 		if err := m.takeSnapshot(inst); err != nil {
 			inst.close(ctx)
