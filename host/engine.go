@@ -242,15 +242,12 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 		return nil, err
 	}
 	code := wasm
-	st, err := meter.Analyze(wasm)
-	if err != nil && e.cfg.Interrupt == InterruptMeter {
-		return nil, fmt.Errorf("instrument: %w", err)
-	}
+	var st meter.State
 	if e.cfg.Interrupt == InterruptMeter {
-		if code, err = e.instrument(wasm, id); err != nil {
+		if code, st, err = e.instrument(wasm, id); err != nil {
 			return nil, err
 		}
-	} else if grows, err := meter.GrowsTables(wasm); err != nil || grows {
+	} else if st, err = meter.Analyze(wasm); err != nil || st.GrowsTables {
 		// Without the meter's rewrite nothing would bound table.grow.
 		if err == nil {
 			err = fmt.Errorf("%w: the module uses table.grow, which the host bounds only under InterruptMeter", ErrModuleRefused)

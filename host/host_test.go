@@ -383,20 +383,24 @@ func TestCompilationCache(t *testing.T) {
 		}
 		e.Close(ctx)
 	}
-	// The metered module and wazero's compiled code are both on disk.
-	var metered, compiled int
+	// The metered module (with what the meter found of its state) and
+	// wazero's compiled code are all on disk.
+	var metered, states, compiled int
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
-			if strings.Contains(path, "metered") {
+			switch {
+			case strings.Contains(path, "metered") && strings.HasSuffix(path, ".state"):
+				states++
+			case strings.Contains(path, "metered"):
 				metered++
-			} else {
+			default:
 				compiled++
 			}
 		}
 		return nil
 	})
-	if metered != 1 || compiled == 0 {
-		t.Fatalf("cache holds %d metered modules and %d compiled files", metered, compiled)
+	if metered != 1 || states != 1 || compiled == 0 {
+		t.Fatalf("cache holds %d metered modules, %d states and %d compiled files", metered, states, compiled)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -130,28 +131,38 @@ func instantiateMeter(ctx context.Context, rt wazero.Runtime) error {
 	return err
 }
 
-// instrument returns the metered form of wasm, from the on-disk cache
-// when it holds it.
-func (e *Engine) instrument(wasm []byte, sum string) ([]byte, error) {
+// instrument returns the metered form of wasm and what the meter found
+// of its state, from the on-disk cache when it holds them (the analysis
+// of a large module costs tens of milliseconds: it is not done again at
+// every start-up).
+func (e *Engine) instrument(wasm []byte, sum string) ([]byte, meter.State, error) {
 	var path string
 	if e.cacheDir != "" {
 		path = filepath.Join(e.cacheDir, "metered", meterKey(sum))
-		if b, err := os.ReadFile(path); err == nil {
-			e.cacheHits.Add(1)
-			return b, nil
+		b, err := os.ReadFile(path)
+		var st meter.State
+		if err == nil {
+			if sb, serr := os.ReadFile(path + ".state"); serr == nil && json.Unmarshal(sb, &st) == nil {
+				e.cacheHits.Add(1)
+				return b, st, nil
+			}
 		}
 		e.cacheMisses.Add(1)
 	}
-	out, err := meter.Instrument(wasm)
+	out, st, err := meter.InstrumentState(wasm)
 	if err != nil {
-		return nil, fmt.Errorf("instrument: %w", err)
+		return nil, st, fmt.Errorf("instrument: %w", err)
 	}
 	if path != "" {
-		if err := atomicfile.Write(path, out); err != nil {
+		sb, _ := json.Marshal(st)
+		// The state first: a module found without it is instrumented again.
+		if err := atomicfile.Write(path+".state", sb); err != nil {
+			e.logger.Warn("cannot cache metered module", "path", path, "err", err)
+		} else if err := atomicfile.Write(path, out); err != nil {
 			e.logger.Warn("cannot cache metered module", "path", path, "err", err)
 		}
 	}
-	return out, nil
+	return out, st, nil
 }
 
 // meterKey names a metered module in the cache: the module's sha256 and

@@ -171,20 +171,31 @@ type funcPlan struct {
 // legacy exception handling or GC instructions and types. The input is not
 // modified.
 func Instrument(wasm []byte) (out []byte, err error) {
+	out, _, err = InstrumentState(wasm)
+	return out, err
+}
+
+// InstrumentState is Instrument that also reports what Analyze would,
+// from the same pass over the module.
+func InstrumentState(wasm []byte) (out []byte, st State, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			de, ok := r.(*decodeError)
 			if !ok {
 				panic(r)
 			}
-			out, err = nil, fmt.Errorf("meter: instrument: %w", de)
+			out, st, err = nil, State{}, fmt.Errorf("meter: instrument: %w", de)
 		}
 	}()
 	m := &rewriter{in: wasm, exports: map[string]bool{}}
 	m.parseSections()
 	m.analyze()
 	m.plan()
-	return m.emit(), nil
+	return m.emit(), m.state(), nil
+}
+
+func (m *rewriter) state() State {
+	return State{GrowsTables: m.tableGrows, Segments: m.segments, Globals: m.mutable}
 }
 
 // GrowsTables reports whether a function of the module uses table.grow,
@@ -199,15 +210,15 @@ func GrowsTables(wasm []byte) (grows bool, err error) {
 // its linear memory.
 type State struct {
 	// GrowsTables: a function uses table.grow.
-	GrowsTables bool
+	GrowsTables bool `json:"grows_tables,omitempty"`
 	// Segments: a function changes a table (table.set, table.grow,
 	// table.fill, table.copy, table.init) or drops a data or element
 	// segment. Such state cannot be restored from outside the instance.
-	Segments bool
+	Segments bool `json:"segments,omitempty"`
 	// Globals are the module's defined mutable globals, by index: the
 	// instrumented module exports each as GlobalPrefix + its index, so
 	// that the host can save and restore them.
-	Globals []uint32
+	Globals []uint32 `json:"globals,omitempty"`
 }
 
 // GlobalPrefix names the exports of the module's own mutable globals in
@@ -229,7 +240,7 @@ func Analyze(wasm []byte) (st State, err error) {
 	m := &rewriter{in: wasm, exports: map[string]bool{}}
 	m.parseSections()
 	m.analyze()
-	return State{GrowsTables: m.tableGrows, Segments: m.segments, Globals: m.mutable}, nil
+	return m.state(), nil
 }
 
 var magic = []byte{0x00, 0x61, 0x73, 0x6d}
