@@ -25,7 +25,7 @@ var (
 )
 
 // HostFuncs is the Extism guest ABI: every function a module may import
-// from "extism:host/env", with its signature (SPEC §1.1).
+// from "extism:host/env", with its signature (docs/abi.md).
 var HostFuncs = map[string]FuncType{
 	"input_length":     sig(none, one64),
 	"input_load_u8":    sig(one64, one32),

@@ -28,7 +28,7 @@ var (
 	ErrExportMismatch = errors.New("bad task export")
 )
 
-// Manifest is what a module declares about itself (SPEC §1.2).
+// Manifest is what a module declares about itself (docs/abi.md).
 type Manifest struct {
 	ABI         int    `json:"abi"`
 	Name        string `json:"name"`

@@ -1,4 +1,4 @@
-// Package flow reads flow.toml files (SPEC §2) into pipeline values.
+// Package flow reads flow.toml files (docs/flows.md) into pipeline values.
 // Every error names its place as file:line:col; unknown keys are errors
 // that suggest the nearest valid key, so a typo is never silently ignored.
 package flow

@@ -95,7 +95,7 @@ func apply(opts []Option) Options {
 // Kind is the kind of a sequential step.
 type Kind string
 
-// Step kinds (SPEC §2.1).
+// Step kinds (docs/flows.md).
 const (
 	Call   Kind = "call"   // run once on the previous result (taskiq call_next)
 	After  Kind = "after"  // run once after the previous step, without its result (call_after)

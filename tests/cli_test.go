@@ -78,7 +78,7 @@ type runJSON struct {
 }
 
 // runJSONOut runs `flowhost run --json` and decodes stdout, which must be
-// exactly one JSON object with exactly the SPEC's keys.
+// exactly one JSON object with exactly the documented keys.
 func runJSONOut(t *testing.T, args ...string) (runJSON, result) {
 	t.Helper()
 	r := flowhost(t, append([]string{"run", "--json"}, args...)...)

@@ -1,5 +1,5 @@
 // Package redis runs flows on many workers through a shared Redis server
-// (SPEC §3: flowhost worker, run --broker, status, cancel).
+// (docs/distributed.md: flowhost worker, run --broker, status, cancel).
 //
 // Work travels on one Redis Stream per tenant, read by the consumer
 // group "workers" in batches. Delivery is at least once: a worker renews

@@ -11,7 +11,7 @@ import (
 // embedCmd writes a manifest into a module's flowhost.manifest section.
 type embedCmd struct {
 	Module   string `arg:"" name:"MODULE.wasm" help:"Module to add the manifest to." type:"existingfile"`
-	Manifest string `short:"m" required:"" help:"Manifest JSON file (SPEC §1.2)." type:"existingfile"`
+	Manifest string `short:"m" required:"" help:"Manifest JSON file (docs/abi.md)." type:"existingfile"`
 	Out      string `short:"o" help:"Output path (default: rewrite MODULE.wasm in place)."`
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 )
 
-// Exit codes (SPEC §3).
+// Exit codes (README, "Commands").
 const (
 	exitOK      = 0
 	exitFailed  = 1 // a task failed or the run was cancelled

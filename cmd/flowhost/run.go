@@ -42,7 +42,7 @@ type runCmd struct {
 	runFrom int
 }
 
-// runJSON is the --json output (SPEC §3).
+// runJSON is the --json output (README, "Commands").
 type runJSON struct {
 	RunID  string          `json:"run_id"`
 	Status string          `json:"status"`
