@@ -105,9 +105,11 @@ func (b *Batch) Call(ctx context.Context, i int, input []byte) (out []byte, hit 
 		out, err = b.task.Call(ctx, input, b.lim)
 		return out, false, err
 	}
-	// A result stored by a call with a larger max_output is not this
-	// call's to return: it runs, and fails as it must.
-	if v := b.got[i]; v != nil && (b.lim.MaxOutput == 0 || uint64(len(v)) <= b.lim.MaxOutput) {
+	// A stored result is checked as the task's own output is: one stored
+	// by a call with a larger max_output, or planted where a tenant may
+	// write (its Redis keys: the seal is a checksum, not a signature), is
+	// not returned; the call runs, and fails or succeeds as it must.
+	if v := b.got[i]; v != nil && (b.lim.MaxOutput == 0 || uint64(len(v)) <= b.lim.MaxOutput) && b.task.CheckOutput(v) == nil {
 		return v, true, nil
 	}
 	out, err = b.task.Call(ctx, b.canon[i], b.lim)

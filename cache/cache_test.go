@@ -176,6 +176,32 @@ func TestMaxOutputHolds(t *testing.T) {
 	}
 }
 
+// planted is a store whose every entry is what a hostile tenant wrote in
+// its own Redis keys: sealed (the seal is a checksum anyone can compute),
+// but not an output the task could have given.
+type planted struct{ value []byte }
+
+func (p planted) Get(context.Context, string) ([]byte, bool, error) { return p.value, true, nil }
+func (planted) Put(context.Context, string, []byte) error           { return nil }
+
+// TestPlantedEntry: a stored result is checked as the task's own output
+// is before it is returned; one that fails the check is not returned, the
+// call runs.
+func TestPlantedEntry(t *testing.T) {
+	ctx := context.Background()
+	tk := echo(t, module(t, engine(t), "v1"))
+	in := []byte(`{"value":1}`)
+	for _, bad := range []string{`not json`, ``, `{"value":`} {
+		out, hit, err := cache.Call(ctx, planted{[]byte(bad)}, tk, in, host.DefaultLimits)
+		if err != nil || hit || string(out) != string(in) {
+			t.Fatalf("planted %q: out %s hit %v err %v; want the task's own %s", bad, out, hit, err, in)
+		}
+	}
+	if out, hit, _ := cache.Call(ctx, planted{[]byte(`{"value":2}`)}, tk, in, host.DefaultLimits); !hit || string(out) != `{"value":2}` {
+		t.Fatalf("a well-formed entry: %s %v", out, hit) // the tenant's own keys: its own runs only
+	}
+}
+
 func TestCorruptEntry(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

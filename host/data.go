@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Input builds a task's input object from named values (SPEC §1.3): it
+// Input builds a task's input object from named values (docs/abi.md): it
 // fills in declared defaults and refuses unknown names and missing
 // required inputs.
 func (t *Task) Input(values map[string]json.RawMessage) ([]byte, error) {
@@ -58,9 +58,9 @@ func (t *Task) inputErr(format string, args ...any) error {
 	return &TaskError{Kind: KindBadInput, Module: t.mod.Name, Task: t.Spec.Name, Msg: fmt.Sprintf(format, args...)}
 }
 
-// checkOutput enforces SPEC §1.3: the output is JSON, and for a task with
+// CheckOutput enforces the ABI's rule for outputs (docs/abi.md): the output is JSON, and for a task with
 // several outputs, an object holding each of them.
-func (t *Task) checkOutput(out []byte) error {
+func (t *Task) CheckOutput(out []byte) error {
 	bad := func(format string, args ...any) error {
 		return &TaskError{Kind: KindBadOutput, Module: t.mod.Name, Task: t.Spec.Name, Msg: fmt.Sprintf(format, args...)}
 	}

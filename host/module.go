@@ -135,7 +135,7 @@ func (t *Task) Call(ctx context.Context, input []byte, lim Limits) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := t.checkOutput(out); err != nil {
+	if err := t.CheckOutput(out); err != nil {
 		return nil, err
 	}
 	return out, nil
