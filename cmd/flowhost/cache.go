@@ -190,22 +190,14 @@ type cacheStatsCmd struct {
 }
 
 func (c *cacheStatsCmd) Run(g *globals) error {
-	var st cache.Stats
-	if c.Broker != "" {
-		client, done, err := c.dial()
-		if err != nil {
-			return err
-		}
-		defer done()
-		if st, err = client.CacheStats(context.Background(), c.Tenant); err != nil {
-			return err
-		}
-	} else {
-		d, err := g.resultCache()
-		if err != nil || d == nil {
-			return usageErr(fmt.Errorf("no in-process result cache (--cache-dir off?): %v", err))
-		}
-		st = d.Stats()
+	store, err := c.open(g)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	st, err := store.Stats()
+	if err != nil {
+		return err
 	}
 	if c.JSON {
 		return json.NewEncoder(g.stdout).Encode(st)
@@ -217,34 +209,57 @@ func (c *cacheStatsCmd) Run(g *globals) error {
 type cacheClearCmd struct{ cacheWhere }
 
 func (c *cacheClearCmd) Run(g *globals) error {
-	var n int
-	if c.Broker != "" {
-		client, done, err := c.dial()
-		if err != nil {
-			return err
-		}
-		defer done()
-		if n, err = client.ClearCache(context.Background(), c.Tenant); err != nil {
-			return err
-		}
-	} else {
-		d, err := g.resultCache()
-		if err != nil || d == nil {
-			return usageErr(fmt.Errorf("no in-process result cache (--cache-dir off?): %v", err))
-		}
-		n, _ = d.Clear()
+	store, err := c.open(g)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	n, err := store.Clear()
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(g.stdout, "%d results removed\n", n)
 	return nil
 }
 
-func (w *cacheWhere) dial() (*redis.Client, func(), error) {
+// resultStore is a result cache as the cache commands see it: this
+// machine's, or a tenant's on a broker.
+type resultStore interface {
+	Stats() (cache.Stats, error)
+	Clear() (int, error)
+	Close() error
+}
+
+type diskStore struct{ *cache.Disk }
+
+func (d diskStore) Stats() (cache.Stats, error) { return d.Disk.Stats(), nil }
+
+type tenantStore struct {
+	c      *redis.Client
+	tenant string
+}
+
+func (t tenantStore) Stats() (cache.Stats, error) {
+	return t.c.CacheStats(context.Background(), t.tenant)
+}
+func (t tenantStore) Clear() (int, error) { return t.c.ClearCache(context.Background(), t.tenant) }
+func (t tenantStore) Close() error        { return t.c.Close() }
+
+// open opens the cache the flags name.
+func (w *cacheWhere) open(g *globals) (resultStore, error) {
+	if w.Broker == "" {
+		d, err := g.resultCache()
+		if err != nil || d == nil {
+			return nil, usageErr(fmt.Errorf("no in-process result cache (--cache-dir off?): %v", err))
+		}
+		return diskStore{d}, nil
+	}
 	if err := policy.CheckTenant(w.Tenant); err != nil {
-		return nil, nil, usageErr(fmt.Errorf("--tenant: %w", err))
+		return nil, usageErr(fmt.Errorf("--tenant: %w", err))
 	}
 	c, err := redis.Dial(context.Background(), w.Broker)
 	if err != nil {
-		return nil, nil, usageErr(err)
+		return nil, usageErr(err)
 	}
-	return c, func() { c.Close() }, nil
+	return tenantStore{c, w.Tenant}, nil
 }
