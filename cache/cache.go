@@ -33,9 +33,9 @@ type Counts struct {
 type Many interface {
 	Store
 	// GetMany returns the values of keys, nil for a miss.
-	GetMany(ctx context.Context, keys []string) ([][]byte, error)
+	GetMany(ctx context.Context, keys []Key) ([][]byte, error)
 	// PutMany stores values under keys.
-	PutMany(ctx context.Context, keys []string, values [][]byte) error
+	PutMany(ctx context.Context, keys []Key, values [][]byte) error
 }
 
 // Batch is the calls of one task on a batch of inputs through a store:
@@ -45,10 +45,10 @@ type Batch struct {
 	store Store
 	task  *host.Task
 	lim   host.Limits
-	keys  []string // "" for an input that is not cacheable
+	keys  []Key // zero for an input that is not cacheable
 	canon [][]byte
 	got   [][]byte
-	put   []string
+	put   []Key
 	vals  [][]byte
 }
 
@@ -71,7 +71,7 @@ func NewBatch(ctx context.Context, store Store, t *host.Task, lim host.Limits, i
 		grants = string(g)
 	}
 	prefix := keyPrefix(t.Module().SHA256, t.Spec.Export, grants)
-	b.keys, b.canon = make([]string, len(inputs)), make([][]byte, len(inputs))
+	b.keys, b.canon = make([]Key, len(inputs)), make([][]byte, len(inputs))
 	for i, in := range inputs {
 		if c, err := Canonical(in); err == nil { // not JSON: the task refuses it, uncached
 			b.keys[i], b.canon[i] = prefix.key(c), c
@@ -82,7 +82,7 @@ func NewBatch(ctx context.Context, store Store, t *host.Task, lim host.Limits, i
 	} else {
 		b.got = make([][]byte, len(inputs))
 		for i, k := range b.keys {
-			if k != "" {
+			if k != (Key{}) {
 				b.got[i], _, _ = store.Get(ctx, k)
 			}
 		}
@@ -95,13 +95,13 @@ func NewBatch(ctx context.Context, store Store, t *host.Task, lim host.Limits, i
 
 // Cached reports whether call i goes through the cache: a miss of it is
 // stored.
-func (b *Batch) Cached(i int) bool { return b.store != nil && b.keys[i] != "" }
+func (b *Batch) Cached(i int) bool { return b.store != nil && b.keys[i] != (Key{}) }
 
 // Call runs call i of the batch, on input (inputs[i]): the stored result
 // when there is one (hit), else the call, whose result is kept for Flush
 // when it succeeded. Failures are never stored.
 func (b *Batch) Call(ctx context.Context, i int, input []byte) (out []byte, hit bool, err error) {
-	if b.store == nil || b.keys[i] == "" {
+	if b.store == nil || b.keys[i] == (Key{}) {
 		out, err = b.task.Call(ctx, input, b.lim)
 		return out, false, err
 	}

@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -181,8 +182,8 @@ func TestMaxOutputHolds(t *testing.T) {
 // but not an output the task could have given.
 type planted struct{ value []byte }
 
-func (p planted) Get(context.Context, string) ([]byte, bool, error) { return p.value, true, nil }
-func (planted) Put(context.Context, string, []byte) error           { return nil }
+func (p planted) Get(context.Context, cache.Key) ([]byte, bool, error) { return p.value, true, nil }
+func (planted) Put(context.Context, cache.Key, []byte) error           { return nil }
 
 // TestPlantedEntry: a stored result is checked as the task's own output
 // is before it is returned; one that fails the check is not returned, the
@@ -233,7 +234,7 @@ func TestCorruptEntry(t *testing.T) {
 	}
 }
 
-func key(i int) string { return fmt.Sprintf("%064d", i) }
+func key(i int) cache.Key { return cache.Key(sha256.Sum256(fmt.Append(nil, i))) }
 
 func TestConcurrentWriters(t *testing.T) {
 	ctx := context.Background()

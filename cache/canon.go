@@ -12,6 +12,9 @@ import (
 // canonicalSlow then handles; both give the same bytes (a fuzz target
 // checks it).
 func canonFast(v []byte) (out []byte, ok bool) {
+	if isCanonical(v) {
+		return v, true
+	}
 	s := scanner{in: v, out: make([]byte, 0, len(v))}
 	s.ws()
 	if !s.value(0) {
@@ -24,23 +27,45 @@ func canonFast(v []byte) (out []byte, ok bool) {
 	return s.out, true
 }
 
-const fastDepth = 64
-
-type scanner struct {
-	in  []byte
-	pos int
-	out []byte
+// isCanonical reports whether v is its own canonical form, in one pass
+// that writes nothing: a false answer only means the writing pass must
+// decide. Inputs the runner builds from canonical parts are, so they
+// cost no copy.
+func isCanonical(v []byte) bool {
+	s := scanner{in: v, verify: true}
+	return s.value(0) && s.pos == len(s.in)
 }
 
-func (s *scanner) ws() {
+const fastDepth = 64
+
+// scanner walks JSON, writing its canonical form to out; with verify set
+// it writes nothing and fails at the first byte that is not already
+// canonical (white space, a number to normalise, keys out of order).
+type scanner struct {
+	in     []byte
+	pos    int
+	out    []byte
+	verify bool
+}
+
+func (s *scanner) emit(b ...byte) {
+	if !s.verify {
+		s.out = append(s.out, b...)
+	}
+}
+
+// ws skips white space; it fails only in verify mode, where any is.
+func (s *scanner) ws() bool {
+	start := s.pos
 	for s.pos < len(s.in) {
 		switch s.in[s.pos] {
 		case ' ', '\t', '\n', '\r':
 			s.pos++
 		default:
-			return
+			return !s.verify || s.pos == start
 		}
 	}
+	return !s.verify || s.pos == start
 }
 
 func (s *scanner) value(depth int) bool {
@@ -71,7 +96,9 @@ func (s *scanner) lit(l string) bool {
 		return false
 	}
 	s.pos += len(l)
-	s.out = append(s.out, l...)
+	if !s.verify {
+		s.out = append(s.out, l...)
+	}
 	return true
 }
 
@@ -86,7 +113,7 @@ func (s *scanner) str() bool {
 		switch {
 		case c == '"':
 			s.pos++
-			s.out = append(s.out, s.in[start:s.pos]...)
+			s.emit(s.in[start:s.pos]...)
 			return true
 		case c == '\\' || c < 0x20 || c == '<' || c == '>' || c == '&':
 			return false
@@ -137,35 +164,38 @@ func (s *scanner) num() bool {
 			return false
 		}
 	}
-	s.out = append(s.out, number(string(s.in[start:s.pos]))...)
+	lit := s.in[start:s.pos]
+	if s.verify {
+		// An integer other than -0 is its own form; any other number is
+		// left to the writing pass.
+		return bytes.IndexAny(lit, ".eE") < 0 && string(lit) != "-0"
+	}
+	s.out = append(s.out, number(string(lit))...)
 	return true
 }
 
 func (s *scanner) array(depth int) bool {
 	s.pos++
-	s.out = append(s.out, '[')
-	s.ws()
+	s.emit('[')
+	if !s.ws() {
+		return false
+	}
 	if s.pos < len(s.in) && s.in[s.pos] == ']' {
 		s.pos++
-		s.out = append(s.out, ']')
+		s.emit(']')
 		return true
 	}
 	for {
-		s.ws()
-		if !s.value(depth + 1) {
-			return false
-		}
-		s.ws()
-		if s.pos >= len(s.in) {
+		if !s.ws() || !s.value(depth+1) || !s.ws() || s.pos >= len(s.in) {
 			return false
 		}
 		switch s.in[s.pos] {
 		case ',':
 			s.pos++
-			s.out = append(s.out, ',')
+			s.emit(',')
 		case ']':
 			s.pos++
-			s.out = append(s.out, ']')
+			s.emit(']')
 			return true
 		default:
 			return false
@@ -180,35 +210,44 @@ type member struct{ k0, k1, v1 int }
 func (s *scanner) object(depth int) bool {
 	s.pos++
 	base := len(s.out)
-	var ms []member
-	s.ws()
+	var buf [8]member
+	ms := buf[:0]
+	if !s.ws() {
+		return false
+	}
 	if s.pos < len(s.in) && s.in[s.pos] == '}' {
 		s.pos++
-		s.out = append(s.out, '{', '}')
+		s.emit('{', '}')
 		return true
 	}
+	var prev []byte // verify: the previous key, which this one must follow
 	for {
-		s.ws()
-		if s.pos >= len(s.in) || s.in[s.pos] != '"' {
+		if !s.ws() || s.pos >= len(s.in) || s.in[s.pos] != '"' {
 			return false
 		}
-		k0 := len(s.out)
+		k0, in0 := len(s.out), s.pos
 		if !s.str() {
 			return false
 		}
+		if s.verify {
+			k := s.in[in0+1 : s.pos-1]
+			if prev != nil && bytes.Compare(prev, k) >= 0 {
+				return false
+			}
+			prev = k
+		}
 		k1 := len(s.out)
-		s.ws()
-		if s.pos >= len(s.in) || s.in[s.pos] != ':' {
+		if !s.ws() || s.pos >= len(s.in) || s.in[s.pos] != ':' {
 			return false
 		}
 		s.pos++
-		s.ws()
-		if !s.value(depth + 1) {
+		if !s.ws() || !s.value(depth+1) {
 			return false
 		}
-		ms = append(ms, member{k0, k1, len(s.out)})
-		s.ws()
-		if s.pos >= len(s.in) {
+		if !s.verify {
+			ms = append(ms, member{k0, k1, len(s.out)})
+		}
+		if !s.ws() || s.pos >= len(s.in) {
 			return false
 		}
 		if s.in[s.pos] == ',' {
@@ -220,6 +259,9 @@ func (s *scanner) object(depth int) bool {
 		}
 		s.pos++
 		break
+	}
+	if s.verify {
+		return true
 	}
 	key := func(m member) []byte { return s.out[m.k0+1 : m.k1-1] }
 	slices.SortFunc(ms, func(a, b member) int { return bytes.Compare(key(a), key(b)) })

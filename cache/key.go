@@ -24,46 +24,49 @@ import (
 
 // Format is the version of the key and entry format: a new format never
 // reads an old entry.
-const Format = "1"
+const Format = "2"
 
-// Key is the cache key of a call of the task exported as export by the
+// Key is a cache key: the sha256 of everything that determines a call's
+// result. The zero Key names no entry (a call that is not cached).
+type Key [sha256.Size]byte
+
+// String is the key in hex, as it names a Redis key.
+func (k Key) String() string { return hex.EncodeToString(k[:]) }
+
+// KeyOf is the cache key of a call of the task exported as export by the
 // module with sha256 module, on input: the hash of the ABI version, the
 // cache format, the module, the export and the input's canonical JSON.
 // grants, when the call has any (a cache opted into by the flow), are
 // part of the key too: a result read with other files or hosts is
 // another result.
-func Key(module, export string, input []byte, grants string) (string, error) {
+func KeyOf(module, export string, input []byte, grants string) (Key, error) {
 	canon, err := Canonical(input)
 	if err != nil {
-		return "", err
+		return Key{}, err
 	}
-	return keyOf(module, export, canon, grants), nil
+	return keyPrefix(module, export, grants).key(canon), nil
 }
 
-// keyOf is Key of an input already canonical.
-func keyOf(module, export string, canon []byte, grants string) string {
-	return keyPrefix(module, export, grants).key(canon)
-}
-
-// prefix is what every key of one task's calls begins with.
-type prefix []byte
+// prefix is the hash of what every key of one task's calls is made of
+// besides the input: a key is then the hash of prefix and input, one
+// block of sha256 for a small input.
+type prefix [sha256.Size]byte
 
 func keyPrefix(module, export, grants string) prefix {
-	return prefix(fmt.Sprintf("flowhost-cache\x00abi %d\x00format %s\x00%s\x00%s\x00%s\x00", abi.Version, Format, module, export, grants))
+	return prefix(sha256.Sum256(fmt.Appendf(nil, "flowhost-cache\x00abi %d\x00format %s\x00%s\x00%s\x00%s\x00", abi.Version, Format, module, export, grants)))
 }
 
-func (p prefix) key(canon []byte) string {
-	h := sha256.New()
-	h.Write(p)
-	h.Write(canon)
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
+// key is the key of the call on canon. Its buffer stays on the stack for
+// an input of up to 224 bytes.
+func (p prefix) key(canon []byte) Key {
+	var buf [256]byte
+	return Key(sha256.Sum256(append(append(buf[:0], p[:]...), canon...)))
 }
 
 // Canonical is v's canonical JSON: object keys sorted, no white space,
 // numbers normalised (1, 1.0 and 1e0 are 1; -0 is 0), strings as Go's
 // encoder writes them. Two inputs a task cannot tell apart have the same
-// canonical form.
+// canonical form. An input already canonical is returned as it is.
 func Canonical(v []byte) ([]byte, error) {
 	if out, ok := canonFast(v); ok {
 		return out, nil

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -23,9 +24,10 @@ import (
 type Store interface {
 	// Get returns the value stored under key; a missing, expired or
 	// corrupt entry is a miss (and a corrupt one is removed).
-	Get(ctx context.Context, key string) ([]byte, bool, error)
-	// Put stores value under key.
-	Put(ctx context.Context, key string, value []byte) error
+	Get(ctx context.Context, key Key) ([]byte, bool, error)
+	// Put stores value under key. The store may keep value: the caller
+	// must not modify it afterwards (nor a value Get returned).
+	Put(ctx context.Context, key Key, value []byte) error
 }
 
 // Seal is an entry as stored: the sha256 of the value, then the value.
@@ -62,11 +64,14 @@ type Disk struct {
 	ttl     time.Duration
 
 	mu      sync.Mutex
-	index   map[string]loc
+	index   map[Key]loc
 	packs   map[string]*os.File // read handles, by name
 	seen    map[string]int64    // bytes of each pack indexed so far
+	ids     map[string]uint32   // a number for each pack name, from 1
+	names   []string            // the pack names by number (names[0] is "")
 	own     *os.File            // this process's pack, appended to
 	ownName string
+	ownID   uint32
 	buf     *bufio.Writer
 	ownSize int64
 	scanned time.Time // when the packs were last indexed
@@ -81,9 +86,9 @@ const rescanEvery = time.Second
 // loc is where an entry's record lies, and, for a small entry this
 // process wrote or already read (and checked), its value.
 type loc struct {
-	pack   string
-	off    int64 // of the sealed value
-	length int64
+	off    int64  // of the sealed value
+	pack   uint32 // Disk.packID
+	length uint32
 	value  []byte
 }
 
@@ -96,7 +101,10 @@ const (
 	DefaultMaxSize = 1 << 30
 	DefaultTTL     = 30 * 24 * time.Hour
 	packSuffix     = ".pack"
-	keyLen         = 64
+	keyLen         = len(Key{})
+	// maxEntry bounds a record's sealed value (its length is a uint32
+	// in the index).
+	maxEntry = math.MaxUint32
 )
 
 // OpenDisk opens (making it) the store in dir, trimmed to maxSize bytes
@@ -112,12 +120,26 @@ func OpenDisk(dir string, maxSize int64, ttl time.Duration) (*Disk, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	d := &Disk{dir: dir, maxSize: maxSize, ttl: ttl, index: map[string]loc{}, packs: map[string]*os.File{}, seen: map[string]int64{}}
+	d := &Disk{dir: dir, maxSize: maxSize, ttl: ttl, index: map[Key]loc{}, packs: map[string]*os.File{}, seen: map[string]int64{}, ids: map[string]uint32{}}
 	d.Trim()
 	d.mu.Lock()
 	d.scan()
 	d.mu.Unlock()
 	return d, nil
+}
+
+// packID is the number of the pack named name. Called with d.mu held.
+func (d *Disk) packID(name string) uint32 {
+	id, ok := d.ids[name]
+	if !ok {
+		if len(d.names) == 0 {
+			d.names = append(d.names, "")
+		}
+		id = uint32(len(d.names))
+		d.ids[name] = id
+		d.names = append(d.names, name)
+	}
+	return id
 }
 
 // scan indexes what the packs hold past what was indexed. Called with d.mu held.
@@ -139,20 +161,20 @@ func (d *Disk) scan() {
 			continue
 		}
 		r := bufio.NewReaderSize(io.NewSectionReader(f, d.seen[name], st.Size()-d.seen[name]), 1<<16)
-		off := d.seen[name]
+		off, id := d.seen[name], d.packID(name)
 		var head [keyLen + 8]byte
 		for {
 			if _, err := io.ReadFull(r, head[:]); err != nil {
 				break
 			}
 			n := int64(binary.LittleEndian.Uint64(head[keyLen:]))
-			if n < sha256.Size || off+int64(len(head))+n > st.Size() {
+			if n < sha256.Size || n > maxEntry || off+int64(len(head))+n > st.Size() {
 				break // torn or foreign: the pack ends here
 			}
 			if _, err := r.Discard(int(n)); err != nil {
 				break
 			}
-			d.index[string(head[:keyLen])] = loc{pack: name, off: off + int64(len(head)), length: n}
+			d.index[Key(head[:keyLen])] = loc{pack: id, off: off + int64(len(head)), length: uint32(n)}
 			off += int64(len(head)) + n
 		}
 		d.seen[name] = off
@@ -160,80 +182,126 @@ func (d *Disk) scan() {
 }
 
 // Get implements Store.
-func (d *Disk) Get(_ context.Context, key string) ([]byte, bool, error) {
-	if len(key) != keyLen {
-		return nil, false, nil
+func (d *Disk) Get(ctx context.Context, key Key) ([]byte, bool, error) {
+	vs, _ := d.GetMany(ctx, []Key{key})
+	return vs[0], vs[0] != nil, nil
+}
+
+// GetMany implements Many: the store's lock is taken once for the batch,
+// and a value kept in memory costs a map lookup.
+func (d *Disk) GetMany(_ context.Context, keys []Key) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	type read struct {
+		i int
+		l loc
+		f *os.File
 	}
+	var reads []read
 	d.mu.Lock()
-	l, ok := d.index[key]
-	if !ok && time.Since(d.scanned) > rescanEvery {
-		d.scan() // another process may have stored it since
-		l, ok = d.index[key]
-	}
-	if ok && l.value == nil && l.pack == d.ownName && d.buf != nil {
-		d.buf.Flush()
-	}
-	f := d.packs[l.pack]
-	d.mu.Unlock()
-	if ok && l.value != nil {
-		return l.value, true, nil
-	}
-	if !ok || f == nil {
-		return nil, false, nil
-	}
-	b := make([]byte, l.length)
-	if _, err := f.ReadAt(b, l.off); err != nil {
-		return nil, false, nil
-	}
-	v, ok := Unseal(b)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	cur, same := d.index[key]
-	same = same && cur.pack == l.pack && cur.off == l.off
-	if !ok { // corrupt: never returned; a new record will supersede it
-		if same {
-			delete(d.index, key)
+	own := d.ids[d.ownName]
+	rescan := time.Since(d.scanned) > rescanEvery
+	for i, key := range keys {
+		if key == (Key{}) {
+			continue
 		}
-		return nil, false, nil
+		l, ok := d.index[key]
+		if !ok && rescan {
+			d.scan() // another process may have stored it since
+			rescan = false
+			l, ok = d.index[key]
+		}
+		switch {
+		case !ok:
+		case l.value != nil:
+			out[i] = l.value
+		default:
+			if l.pack == own && d.buf != nil {
+				d.buf.Flush()
+			}
+			if f := d.packs[d.names[l.pack]]; f != nil {
+				reads = append(reads, read{i, l, f})
+			}
+		}
 	}
-	if same && len(v) <= memoMax {
-		cur.value = v
-		d.index[key] = cur
+	d.mu.Unlock()
+	for _, r := range reads {
+		b := make([]byte, r.l.length)
+		if _, err := r.f.ReadAt(b, r.l.off); err != nil {
+			continue
+		}
+		v, ok := Unseal(b)
+		d.mu.Lock()
+		cur, same := d.index[keys[r.i]]
+		same = same && cur.pack == r.l.pack && cur.off == r.l.off
+		switch {
+		case !ok: // corrupt: never returned; a new record will supersede it
+			if same {
+				delete(d.index, keys[r.i])
+			}
+		case same && len(v) <= memoMax:
+			cur.value = v
+			d.index[keys[r.i]] = cur
+		}
+		d.mu.Unlock()
+		if ok {
+			out[r.i] = v
+		}
 	}
-	return v, true, nil
+	return out, nil
 }
 
 // Put implements Store.
-func (d *Disk) Put(_ context.Context, key string, value []byte) error {
-	if len(key) != keyLen {
-		return errors.New("cache: invalid key")
-	}
-	sealed := Seal(value)
+func (d *Disk) Put(ctx context.Context, key Key, value []byte) error {
+	return d.PutMany(ctx, []Key{key}, [][]byte{value})
+}
+
+// PutMany implements Many: the batch's records are appended under one
+// lock.
+func (d *Disk) PutMany(_ context.Context, keys []Key, values [][]byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for i, key := range keys {
+		if err := d.putLocked(key, values[i]); err != nil {
+			return err
+		}
+	}
+	d.seen[d.ownName] = d.ownSize
+	return nil
+}
+
+// putLocked appends one record to this process's pack, made on the first
+// one. Called with d.mu held.
+func (d *Disk) putLocked(key Key, value []byte) error {
+	if key == (Key{}) {
+		return errors.New("cache: no key")
+	}
+	if len(value) > maxEntry-sha256.Size {
+		return fmt.Errorf("cache: a value of %d bytes is too large to store", len(value))
+	}
 	if d.own == nil {
 		name := fmt.Sprintf("%d-%d-%016x%s", time.Now().UnixNano(), os.Getpid(), rand.Uint64(), packSuffix)
 		f, err := os.OpenFile(filepath.Join(d.dir, name), os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o644)
 		if err != nil {
 			return err
 		}
-		d.own, d.ownName, d.buf = f, name, bufio.NewWriterSize(f, 1<<16)
+		d.own, d.ownName, d.ownID, d.buf = f, name, d.packID(name), bufio.NewWriterSize(f, 1<<16)
 		d.packs[name] = f
 	}
-	var head [keyLen + 8]byte
-	copy(head[:], key)
-	binary.LittleEndian.PutUint64(head[keyLen:], uint64(len(sealed)))
+	sum := sha256.Sum256(value)
+	var head [keyLen + 8 + sha256.Size]byte
+	copy(head[:], key[:])
+	binary.LittleEndian.PutUint64(head[keyLen:], uint64(sha256.Size+len(value)))
+	copy(head[keyLen+8:], sum[:])
 	d.buf.Write(head[:])
-	if _, err := d.buf.Write(sealed); err != nil {
+	if _, err := d.buf.Write(value); err != nil {
 		return err
 	}
-	l := loc{pack: d.ownName, off: d.ownSize + int64(len(head)), length: int64(len(sealed))}
+	l := loc{pack: d.ownID, off: d.ownSize + int64(keyLen+8), length: uint32(sha256.Size + len(value))}
 	if len(value) <= memoMax {
-		l.value = sealed[sha256.Size:]
+		l.value = value
 	}
 	d.index[key] = l
-	d.ownSize += int64(len(head)) + int64(len(sealed))
-	d.seen[d.ownName] = d.ownSize
+	d.ownSize += int64(len(head)) + int64(len(value))
 	return nil
 }
 
@@ -314,8 +382,9 @@ func (d *Disk) Trim() int {
 			d.packs[name].Close()
 			delete(d.packs, name)
 			delete(d.seen, name)
+			id := d.packID(name)
 			for k, l := range d.index {
-				if l.pack == name {
+				if l.pack == id {
 					delete(d.index, k)
 				}
 			}
@@ -334,7 +403,7 @@ func (d *Disk) Clear() (int, error) {
 		os.Remove(p)
 	}
 	d.mu.Lock()
-	d.index, d.seen = map[string]loc{}, map[string]int64{}
+	d.index, d.seen = map[Key]loc{}, map[string]int64{}
 	d.mu.Unlock()
 	return int(st.Entries), nil
 }
@@ -345,4 +414,4 @@ func WriteOnly(store Store) Store { return writeOnly{store} }
 
 type writeOnly struct{ Store }
 
-func (writeOnly) Get(context.Context, string) ([]byte, bool, error) { return nil, false, nil }
+func (writeOnly) Get(context.Context, Key) ([]byte, bool, error) { return nil, false, nil }

@@ -28,7 +28,7 @@ type CacheStore struct {
 var _ cache.Store = (*CacheStore)(nil)
 
 // Get implements cache.Store. A corrupt entry is a miss, and removed.
-func (s *CacheStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
+func (s *CacheStore) Get(ctx context.Context, key cache.Key) ([]byte, bool, error) {
 	b, err := s.rdb.GetEx(ctx, cacheKey(s.tenant, key), s.ttl).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return nil, false, nil
@@ -45,16 +45,16 @@ func (s *CacheStore) Get(ctx context.Context, key string) ([]byte, bool, error) 
 }
 
 // Put implements cache.Store.
-func (s *CacheStore) Put(ctx context.Context, key string, value []byte) error {
+func (s *CacheStore) Put(ctx context.Context, key cache.Key, value []byte) error {
 	return s.rdb.Set(ctx, cacheKey(s.tenant, key), cache.Seal(value), s.ttl).Err()
 }
 
 // GetMany implements cache.Many: the entries of a batch in one round trip.
-func (s *CacheStore) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+func (s *CacheStore) GetMany(ctx context.Context, keys []cache.Key) ([][]byte, error) {
 	cmds := make([]*goredis.StringCmd, len(keys))
 	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, k := range keys {
-			if k != "" {
+			if k != (cache.Key{}) {
 				cmds[i] = p.GetEx(ctx, cacheKey(s.tenant, k), s.ttl)
 			}
 		}
@@ -82,7 +82,7 @@ func (s *CacheStore) GetMany(ctx context.Context, keys []string) ([][]byte, erro
 }
 
 // PutMany implements cache.Many: a batch's new results in one round trip.
-func (s *CacheStore) PutMany(ctx context.Context, keys []string, values [][]byte) error {
+func (s *CacheStore) PutMany(ctx context.Context, keys []cache.Key, values [][]byte) error {
 	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, k := range keys {
 			p.Set(ctx, cacheKey(s.tenant, k), cache.Seal(values[i]), s.ttl)

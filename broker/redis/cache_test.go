@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -16,7 +15,7 @@ func TestCacheTenants(t *testing.T) {
 	ctx := context.Background()
 	acme := &CacheStore{rdb: f.client.rdb, tenant: "acme", ttl: time.Hour}
 	bravo := &CacheStore{rdb: f.client.rdb, tenant: "bravo", ttl: time.Hour}
-	keys := []string{fmt.Sprintf("%064d", 1), fmt.Sprintf("%064d", 2)}
+	keys := []cache.Key{{1}, {2}}
 	if err := acme.PutMany(ctx, keys, [][]byte{[]byte(`1`), []byte(`2`)}); err != nil {
 		t.Fatal(err)
 	}

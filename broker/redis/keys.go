@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/policy"
 )
 
@@ -51,7 +52,9 @@ func eventsKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:e
 
 // cacheKey is a result cache entry, under its tenant's keys: a tenant
 // never reads another's results.
-func cacheKey(tenant, key string) string { return fmt.Sprintf("fh:t:%s:cache:%s", tenant, key) }
+func cacheKey(tenant string, key cache.Key) string {
+	return "fh:t:" + tenant + ":cache:" + key.String()
+}
 
 // cachePattern matches every cache entry of a tenant.
 func cachePattern(tenant string) string { return fmt.Sprintf("fh:t:%s:cache:*", tenant) }
