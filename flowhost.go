@@ -122,7 +122,7 @@ func (h *Host) runner() *runner.Runner {
 
 // newRunner is the one place a runner is made, on the host's workers.
 func (h *Host) newRunner(mods map[string]*host.Module, cfg runner.Config) *runner.Runner {
-	cfg.Broker, cfg.Modules = h.broker, mods
+	cfg.Broker, cfg.Modules, cfg.Metrics = h.broker, mods, h.metrics
 	return runner.New(cfg)
 }
 

@@ -3,13 +3,16 @@ package flowhost_test
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowhost/flowhost"
+	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/internal/testmod"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/policy"
@@ -93,6 +96,54 @@ func TestFirstFailureWins(t *testing.T) {
 		_, err = seq.Run(ctx, seqIn)
 		if err == nil || !strings.Contains(err.Error(), "stats.square") || strings.Contains(err.Error(), "cancel") {
 			t.Fatalf("map run %d: %v", i, err)
+		}
+	}
+}
+
+// TestCacheMetrics: the calls a run serves from the cache (a map's, and
+// a group's of two tasks) are counted as hits (and as started and
+// succeeded), those it runs and stores as misses, whichever part of the
+// host served them.
+func TestCacheMetrics(t *testing.T) {
+	ctx := context.Background()
+	h, err := flowhost.New(ctx, flowhost.Options{CacheDir: t.TempDir(), Metrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	stats, _ := filepath.Abs("plugins/examples/stats-c/stats.wasm")
+	path := filepath.Join(t.TempDir(), "flow.toml")
+	os.WriteFile(path, []byte("[plugins]\nstats = "+strconv.Quote(stats)+"\n[inputs]\nx = [1, 2, 3, 4, 5]\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n[[step]]\ngroup = [\"stats.sum\", \"stats.minmax\"]\n"), 0o644)
+	f, err := flowhost.LoadFlow(ctx, h.Engine(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := cache.OpenDisk(t.TempDir(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for run, want := range []map[string]float64{
+		{"flowhost_cache_misses_total": 7, "flowhost_cache_hits_total": 0, "flowhost_tasks_started_total": 7, "flowhost_tasks_succeeded_total": 7},
+		{"flowhost_cache_misses_total": 7, "flowhost_cache_hits_total": 7, "flowhost_tasks_started_total": 14, "flowhost_tasks_succeeded_total": 14},
+	} {
+		if _, out, err := h.Exec(ctx, f, flowhost.ExecOptions{Cache: store}); err != nil || string(out) != `[55,{"min":1,"max":25}]` {
+			t.Fatalf("run %d: %s, %v", run+1, out, err)
+		}
+		rec := httptest.NewRecorder()
+		h.Metrics().Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		got := map[string]float64{}
+		for _, line := range strings.Split(rec.Body.String(), "\n") {
+			name, rest, _ := strings.Cut(line, "{")
+			if _, ok := want[name]; ok {
+				v, _ := strconv.ParseFloat(rest[strings.LastIndexByte(rest, ' ')+1:], 64)
+				got[name] += v
+			}
+		}
+		for name, n := range want {
+			if got[name] != n {
+				t.Errorf("after run %d: %s = %v, want %v", run+1, name, got[name], n)
+			}
 		}
 	}
 }

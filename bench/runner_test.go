@@ -126,13 +126,20 @@ func BenchmarkMap(b *testing.B) {
 }
 
 // chainWAT is a module of n trivial tasks, all one export: each returns 1.
-func dataflowModule(b *testing.B, n int) []byte {
+func dataflowModule(b *testing.B, n int) []byte { return graphModule(b, n, false) }
+
+// graphModule is dataflowModule's graph; with seed, its leaf t0 takes the
+// flow input "seed".
+func graphModule(b *testing.B, n int, seed bool) []byte {
 	wasm := testmod.WAT(b, "testdata/one.wat")
 	// A layered DAG: node i consumes the outputs of nodes i-1 and i/2, so
 	// the graph has fan-in, fan-out and long paths.
 	var tasks []string
 	for i := range n {
 		var ins []string
+		if i == 0 && seed {
+			ins = append(ins, `"seed"`)
+		}
 		if i > 0 {
 			ins = append(ins, fmt.Sprintf(`"o%d"`, i-1))
 		}

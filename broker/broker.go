@@ -29,8 +29,9 @@ type Job struct {
 	Limits host.Limits
 	// Index is the position of Inputs[0] in the step's elements.
 	Index int
-	// Cache serves and keeps the calls' results (cache.Call); nil: none.
-	Cache cache.Store
+	// Cache is the calls' lookups in the result cache (cache.Batch.Sub
+	// of the step's), which stores their new results; nil: none.
+	Cache *cache.Batch
 }
 
 // Result is the outcome of every input of a job, by position.

@@ -97,6 +97,39 @@ func NewBatch(ctx context.Context, store Store, t *host.Task, lim host.Limits, i
 // stored.
 func (b *Batch) Cached(i int) bool { return b.store != nil && b.keys[i] != (Key{}) }
 
+// Hit returns the stored result of call i, when there is one the task
+// could have given.
+func (b *Batch) Hit(i int) ([]byte, bool) {
+	if b.store == nil || b.got == nil || b.keys[i] == (Key{}) {
+		return nil, false
+	}
+	// A stored result is checked as the task's own output is: one stored
+	// by a call with a larger max_output, or planted where a tenant may
+	// write (its Redis keys: the seal is a checksum, not a signature), is
+	// not returned; the call runs, and fails or succeeds as it must.
+	v := b.got[i]
+	if v == nil || (b.lim.MaxOutput != 0 && uint64(len(v)) > b.lim.MaxOutput) || b.task.CheckOutput(v) != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+// Sub is the batch of b's calls idx, to run them where b looked them up
+// (the in-process runner serves hits itself and hands the misses on): it
+// shares b's keys and looks nothing up again, and stores its own new
+// results.
+func (b *Batch) Sub(idx []int) *Batch {
+	s := &Batch{store: b.store, task: b.task, lim: b.lim}
+	if b.store == nil {
+		return s
+	}
+	s.keys, s.canon = make([]Key, len(idx)), make([][]byte, len(idx))
+	for k, i := range idx {
+		s.keys[k], s.canon[k] = b.keys[i], b.canon[i]
+	}
+	return s
+}
+
 // Call runs call i of the batch, on input (inputs[i]): the stored result
 // when there is one (hit), else the call, whose result is kept for Flush
 // when it succeeded. Failures are never stored.
@@ -105,11 +138,7 @@ func (b *Batch) Call(ctx context.Context, i int, input []byte) (out []byte, hit 
 		out, err = b.task.Call(ctx, input, b.lim)
 		return out, false, err
 	}
-	// A stored result is checked as the task's own output is: one stored
-	// by a call with a larger max_output, or planted where a tenant may
-	// write (its Redis keys: the seal is a checksum, not a signature), is
-	// not returned; the call runs, and fails or succeeds as it must.
-	if v := b.got[i]; v != nil && (b.lim.MaxOutput == 0 || uint64(len(v)) <= b.lim.MaxOutput) && b.task.CheckOutput(v) == nil {
+	if v, ok := b.Hit(i); ok {
 		return v, true, nil
 	}
 	out, err = b.task.Call(ctx, b.canon[i], b.lim)

@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/flowhost/flowhost/abi"
 )
@@ -53,8 +55,29 @@ func KeyOf(module, export string, input []byte, grants string) (Key, error) {
 type prefix [sha256.Size]byte
 
 func keyPrefix(module, export, grants string) prefix {
-	return prefix(sha256.Sum256(fmt.Appendf(nil, "flowhost-cache\x00abi %d\x00format %s\x00%s\x00%s\x00%s\x00", abi.Version, Format, module, export, grants)))
+	k := prefixOf{module, export, grants}
+	if p, ok := prefixes.Load(k); ok {
+		return p.(prefix)
+	}
+	p := prefix(sha256.Sum256(fmt.Appendf(nil, "flowhost-cache\x00abi %d\x00format %s\x00%s\x00%s\x00%s\x00", abi.Version, Format, module, export, grants)))
+	if prefixCount.Add(1) > maxPrefixes { // bounded: a worker serves many flows
+		prefixes.Clear()
+		prefixCount.Store(0)
+	}
+	prefixes.Store(k, p)
+	return p
 }
+
+// prefixes remembers the prefixes of the tasks called lately: a dataflow
+// node is a batch of one call, whose prefix would cost more than its key.
+var (
+	prefixes    sync.Map // prefixOf -> prefix
+	prefixCount atomic.Int64
+)
+
+const maxPrefixes = 4096
+
+type prefixOf struct{ module, export, grants string }
 
 // key is the key of the call on canon. Its buffer stays on the stack for
 // an input of up to 224 bytes.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Input builds a task's input object from named values (docs/abi.md): it
@@ -34,13 +35,27 @@ func (t *Task) Input(values map[string]json.RawMessage) ([]byte, error) {
 			b.WriteByte(',')
 		}
 		n++
-		name, _ := json.Marshal(in.Name)
-		b.Write(name)
+		writeName(&b, in.Name)
 		b.WriteByte(':')
 		b.Write(v)
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
+}
+
+// writeName writes name as a JSON string: as it is, quoted, when it
+// needs no escape (every name a manifest declares in practice).
+func writeName(b *bytes.Buffer, name string) {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(name)
+			b.Write(q)
+			return
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(name)
+	b.WriteByte('"')
 }
 
 func (t *Task) inputNames() string {

@@ -183,6 +183,17 @@ func (t *Task) CacheHit() {
 	}
 }
 
+// Served records n calls served from the result cache before any was
+// handed to an executor: started, succeeded and cache hits.
+func (t *Task) Served(n int) {
+	if t == nil || n == 0 {
+		return
+	}
+	t.started.Add(float64(n))
+	t.succeeded.Add(float64(n))
+	t.cacheHits.Add(float64(n))
+}
+
 // CacheMiss records a cacheable call the cache did not hold.
 func (t *Task) CacheMiss() {
 	if t != nil {

@@ -2,10 +2,12 @@ package runner
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/flowhost/flowhost/broker"
+	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/pipeline"
 )
@@ -71,6 +73,10 @@ type fanout struct {
 	nDone    int
 	nFailed  int
 	slots    int
+	// lookups are the calls' cache lookups, by call (nil: no cache);
+	// pos is each call's place in its lookup.
+	lookups []*cache.Batch
+	pos     []int
 }
 
 // maxBatch bounds the calls of one in-process job, so progress and
@@ -93,10 +99,90 @@ func (r *Runner) startFanout(ctx context.Context, spec fanSpec, done func(*fanRe
 	if f.slots <= 0 {
 		f.slots = r.maxParallel
 	}
-	f.pending = Batches(spec.calls, f.slots, maxBatch)
+	if store := r.cacheFor(spec.step); store != nil {
+		// Hits are served here, at once; only the misses are handed on.
+		f.pending = f.lookup(store)
+		if f.left == 0 {
+			f.finished = true
+			done(&f.res)
+			return
+		}
+		if f.nDone > 0 && spec.onProgress != nil {
+			spec.onProgress(f.nDone, 0)
+		}
+	} else {
+		f.pending = Batches(spec.calls, f.slots, maxBatch)
+	}
 	f.mu.Lock()
 	f.pump()
 	f.mu.Unlock()
+}
+
+// lookup looks every call up in store, one batch per task, serves the
+// hits and returns the batches of the calls left to run. Called before
+// any job is submitted.
+func (f *fanout) lookup(store cache.Store) [][]int {
+	calls := f.spec.calls
+	f.lookups, f.pos = make([]*cache.Batch, len(calls)), make([]int, len(calls))
+	var miss []int
+	for start := 0; start < len(calls); {
+		t := calls[start].Task
+		var idx []int
+		for i := start; i < len(calls); i++ {
+			if calls[i].Task == t && f.lookups[i] == nil {
+				idx = append(idx, i)
+			}
+		}
+		inputs := make([][]byte, len(idx))
+		for k, i := range idx {
+			inputs[k] = calls[i].Input
+		}
+		b := cache.NewBatch(f.ctx, store, t, f.spec.limits, inputs)
+		hits := 0
+		for k, i := range idx {
+			f.lookups[i], f.pos[i] = b, k
+			// A stored answer the step's check refuses (a filter's that is
+			// no boolean) is not served: the call runs.
+			if out, ok := b.Hit(k); ok && (f.spec.check == nil || f.spec.check(out) == nil) {
+				f.res.outputs[i] = out
+				hits++
+				continue
+			}
+			miss = append(miss, i)
+		}
+		f.res.cached += hits
+		f.nDone += hits
+		f.left -= hits
+		f.r.metrics.Task(f.r.tenant, t.Module().Name, t.Spec.Name).Served(hits)
+		for start < len(calls) && f.lookups[start] != nil {
+			start++
+		}
+	}
+	slices.Sort(miss) // a group's calls, looked up task by task
+	todo := make([]Call, len(miss))
+	for k, i := range miss {
+		todo[k] = calls[i]
+	}
+	batches := Batches(todo, f.slots, maxBatch)
+	for _, b := range batches {
+		for k := range b {
+			b[k] = miss[b[k]]
+		}
+	}
+	return batches
+}
+
+// jobCache is the cache lookups of the calls idx (of one task), for
+// their job; nil without a cache.
+func (f *fanout) jobCache(idx []int) *cache.Batch {
+	if f.lookups == nil {
+		return nil
+	}
+	pos := make([]int, len(idx))
+	for k, i := range idx {
+		pos[k] = f.pos[i]
+	}
+	return f.lookups[idx[0]].Sub(pos)
 }
 
 // pump submits pending batches while slots are free. Called with f.mu held.
@@ -113,7 +199,7 @@ func (f *fanout) pump() {
 		f.pending = f.pending[1:]
 		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Tenant: f.r.tenant, Attempt: f.attempts[idx[0]],
 			Step: f.spec.label, Task: f.spec.calls[idx[0]].Task, Limits: f.spec.limits, Index: idx[0], Inputs: make([][]byte, len(idx)),
-			Cache: f.r.cacheFor(f.spec.step)}
+			Cache: f.jobCache(idx)}
 		for k, i := range idx {
 			job.Inputs[k] = f.spec.calls[i].Input
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/track"
@@ -54,6 +55,9 @@ type Config struct {
 	// Cache serves and keeps the results of calls that are functions of
 	// their input (package cache); nil caches nothing.
 	Cache cache.Store
+	// Metrics records the calls the runner serves from the cache itself
+	// (the broker records those it runs); nil records nothing.
+	Metrics *metrics.Metrics
 	// RunFrom, when positive, makes the calls of that step (1-based, or
 	// node in plan order) and every later one run again: they do not read
 	// the cache (they still write it). `flowhost rerun --from`.
@@ -74,6 +78,7 @@ type Runner struct {
 	retryMax    time.Duration
 	gate        *gate
 	cache       cache.Store
+	metrics     *metrics.Metrics
 	runFrom     int
 }
 
@@ -82,7 +87,7 @@ var _ pipeline.Executor = (*Runner)(nil)
 // New makes a runner.
 func New(cfg Config) *Runner {
 	r := &Runner{broker: cfg.Broker, tenant: cfg.Tenant, policy: cfg.Policy, grants: cfg.Grants, modules: cfg.Modules, flowLimits: cfg.Limits, obs: cfg.Observer,
-		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, runFrom: cfg.RunFrom}
+		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, metrics: cfg.Metrics, runFrom: cfg.RunFrom}
 	if r.obs == nil {
 		r.obs = track.ObserverFunc(func(track.Event) {})
 	}

@@ -124,7 +124,10 @@ func Run(job *broker.Job, m *metrics.Metrics) *broker.Result {
 	var start time.Time
 	calls, ok := 0, 0
 	timer := tm.Timer()
-	batch := cache.NewBatch(job.Ctx, job.Cache, job.Task, job.Limits, job.Inputs)
+	batch := job.Cache
+	if batch == nil {
+		batch = cache.NewBatch(job.Ctx, nil, job.Task, job.Limits, job.Inputs)
+	}
 	defer batch.Flush(job.Ctx)
 	for i, in := range job.Inputs {
 		if err := job.Ctx.Err(); err != nil {
