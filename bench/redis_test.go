@@ -47,39 +47,64 @@ func startWorkers(b *testing.B, bin string, srv *redistest.Server, n int, args .
 
 // BenchmarkRedisMap runs a 100,000-element map of the C example's square
 // on two worker processes (one core each) through a local redis-server,
-// from submit to result, and reports items/s. BullMQ's figure on the same
-// server comes from bench/bullmq (see bench/redis.sh).
+// from submit to result, and reports items/s:
+//   - off: the workers cache nothing (BullMQ's figure on the same server,
+//     from bench/bullmq, is beside this one: see bench/redis.sh);
+//   - cold: the cache on, every element new (each call a miss, stored);
+//   - warm: the cache on, the same input again (each call a hit: one
+//     round trip per batch).
 func BenchmarkRedisMap(b *testing.B) {
-	srv := redistest.Start(b, "--appendfsync", "everysec") // the production setting (docs/distributed.md)
 	bin := flowhostBin(b)
-	startWorkers(b, bin, srv, 2, "--concurrency", "1")
 	dir := b.TempDir()
 	stats, _ := filepath.Abs("../plugins/examples/stats-c/stats.wasm")
-	xs := make([]int, redisN)
-	for i := range xs {
-		xs[i] = i % 1000
-	}
-	xj, _ := json.Marshal(xs)
-	input := filepath.Join(dir, "x.json")
-	os.WriteFile(input, xj, 0o644)
 	flow := filepath.Join(dir, "map.toml")
 	os.WriteFile(flow, []byte(fmt.Sprintf("[plugins]\nstats = %q\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n", stats)), 0o644)
-	run := func() {
-		out, err := exec.Command(bin, "run", "--json", "--broker", srv.URL(), "--input", "x=@"+input, flow).Output()
-		if err != nil || !strings.Contains(string(out), `"succeeded"`) {
-			b.Fatalf("run: %v %.300s", err, out)
+	input := func(base int) string {
+		xs := make([]int, redisN)
+		for i := range xs {
+			xs[i] = base + i%1000
 		}
+		xj, _ := json.Marshal(xs)
+		path := filepath.Join(dir, fmt.Sprintf("x%d.json", base))
+		os.WriteFile(path, xj, 0o644)
+		return path
 	}
-	run() // warm: workers fetch and compile the module
-	b.ResetTimer()
-	for b.Loop() {
-		run()
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		varied bool // a new input each run
+	}{
+		{"off", []string{"--no-cache"}, false},
+		{"cold", nil, true},
+		{"warm", nil, false},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			srv := redistest.Start(b, "--appendfsync", "everysec") // the production setting (docs/distributed.md)
+			startWorkers(b, bin, srv, 2, append([]string{"--concurrency", "1"}, tc.args...)...)
+			run := func(in string) {
+				out, err := exec.Command(bin, "run", "--json", "--broker", srv.URL(), "--input", "x=@"+in, flow).Output()
+				if err != nil || !strings.Contains(string(out), `"succeeded"`) {
+					b.Fatalf("run: %v %.300s", err, out)
+				}
+			}
+			same := input(0)
+			run(same) // warm: workers fetch and compile the module (and, for warm, fill the cache)
+			base := 0
+			for b.Loop() {
+				in := same
+				if tc.varied {
+					b.StopTimer()
+					base += 1000
+					in = input(base)
+					b.StartTimer()
+				}
+				run(in)
+			}
+			b.ReportMetric(float64(redisN*b.N)/b.Elapsed().Seconds(), "items/s")
+		})
 	}
-	b.ReportMetric(float64(redisN*b.N)/b.Elapsed().Seconds(), "items/s")
 }
 
-// BenchmarkRedisLatency measures one-task runs, submit to result, on two
-// idle workers, 100 per op, and reports the median and 99th percentile.
 func BenchmarkRedisLatency(b *testing.B) {
 	srv := redistest.Start(b, "--appendfsync", "everysec") // the production setting (docs/distributed.md)
 	bin := flowhostBin(b)

@@ -12,13 +12,13 @@ import (
 )
 
 // DefaultCacheTTL is how long a result stays in a tenant's cache after it
-// was last stored or read.
+// was stored.
 const DefaultCacheTTL = 7 * 24 * time.Hour
 
 // CacheStore is a tenant's result cache on Redis (package cache): entries
 // under the tenant's keys, sealed with their hash, each expiring ttl after
-// it was last written or read. Redis's maxmemory policy (volatile-lru)
-// bounds their total.
+// it was stored. Redis's maxmemory policy (volatile-lru) bounds their
+// total, evicting the least recently read first.
 type CacheStore struct {
 	rdb    *goredis.Client
 	tenant string
@@ -29,7 +29,7 @@ var _ cache.Store = (*CacheStore)(nil)
 
 // Get implements cache.Store. A corrupt entry is a miss, and removed.
 func (s *CacheStore) Get(ctx context.Context, key cache.Key) ([]byte, bool, error) {
-	b, err := s.rdb.GetEx(ctx, cacheKey(s.tenant, key), s.ttl).Bytes()
+	b, err := s.rdb.Get(ctx, cacheKey(s.tenant, key)).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return nil, false, nil
 	}
@@ -49,33 +49,32 @@ func (s *CacheStore) Put(ctx context.Context, key cache.Key, value []byte) error
 	return s.rdb.Set(ctx, cacheKey(s.tenant, key), cache.Seal(value), s.ttl).Err()
 }
 
-// GetMany implements cache.Many: the entries of a batch in one round trip.
+// GetMany implements cache.Many: the entries of a batch in one command.
 func (s *CacheStore) GetMany(ctx context.Context, keys []cache.Key) ([][]byte, error) {
-	cmds := make([]*goredis.StringCmd, len(keys))
-	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, k := range keys {
-			if k != (cache.Key{}) {
-				cmds[i] = p.GetEx(ctx, cacheKey(s.tenant, k), s.ttl)
-			}
+	names := make([]string, 0, len(keys))
+	at := make([]int, 0, len(keys))
+	for i, k := range keys {
+		if k != (cache.Key{}) {
+			names, at = append(names, cacheKey(s.tenant, k)), append(at, i)
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, goredis.Nil) {
-		return nil, err
 	}
 	out := make([][]byte, len(keys))
-	for i, c := range cmds {
-		if c == nil {
-			continue
+	if len(names) == 0 {
+		return out, nil
+	}
+	vals, err := s.rdb.MGet(ctx, names...).Result()
+	if err != nil {
+		return nil, err
+	}
+	for j, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue // a miss
 		}
-		b, err := c.Bytes()
-		if err != nil {
-			continue
-		}
-		if v, ok := cache.Unseal(b); ok {
-			out[i] = v
+		if v, ok := cache.Unseal([]byte(str)); ok {
+			out[at[j]] = v
 		} else {
-			s.rdb.Del(ctx, cacheKey(s.tenant, keys[i])) // corrupt: a miss, removed
+			s.rdb.Del(ctx, names[j]) // corrupt: a miss, removed
 		}
 	}
 	return out, nil

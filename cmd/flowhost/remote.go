@@ -52,7 +52,7 @@ type workerCmd struct {
 	MetricsAddr   string         `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve Prometheus metrics at /metrics and a health check at /healthz."`
 	Config        string         `placeholder:"worker.toml" help:"Tenants this worker serves and their maxima (concurrent calls, timeout, memory, max_output, fuel). Without it, every tenant is served with no maxima."`
 	NoCache       bool           `name:"no-cache" help:"Neither read nor write the tenants' result caches (docs/caching.md)."`
-	CacheTTL      time.Duration  `name:"cache-ttl" default:"168h" help:"How long a cached result lives after its last use: 1s to 8760h."`
+	CacheTTL      time.Duration  `name:"cache-ttl" default:"168h" help:"How long a cached result lives after it was stored: 1s to 8760h."`
 }
 
 func (c *workerCmd) Run(g *globals) error {
