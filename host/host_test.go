@@ -440,3 +440,43 @@ func TestGuestLogs(t *testing.T) {
 		t.Fatalf("%d guest lines and %d warnings; want 5 and 1:\n%s", lines, warnings, buf.String())
 	}
 }
+
+// TestCallStats: a call reports the fuel it burned, the same on a fresh
+// instance and on a warm one when every call starts from the same state
+// (what reproducing a worker's call on a laptop relies on), and a budget
+// of that fuel is enough while one unit less is not. A call that keeps
+// its instance's state may burn less after the first (a guest's lazy
+// start-up work is done once), which is why such calls are not cached.
+func TestCallStats(t *testing.T) {
+	ctx := context.Background()
+	for _, state := range []string{policy.StateReset} {
+		e := newEngine(t)
+		m, err := e.LoadFile(ctx, "../plugins/examples/stats-c/stats.wasm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk := task(t, m, "describe")
+		lim := host.DefaultLimits
+		lim.State = state
+		in := []byte(`{"values":[3,1,4,1,5,9,2,6]}`)
+		var fuel []uint64
+		for range 3 {
+			out, st, err := tk.CallWithStats(ctx, in, lim)
+			if err != nil || st.Output != len(out) || st.Memory == 0 || st.Duration <= 0 {
+				t.Fatalf("%s: %s %+v %v", state, out, st, err)
+			}
+			fuel = append(fuel, st.Fuel)
+		}
+		if fuel[0] == 0 || fuel[0] != fuel[1] || fuel[1] != fuel[2] {
+			t.Fatalf("%s: fuel %v: want the same non-zero figure each call", state, fuel)
+		}
+		lim.Fuel = fuel[0]
+		if _, _, err := tk.CallWithStats(ctx, in, lim); err != nil {
+			t.Fatalf("%s: a budget of the fuel it burned: %v", state, err)
+		}
+		lim.Fuel = fuel[0] - 1
+		if _, _, err := tk.CallWithStats(ctx, in, lim); host.KindOf(err) != host.KindFuel {
+			t.Fatalf("%s: a budget one unit short: %v", state, err)
+		}
+	}
+}

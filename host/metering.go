@@ -51,6 +51,7 @@ type meterState struct {
 	limited     bool   // a fuel budget is set
 	budget      uint64 // the call's budget
 	left        uint64 // budget not yet handed to the guest
+	given       uint64 // fuel handed to the guest this call
 }
 
 // bind finds the metering globals of a new instance.
@@ -79,13 +80,16 @@ func (s *meterState) arm(ctx context.Context, deadline time.Time, timeout time.D
 		chunk = min(chunk, fuel)
 		s.left = fuel - chunk
 	}
+	s.given = chunk
 	s.fuel.Set(chunk)
 	s.depth.Set(api.EncodeI32(maxDepth + 1)) // d lets d-1 frames be active
 }
 
-// used is the fuel the call burned.
+// used is the fuel the call burned: what it was handed less what is
+// left of it (the counter goes below zero only at the check that stops
+// or refuels it).
 func (s *meterState) used() uint64 {
-	return s.budget - s.left - uint64(max(int64(s.fuel.Get()), 0))
+	return s.given - uint64(max(int64(s.fuel.Get()), 0))
 }
 
 // refuel runs when the guest's fuel runs out: it stops the call past its
@@ -110,6 +114,7 @@ func (s *meterState) refuel() {
 		chunk = min(chunk, s.left)
 		s.left -= chunk
 	}
+	s.given += chunk
 	s.fuel.Set(uint64(int64(s.fuel.Get()) + int64(chunk)))
 }
 

@@ -104,6 +104,34 @@ func (t *Task) Module() *Module { return t.mod }
 // a fuel budget of lim.Fuel, and the task within another, so that the
 // fuel a task may use does not depend on whether its instance was warm.
 func (t *Task) Call(ctx context.Context, input []byte, lim Limits) ([]byte, error) {
+	return t.call(ctx, input, lim, nil)
+}
+
+// CallStats is what one call took.
+type CallStats struct {
+	// Duration is the call's wall-clock time, its instance's start-up
+	// included when it needed a new one.
+	Duration time.Duration
+	// Fuel is the fuel the task burned (about one unit an instruction):
+	// the same for the same input, whatever the machine.
+	Fuel uint64
+	// Memory is the guest's linear memory and tables when the call ended,
+	// in bytes: its peak, since a guest's memory never shrinks.
+	Memory uint64
+	// Output is the output's size in bytes.
+	Output int
+}
+
+// CallWithStats is Call, reporting what the call took, failed or not.
+func (t *Task) CallWithStats(ctx context.Context, input []byte, lim Limits) ([]byte, CallStats, error) {
+	var st CallStats
+	start := time.Now()
+	out, err := t.call(ctx, input, lim, &st)
+	st.Duration, st.Output = time.Since(start), len(out)
+	return out, st, err
+}
+
+func (t *Task) call(ctx context.Context, input []byte, lim Limits, st *CallStats) ([]byte, error) {
 	m := t.mod
 	if err := m.callable(t); err != nil {
 		return nil, err
@@ -122,6 +150,12 @@ func (t *Task) Call(ctx context.Context, input []byte, lim Limits) ([]byte, erro
 		return nil, m.startFailed(t.Spec.Name, err)
 	}
 	out, keep, err := inst.call(ctx, t, input, lim, deadline)
+	if st != nil {
+		st.Memory = inst.mem.used()
+		if inst.k.meter.fuel != nil {
+			st.Fuel = inst.k.meter.used()
+		}
+	}
 	inst.clean = false
 	if keep && !keepState {
 		keep = inst.restore() // the next call starts where this one did

@@ -28,6 +28,7 @@ type cli struct {
 	LogLevel  string `name:"log-level" enum:",debug,info,warn,error" default:"" help:"Least severe log level shown: debug, info, warn or error (default: info for worker, warn otherwise). Guest logs go through the same logger."`
 
 	Run     runCmd     `cmd:"" help:"Run a flow (flow.toml) and print its result: in this process, or on a broker's workers with --broker."`
+	Call    callCmd    `cmd:"" help:"Run one task of a module and print its output: the fastest way to try a task."`
 	Graph   graphCmd   `cmd:"" help:"Print a flow's graph as Graphviz DOT or Mermaid."`
 	Worker  workerCmd  `cmd:"" help:"Serve tasks from a broker until SIGINT/SIGTERM, then drain."`
 	Status  statusCmd  `cmd:"" help:"Show a run's status and steps (broker runs)."`

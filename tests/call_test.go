@@ -1,0 +1,121 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flowhost/flowhost/internal/testmod"
+)
+
+// callOut is `flowhost call --json`'s output.
+type callOut struct {
+	Task   string          `json:"task"`
+	Status string          `json:"status"`
+	Output json.RawMessage `json:"output"`
+	Error  string          `json:"error"`
+	Kind   string          `json:"kind"`
+	Stats  *struct {
+		DurationMS float64 `json:"duration_ms"`
+		Fuel       uint64  `json:"fuel"`
+		Memory     uint64  `json:"memory_bytes"`
+		Output     int     `json:"output_bytes"`
+	} `json:"stats"`
+}
+
+// TestCall: `flowhost call` runs one task as a flow would, and reports
+// its output or its typed failure with run's exit codes.
+func TestCall(t *testing.T) {
+	dir := t.TempDir()
+	for name, files := range map[string][2]string{
+		"flaky.wasm":  {"tests/testdata/flaky.wat", "tests/testdata/flaky.json"},
+		"bigmem.wasm": {"tests/testdata/bigmem.wat", "tests/testdata/bigmem.json"},
+		"wasi.wasm":   {"host/testdata/wasi_read.wat", "host/testdata/wasi_read.json"},
+	} {
+		os.WriteFile(filepath.Join(dir, name), testmod.Module(t, "../"+files[0], "../"+files[1]), 0o644)
+	}
+	os.MkdirAll(filepath.Join(dir, "shared", "etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "shared", "etc", "passwd"), []byte("x"), 0o644)
+	stats, text := "plugins/examples/stats-c/stats.wasm", "plugins/examples/textkit-go/textkit.wasm"
+	mod := func(name string) string { return filepath.Join(dir, name) }
+	for _, c := range []struct {
+		name   string
+		args   []string
+		code   int
+		output string // with status succeeded
+		kind   string // with status failed
+		errHas string
+	}{
+		{name: "success", args: []string{stats, "square", "-i", "x=7"}, output: `49`},
+		{name: "defaults", args: []string{text, "is_long", "-i", "word=flowhost"}, output: `true`},
+		{name: "task error", args: []string{text, "fail_if", "-i", "flag=true", "-i", "message=no good"}, code: 1, kind: "task error", errHas: "textkit.fail_if: no good"},
+		{name: "timeout", args: []string{mod("flaky.wasm"), "spin", "--timeout", "200ms"}, code: 1, kind: "timeout", errHas: "did not finish within 200ms"},
+		{name: "fuel", args: []string{stats, "square", "-i", "x=7", "--fuel", "10"}, code: 1, kind: "fuel exhausted", errHas: "budget of 10 units"},
+		{name: "memory", args: []string{mod("bigmem.wasm"), "run", "--memory", "1MiB"}, code: 1, kind: "memory limit", errHas: "the memory limit is 1048576 bytes"},
+		{name: "max output", args: []string{text, "upper", "-i", "text=" + strings.Repeat("a", 100), "--max-output", "10"}, code: 1, kind: "output too large"},
+		{name: "no grant", args: []string{mod("wasi.wasm"), "read"}, output: `8`},
+		{name: "files grant", args: []string{mod("wasi.wasm"), "read", "--grant", "files=/data:" + filepath.Join(dir, "shared")}, output: `0`},
+		{name: "env grant", args: []string{mod("wasi.wasm"), "env", "--grant", "env=A=1", "--grant", "env=B=2"}, output: `2`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := flowhost(t, append([]string{"call", "--json"}, c.args...)...)
+			var out callOut
+			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+				t.Fatalf("stdout is not one JSON object: %v\n%s\n%s", err, r.stdout, r.stderr)
+			}
+			if r.code != c.code {
+				t.Fatalf("exit %d, want %d: %s %s", r.code, c.code, r.stdout, r.stderr)
+			}
+			if c.code == 0 && (out.Status != "succeeded" || string(out.Output) != c.output) {
+				t.Fatalf("got %s, want output %s", r.stdout, c.output)
+			}
+			if c.code != 0 && (out.Status != "failed" || out.Kind != c.kind || !strings.Contains(out.Error, c.errHas) || string(out.Output) != "null") {
+				t.Fatalf("got %s, want a %q failure with %q", r.stdout, c.kind, c.errHas)
+			}
+		})
+	}
+	// The same call burns the same fuel, whatever ran before.
+	var fuel []uint64
+	for range 2 {
+		r := flowhost(t, "call", "--json", "--stats", stats, "describe", "-i", "values=[3,1,4,1,5]")
+		var out callOut
+		if json.Unmarshal([]byte(r.stdout), &out); out.Stats == nil || out.Stats.Fuel == 0 || out.Stats.Memory == 0 || out.Stats.Output != len(out.Output) {
+			t.Fatalf("stats: %s", r.stdout)
+		}
+		fuel = append(fuel, out.Stats.Fuel)
+	}
+	if fuel[0] != fuel[1] {
+		t.Fatalf("the same call burned %d then %d units", fuel[0], fuel[1])
+	}
+	// Without --json: the output on stdout, the stats on stderr.
+	if r := flowhost(t, "call", "--stats", stats, "square", "-i", "x=3"); r.code != 0 || strings.TrimSpace(r.stdout) != "9" || !strings.Contains(r.stderr, "fuel ") {
+		t.Fatalf("human output: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestCallInvalid: a call that cannot start exits 2 with an error that
+// names the culprit.
+func TestCallInvalid(t *testing.T) {
+	stats := "plugins/examples/stats-c/stats.wasm"
+	for _, c := range []struct {
+		args   []string
+		errHas string
+	}{
+		{[]string{stats, "squar"}, `has no task "squar"; did you mean "square"?`},
+		{[]string{stats, "square", "-i", "y=1"}, `the task has no input "y" (inputs: x)`},
+		{[]string{stats, "square"}, `missing required input "x"`},
+		{[]string{stats, "square", "-i", "x=[1"}, "x"},
+		{[]string{"missing.wasm", "square"}, "missing.wasm"},
+		{[]string{stats, "square", "-i", "x=1", "--grant", "file=/d:."}, `unknown grant "file"; did you mean "files"?`},
+		{[]string{stats, "square", "-i", "x=1", "--grant", "files=/d:/no/such/dir"}, "grant files"},
+		{[]string{stats, "square", "-i", "x=1", "--grant", "http=a/b"}, "grant http"},
+		{[]string{stats, "square", "-i", "x=1", "--memory", "lots"}, `invalid size "lots"`},
+	} {
+		r := flowhost(t, append([]string{"call"}, c.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.errHas) {
+			t.Errorf("call %v: exit %d, stderr %q; want 2 and %q", c.args, r.code, r.stderr, c.errHas)
+		}
+	}
+}
