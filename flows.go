@@ -138,6 +138,9 @@ type ExecOptions struct {
 	// RunFrom, when positive, runs that step (1-based; a node, in plan
 	// order) and every later one again, whatever the cache holds.
 	RunFrom int
+	// OnFailedCall receives each call that failed for good, with its exact
+	// input, module and limits (runner.Config.OnFailedCall).
+	OnFailedCall func(track.FailedCall)
 }
 
 // Exec runs a loaded flow in this process, on the host's workers, and
@@ -152,7 +155,7 @@ func (h *Host) Exec(ctx context.Context, f *Flow, o ExecOptions) (string, json.R
 		return id, nil, err
 	}
 	r := h.newRunner(f.Modules, runner.Config{Tenant: tenant, Policy: o.Policy, Limits: f.File.Limits, Grants: f.File.Grants,
-		Observer: track.Observers(h.tracker, h.opts.Observer, o.Observer), Cache: o.Cache, RunFrom: o.RunFrom})
+		Observer: track.Observers(h.tracker, h.opts.Observer, o.Observer), Cache: o.Cache, RunFrom: o.RunFrom, OnFailedCall: o.OnFailedCall})
 	v, err := r.Exec(ctx, id, f.Plan)
 	if err == nil {
 		h.tracker.SetResult(id, v)

@@ -130,6 +130,15 @@ func (b *Batch) Sub(idx []int) *Batch {
 	return s
 }
 
+// Input is the input call i runs on: its canonical form when the call
+// goes through the cache (the bytes its key is made of), else input.
+func (b *Batch) Input(i int, input []byte) []byte {
+	if b.store != nil && b.keys[i] != (Key{}) {
+		return b.canon[i]
+	}
+	return input
+}
+
 // Call runs call i of the batch, on input (inputs[i]): the stored result
 // when there is one (hit), else the call, whose result is kept for Flush
 // when it succeeded. Failures are never stored.
@@ -141,7 +150,7 @@ func (b *Batch) Call(ctx context.Context, i int, input []byte) (out []byte, hit 
 	if v, ok := b.Hit(i); ok {
 		return v, true, nil
 	}
-	out, err = b.task.Call(ctx, b.canon[i], b.lim)
+	out, err = b.task.Call(ctx, b.Input(i, input), b.lim)
 	if err == nil {
 		b.put, b.vals = append(b.put, b.keys[i]), append(b.vals, out)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/pipeline"
+	"github.com/flowhost/flowhost/track"
 )
 
 // Call is one task call of a step.
@@ -263,12 +264,14 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 			})
 			continue
 		case Skip:
+			f.recordFailure(i, err)
 			f.res.errs[i] = err
 			f.nDone++
 			f.nFailed++
 			f.left--
 			continue
 		}
+		f.recordFailure(i, err)
 		f.failLocked(err, i)
 		f.mu.Unlock()
 		return
@@ -292,6 +295,27 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 	if complete {
 		f.done(&f.res)
 	}
+}
+
+// recordFailure hands call i's final failure to Config.OnFailedCall:
+// the exact input the task saw, its module and limits. A call canceled
+// because its run ended failed on another's account: not recorded.
+func (f *fanout) recordFailure(i int, err error) {
+	if f.r.onFailedCall == nil || !OwnFailure(err) {
+		return
+	}
+	c := f.spec.calls[i]
+	input := c.Input
+	if f.lookups != nil {
+		input = f.lookups[i].Input(f.pos[i], input)
+	}
+	elem := -1
+	switch f.spec.kind {
+	case pipeline.Map, pipeline.Filter, pipeline.Group:
+		elem = i
+	}
+	f.r.onFailedCall(track.FailedCall{Step: f.spec.step, Element: elem, Label: f.spec.label, Module: f.r.alias(c.Task.Module()),
+		SHA256: c.Task.Module().SHA256, Task: c.Task.Spec.Name, Input: input, Limits: f.spec.limits, Attempts: f.attempts[i] + 1, Error: err.Error()})
 }
 
 // failLocked ends the fan-out with err. Called with f.mu held; calls done

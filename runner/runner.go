@@ -58,6 +58,11 @@ type Config struct {
 	// Metrics records the calls the runner serves from the cache itself
 	// (the broker records those it runs); nil records nothing.
 	Metrics *metrics.Metrics
+	// OnFailedCall, when set, receives each call that failed for good (or
+	// whose failure skip_errors skipped), with its exact input, module and
+	// limits: `flowhost call --from` runs it again. It is called on the
+	// fan-out's goroutine: it must not block.
+	OnFailedCall func(track.FailedCall)
 	// RunFrom, when positive, makes the calls of that step (1-based, or
 	// node in plan order) and every later one run again: they do not read
 	// the cache (they still write it). `flowhost rerun --from`.
@@ -80,6 +85,8 @@ type Runner struct {
 	cache       cache.Store
 	metrics     *metrics.Metrics
 	runFrom     int
+
+	onFailedCall func(track.FailedCall)
 }
 
 var _ pipeline.Executor = (*Runner)(nil)
@@ -87,7 +94,7 @@ var _ pipeline.Executor = (*Runner)(nil)
 // New makes a runner.
 func New(cfg Config) *Runner {
 	r := &Runner{broker: cfg.Broker, tenant: cfg.Tenant, policy: cfg.Policy, grants: cfg.Grants, modules: cfg.Modules, flowLimits: cfg.Limits, obs: cfg.Observer,
-		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, metrics: cfg.Metrics, runFrom: cfg.RunFrom}
+		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, metrics: cfg.Metrics, runFrom: cfg.RunFrom, onFailedCall: cfg.OnFailedCall}
 	if r.obs == nil {
 		r.obs = track.ObserverFunc(func(track.Event) {})
 	}
@@ -108,6 +115,16 @@ func New(cfg Config) *Runner {
 	}
 	r.retryBase, r.retryMax = min(r.retryBase, policy.MaxDuration), min(r.retryMax, policy.MaxDuration)
 	return r
+}
+
+// alias is the alias m is loaded under.
+func (r *Runner) alias(m *host.Module) string {
+	for a, mm := range r.modules {
+		if mm == m {
+			return a
+		}
+	}
+	return m.Name
 }
 
 // Catalog is the manifests of the runner's modules, by alias.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowhost/flowhost/internal/redistest"
 	"github.com/flowhost/flowhost/internal/testmod"
 )
 
@@ -117,5 +118,65 @@ func TestCallInvalid(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, c.errHas) {
 			t.Errorf("call %v: exit %d, stderr %q; want 2 and %q", c.args, r.code, r.stderr, c.errHas)
 		}
+	}
+}
+
+// TestCallFrom: a failed map element of a run, in-process and on Redis,
+// runs again on this machine from what the run recorded (the exact
+// module, input and limits) and fails the same way: the same error text,
+// the same fuel. The module file is changed after the run, so a call
+// that read the flow's plugin again would not fail at all.
+func TestCallFrom(t *testing.T) {
+	srv := redistest.Start(t)
+	worker(t, srv, "w1")
+	big := make([]int, 2000)
+	for i := range big {
+		big[i] = i
+	}
+	xs, _ := json.Marshal([][]int{{1, 2}, {3}, big, {4, 5}})
+	for _, where := range []string{"in-process", "redis"} {
+		t.Run(where, func(t *testing.T) {
+			dir := t.TempDir()
+			stats := filepath.Join(dir, "stats.wasm")
+			orig, _ := os.ReadFile("../plugins/examples/stats-c/stats.wasm")
+			os.WriteFile(stats, orig, 0o644)
+			flow := filepath.Join(dir, "flow.toml")
+			os.WriteFile(flow, []byte("[plugins]\nstats = \"stats.wasm\"\n[inputs]\nvalues = "+string(xs)+
+				"\n[limits]\nfuel = 1000000\n[[step]]\nmap = \"stats.describe\"\nparam = \"values\"\n[[step]]\ncall = \"stats.sum\"\n"), 0o644)
+			var args []string
+			if where == "redis" {
+				args = []string{"--broker", srv.URL()}
+			}
+			out, r := runJSONOut(t, append(args, flow)...)
+			want := "stats.describe: fuel exhausted: the call used up its budget of 1000000 units"
+			if out.Status != "failed" || out.Error == nil || !strings.Contains(*out.Error, "element 2: "+want) {
+				t.Fatalf("the run: %s %s", r.stdout, r.stderr)
+			}
+			// The plugin's file is another module now.
+			os.WriteFile(stats, testmod.WAT(t, "../bench/testdata/one.wat"), 0o644)
+			for _, elem := range []string{"2", ""} { // the step's one failed call: its element may be left out
+				r := flowhost(t, append([]string{"call", "--json", "--stats", "--from", out.RunID, "1", elem}, args...)...)
+				var c callOut
+				if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || r.code != 1 || c.Status != "failed" || c.Error != want ||
+					c.Kind != "fuel exhausted" || c.Stats == nil || c.Stats.Fuel != 1000000 {
+					t.Fatalf("call --from %s 1 %s: exit %d %s %s", out.RunID, elem, r.code, r.stdout, r.stderr)
+				}
+			}
+			// A larger budget on the command line: the call succeeds.
+			r = flowhost(t, append([]string{"call", "--from", out.RunID, "1", "2", "--fuel", "100000000"}, args...)...)
+			if r.code != 0 || !strings.Contains(r.stdout, `"count": 2000`) || !strings.Contains(r.stderr, "element 2 of") {
+				t.Fatalf("with more fuel: exit %d %s %s", r.code, r.stdout, r.stderr)
+			}
+			// What was not recorded is refused, naming what was.
+			for _, c := range [][]string{{"1", "1"}, {"2"}, {"3"}} {
+				r := flowhost(t, append(append([]string{"call", "--from", out.RunID}, c...), args...)...)
+				if r.code != 2 || !strings.Contains(r.stderr, "its failed calls: step 1 element 2") {
+					t.Errorf("call --from %v: exit %d %s", c, r.code, r.stderr)
+				}
+			}
+		})
+	}
+	if r := flowhost(t, "call", "--from", "1a2b3c", "1"); r.code != 2 || !strings.Contains(r.stderr, "no in-process run 1a2b3c") {
+		t.Fatalf("an unknown run: %d %s", r.code, r.stderr)
 	}
 }

@@ -19,8 +19,8 @@ var tenantCommands = []string{
 	"client|setname", "client|getname", "client|id",
 	// transactions (submit, cancel)
 	"multi", "exec", "discard", "watch", "unwatch",
-	// modules
-	"set",
+	// modules (written at submit, read back by call --from)
+	"set", "get",
 	// runs: state, steps, index, expiry
 	"hset", "hget", "hgetall", "hmget", "zadd", "zrevrange", "pexpire",
 	// work and events

@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -384,6 +386,53 @@ func (c *Client) Spec(ctx context.Context, tenant, id string) (*Spec, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// FailedCalls returns the failed calls run id recorded (track.FailedCall),
+// step by step. A record that fails its check (a tenant may write its
+// keys) is left out.
+func (c *Client) FailedCalls(ctx context.Context, tenant, id string) ([]track.FailedCall, error) {
+	if err := checkNames(tenant, id); err != nil {
+		return nil, err
+	}
+	h, err := c.rdb.HGetAll(ctx, failedKey(tenant, id)).Result()
+	if err != nil {
+		return nil, err
+	}
+	var out []track.FailedCall
+	for k, v := range h {
+		var fc track.FailedCall
+		if json.Unmarshal([]byte(v), &fc) != nil || fc.Check() != nil || fc.Key() != k {
+			continue
+		}
+		out = append(out, fc)
+	}
+	slices.SortFunc(out, func(a, b track.FailedCall) int {
+		if a.Step != b.Step {
+			return a.Step - b.Step
+		}
+		return a.Element - b.Element
+	})
+	return out, nil
+}
+
+// Module returns the bytes of the module with digest sha that a run of
+// tenant's was submitted with; they are checked against it.
+func (c *Client) Module(ctx context.Context, tenant, sha string) ([]byte, error) {
+	if err := checkNames(tenant, ""); err != nil {
+		return nil, err
+	}
+	b, err := c.rdb.Get(ctx, moduleKey(tenant, sha)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("module %s is no longer stored for tenant %s", sha, tenant)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != sha {
+		return nil, fmt.Errorf("the module stored as %s does not have that digest", sha)
+	}
+	return b, nil
 }
 
 // AddTenant registers a tenant, so that workers read its stream, and

@@ -50,6 +50,9 @@ func stepKey(tenant, run string, step int) string {
 
 func eventsKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:events", tenant, run) }
 
+// failedKey holds a run's failed calls (track.FailedCall), by Key.
+func failedKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:failed", tenant, run) }
+
 // cacheKey is a result cache entry, under its tenant's keys: a tenant
 // never reads another's results.
 func cacheKey(tenant string, key cache.Key) string {

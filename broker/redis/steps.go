@@ -348,6 +348,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 				w.wrote(ctx, "retry count", w.rdb.HIncrBy(ctx, stepKey(m.Tenant, m.Run, m.Step), "retries", 1).Err())
 				w.emit(ctx, m, runner.StepRetriedEvent(w.stepEvent(rs, m), elem, attempt+1, err))
 			case runner.Skip:
+				w.recordFailure(ctx, rs, m, elem, task, batch.Input(i, in), lim, attempt+1, err)
 				if br.Errs == nil {
 					br.Errs = make([]string, len(m.Inputs))
 				}
@@ -355,6 +356,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 				br.Outputs[i] = json.RawMessage("null")
 				continue
 			default:
+				w.recordFailure(ctx, rs, m, elem, task, batch.Input(i, in), lim, attempt+1, err)
 				return fail(elem, err)
 			}
 			break
@@ -397,6 +399,42 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 		return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant), delayedIndex},
 			batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), finJSON, remainder, dueMS, m.Tenant).Err()
 	})
+}
+
+// recordFailure keeps a call's final failure for `flowhost call --from`:
+// its exact input, module and limits, under the run's keys, for as long
+// as the run's state. A run keeps at most track.MaxFailedCalls, and none
+// whose input is over track.MaxFailedInput; a call canceled because its
+// run ended is not its own failure and is not kept.
+func (w *Worker) recordFailure(ctx context.Context, rs *runState, m *message, elem int, task *host.Task, input []byte, lim host.Limits, attempts int, err error) {
+	if !runner.OwnFailure(err) || len(input) > track.MaxFailedInput {
+		return
+	}
+	c := track.FailedCall{Step: m.Step + 1, Element: -1, Label: rs.label(m.Step), SHA256: task.Module().SHA256, Task: task.Spec.Name,
+		Input: input, Limits: lim, Attempts: attempts, Error: err.Error()}
+	if rs.seq != nil {
+		st := &rs.seq.Steps[m.Step]
+		c.Module = st.Tasks[m.Task].Alias
+		switch st.Kind {
+		case pipeline.Map, pipeline.Filter:
+			c.Element = elem
+		case pipeline.Group:
+			c.Element = m.Task
+		}
+	} else {
+		c.Module = rs.df.Nodes[m.Step].Alias
+	}
+	key := failedKey(m.Tenant, m.Run)
+	if n, err := w.rdb.HLen(ctx, key).Result(); err != nil || n >= track.MaxFailedCalls {
+		return
+	}
+	b, _ := json.Marshal(c)
+	_, werr := w.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.HSet(ctx, key, c.Key(), b)
+		p.PExpire(ctx, key, 7*rs.spec.ResultTTL)
+		return nil
+	})
+	w.wrote(ctx, "failed call", werr)
 }
 
 // yieldAfter is how long a batch runs before it yields its slot to

@@ -16,6 +16,7 @@ import (
 	"github.com/flowhost/flowhost/internal/atomicfile"
 	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/runner"
+	"github.com/flowhost/flowhost/track"
 )
 
 // dataDir is where the command line keeps sub (compiled modules, results,
@@ -54,6 +55,8 @@ type runRecord struct {
 	Policy  string   `json:"policy,omitempty"`
 	Status  string   `json:"status"`
 	RerunOf string   `json:"rerun_of,omitempty"`
+	// FailedCalls are the calls that failed, for `flowhost call --from`.
+	FailedCalls []track.FailedCall `json:"failed_calls,omitempty"`
 }
 
 func (g *globals) recordPath(id string) string {
@@ -104,20 +107,9 @@ func (c *rerunCmd) Run(g *globals) error {
 	if c.Broker != "" {
 		return c.remote(g)
 	}
-	path := g.recordPath(c.RunID)
-	if path == "" {
-		return usageErr(errors.New("no record of in-process runs: --cache-dir is off"))
-	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return usageErr(fmt.Errorf("no in-process run %s on this machine (records are in %s); for a broker's run, give --broker", c.RunID, filepath.Dir(path)))
-	}
+	rec, err := g.loadRecord(c.RunID)
 	if err != nil {
 		return err
-	}
-	var rec runRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return fmt.Errorf("record of run %s: %w", c.RunID, err)
 	}
 	run := &runCmd{Flow: rec.Flow, Input: rec.Inputs, Tenant: rec.Tenant, Policy: rec.Policy, JSON: c.JSON, Quiet: c.Quiet,
 		rerunOf: c.RunID, runFrom: c.From}

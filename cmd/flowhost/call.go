@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,8 +22,8 @@ import (
 )
 
 type callCmd struct {
-	Module string   `arg:"" name:"MODULE.wasm" help:"The module."`
-	Task   string   `arg:"" name:"TASK" help:"The task to call, as the module's manifest names it."`
+	Module string   `arg:"" name:"MODULE.wasm" help:"The module (with --from: the step of the call to run again, 1-based)."`
+	Task   string   `arg:"" optional:"" name:"TASK" help:"The task to call, as the module's manifest names it (with --from: the map, filter or group element, 0-based)."`
 	Input  []string `short:"i" name:"input" sep:"none" placeholder:"NAME=JSON" help:"Set an input of the task: NAME=JSON, NAME=TEXT or NAME=@PATH, read as run --input reads it. Inputs not set take their declared defaults. Repeatable."`
 	JSON   bool     `help:"Print exactly one JSON object: {task, status, output, error, kind, stats}."`
 	Stats  bool     `help:"Also print what the call took: duration, fuel, peak memory, output size (on stderr, or under \"stats\" with --json)."`
@@ -31,8 +32,12 @@ type callCmd struct {
 	Memory    sizeFlag      `placeholder:"SIZE" help:"Guest memory limit, like 64MiB (default 256MiB)."`
 	MaxOutput sizeFlag      `name:"max-output" placeholder:"SIZE" help:"Largest output, like 1MiB (default 16MiB)."`
 	Fuel      uint64        `placeholder:"UNITS" help:"CPU budget in units of about one instruction (default: none; the timeout still applies)."`
-	State     string        `enum:"auto,reset,keep" default:"auto" help:"Start the call from the guest's state after start-up (reset) or not (keep); auto lets the host choose per module."`
+	State     string        `enum:",auto,reset,keep" default:"" help:"Start the call from the guest's state after start-up (reset) or not (keep); auto (the default) lets the host choose per module."`
 	Grant     []string      `name:"grant" sep:"none" placeholder:"GRANT" help:"Let the task reach beyond the sandbox, as a flow's [grants] does: files=/guest:HOSTDIR (read-only), env=NAME (this process's value) or env=NAME=VALUE, http=HOST (or *.example.com), private (HTTP to private addresses), clock, random. Repeatable."`
+
+	From   string `placeholder:"RUN_ID" help:"Run again, here, a call that failed in run RUN_ID: the exact module (by sha256), input and limits it ran with; the arguments are then STEP [ELEMENT]. The limits flags override the recorded ones."`
+	Broker string `env:"FLOWHOST_BROKER" placeholder:"URL" help:"With --from: the run is this broker's (default: an in-process run of this machine)."`
+	Tenant string `default:"default" help:"With --from and --broker: the run's tenant."`
 }
 
 // callJSON is call --json's output.
@@ -55,7 +60,21 @@ type statsJSON struct {
 func (c *callCmd) Run(g *globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	lim, err := c.limits()
+	// The guest's logs are what a call is tried for: shown from info up.
+	g.logger = g.newLogger(slog.LevelInfo)
+	if c.From != "" {
+		if len(c.Input) > 0 {
+			return usageErr(errors.New("--from runs the recorded input: --input does not apply"))
+		}
+		return c.callFrom(ctx, g)
+	}
+	if c.Broker != "" {
+		return usageErr(errors.New("--broker applies with --from: a call runs in this process"))
+	}
+	if c.Task == "" {
+		return usageErr(errors.New("which task? flowhost call MODULE.wasm TASK (flowhost inspect MODULE.wasm lists them)"))
+	}
+	lim, err := c.limits(host.DefaultLimits)
 	if err != nil {
 		return usageErr(err)
 	}
@@ -67,8 +86,6 @@ func (c *callCmd) Run(g *globals) error {
 		}
 		values[name] = v
 	}
-	// The guest's logs are what a call is tried for: shown from info up.
-	g.logger = g.newLogger(slog.LevelInfo)
 	eng, err := g.newEngine(ctx)
 	if err != nil {
 		return err
@@ -126,9 +143,9 @@ func (c *callCmd) report(g *globals, out []byte, st host.CallStats, err error) e
 	return writeJSON(g.stdout, out)
 }
 
-// limits are the call's limits: the defaults, with the flags'.
-func (c *callCmd) limits() (host.Limits, error) {
-	lim := host.DefaultLimits
+// limits are the call's limits: base (the defaults, or a recorded
+// call's), with the flags'.
+func (c *callCmd) limits(lim host.Limits) (host.Limits, error) {
 	if c.Timeout > 0 {
 		lim.Timeout = c.Timeout
 	}
@@ -138,20 +155,25 @@ func (c *callCmd) limits() (host.Limits, error) {
 	if c.MaxOutput > 0 {
 		lim.MaxOutput = uint64(c.MaxOutput)
 	}
-	lim.Fuel = c.Fuel
-	lim.State = c.State
-	if lim.State == "auto" {
+	if c.Fuel > 0 {
+		lim.Fuel = c.Fuel
+	}
+	switch c.State {
+	case "auto":
 		lim.State = policy.StateAuto
+	case "":
+	default:
+		lim.State = c.State
 	}
 	g, err := parseGrants(c.Grant)
 	if err != nil {
 		return lim, err
 	}
 	if !g.Empty() {
-		if err := host.CheckGrants(&g); err != nil {
-			return lim, fmt.Errorf("--grant: %w", err)
-		}
 		lim.Grants = &g
+	}
+	if err := host.CheckGrants(lim.Grants); err != nil {
+		return lim, fmt.Errorf("grants: %w", err)
 	}
 	return lim, nil
 }
@@ -227,6 +249,17 @@ Examples:
   flowhost call stats.wasm describe -i 'values=[1,2,3,4]' --stats
   flowhost call textkit.wasm upper -i text=hello --json
   flowhost call reader.wasm count --grant files=/data:./data
+  flowhost call --from 1a231e96241e9093aadd297 2 17 --stats
+  flowhost call --from 1a231e96241e9093aadd297 3 --broker redis://localhost:6379/0 --tenant acme
+
+With --from, the call that failed in a run (in-process on this machine,
+or on a broker's workers with --broker) runs again here: the exact
+module, by sha256, the exact input the task saw, and the limits it had,
+with the guest's logs shown. Unless the flow granted the task the world
+(real clock or randomness, files, environment, HTTP), a task is a
+function of its input, so it fails again the same way, with the same
+fuel (--stats). Runs keep their failed calls (at most 100, inputs up to
+1 MiB) for as long as their results.
 
 Exit codes: 0 the call succeeded; 1 the task failed (its error names the
 class: timeout, fuel, memory, trap, ...); 2 the module, the task, an

@@ -134,11 +134,15 @@ func (c *runCmd) Run(g *globals) error {
 		fmt.Fprintf(g.stderr, "run %s re-runs %s\n", runID, c.rerunOf)
 	}
 	start := time.Now()
-	_, result, err := h.Exec(ctx, f, flowhost.ExecOptions{RunID: runID, Tenant: tenant, Policy: pol, Observer: obs, Cache: store, RunFrom: c.runFrom})
-	rec := runRecord{RunID: runID, Flow: c.Flow, Inputs: c.Input, Tenant: c.Tenant, Policy: c.Policy, Status: string(track.Succeeded), RerunOf: c.rerunOf}
+	var failed failedCalls
+	_, result, err := h.Exec(ctx, f, flowhost.ExecOptions{RunID: runID, Tenant: tenant, Policy: pol, Observer: obs, Cache: store, RunFrom: c.runFrom,
+		OnFailedCall: failed.add})
+	rec := runRecord{RunID: runID, Flow: c.Flow, Inputs: c.Input, Tenant: c.Tenant, Policy: c.Policy, Status: string(track.Succeeded), RerunOf: c.rerunOf,
+		FailedCalls: failed.list()}
 	if err != nil {
 		rec.Status = string(track.Failed)
 	}
+	g.keepModules(f, rec.FailedCalls)
 	g.record(rec)
 	if ctx.Err() != nil && err != nil {
 		err = errors.Join(errors.New("interrupted"), err)
