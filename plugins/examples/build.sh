@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Builds the four example task libraries:
+# Builds the five example task libraries:
 #   textkit-go/textkit.wasm   Go guest        (go, GOOS=wasip1)
 #   stats-c/stats.wasm        C guest         (clang, lld, wasi-libc)
+#   rustkit-rust/rustkit.wasm Rust guest      (rustc, libstd-rust-dev-wasm32)
 #   jsonkit-as/jsonkit.wasm   AssemblyScript  (node, npm ci)
 #   mathwat/mathwat.wasm      WAT             (wat2wasm)
 #
 # Usage: plugins/examples/build.sh [--check] [LIBRARY...]
-#   LIBRARY   one or more of textkit-go stats-c jsonkit-as mathwat (default: all)
+#   LIBRARY   one or more of textkit-go stats-c rustkit-rust jsonkit-as mathwat (default: all)
 #   --check   also fail if a rebuilt module differs from the one that was
 #             there before (the committed modules must be up to date; the
 #             builds are reproducible, so an up-to-date tree rebuilds to the
@@ -20,14 +21,14 @@ libs=()
 for arg in "$@"; do
     case "$arg" in
         --check) check=1 ;;
-        textkit-go|stats-c|jsonkit-as|mathwat) libs+=("$arg") ;;
+        textkit-go|stats-c|rustkit-rust|jsonkit-as|mathwat) libs+=("$arg") ;;
         -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
-(( ${#libs[@]} )) || libs=(textkit-go stats-c jsonkit-as mathwat)
+(( ${#libs[@]} )) || libs=(textkit-go stats-c rustkit-rust jsonkit-as mathwat)
 
-declare -A out=([textkit-go]=textkit.wasm [stats-c]=stats.wasm [jsonkit-as]=jsonkit.wasm [mathwat]=mathwat.wasm)
+declare -A out=([textkit-go]=textkit.wasm [stats-c]=stats.wasm [rustkit-rust]=rustkit.wasm [jsonkit-as]=jsonkit.wasm [mathwat]=mathwat.wasm)
 
 # Build the CLI once for `flowhost embed`, rather than `go run` per library.
 tmp="$(mktemp -d)"
