@@ -1,7 +1,7 @@
 ;; mathwat: two integer tasks written by hand in the WebAssembly text format.
 ;;
 ;; It shows the smallest possible task module, and the second way to give a
-;; manifest (SPEC §1.2): instead of a flowhost.manifest custom section, the
+;; manifest (docs/abi.md, "The manifest"): instead of a flowhost.manifest custom section, the
 ;; module exports `flowhost_manifest`, a function () -> i32 that outputs the
 ;; manifest JSON with output_set, like a task.
 ;;
@@ -228,7 +228,7 @@
     (call $output_int (i64.add (local.get $x) (i64.const 1)))
     (i32.const 0))
 
-  ;; flowhost_manifest: outputs the manifest (SPEC §1.2, second path).
+  ;; flowhost_manifest: outputs the manifest (docs/abi.md, "The manifest": the second way).
   (func (export "flowhost_manifest") (result i32)
     (call $output (global.get $MANIFEST) (global.get $MANIFEST_LEN))
     (i32.const 0))

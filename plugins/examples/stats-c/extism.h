@@ -1,5 +1,5 @@
 /*
- * extism.h: the Extism guest ABI (flowhost task ABI v1, SPEC §1.1) for C,
+ * extism.h: the Extism guest ABI (flowhost task ABI v1, docs/abi.md) for C,
  * in one header, with a few helpers to read a task's input and set its
  * output or error.
  *
