@@ -39,6 +39,7 @@ type cli struct {
 	Rerun   rerunCmd   `cmd:"" help:"Run a run again: what succeeded is a cache hit, only what failed and what depends on it runs."`
 	Cache   cacheCmd   `cmd:"" help:"Count or clear the cached results of task calls."`
 	Tenants tenantsCmd `cmd:"" help:"Register, remove and list the tenants workers serve; print a tenant's Redis ACL."`
+	New     newCmd     `cmd:"" help:"Write a task library skeleton (Go, C, Rust, AssemblyScript or WAT) that builds and runs as written."`
 	Inspect inspectCmd `cmd:"" help:"Show a module's manifest, imports, size and sha256."`
 	Embed   embedCmd   `cmd:"" help:"Embed a manifest into a module as its flowhost.manifest custom section."`
 }

@@ -2,6 +2,10 @@
 //! needs (docs/abi.md lists them all, with their types) and `run`, which
 //! reads the task's input object, calls the task and writes its JSON
 //! output or its error. No crate is needed.
+//!
+//! The file is the same in every flowhost Rust library (`flowhost new
+//! --lang rust` writes it): a library may not use all of it.
+#![allow(dead_code)]
 
 use crate::json::{self, Json};
 
