@@ -61,8 +61,9 @@ func (c *newCmd) Run(g *globals) error {
 			if err != nil {
 				return err
 			}
-			// A go.mod would make its folder another module, which embed
-			// leaves out: it is kept as go.mod.tmpl.
+			// Go files are kept as .tmpl: a go.mod would make its folder
+			// another module, which embed leaves out, and a .go file would
+			// be built as a package of flowhost's own.
 			rel := strings.TrimSuffix(strings.TrimPrefix(p, from+"/"), ".tmpl")
 			dst := filepath.Join(dir, filepath.FromSlash(rel))
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
