@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -44,14 +45,31 @@ type Task struct {
 	Description string   `json:"description,omitempty"`
 	Inputs      []Input  `json:"inputs"`
 	Outputs     []string `json:"outputs"`
+	// OutputTypes are the outputs' types, by name, for those the
+	// manifest declares as objects {name, type, ...} in "outputs".
+	OutputTypes map[string]*Schema `json:"output_types,omitempty"`
 }
 
-// Input is a declared task input. An input with a default is optional.
+// Input is a declared task input. An input with a default is optional;
+// its type (the Schema fields, inline: type, items, properties, enum,
+// nullable) is checked before every call.
 type Input struct {
 	Name        string          `json:"name"`
 	Default     json.RawMessage `json:"default,omitempty"`
-	Type        string          `json:"type,omitempty"`
 	Description string          `json:"description,omitempty"`
+	Schema
+}
+
+// Output is an output declared as an object in "outputs".
+type Output struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Schema
+}
+
+// OutputType is the declared type of output name (nil: any).
+func (t *Task) OutputType(name string) *Schema {
+	return t.OutputTypes[name]
 }
 
 // Required reports whether the input has no default.
@@ -78,12 +96,37 @@ func (t *Task) UnmarshalJSON(b []byte) error {
 	type plain Task
 	var p struct {
 		plain
-		Output *string `json:"output"`
+		Output  *string           `json:"output"`
+		Outputs []json.RawMessage `json:"outputs"`
 	}
 	if err := json.Unmarshal(b, &p); err != nil {
 		return err
 	}
 	*t = Task(p.plain)
+	t.Outputs = nil
+	for _, raw := range p.Outputs {
+		// An output is a name, or an object {name, type, ...}.
+		if raw = bytes.TrimSpace(raw); len(raw) > 0 && raw[0] == '"' {
+			var name string
+			if err := json.Unmarshal(raw, &name); err != nil {
+				return err
+			}
+			t.Outputs = append(t.Outputs, name)
+			continue
+		}
+		var o Output
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return fmt.Errorf("task %q: an output is a name or an object {name, type, ...}: %w", t.Name, err)
+		}
+		t.Outputs = append(t.Outputs, o.Name)
+		if o.Schema.Typed() || o.Nullable {
+			if t.OutputTypes == nil {
+				t.OutputTypes = map[string]*Schema{}
+			}
+			s := o.Schema
+			t.OutputTypes[o.Name] = &s
+		}
+	}
 	if p.Output != nil {
 		if len(t.Outputs) > 0 {
 			return fmt.Errorf("task %q: both \"output\" and \"outputs\" given", t.Name)
@@ -179,9 +222,23 @@ func (m *Manifest) validate() error {
 			if in.Default != nil && !json.Valid(in.Default) {
 				return fmt.Errorf("task %q: input %q: default is not valid JSON", t.Name, in.Name)
 			}
+			where := fmt.Sprintf("task %q: input %q", t.Name, in.Name)
+			if err := in.Schema.validate(where, 0); err != nil {
+				return err
+			}
+			if in.Default != nil {
+				if err := in.Schema.Check(in.Default); err != nil {
+					return fmt.Errorf("%s: the default %s", where, err)
+				}
+			}
 		}
 		if len(t.Outputs) == 0 {
 			return fmt.Errorf("task %q declares no output", t.Name)
+		}
+		for name := range t.OutputTypes {
+			if !slices.Contains(t.Outputs, name) {
+				return fmt.Errorf("task %q: output_types names %q, which is not an output", t.Name, name)
+			}
 		}
 		outs := map[string]bool{}
 		for _, o := range t.Outputs {
@@ -192,6 +249,9 @@ func (m *Manifest) validate() error {
 				return fmt.Errorf("task %q: output %q is declared twice", t.Name, o)
 			}
 			outs[o] = true
+			if err := t.OutputTypes[o].validate(fmt.Sprintf("task %q: output %q", t.Name, o), 0); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -178,8 +178,15 @@ func checkValues(tr TaskRef, args map[string]json.RawMessage) (key, msg string) 
 	}
 	sort.Strings(names)
 	for _, name := range names {
+		in, ok := tr.Task.Input(name)
+		if !ok {
+			return "args", fmt.Sprintf("%s has no input %q%s (inputs: %s)", tr.Ref(), name, suggest(name, inputList(tr)), inputNames(tr.Task))
+		}
 		if err := pipeline.CheckJSON(args[name]); err != nil {
 			return "args", fmt.Sprintf("arg %s: %v", name, err)
+		}
+		if err := in.Schema.Check(args[name]); err != nil {
+			return "args", fmt.Sprintf("arg %s of %s %v", name, tr.Ref(), err)
 		}
 	}
 	for _, in := range tr.Task.Inputs {

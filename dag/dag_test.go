@@ -105,6 +105,9 @@ func TestDataflowDefaultOutputs(t *testing.T) {
 func TestDataflowRefusals(t *testing.T) {
 	c := catalog(t)
 	c["deep"] = deepDefault(t)
+	c["typed"] = manifest(t, `{"abi":1,"name":"typed","tasks":[
+		{"name":"name","inputs":[],"outputs":[{"name":"n","type":"string"}]},
+		{"name":"count","inputs":[{"name":"n","type":"integer"}],"outputs":[{"name":"total","type":"number"}]}]}`)
 	cases := []struct {
 		name  string
 		p     pipeline.Dataflow
@@ -135,6 +138,14 @@ func TestDataflowRefusals(t *testing.T) {
 			"arg sep: nested more than 64 levels deep", "tasks"},
 		{"timeout too long", pipeline.Dataflow{Tasks: []string{"text.split"}, TaskOptions: map[string]pipeline.Options{"text.split": {Timeout: 2100000 * time.Hour}}}, inputs("text", `""`),
 			`[task."text.split"]: timeout: duration 2100000h0m0s is too long`, ""},
+		{"unknown arg", pipeline.Dataflow{Tasks: []string{"text.split"}, TaskOptions: map[string]pipeline.Options{"text.split": {Args: map[string]json.RawMessage{"sepp": json.RawMessage(`","`)}}}}, inputs("text", `""`),
+			`text.split has no input "sepp"; did you mean "sep"?`, "tasks"},
+		{"arg of the wrong type", pipeline.Dataflow{Tasks: []string{"typed.count"}, TaskOptions: map[string]pipeline.Options{"typed.count": {Args: map[string]json.RawMessage{"n": json.RawMessage(`"3"`)}}}}, nil,
+			`arg n of typed.count must be an integer, not "3"`, "tasks"},
+		{"flow input of the wrong type", pipeline.Dataflow{Tasks: []string{"typed.count"}}, inputs("n", `2.5`),
+			`the flow input "n", bound to the input of typed.count, must be an integer, not 2.5`, "inputs"},
+		{"binding of the wrong type", pipeline.Dataflow{Tasks: []string{"typed.name", "typed.count"}, Outputs: []string{"total"}}, nil,
+			`input "n" of typed.count is integer, but typed.name's output "n", bound to it, is string: no value is both`, "tasks"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

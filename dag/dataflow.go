@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/flowhost/flowhost/abi"
 	"github.com/flowhost/flowhost/pipeline"
 )
 
@@ -192,8 +193,15 @@ func PlanDataflow(c Catalog, p *pipeline.Dataflow, in pipeline.Inputs) (*Dataflo
 			} else if j, ok := producer[inp.Name]; ok {
 				b.From = nodeOf[j]
 				deps[b.From] = true
-			} else if _, ok := in[inp.Name]; ok {
+				if out := b.From.Task.OutputType(inp.Name); !abi.CanMatch(out, &inp.Schema) {
+					return nil, &Error{Ref: n.Ref(), Field: "tasks", Msg: fmt.Sprintf("input %q of %s is %s, but %s's output %q, bound to it, is %s: no value is both",
+						inp.Name, n.Ref(), inp.Schema.String(), b.From.Ref(), inp.Name, out.String())}
+				}
+			} else if v, ok := in[inp.Name]; ok {
 				b.Flow = true
+				if err := inp.Schema.Check(v); err != nil {
+					return nil, &Error{Ref: n.Ref(), Field: "inputs", Msg: fmt.Sprintf("the flow input %q, bound to the input of %s, %v", inp.Name, n.Ref(), err)}
+				}
 			} else if !inp.Required() {
 				b.Default = inp.Default
 			} else {

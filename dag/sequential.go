@@ -63,11 +63,6 @@ func PlanSequential(c Catalog, p *pipeline.Sequential, in pipeline.Inputs) (*Seq
 				}
 				return nil, &Error{Step: n, Key: k, Msg: msg}
 			}
-			for name := range st.Args {
-				if _, ok := tr.Task.Input(name); !ok {
-					return nil, &Error{Step: n, Key: "args", Msg: fmt.Sprintf("%s has no input %q%s (inputs: %s)", tr.Ref(), name, suggest(name, inputList(tr)), inputNames(tr.Task))}
-				}
-			}
 			param, err := chooseParam(tr, st, first, in)
 			if err != nil {
 				err.Step = n

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/flowhost/flowhost/internal/jsonscan"
 )
 
 // Input builds a task's input object from named values (docs/abi.md): it
@@ -58,6 +60,38 @@ func writeName(b *bytes.Buffer, name string) {
 	b.WriteByte('"')
 }
 
+// CheckInput checks the members of an input object against the types
+// the manifest declares for them (abi.Schema), before the task runs: a
+// mismatch fails the call as bad input, naming the input and what it was
+// given. An input object that is not JSON is left to the task.
+func (t *Task) CheckInput(input []byte) error {
+	if !t.typedIn {
+		return nil
+	}
+	err := jsonscan.Object(input, func(name string, v []byte) error {
+		in, ok := t.Spec.Input(name)
+		if !ok || !in.Typed() {
+			return nil
+		}
+		if err := in.Schema.Check(v); err != nil {
+			return t.inputErr("input %q %v", name, err)
+		}
+		return nil
+	})
+	if _, bad := err.(*TaskError); bad {
+		return err
+	}
+	return nil
+}
+
+// checkOutputType checks one output's value against its declared type.
+func (t *Task) checkOutputType(name string, v []byte) error {
+	if err := t.Spec.OutputType(name).Check(v); err != nil {
+		return &TaskError{Kind: KindBadOutput, Module: t.mod.Name, Task: t.Spec.Name, Msg: fmt.Sprintf("output %q %v", name, err)}
+	}
+	return nil
+}
+
 func (t *Task) inputNames() string {
 	names := make([]string, len(t.Spec.Inputs))
 	for i, in := range t.Spec.Inputs {
@@ -86,6 +120,9 @@ func (t *Task) CheckOutput(out []byte) error {
 		return bad("output is not valid JSON: %s", preview(out))
 	}
 	if len(t.Spec.Outputs) <= 1 {
+		if t.typedOut {
+			return t.checkOutputType(t.Spec.Outputs[0], out)
+		}
 		return nil
 	}
 	var obj map[string]json.RawMessage
@@ -93,8 +130,14 @@ func (t *Task) CheckOutput(out []byte) error {
 		return bad("the task declares outputs %s, so its output must be a JSON object; got %s", strings.Join(t.Spec.Outputs, ", "), preview(out))
 	}
 	for _, name := range t.Spec.Outputs {
-		if _, ok := obj[name]; !ok {
+		v, ok := obj[name]
+		if !ok {
 			return bad("output lacks declared output %q: %s", name, preview(out))
+		}
+		if t.typedOut {
+			if err := t.checkOutputType(name, v); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -20,7 +20,7 @@ func Declared(manifest []byte) (*Module, error) {
 	for i := range m.Tasks {
 		spec := &m.Tasks[i]
 		mod.exports = append(mod.exports, spec.Export)
-		mod.tasks[spec.Name] = &Task{mod: mod, Spec: spec, index: i}
+		mod.tasks[spec.Name] = newTask(mod, spec, i)
 	}
 	return mod, nil
 }

@@ -295,7 +295,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	for i := range m.Manifest.Tasks {
 		spec := &m.Manifest.Tasks[i]
 		m.exports = append(m.exports, spec.Export)
-		m.tasks[spec.Name] = &Task{mod: m, Spec: spec, index: i}
+		m.tasks[spec.Name] = newTask(m, spec, i)
 	}
 
 	e.mu.Lock()

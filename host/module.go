@@ -90,6 +90,16 @@ type Task struct {
 	mod   *Module
 	Spec  *abi.Task
 	index int
+	// typedIn and typedOut: some input, some output has a declared type.
+	typedIn, typedOut bool
+}
+
+func newTask(m *Module, spec *abi.Task, index int) *Task {
+	t := &Task{mod: m, Spec: spec, index: index, typedOut: len(spec.OutputTypes) > 0}
+	for i := range spec.Inputs {
+		t.typedIn = t.typedIn || spec.Inputs[i].Typed()
+	}
+	return t
 }
 
 // Module returns the module the task belongs to.
@@ -134,6 +144,9 @@ func (t *Task) CallWithStats(ctx context.Context, input []byte, lim Limits) ([]b
 func (t *Task) call(ctx context.Context, input []byte, lim Limits, st *CallStats) ([]byte, error) {
 	m := t.mod
 	if err := m.callable(t); err != nil {
+		return nil, err
+	}
+	if err := t.CheckInput(input); err != nil {
 		return nil, err
 	}
 	var deadline time.Time

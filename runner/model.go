@@ -10,6 +10,7 @@ import (
 
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/internal/jsonscan"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/track"
@@ -145,7 +146,7 @@ func StepCalls(st *dag.SeqStep, task func(dag.TaskRef) (*host.Task, error), prev
 			if first {
 				src = flow[t.Param]
 			}
-			if elems, err = splitArray(src); err != nil {
+			if elems, err = jsonscan.Array(src); err != nil {
 				what := "the previous step's result"
 				if first {
 					what = fmt.Sprintf("the flow input %q", t.Param)
@@ -391,77 +392,4 @@ func RunState(err error) track.State {
 // fans reports whether a step of kind has elements (one call each).
 func fans(kind pipeline.Kind) bool {
 	return kind == pipeline.Map || kind == pipeline.Filter || kind == pipeline.Group
-}
-
-// splitArray returns the elements of the JSON array src, as slices of it
-// (no copy), or an error when src is not an array.
-func splitArray(src []byte) ([]json.RawMessage, error) {
-	if !json.Valid(src) {
-		var v []json.RawMessage
-		return nil, json.Unmarshal(src, &v) // its error names the fault
-	}
-	i := skipSpace(src, 0)
-	if bytes.Equal(trimSpace(src[i:]), []byte("null")) {
-		return nil, nil // as json.Unmarshal has it: no elements
-	}
-	if i == len(src) || src[i] != '[' {
-		return nil, errors.New("not an array")
-	}
-	// src is valid JSON: elements end at a comma or the closing bracket
-	// found outside any string or nested value.
-	elems := make([]json.RawMessage, 0, bytes.Count(src, []byte{','})+1)
-	depth, start, inStr := 0, -1, false
-	for i++; i < len(src); i++ {
-		c := src[i]
-		if inStr {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inStr = false
-			}
-			continue
-		}
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		case '"':
-			inStr = true
-		case '[', '{':
-			depth++
-		case ']', '}':
-			if depth == 0 { // the array's own end
-				if start >= 0 {
-					elems = append(elems, trimSpace(src[start:i]))
-				}
-				return elems, nil
-			}
-			depth--
-		case ',':
-			if depth == 0 {
-				elems = append(elems, trimSpace(src[start:i]))
-				start = -1
-				continue
-			}
-		}
-		if start < 0 {
-			start = i
-		}
-	}
-	return nil, errors.New("not an array")
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-func trimSpace(b []byte) []byte {
-	j := len(b)
-	for j > 0 && (b[j-1] == ' ' || b[j-1] == '\t' || b[j-1] == '\n' || b[j-1] == '\r') {
-		j--
-	}
-	return b[:j:j]
 }

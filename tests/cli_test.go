@@ -339,7 +339,7 @@ func TestFailedStepSummary(t *testing.T) {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	for _, re := range []string{
-		`filter stats\.is_even: FAILED in [0-9.]+[µm]?s: element 2: stats\.is_even: is_even: input 'x' must be a number`,
+		`filter stats\.is_even: FAILED in [0-9.]+[µm]?s: element 2: stats\.is_even: bad input: input "x" must be an integer, not "a"`,
 		`(?m)^1 filter stats\.is_even\s+3\s+0\s+1\s+0\s`,
 	} {
 		if !regexp.MustCompile(re).MatchString(r.stderr) {

@@ -35,6 +35,13 @@ func (c *embedCmd) Run(g *globals) error {
 	if err := abi.CheckTasks(mod, man); err != nil {
 		return usageErr(fmt.Errorf("%s: %w", c.Module, err))
 	}
+	// Legal, but likely mistakes: said, not refused.
+	for _, w := range abi.Warnings(data, man) {
+		fmt.Fprintf(g.stderr, "flowhost: warning: %s: %s\n", c.Manifest, w)
+	}
+	if err := abi.CheckImports(mod); err != nil {
+		fmt.Fprintf(g.stderr, "flowhost: warning: %s: %v: a flow could not load it\n", c.Module, err)
+	}
 	out, err := abi.AppendCustomSection(wasm, abi.SectionName, compactJSON(data))
 	if err != nil {
 		return usageErr(fmt.Errorf("%s: %w", c.Module, err))

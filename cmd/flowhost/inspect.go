@@ -79,14 +79,25 @@ func (c *inspectCmd) Run(g *globals) error {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "TASK\tINPUTS\tOUTPUTS\tEXPORT\tDESCRIPTION")
 	for _, t := range man.Tasks {
+		// A typed signature: "values: array of number", "sep: string=\" \"".
 		ins := make([]string, len(t.Inputs))
 		for i, in := range t.Inputs {
 			ins[i] = in.Name
+			if in.Typed() {
+				ins[i] += ": " + in.Schema.String()
+			}
 			if !in.Required() {
 				ins[i] += "=" + string(in.Default)
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.Name, dash(strings.Join(ins, ", ")), strings.Join(t.Outputs, ", "), t.Export, t.Description)
+		outs := make([]string, len(t.Outputs))
+		for i, o := range t.Outputs {
+			outs[i] = o
+			if s := t.OutputType(o); s.Typed() {
+				outs[i] += ": " + s.String()
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.Name, dash(strings.Join(ins, ", ")), strings.Join(outs, ", "), t.Export, t.Description)
 	}
 	if err := w.Flush(); err != nil {
 		return err

@@ -17,7 +17,9 @@ import (
 )
 
 // A diffCase runs one task on one input. want, when set, is the exact
-// output expected; fail, when set, is a text the guest's error must hold.
+// output expected; fail, when set, is a text the error must hold. An
+// input that the manifest's types refuse fails in flowhost before the
+// call; the guest, under Extism, must refuse it too.
 type diffCase struct {
 	task  string
 	input string
@@ -130,6 +132,14 @@ func TestDifferential(t *testing.T) {
 					got, gotErr := tk.Call(ctx, input, lim)
 					_, ref, refErr := plugin.Call(tk.Spec.Export, input)
 
+					if host.KindOf(gotErr) == host.KindBadInput {
+						// Refused before the call by the manifest's types: the
+						// guest, run on it by Extism, must refuse it too.
+						if refErr == nil || c.fail == "" || !strings.Contains(gotErr.Error(), c.fail) {
+							t.Fatalf("flowhost refused the input (%v); Extism's run of the guest: %s, %v; want a failure holding %q", gotErr, ref, refErr, c.fail)
+						}
+						return
+					}
 					if cls, refCls := classOf(gotErr), extismClass(refErr); cls != refCls {
 						t.Fatalf("flowhost: %s (%v), Extism: %s (%v)", cls, gotErr, refCls, refErr)
 					}

@@ -1,0 +1,91 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flowhost/flowhost/internal/testmod"
+)
+
+// TestEmbedWarns: embed writes a legal manifest, and says what in it is
+// likely a mistake: an unknown key (with the key meant), an output named
+// like an input, an import a flow would refuse.
+func TestEmbedWarns(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "raw.wasm")
+	os.WriteFile(raw, testmod.WATText(t, `(module
+		(import "env" "now" (func (result i64)))
+		(memory (export "memory") 1)
+		(func (export "t") (result i32) (i32.const 0)))`), 0o644)
+	man := filepath.Join(dir, "manifest.json")
+	os.WriteFile(man, []byte(`{"abi":1,"name":"m","tasks":[{"name":"t","input":["x"],"inputs":["x"],"outputs":["x"]}]}`), 0o644)
+	r := flowhost(t, "embed", "-m", man, "-o", filepath.Join(dir, "m.wasm"), raw)
+	if r.code != 0 {
+		t.Fatalf("embed: %d %s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		`warning: ` + man + `: task "t": unknown key "input" is ignored; did you mean "inputs"?`,
+		`task "t": output "x" has the name of one of its inputs`,
+		`warning: ` + raw + `: import refused: env.now`,
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
+
+// TestTypedTasks: a typed input is checked before the call and a typed
+// output after it, on every path (call, a map's elements, a flow's
+// args), a dataflow binding whose types cannot match is refused before
+// anything runs, and every error names the task, the input or output,
+// and what it was given.
+func TestTypedTasks(t *testing.T) {
+	dir := t.TempDir()
+	stats, _ := filepath.Abs("../plugins/examples/stats-c/stats.wasm")
+	// A task that says "x" where its manifest promises an integer.
+	liar := filepath.Join(dir, "liar.wasm")
+	os.WriteFile(liar, testmod.WithManifest(t, testmod.WATText(t, `(module
+		(import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+		(import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+		(import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+		(memory (export "memory") 1)
+		(func (export "name") (result i32) (local $o i64)
+			(local.set $o (call $alloc (i64.const 3)))
+			(call $store_u8 (local.get $o) (i32.const 34))
+			(call $store_u8 (i64.add (local.get $o) (i64.const 1)) (i32.const 120))
+			(call $store_u8 (i64.add (local.get $o) (i64.const 2)) (i32.const 34))
+			(call $output_set (local.get $o) (i64.const 3))
+			(i32.const 0))
+		(func (export "count") (result i32) (i32.const 0)))`),
+		`{"abi":1,"name":"liar","tasks":[{"name":"name","inputs":[],"outputs":[{"name":"n","type":"integer"}]},
+		  {"name":"count","inputs":[{"name":"n","type":"string"}],"outputs":[{"name":"total","type":"number"}]}]}`), 0o644)
+
+	if r := flowhost(t, "call", stats, "square", "-i", `x="7"`); r.code != 1 || !strings.Contains(r.stderr, `stats.square: bad input: input "x" must be a number, not "7"`) {
+		t.Fatalf("call, a bad input: %d %s", r.code, r.stderr)
+	}
+	if r := flowhost(t, "call", liar, "name"); r.code != 1 || !strings.Contains(r.stderr, `liar.name: bad output: output "n" must be an integer, not "x"`) {
+		t.Fatalf("call, a bad output: %d %s", r.code, r.stderr)
+	}
+	// write writes a flow: top-level keys, the plugins, then tables.
+	write := func(top, tables string) string {
+		p := filepath.Join(dir, "flow.toml")
+		os.WriteFile(p, []byte(top+"[plugins]\nstats = "+strconvQuote(stats)+"\nliar = \"liar.wasm\"\n"+tables), 0o644)
+		return p
+	}
+	out, r := runJSONOut(t, write("", "[inputs]\nx = [1, \"two\", 3]\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n"))
+	if out.Status != "failed" || !strings.Contains(*out.Error, `element 1: stats.square: bad input: input "x" must be a number, not "two"`) {
+		t.Fatalf("a map element of the wrong type: %s %s", r.stdout, r.stderr)
+	}
+	for _, c := range []struct{ top, tables, want string }{
+		{"", "[[step]]\ncall = \"stats.is_even\"\nargs = { x = 2.5 }\n", `arg x of stats.is_even must be an integer, not 2.5`},
+		{"mode = \"dataflow\"\ntasks = [\"liar.*\"]\noutputs = [\"total\"]\n", "",
+			`input "n" of liar.count is string, but liar.name's output "n", bound to it, is integer: no value is both`},
+	} {
+		r := flowhost(t, "run", write(c.top, c.tables))
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, "flow.toml:") {
+			t.Errorf("%q: exit %d, stderr %q; want 2, file:line and %q", c.top+c.tables, r.code, r.stderr, c.want)
+		}
+	}
+}
