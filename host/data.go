@@ -68,13 +68,14 @@ func (t *Task) CheckInput(input []byte) error {
 	if !t.typedIn {
 		return nil
 	}
-	err := jsonscan.Object(input, func(name string, v []byte) error {
-		in, ok := t.Spec.Input(name)
-		if !ok || !in.Typed() {
-			return nil
-		}
-		if err := in.Schema.Check(v); err != nil {
-			return t.inputErr("input %q %v", name, err)
+	err := jsonscan.Object(input, func(name, v []byte) error {
+		for i := range t.Spec.Inputs {
+			if in := &t.Spec.Inputs[i]; in.Name == string(name) {
+				if err := in.Schema.Check(v); err != nil {
+					return t.inputErr("input %q %v", in.Name, err)
+				}
+				return nil
+			}
 		}
 		return nil
 	})

@@ -480,3 +480,21 @@ func TestCallStats(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckInput is the type check of a typed input before a call
+// (the C square's {"x": number}): it walks the input without decoding it.
+func BenchmarkCheckInput(b *testing.B) {
+	e := newEngine(b)
+	m, err := e.LoadFile(context.Background(), "../plugins/examples/stats-c/stats.wasm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tk := task(b, m, "square")
+	in := []byte(`{"x":12345}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := tk.CheckInput(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -86,48 +86,77 @@ func trimSpace(b []byte) []byte {
 	return b[:j:j]
 }
 
+var errNotObject = errors.New("not a JSON object")
+
 // Object calls fn with each member of the JSON object src, in order: its
 // key, unescaped, and its value as a slice of src. It returns fn's first
-// error, or an error when src is not an object.
-func Object(src []byte, fn func(key string, value []byte) error) error {
-	if !json.Valid(src) {
-		return errors.New("not JSON")
-	}
+// error, or an error when src is not an object. It does not check src
+// whole first (a task's input, walked before every call, would pay for
+// it twice): on valid JSON it agrees with encoding/json, and on anything
+// else it fails or yields slices of src, never more.
+func Object(src []byte, fn func(key, value []byte) error) error {
 	i := skipSpace(src, 0)
-	if i == len(src) || src[i] != '{' {
-		return errors.New("not an object")
+	if i >= len(src) || src[i] != '{' {
+		return errNotObject
 	}
-	i++
+	i = skipSpace(src, i+1)
+	if i < len(src) && src[i] == '}' {
+		return end(src, i+1)
+	}
 	for {
-		i = skipSpace(src, i)
-		if src[i] == '}' {
-			return nil
+		if i >= len(src) || src[i] != '"' {
+			return errNotObject
 		}
-		// A key: a string, decoded as encoding/json decodes it when it has
-		// an escape or bytes that are not UTF-8.
 		k0 := i
-		i = skipString(src, i)
-		key := string(src[k0+1 : i-1])
-		if bytes.IndexByte(src[k0:i], '\\') >= 0 || !utf8.ValidString(key) {
-			if err := json.Unmarshal(src[k0:i], &key); err != nil {
-				return err
-			}
+		if i = skipString(src, i); i < 0 {
+			return errNotObject
 		}
-		i = skipSpace(src, i) + 1 // the ':'
+		// A key is decoded as encoding/json decodes it when it has an
+		// escape or bytes that are not UTF-8.
+		key := src[k0+1 : i-1]
+		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+			var k string
+			if json.Unmarshal(src[k0:i], &k) != nil {
+				return errNotObject
+			}
+			key = []byte(k)
+		}
 		i = skipSpace(src, i)
+		if i >= len(src) || src[i] != ':' {
+			return errNotObject
+		}
+		i = skipSpace(src, i+1)
 		v0 := i
-		i = skipValue(src, i)
+		if i = skipValue(src, i); i <= v0 {
+			return errNotObject
+		}
 		if err := fn(key, src[v0:i]); err != nil {
 			return err
 		}
-		i = skipSpace(src, i)
-		if src[i] == ',' {
-			i++
+		if i = skipSpace(src, i); i >= len(src) {
+			return errNotObject
+		}
+		switch src[i] {
+		case ',':
+			i = skipSpace(src, i+1)
+		case '}':
+			return end(src, i+1)
+		default:
+			return errNotObject
 		}
 	}
 }
 
-// skipString returns the index just past the string starting at i.
+// end checks nothing but white space follows index i.
+func end(src []byte, i int) error {
+	if skipSpace(src, i) != len(src) {
+		return errNotObject
+	}
+	return nil
+}
+
+// skipString returns the index just past the string starting at i, or
+// -1 when it does not end.
 func skipString(b []byte, i int) int {
 	for i++; i < len(b); i++ {
 		switch b[i] {
@@ -137,11 +166,16 @@ func skipString(b []byte, i int) int {
 			return i + 1
 		}
 	}
-	return i
+	return -1
 }
 
-// skipValue returns the index just past the (valid) value starting at i.
+// skipValue returns the index just past the value starting at i (a
+// scalar runs to the next delimiter), or -1 when a string or a nesting
+// does not end.
 func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
 	switch b[i] {
 	case '"':
 		return skipString(b, i)
@@ -150,7 +184,10 @@ func skipValue(b []byte, i int) int {
 		for ; i < len(b); i++ {
 			switch b[i] {
 			case '"':
-				i = skipString(b, i) - 1
+				if i = skipString(b, i); i < 0 {
+					return -1
+				}
+				i--
 			case '{', '[':
 				depth++
 			case '}', ']':
@@ -159,9 +196,13 @@ func skipValue(b []byte, i int) int {
 				}
 			}
 		}
-		return i
+		return -1
 	}
-	for i < len(b) && !bytes.ContainsRune([]byte(" \t\n\r,}]"), rune(b[i])) {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r', ',', '}', ']':
+			return i
+		}
 		i++
 	}
 	return i

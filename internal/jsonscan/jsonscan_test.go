@@ -74,8 +74,8 @@ func FuzzArray(f *testing.F) {
 
 func TestObject(t *testing.T) {
 	var got []string
-	err := Object([]byte(` { "a" : 1 , "b\u0063":[1,{"x":"}"}], "d":"\"q\"" ,"e":{} } `), func(k string, v []byte) error {
-		got = append(got, k+"="+string(v))
+	err := Object([]byte(` { "a" : 1 , "b\u0063":[1,{"x":"}"}], "d":"\"q\"" ,"e":{} } `), func(k, v []byte) error {
+		got = append(got, string(k)+"="+string(v))
 		return nil
 	})
 	want := []string{"a=1", `bc=[1,{"x":"}"}]`, `d="\"q\""`, "e={}"}
@@ -83,25 +83,32 @@ func TestObject(t *testing.T) {
 		t.Fatalf("Object = %q, %v; want %q", got, err, want)
 	}
 	for _, bad := range []string{`[1]`, `null`, `{"a":}`, `{`, ``} {
-		if err := Object([]byte(bad), func(string, []byte) error { return nil }); err == nil {
+		if err := Object([]byte(bad), func(_, _ []byte) error { return nil }); err == nil {
 			t.Errorf("Object(%q): no error", bad)
 		}
 	}
 }
 
 // FuzzObject: a task's input (which may come from anywhere) is walked
-// member by member exactly as encoding/json decodes it: the same keys,
-// unescaped, with the same raw values (the last of a duplicate wins).
+// without a panic, and, when it is JSON, member by member exactly as
+// encoding/json decodes it: the same keys, unescaped, with the same raw
+// values (the last of a duplicate wins).
 func FuzzObject(f *testing.F) {
 	for _, s := range []string{`{}`, `{"a":1,"b":[1,"]"],"c":{"d":null}}`, `{"\u0061":1,"a":2}`, `{"a":"\\"}`, `[1]`, `null`, `{"a" : true }`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		last := map[string]string{}
-		err := Object(b, func(k string, v []byte) error {
-			last[k] = string(v)
+		err := Object(b, func(k, v []byte) error {
+			if len(v) == 0 || len(v) > len(b) {
+				t.Fatalf("Object(%q) yielded %q", b, v)
+			}
+			last[string(k)] = string(v)
 			return nil
 		})
+		if !json.Valid(b) {
+			return
+		}
 		var want map[string]json.RawMessage
 		werr := json.Unmarshal(b, &want)
 		if werr == nil && want == nil { // null: no object
