@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/flowhost/flowhost/broker/redis"
@@ -12,6 +14,7 @@ import (
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/flow"
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/internal/text"
 	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/runner"
 	"github.com/flowhost/flowhost/track"
@@ -24,6 +27,9 @@ type Flow struct {
 	File    *flow.File
 	Modules map[string]*host.Module
 	Plan    *dag.Plan
+	// Warnings are what is legal in the flow but likely a mistake (an
+	// input only pruned tasks read); the command line prints them.
+	Warnings []string
 }
 
 // ErrInvalid is wrapped by every error of LoadFlow that is the flow's, a
@@ -45,12 +51,14 @@ func LoadFlow(ctx context.Context, eng *host.Engine, path string, inputs []strin
 	if err != nil {
 		return nil, invalidf(err)
 	}
+	given := map[string]bool{} // by --input
 	for _, kv := range inputs {
 		name, v, err := flow.ParseInput(kv)
 		if err != nil {
 			return nil, invalidf(err)
 		}
 		f.Inputs[name] = v
+		given[name] = true
 	}
 	if !f.Grants.Empty() {
 		g := f.Grants
@@ -71,7 +79,47 @@ func LoadFlow(ctx context.Context, eng *host.Engine, path string, inputs []strin
 	if fl.Plan, err = dag.Build(cat, f.Sequential, f.Dataflow, f.Inputs); err != nil {
 		return nil, invalidf(locate(f, err))
 	}
+	if err := fl.checkInputs(given); err != nil {
+		return nil, invalidf(err)
+	}
 	return fl, nil
+}
+
+// checkInputs refuses a flow input no task of the flow reads (a typo
+// would otherwise be silently ignored, and the task given its default),
+// naming it and the likely name; one that only pruned tasks read is a
+// warning (Flow.Warnings).
+func (fl *Flow) checkInputs(given map[string]bool) error {
+	read, pruned := fl.Plan.InputsRead()
+	names := make([]string, 0, len(fl.File.Inputs))
+	for name := range fl.File.Inputs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	valid := make([]string, 0, len(read))
+	for name := range read {
+		valid = append(valid, name)
+	}
+	sort.Strings(valid)
+	for _, name := range names {
+		switch {
+		case read[name]:
+		case pruned[name]:
+			fl.Warnings = append(fl.Warnings, fmt.Sprintf("input %q is read only by tasks this run does not need (no requested output depends on them)", name))
+		case given[name]:
+			return fmt.Errorf("--input %s: no task of the flow reads an input %q%s (inputs its tasks read: %s)", name, name, text.Suggest(name, valid), orNone(valid))
+		default:
+			return fl.File.Errorf(fl.File.KeyPos("inputs", name), "input %q: no task of the flow reads it%s (inputs its tasks read: %s)", name, text.Suggest(name, valid), orNone(valid))
+		}
+	}
+	return nil
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 func loadPlugin(ctx context.Context, eng *host.Engine, p flow.Plugin) (*host.Module, error) {

@@ -3,6 +3,7 @@ package dag
 import (
 	"errors"
 
+	"github.com/flowhost/flowhost/abi"
 	"github.com/flowhost/flowhost/pipeline"
 )
 
@@ -65,4 +66,39 @@ func (p *Plan) Name() string {
 		return p.Seq.Name
 	}
 	return p.DF.Name
+}
+
+// InputsRead are the names of flow inputs the plan's tasks may read: an
+// input of a task of the plan (a flow input of the same name binds it)
+// or a step's param. pruned are those that only tasks a dataflow pruned
+// (no requested output needs them) would read.
+func (p *Plan) InputsRead() (read, pruned map[string]bool) {
+	read, pruned = map[string]bool{}, map[string]bool{}
+	add := func(set map[string]bool, t *abi.Task) {
+		for _, in := range t.Inputs {
+			set[in.Name] = true
+		}
+	}
+	if p.Seq != nil {
+		for _, st := range p.Seq.Steps {
+			for _, t := range st.Tasks {
+				add(read, t.Task)
+				if t.Param != "" {
+					read[t.Param] = true
+				}
+			}
+		}
+		return read, pruned
+	}
+	for _, n := range p.DF.Nodes {
+		add(read, n.Task)
+	}
+	for _, tr := range p.DF.Pruned {
+		for _, in := range tr.Task.Inputs {
+			if !read[in.Name] {
+				pruned[in.Name] = true
+			}
+		}
+	}
+	return read, pruned
 }

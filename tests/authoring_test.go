@@ -89,3 +89,30 @@ func TestTypedTasks(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadInputs: a flow input, or an --input, that no task of the flow
+// reads is refused with the name meant; one that only tasks a dataflow
+// prunes would read is a warning.
+func TestUnreadInputs(t *testing.T) {
+	seq := writeFlow(t, "[inputs]\ntxt = \"a b\"\n[[step]]\ncall = \"text.split\"\nargs = { text = \"x\" }\n")
+	if r := flowhost(t, "run", seq); r.code != 2 || !strings.Contains(r.stderr, `flow.toml:5:1: input "txt": no task of the flow reads it; did you mean "text"?`) {
+		t.Errorf("an unread flow input: %d %s", r.code, r.stderr)
+	}
+	ok := writeFlow(t, "[[step]]\ncall = \"text.split\"\n")
+	if r := flowhost(t, "run", ok, "--input", "text=a b", "--input", "sepp=,"); r.code != 2 || !strings.Contains(r.stderr, `--input sepp: no task of the flow reads an input "sepp"; did you mean "sep"?`) {
+		t.Errorf("an unread --input: %d %s", r.code, r.stderr)
+	}
+	// A dataflow whose requested output needs split only: is_long, which
+	// reads "word", is pruned.
+	dir := filepath.Dir(writeFlow(t, ""))
+	textkit, _ := filepath.Abs("../plugins/examples/textkit-go/textkit.wasm")
+	df := filepath.Join(dir, "df.toml")
+	os.WriteFile(df, []byte("mode = \"dataflow\"\ntasks = [\"text.split\", \"text.is_long\"]\noutputs = [\"words\"]\n[plugins]\ntext = "+strconvQuote(textkit)+"\n"), 0o644)
+	r := flowhost(t, "run", df, "--input", "text=a b", "--input", "word=abc")
+	if r.code != 0 || !strings.Contains(r.stderr, `warning: `+df+`: input "word" is read only by tasks this run does not need`) {
+		t.Errorf("an input only a pruned task reads: %d %s", r.code, r.stderr)
+	}
+	if r := flowhost(t, "run", df, "--input", "text=a b"); r.code != 0 || strings.Contains(r.stderr, "warning") {
+		t.Errorf("a flow whose inputs are all read: %d %s", r.code, r.stderr)
+	}
+}

@@ -20,7 +20,7 @@ func (c *graphCmd) Run(g *globals) error {
 		return err
 	}
 	defer eng.Close(ctx)
-	f, err := loadFlow(ctx, eng, c.Flow, c.Input)
+	f, err := g.loadFlow(ctx, eng, c.Flow, c.Input)
 	if err != nil {
 		return err
 	}

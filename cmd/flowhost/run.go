@@ -70,7 +70,7 @@ func (c *runCmd) Run(g *globals) error {
 			return err
 		}
 		defer eng.Close(context.Background())
-		f, err := loadFlow(ctx, eng, c.Flow, c.Input)
+		f, err := g.loadFlow(ctx, eng, c.Flow, c.Input)
 		if err != nil {
 			return fail(err)
 		}
@@ -81,7 +81,7 @@ func (c *runCmd) Run(g *globals) error {
 		return err
 	}
 	defer h.Close()
-	f, err := loadFlow(ctx, h.Engine(), c.Flow, c.Input)
+	f, err := g.loadFlow(ctx, h.Engine(), c.Flow, c.Input)
 	if err != nil {
 		return fail(err)
 	}
