@@ -55,18 +55,26 @@ type TaskError struct {
 	Msg string
 	// Err is the underlying runtime error, if any.
 	Err error
+	// Hint, when set, is what the host saw that may explain the failure:
+	// a path the task asked for where no directory is granted.
+	Hint string
 }
 
-// Error renders "module.task: class: detail".
+// Error renders "module.task: class: detail (hint)".
 func (e *TaskError) Error() string {
-	prefix := e.Module + "." + e.Task + ": "
-	if e.Kind == KindGuestError {
-		return prefix + e.Msg
+	s := e.Module + "." + e.Task + ": "
+	switch {
+	case e.Kind == KindGuestError:
+		s += e.Msg
+	case e.Msg == "":
+		s += e.Kind.String()
+	default:
+		s += e.Kind.String() + ": " + e.Msg
 	}
-	if e.Msg == "" {
-		return prefix + e.Kind.String()
+	if e.Hint != "" {
+		s += " (" + e.Hint + ")"
 	}
-	return prefix + e.Kind.String() + ": " + e.Msg
+	return s
 }
 
 // Unwrap returns the underlying runtime error.

@@ -8,8 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"sort"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 
@@ -69,13 +72,10 @@ func CheckGrants(g *Grants) error {
 // refused; one that stays inside is followed. The resolution and the open
 // are one step, so a symlink swapped in while the guest reads cannot win
 // a race. Files are opened read-only.
-func grantsConfig(g *Grants, cfg wazero.ModuleConfig) (wazero.ModuleConfig, []*os.Root, error) {
-	if g == nil {
-		return cfg, nil, nil
-	}
+func grantsConfig(g *Grants, cfg wazero.ModuleConfig, asked *askedPaths) (wazero.ModuleConfig, []*os.Root, error) {
 	var roots []*os.Root
-	if len(g.Files) > 0 {
-		fs := wazero.NewFSConfig()
+	fsc := wazero.NewFSConfig()
+	if g != nil && len(g.Files) > 0 {
 		guests := make([]string, 0, len(g.Files))
 		for guest := range g.Files {
 			guests = append(guests, guest)
@@ -88,9 +88,17 @@ func grantsConfig(g *Grants, cfg wazero.ModuleConfig) (wazero.ModuleConfig, []*o
 				return nil, nil, fmt.Errorf("grant files %s: %w", guest, err)
 			}
 			roots = append(roots, root)
-			fs = fs.WithFSMount(grantFS{root.FS()}, guest)
+			fsc = fsc.WithFSMount(grantFS{root.FS()}, guest)
 		}
-		cfg = cfg.WithFSConfig(fs)
+	}
+	// Everywhere else, nothing: but what the guest asked for is kept, so
+	// that its failure can say which grant it lacked.
+	if g == nil || g.Files["/"] == "" {
+		fsc = fsc.WithFSMount(ungrantedFS{asked}, "/")
+	}
+	cfg = cfg.WithFSConfig(fsc)
+	if g == nil {
+		return cfg, roots, nil
 	}
 	names := make([]string, 0, len(g.Env))
 	for k := range g.Env {
@@ -123,6 +131,69 @@ func (g grantFS) Open(name string) (fs.File, error) {
 	}
 	return f, err
 }
+
+// askedPaths are the paths a call's guest asked for where no directory
+// is granted (a few: enough to name the culprit).
+type askedPaths struct{ paths []string }
+
+const maxAsked = 4
+
+func (a *askedPaths) reset() { a.paths = a.paths[:0] }
+
+// hint says what the guest asked for that no grant gives, for the error
+// of a call that failed; "" when it asked for nothing.
+func (a *askedPaths) hint(g *Grants) string {
+	if len(a.paths) == 0 {
+		return ""
+	}
+	granted := "no directory is granted"
+	if g != nil && len(g.Files) > 0 {
+		guests := make([]string, 0, len(g.Files))
+		for guest := range g.Files {
+			guests = append(guests, guest)
+		}
+		sort.Strings(guests)
+		granted = "no directory is granted there (granted: " + strings.Join(guests, ", ") + ")"
+	}
+	return fmt.Sprintf("the task asked for %s, but %s: grant one in the flow's [grants] files, or with call --grant files=GUEST:DIR", strings.Join(a.paths, ", "), granted)
+}
+
+// ungrantedFS is what a guest finds at "/", below any granted directory:
+// nothing. Every open fails with ENOENT, as it would without it; the
+// path is kept.
+type ungrantedFS struct{ asked *askedPaths }
+
+func (u ungrantedFS) Open(name string) (fs.File, error) {
+	if name == "." {
+		return emptyDir{}, nil // the mount point itself
+	}
+	if len(u.asked.paths) < maxAsked {
+		p := "/" + name
+		if len(p) > 256 {
+			p = p[:256] + "…"
+		}
+		if !slices.Contains(u.asked.paths, p) {
+			u.asked.paths = append(u.asked.paths, p)
+		}
+	}
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+}
+
+// emptyDir is the directory "/" of ungrantedFS: it lists nothing.
+type emptyDir struct{}
+
+func (emptyDir) Stat() (fs.FileInfo, error) { return emptyDir{}, nil }
+func (emptyDir) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: "/", Err: syscall.EISDIR}
+}
+func (emptyDir) Close() error                       { return nil }
+func (emptyDir) ReadDir(int) ([]fs.DirEntry, error) { return nil, nil }
+func (emptyDir) Name() string                       { return "/" }
+func (emptyDir) Size() int64                        { return 0 }
+func (emptyDir) Mode() fs.FileMode                  { return fs.ModeDir | 0o555 }
+func (emptyDir) ModTime() time.Time                 { return time.Time{} }
+func (emptyDir) IsDir() bool                        { return true }
+func (emptyDir) Sys() any                           { return nil }
 
 func closeRoots(roots []*os.Root) {
 	for _, r := range roots {

@@ -498,3 +498,63 @@ func BenchmarkCheckInput(b *testing.B) {
 		}
 	}
 }
+
+// TestUngrantedPathNamed: a task that fails after asking for a file where
+// no directory is granted is told which path and which grant: the error
+// names the path, and the directories that are granted; a guest that asks
+// for many paths keeps the host's memory bounded.
+func TestUngrantedPathNamed(t *testing.T) {
+	wasm := testmod.WithManifest(t, testmod.WATText(t, `(module
+		(import "wasi_snapshot_preview1" "path_open"
+			(func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+		(import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+		(import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+		(import "extism:host/env" "error_set" (func $error_set (param i64)))
+		(memory (export "memory") 1)
+		(data (i32.const 0) "data/in.txt")
+		(func $open (param $fd i32) (param $len i32) (result i32)
+			(call $path_open (local.get $fd) (i32.const 0) (i32.const 0) (local.get $len)
+				(i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 100)))
+		(func $fail (result i32) (local $o i64)
+			(local.set $o (call $alloc (i64.const 1)))
+			(call $store_u8 (local.get $o) (i32.const 33))
+			(call $error_set (local.get $o))
+			(i32.const 1))
+		;; read: opens data/in.txt on fd 3 or 4; fails if neither opens.
+		(func (export "read") (result i32)
+			(if (i32.eqz (call $open (i32.const 3) (i32.const 11))) (then (return (i32.const 0))))
+			(if (i32.eqz (call $open (i32.const 4) (i32.const 11))) (then (return (i32.const 0))))
+			(call $fail))
+		;; many: asks for 1000 paths of up to 11 bytes, then fails.
+		(func (export "many") (result i32) (local $i i32)
+			(loop $more
+				(drop (call $open (i32.const 3) (i32.add (i32.const 1) (i32.rem_u (local.get $i) (i32.const 11)))))
+				(local.set $i (i32.add (local.get $i) (i32.const 1)))
+				(br_if $more (i32.lt_u (local.get $i) (i32.const 1000))))
+			(call $fail))
+		(func (export "plain") (result i32) (call $fail)))`),
+		`{"abi":1,"name":"reader","tasks":[{"name":"read","inputs":[],"outputs":["ok"]},{"name":"many","inputs":[],"outputs":["ok"]},
+		  {"name":"plain","inputs":[],"outputs":["ok"]}]}`)
+	e := newEngine(t)
+	m := load(t, e, wasm)
+	ctx := context.Background()
+	_, err := task(t, m, "read").Call(ctx, []byte(`{}`), testLimits)
+	if err == nil || !strings.Contains(err.Error(), "reader.read: ! (the task asked for /data/in.txt, but no directory is granted: grant one in the flow's [grants] files") {
+		t.Fatalf("no grant: %v", err)
+	}
+	lim := testLimits
+	lim.Grants = &host.Grants{Files: map[string]string{"/other": t.TempDir()}}
+	_, err = task(t, m, "read").Call(ctx, []byte(`{}`), lim)
+	if err == nil || !strings.Contains(err.Error(), "the task asked for /data/in.txt, but no directory is granted there (granted: /other)") {
+		t.Fatalf("another directory granted: %v", err)
+	}
+	_, err = task(t, m, "many").Call(ctx, []byte(`{}`), testLimits)
+	if err == nil || strings.Count(err.Error(), "/d") != 4 {
+		t.Fatalf("many paths: %v; want the first 4", err)
+	}
+	// What one call asked for is not told of the next, on the same
+	// (pooled) instance.
+	if _, err := task(t, m, "plain").Call(ctx, []byte(`{}`), testLimits); err == nil || strings.Contains(err.Error(), "asked for") {
+		t.Fatalf("a call that asked for nothing: %v", err)
+	}
+}

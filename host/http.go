@@ -75,7 +75,7 @@ func checkHTTPRequest(raw []byte, g *Grants, module, task string) (*guestRequest
 		return nil, nil, KindTrap, fmt.Errorf("http_request: %.200q is not an http or https URL", req.URL)
 	}
 	if g == nil || len(g.HTTP) == 0 {
-		return nil, nil, KindDenied, fmt.Errorf("HTTP request to %s refused: task %s.%s is granted no HTTP hosts", u.Redacted(), module, task)
+		return nil, nil, KindDenied, fmt.Errorf("HTTP request to %s refused: task %s.%s is granted no HTTP hosts (grant %.100s in the flow's [grants] http, or with call --grant http=%.100s)", u.Redacted(), module, task, u.Hostname(), u.Hostname())
 	}
 	if !allowsHost(g, u.Hostname()) {
 		return nil, nil, KindDenied, fmt.Errorf("HTTP request to %s refused: host %.100q is not granted (granted: %s)", u.Redacted(), u.Hostname(), strings.Join(g.HTTP, ", "))

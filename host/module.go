@@ -163,6 +163,9 @@ func (t *Task) call(ctx context.Context, input []byte, lim Limits, st *CallStats
 		return nil, m.startFailed(t.Spec.Name, err)
 	}
 	out, keep, err := inst.call(ctx, t, input, lim, deadline)
+	if te, ok := err.(*TaskError); ok {
+		te.Hint = inst.asked.hint(lim.Grants)
+	}
 	if st != nil {
 		st.Memory = inst.mem.used()
 		if inst.k.meter.fuel != nil {
@@ -239,6 +242,9 @@ func (m *Module) release(inst *instance) {
 
 // instance is one live instantiation of a module; it serves one call at a time.
 type instance struct {
+	// asked are the paths this call's guest asked for where no directory
+	// is granted.
+	asked  askedPaths
 	mod    api.Module
 	funcs  []api.Function // by task index
 	k      *kernel
@@ -322,7 +328,7 @@ func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time
 		inst.clock = &fakeClock{}
 		cfg = inst.clock.config(cfg)
 	}
-	cfg, roots, err := grantsConfig(lim.Grants, cfg)
+	cfg, roots, err := grantsConfig(lim.Grants, cfg, &inst.asked)
 	if err != nil {
 		return nil, err
 	}
@@ -380,6 +386,7 @@ func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limit
 	inst.mem.exceeded = 0
 	inst.mem.tableOver = ""
 	inst.stderr.Reset()
+	inst.asked.reset()
 	if inst.rand != nil {
 		inst.rand.restart()
 	}
