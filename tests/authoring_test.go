@@ -116,3 +116,25 @@ func TestUnreadInputs(t *testing.T) {
 		t.Errorf("a flow whose inputs are all read: %d %s", r.code, r.stderr)
 	}
 }
+
+// TestUnreachableBroker: a broker that cannot be reached is one line on
+// stderr, whatever the command, not the Redis client's retries.
+func TestUnreachableBroker(t *testing.T) {
+	url := "redis://127.0.0.1:1/0" // nothing listens on port 1
+	for _, args := range [][]string{
+		{"run", "--broker", url, "flow.toml"},
+		{"status", "1a2b3c", "--broker", url},
+		{"worker", "--broker", url},
+		{"call", "--from", "1a2b3c", "1", "--broker", url},
+	} {
+		r := flowhost(t, args...)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if r.code == 0 || len(lines) != 1 || !strings.Contains(lines[0], "connection refused") || strings.Contains(r.stderr, "pool.go") {
+			t.Errorf("%v: exit %d, stderr:\n%s", args, r.code, r.stderr)
+		}
+	}
+	// With --log-level debug, the client's own lines are there to see.
+	if r := flowhost(t, "--log-level", "debug", "status", "1a2b3c", "--broker", url); !strings.Contains(r.stderr, "redis client:") {
+		t.Errorf("debug: %s", r.stderr)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -470,3 +471,15 @@ func (c *Client) Tenants(ctx context.Context) ([]string, error) {
 	slices.Sort(ts)
 	return ts, nil
 }
+
+// redisLog routes the Redis client's own log lines (each retry of a dial
+// that fails, ...) to slog at debug level: what matters reaches the
+// caller once, as the error it returns (`flowhost: broker …: connection
+// refused`, not a line per attempt).
+type redisLog struct{}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	slog.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
+}
+
+func init() { goredis.SetLogger(redisLog{}) }

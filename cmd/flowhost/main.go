@@ -151,8 +151,14 @@ func (g *globals) newLogger(def slog.Level) *slog.Logger {
 		level = slog.LevelError
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var l *slog.Logger
 	if g.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(g.stderr, opts))
+		l = slog.New(slog.NewJSONHandler(g.stderr, opts))
+	} else {
+		l = slog.New(slog.NewTextHandler(g.stderr, opts))
 	}
-	return slog.New(slog.NewTextHandler(g.stderr, opts))
+	// What libraries log through slog's default (the Redis client's own
+	// lines, at debug) goes where the command's own logs go.
+	slog.SetDefault(l)
+	return l
 }
