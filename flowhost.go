@@ -21,6 +21,7 @@ import (
 	"sync"
 
 	"github.com/flowhost/flowhost/broker/inproc"
+	"github.com/flowhost/flowhost/flow"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/pipeline"
@@ -49,6 +50,10 @@ type Options struct {
 	// maxima clamp every call's limits, and it must permit the runs'
 	// grants. nil: no maxima.
 	Policy *policy.Tenant
+	// Grants are what the Go API's runs may reach beyond the sandbox, as
+	// a flow's [grants] (the tenant's Policy must permit them); none by
+	// default.
+	Grants pipeline.Grants
 	// Metrics records every call (Host.Metrics serves them); off by default.
 	Metrics bool
 }
@@ -70,6 +75,11 @@ var _ pipeline.Executor = (*Host)(nil)
 
 // New starts a host.
 func New(ctx context.Context, opts Options) (*Host, error) {
+	if !opts.Grants.Empty() {
+		if err := host.CheckGrants(&opts.Grants); err != nil {
+			return nil, fmt.Errorf("flowhost: Options.Grants: %w", err)
+		}
+	}
 	eng, err := host.New(ctx, host.Config{CacheDir: opts.CacheDir, Logger: opts.Logger})
 	if err != nil {
 		return nil, err
@@ -90,14 +100,23 @@ func (h *Host) Metrics() *metrics.Metrics { return h.metrics }
 
 // Load loads the module at path under alias, so that pipelines can name
 // its tasks as "alias.task".
+// An alias is letters, digits, '_' and '-' (no '.': tasks are named
+// "alias.task"), and is loaded once: loading another module under it is
+// refused (it would change what running pipelines call).
 func (h *Host) Load(ctx context.Context, alias, path string) error {
+	if !flow.ValidAlias(alias) {
+		return fmt.Errorf("load %s: %q is not a valid alias (letters, digits, '_' and '-', starting with a letter or '_'; no '.': tasks are named alias.task)", path, alias)
+	}
 	m, err := h.engine.LoadFile(ctx, path)
 	if err != nil {
 		return fmt.Errorf("load %s: %w", alias, err)
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if old, ok := h.modules[alias]; ok {
+		return fmt.Errorf("load %s: alias %q is already loaded (module %s, sha256 %.12s…): choose another alias", path, alias, old.Name, old.SHA256)
+	}
 	h.modules[alias] = m
-	h.mu.Unlock()
 	return nil
 }
 
@@ -116,7 +135,7 @@ func (h *Host) runner() *runner.Runner {
 		mods[a] = m
 	}
 	h.mu.RUnlock()
-	return h.newRunner(mods, runner.Config{Tenant: h.opts.Tenant, Policy: h.opts.Policy, Limits: h.opts.Limits,
+	return h.newRunner(mods, runner.Config{Tenant: h.opts.Tenant, Policy: h.opts.Policy, Limits: h.opts.Limits, Grants: h.opts.Grants,
 		Observer: track.Observers(h.tracker, h.opts.Observer)})
 }
 

@@ -147,3 +147,73 @@ func TestCacheMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadAliases: an alias is loaded once, and has no dot.
+func TestLoadAliases(t *testing.T) {
+	ctx := context.Background()
+	h, err := flowhost.New(ctx, flowhost.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	stats, text := "plugins/examples/stats-c/stats.wasm", "plugins/examples/textkit-go/textkit.wasm"
+	if err := h.Load(ctx, "m", stats); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ alias, path, want string }{
+		{"m", text, `alias "m" is already loaded (module stats`},
+		{"m", stats, `alias "m" is already loaded`},
+		{"my.text", text, `"my.text" is not a valid alias`},
+		{"", text, `"" is not a valid alias`},
+	} {
+		if err := h.Load(ctx, c.alias, c.path); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Load(%q, %s): %v; want %q", c.alias, c.path, err, c.want)
+		}
+	}
+	if m, _ := h.Module("m"); m.Name != "stats" {
+		t.Fatalf("m is %s now", m.Name)
+	}
+}
+
+// TestHostGrants: the Go API's runs have the grants, tenant and limits
+// the command line gives a flow: a granted directory is read, the
+// tenant's policy must permit the grant, and a missing directory is
+// refused when the host starts.
+func TestHostGrants(t *testing.T) {
+	ctx := context.Background()
+	wasm := filepath.Join(t.TempDir(), "wasi.wasm")
+	os.WriteFile(wasm, testmod.Module(t, "host/testdata/wasi_read.wat", "host/testdata/wasi_read.json"), 0o644)
+	shared := t.TempDir()
+	os.MkdirAll(filepath.Join(shared, "etc"), 0o755)
+	os.WriteFile(filepath.Join(shared, "etc", "passwd"), []byte("x"), 0o644)
+	run := func(opts flowhost.Options) (string, error) {
+		opts.CacheDir = t.TempDir()
+		h, err := flowhost.New(ctx, opts)
+		if err != nil {
+			return "", err
+		}
+		defer h.Close()
+		if err := h.Load(ctx, "w", wasm); err != nil {
+			t.Fatal(err)
+		}
+		res, err := pipeline.New(h).CallNext("w.read").Run(ctx, nil)
+		if err != nil {
+			return "", err
+		}
+		return string(res.Value), nil
+	}
+	grants := pipeline.Grants{Files: map[string]string{"/data": shared}}
+	if out, err := run(flowhost.Options{}); err != nil || out != "4" {
+		t.Fatalf("no grant: %s %v", out, err)
+	}
+	if out, err := run(flowhost.Options{Grants: grants}); err != nil || out != "0" {
+		t.Fatalf("granted: %s %v", out, err)
+	}
+	strict := &policy.Tenant{}
+	if _, err := run(flowhost.Options{Grants: grants, Tenant: "acme", Policy: strict}); err == nil || !strings.Contains(err.Error(), "acme") {
+		t.Fatalf("a tenant not permitted the grant: %v", err)
+	}
+	if _, err := run(flowhost.Options{Grants: pipeline.Grants{Files: map[string]string{"/data": filepath.Join(shared, "missing")}}}); err == nil || !strings.Contains(err.Error(), "Options.Grants: grant files") {
+		t.Fatalf("a missing directory: %v", err)
+	}
+}

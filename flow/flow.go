@@ -211,6 +211,11 @@ var (
 	nameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
+// ValidAlias reports whether a is a valid plugin alias: letters, digits,
+// '_' and '-', starting with a letter or '_' (no '.': tasks are named
+// "alias.task").
+func ValidAlias(a string) bool { return aliasRe.MatchString(a) }
+
 // ParseFile reads and parses a flow file.
 func ParseFile(path string) (*File, error) {
 	b, err := os.ReadFile(path)
@@ -302,7 +307,7 @@ func (f *File) build(raw *rawFile) error {
 			}
 			return f.Errorf(pos, "plugin %s: %v", a, err)
 		}
-		if !aliasRe.MatchString(a) {
+		if !ValidAlias(a) {
 			return f.Errorf(pos, "plugin alias %q is not a valid name (letters, digits, '_' and '-')", a)
 		}
 		if p.SHA256 != "" {
