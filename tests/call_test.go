@@ -31,9 +31,10 @@ type callOut struct {
 func TestCall(t *testing.T) {
 	dir := t.TempDir()
 	for name, files := range map[string][2]string{
-		"flaky.wasm":  {"tests/testdata/flaky.wat", "tests/testdata/flaky.json"},
-		"bigmem.wasm": {"tests/testdata/bigmem.wat", "tests/testdata/bigmem.json"},
-		"wasi.wasm":   {"host/testdata/wasi_read.wat", "host/testdata/wasi_read.json"},
+		"flaky.wasm":   {"tests/testdata/flaky.wat", "tests/testdata/flaky.json"},
+		"bigmem.wasm":  {"tests/testdata/bigmem.wat", "tests/testdata/bigmem.json"},
+		"wasi.wasm":    {"host/testdata/wasi_read.wat", "host/testdata/wasi_read.json"},
+		"hostile.wasm": {"host/testdata/hostile.wat", "host/testdata/hostile.json"},
 	} {
 		os.WriteFile(filepath.Join(dir, name), testmod.Module(t, "../"+files[0], "../"+files[1]), 0o644)
 	}
@@ -56,6 +57,12 @@ func TestCall(t *testing.T) {
 		{name: "fuel", args: []string{stats, "square", "-i", "x=7", "--fuel", "10"}, code: 1, kind: "fuel exhausted", errHas: "budget of 10 units"},
 		{name: "memory", args: []string{mod("bigmem.wasm"), "run", "--memory", "1MiB"}, code: 1, kind: "memory limit", errHas: "the memory limit is 1048576 bytes"},
 		{name: "max output", args: []string{text, "upper", "-i", "text=" + strings.Repeat("a", 100), "--max-output", "10"}, code: 1, kind: "output too large"},
+		{name: "trap", args: []string{mod("hostile.wasm"), "trap"}, code: 1, kind: "trap"},
+		{name: "stack overflow", args: []string{mod("hostile.wasm"), "recurse"}, code: 1, kind: "stack overflow"},
+		{name: "bad output", args: []string{mod("hostile.wasm"), "bad_json"}, code: 1, kind: "bad output", errHas: "not valid JSON"},
+		{name: "bad input", args: []string{stats, "square", "-i", `x="seven"`}, code: 1, kind: "bad input", errHas: `input "x" must be a number, not "seven"`},
+		{name: "denied", args: []string{mod("hostile.wasm"), "http"}, code: 1, kind: "denied", errHas: "granted no HTTP hosts"},
+		{name: "grown memory", args: []string{mod("hostile.wasm"), "grow", "--memory", "2MiB"}, code: 1, kind: "memory limit"},
 		{name: "no grant", args: []string{mod("wasi.wasm"), "read"}, output: `4`}, // ENOENT: nothing is there
 		{name: "files grant", args: []string{mod("wasi.wasm"), "read", "--grant", "files=/data:" + filepath.Join(dir, "shared")}, output: `0`},
 		{name: "env grant", args: []string{mod("wasi.wasm"), "env", "--grant", "env=A=1", "--grant", "env=B=2"}, output: `2`},
