@@ -9,13 +9,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/flowhost/flowhost/broker/redis"
 	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/internal/atomicfile"
 	"github.com/flowhost/flowhost/policy"
-	"github.com/flowhost/flowhost/runner"
 	"github.com/flowhost/flowhost/track"
 )
 
@@ -129,24 +127,17 @@ func (c *rerunCmd) remote(g *globals) error {
 		return usageErr(err)
 	}
 	defer client.Close()
-	spec, err := client.Spec(ctx, c.Tenant, c.RunID)
+	id, err := client.Rerun(ctx, c.Tenant, c.RunID, c.From)
 	if errors.Is(err, redis.ErrNoRun) {
 		return usageErr(err)
 	}
 	if err != nil {
 		return err
 	}
-	spec.ID, spec.RerunOf, spec.RunFrom = runner.NewRunID(), c.RunID, c.From
-	if spec.ResultTTL <= 0 {
-		spec.ResultTTL = 24 * time.Hour
-	}
-	if err := client.Submit(ctx, spec); err != nil {
-		return err
-	}
 	if !c.Quiet && !c.JSON {
-		fmt.Fprintf(g.stderr, "run %s re-runs %s (tenant %s); waiting\n", spec.ID, c.RunID, c.Tenant)
+		fmt.Fprintf(g.stderr, "run %s re-runs %s (tenant %s); waiting\n", id, c.RunID, c.Tenant)
 	}
-	st, err := client.Wait(ctx, c.Tenant, spec.ID)
+	st, err := client.Wait(ctx, c.Tenant, id)
 	if err != nil {
 		return err
 	}

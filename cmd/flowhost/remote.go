@@ -155,28 +155,19 @@ func (c *eventsCmd) Run(g *globals) error {
 }
 
 func printStatus(ctx context.Context, g *globals, client *redis.Client, tenant, id string, asJSON bool) error {
-	st, err := client.Status(ctx, tenant, id)
+	st, err := client.Run(ctx, tenant, id)
 	if errors.Is(err, redis.ErrNoRun) {
 		return usageErr(err)
 	}
 	if err != nil {
 		return err
 	}
-	spec, err := client.Spec(ctx, tenant, id)
-	if err != nil {
-		return err
-	}
-	steps, err := client.Steps(ctx, st, spec.Steps)
-	if err != nil {
-		return err
-	}
+	steps := st.Steps
 	if asJSON {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
-		out := *st
-		out.Steps = steps
-		return enc.Encode(out)
+		return enc.Encode(st)
 	}
 	fmt.Fprintf(g.stdout, "run %s (%s, tenant %s): %s\n", st.RunID, st.Name, st.Tenant, st.Status)
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)

@@ -1,0 +1,142 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/flowhost/flowhost/runner"
+	"github.com/flowhost/flowhost/track"
+)
+
+// RunQuery selects a page of a tenant's runs, newest first.
+type RunQuery struct {
+	// Status and Name, when set, keep the runs with that status, of the
+	// flow of that name.
+	Status track.State
+	Name   string
+	// Before, when positive, keeps the runs created before it (Unix ms):
+	// the Next of the page before.
+	Before int64
+	// Limit is the page's size: 1 to MaxPage (default 50).
+	Limit int
+}
+
+// MaxPage bounds a page of runs.
+const MaxPage = 500
+
+// RunPage is a page of runs; Next, when not 0, is the Before of the next.
+type RunPage struct {
+	Runs []*Status `json:"runs"`
+	Next int64     `json:"next,omitempty"`
+}
+
+// runFields are what a run list shows of each run (not its result).
+var runFields = []string{"name", "status", "error", "created_at", "finished_at", "rerun_of"}
+
+// ListRuns returns a page of the tenant's runs. Each batch of candidates
+// costs two round trips, whatever its size: the index by creation time,
+// then every run's fields in one pipeline. A filter that keeps few runs
+// reads more batches, at most 20.
+func (c *Client) ListRuns(ctx context.Context, tenant string, q RunQuery) (*RunPage, error) {
+	if err := checkNames(tenant, ""); err != nil {
+		return nil, err
+	}
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	q.Limit = min(q.Limit, MaxPage)
+	max := "+inf"
+	if q.Before > 0 {
+		max = "(" + strconv.FormatInt(q.Before, 10)
+	}
+	page := &RunPage{Runs: []*Status{}}
+	batch := int64(q.Limit)
+	if q.Status != "" || q.Name != "" {
+		batch = int64(min(4*q.Limit, MaxPage))
+	}
+	for range 20 {
+		zs, err := c.rdb.ZRevRangeByScoreWithScores(ctx, runsKey(tenant), &goredis.ZRangeBy{Max: max, Min: "-inf", Count: batch}).Result()
+		if err != nil {
+			return nil, err
+		}
+		if len(zs) == 0 {
+			return page, nil
+		}
+		cmds := make([]*goredis.SliceCmd, len(zs))
+		if _, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, z := range zs {
+				cmds[i] = p.HMGet(ctx, runKey(tenant, z.Member.(string)), runFields...)
+			}
+			return nil
+		}); err != nil && !errors.Is(err, goredis.Nil) {
+			return nil, err
+		}
+		for i, z := range zs {
+			vs, err := cmds[i].Result()
+			if err != nil || vs[1] == nil {
+				continue // expired
+			}
+			str := func(i int) string { s, _ := vs[i].(string); return s }
+			st := &Status{RunID: z.Member.(string), Tenant: tenant, Name: str(0), Status: track.State(str(1)), Error: str(2),
+				CreatedAt: str(3), FinishedAt: str(4), RerunOf: str(5), Result: nil}
+			if (q.Status == "" || st.Status == q.Status) && (q.Name == "" || st.Name == q.Name) {
+				page.Runs = append(page.Runs, st)
+				if len(page.Runs) == q.Limit {
+					page.Next = int64(z.Score)
+					return page, nil
+				}
+			}
+		}
+		if int64(len(zs)) < batch {
+			return page, nil
+		}
+		max = "(" + strconv.FormatInt(int64(zs[len(zs)-1].Score), 10)
+	}
+	if n := len(page.Runs); n > 0 {
+		page.Next, _ = strconv.ParseInt(max[1:], 10, 64)
+	}
+	return page, nil
+}
+
+// Run is a run's status with its steps: what `flowhost status --json`
+// prints and the API serves.
+func (c *Client) Run(ctx context.Context, tenant, id string) (*Status, error) {
+	st, err := c.Status(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := c.Spec(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if st.Steps, err = c.Steps(ctx, st, spec.Steps); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Rerun submits run id of tenant again as a new run (its stored flow,
+// inputs and modules), recorded as re-running it; from, when positive,
+// runs that step and every later one again whatever the cache holds. It
+// returns the new run's id.
+func (c *Client) Rerun(ctx context.Context, tenant, id string, from int) (string, error) {
+	if from < 0 {
+		return "", errors.New("from: a step number from 1")
+	}
+	spec, err := c.Spec(ctx, tenant, id)
+	if err != nil {
+		return "", err
+	}
+	spec.ID, spec.RerunOf, spec.RunFrom = runner.NewRunID(), id, from
+	if spec.ResultTTL <= 0 {
+		spec.ResultTTL = 24 * time.Hour
+	}
+	if err := c.Submit(ctx, spec); err != nil {
+		return "", err
+	}
+	return spec.ID, nil
+}
