@@ -10,15 +10,8 @@ func (w *Worker) queueGauges(ctx context.Context) {
 	sample := func() {
 		tenants, _ := w.rdb.SMembers(ctx, tenantsKey).Result()
 		for _, tn := range tenants {
-			depth, _ := w.rdb.XLen(ctx, streamKey(tn)).Result()
-			groups, err := w.rdb.XInfoGroups(ctx, streamKey(tn)).Result()
-			if err != nil {
-				continue
-			}
-			for _, g := range groups {
-				if g.Name == group {
-					w.cfg.Metrics.SetQueue(tn, depth, g.Lag, g.Pending)
-				}
+			if q, err := (&Client{rdb: w.rdb}).Queue(ctx, tn); err == nil {
+				w.cfg.Metrics.SetQueue(tn, q.Depth, q.Lag, q.Running)
 			}
 		}
 	}

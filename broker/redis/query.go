@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -139,4 +140,43 @@ func (c *Client) Rerun(ctx context.Context, tenant, id string, from int) (string
 		return "", err
 	}
 	return spec.ID, nil
+}
+
+// QueueStats are a tenant's queue: the entries its stream holds, those
+// no worker has taken yet (lag), those taken and not yet acknowledged
+// (running), and the retries waiting for their backoff.
+type QueueStats struct {
+	Depth   int64 `json:"depth"`
+	Lag     int64 `json:"lag"`
+	Running int64 `json:"running"`
+	Delayed int64 `json:"delayed"`
+}
+
+// Queue reads a tenant's queue, in one round trip. It is what the
+// workers' queue gauges and the API show.
+func (c *Client) Queue(ctx context.Context, tenant string) (QueueStats, error) {
+	if err := checkNames(tenant, ""); err != nil {
+		return QueueStats{}, err
+	}
+	var xlen, zc *goredis.IntCmd
+	var groups *goredis.XInfoGroupsCmd
+	_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		xlen = p.XLen(ctx, streamKey(tenant))
+		groups = p.XInfoGroups(ctx, streamKey(tenant))
+		zc = p.ZCard(ctx, delayedKey(tenant))
+		return nil
+	})
+	var q QueueStats
+	if err != nil && !errors.Is(err, goredis.Nil) && !strings.Contains(err.Error(), "no such key") {
+		return q, err
+	}
+	q.Depth, _ = xlen.Result()
+	q.Delayed, _ = zc.Result()
+	gs, _ := groups.Result()
+	for _, g := range gs {
+		if g.Name == group {
+			q.Lag, q.Running = g.Lag, g.Pending
+		}
+	}
+	return q, nil
 }

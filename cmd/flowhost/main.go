@@ -31,6 +31,7 @@ type cli struct {
 	Call    callCmd    `cmd:"" help:"Run one task of a module and print its output: the fastest way to try a task."`
 	Graph   graphCmd   `cmd:"" help:"Print a flow's graph as Graphviz DOT or Mermaid."`
 	Worker  workerCmd  `cmd:"" help:"Serve tasks from a broker until SIGINT/SIGTERM, then drain."`
+	Serve   serveCmd   `cmd:"" help:"Serve the web dashboard and the JSON API over a broker's Redis."`
 	Status  statusCmd  `cmd:"" help:"Show a run's status and steps (broker runs)."`
 	Wait    waitCmd    `cmd:"" help:"Wait for a run to end and print its result (broker runs)."`
 	Runs    runsCmd    `cmd:"" help:"List recent runs, newest first (broker runs)."`

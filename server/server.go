@@ -1,0 +1,382 @@
+// Package server is flowhost's HTTP API and web dashboard over the Redis
+// the workers share (docs/api.md, docs/dashboard.md): runs listed, shown,
+// followed live, cancelled and re-run; tenants and their queues. It needs
+// nothing but that Redis. With Tokens, every request is bound to the
+// tenant of its token, and sees and acts on that tenant's runs only.
+package server
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/flowhost/flowhost/broker/redis"
+	"github.com/flowhost/flowhost/policy"
+	"github.com/flowhost/flowhost/track"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Client is the broker's Redis, with credentials that read every
+	// tenant's keys (an operator's or the workers').
+	Client *redis.Client
+	// Tokens, when set, are required: each request acts as its token's
+	// tenant. nil: no tokens, every tenant (the command line then
+	// listens on loopback only).
+	Tokens *Tokens
+	// Logger receives request failures; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server serves the API and the dashboard.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+//go:embed ui
+var ui embed.FS
+
+// New makes a server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /api/v1/runs", s.api(s.listRuns))
+	s.mux.HandleFunc("GET /api/v1/runs/{id}", s.api(s.getRun))
+	s.mux.HandleFunc("GET /api/v1/runs/{id}/events", s.events)
+	s.mux.HandleFunc("POST /api/v1/runs/{id}/cancel", s.api(s.cancel))
+	s.mux.HandleFunc("POST /api/v1/runs/{id}/rerun", s.api(s.rerun))
+	s.mux.HandleFunc("GET /api/v1/tenants", s.api(s.tenants))
+	s.mux.HandleFunc("GET /api/v1/session", s.api(s.session))
+	s.mux.HandleFunc("POST /api/v1/session", s.api(s.signIn))
+	s.mux.HandleFunc("DELETE /api/v1/session", s.api(s.signOut))
+	s.mux.HandleFunc("/api/", s.api(func(http.ResponseWriter, *http.Request) (any, error) {
+		return nil, &httpError{http.StatusNotFound, "no such API endpoint (docs/api.md lists them)"}
+	}))
+	static, _ := fs.Sub(ui, "ui")
+	files := http.FileServerFS(static)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "the dashboard's pages are read with GET", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		files.ServeHTTP(w, r)
+	})
+	return s
+}
+
+// ServeHTTP implements http.Handler. A panic in a handler fails that
+// request alone, as a 500.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.cfg.Logger.Error("request panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+// httpError is an API error with its status.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+// api adapts a handler that returns a value (written as JSON) or an
+// error (written as {"error": …} with its status).
+func (s *Server) api(h func(http.ResponseWriter, *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		v, err := h(w, r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+	case errors.Is(err, redis.ErrNoRun):
+		he = &httpError{http.StatusNotFound, err.Error()}
+	case errors.Is(err, policy.ErrBadTenant), errors.Is(err, policy.ErrBadRunID):
+		he = &httpError{http.StatusBadRequest, err.Error()}
+	default:
+		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		he = &httpError{http.StatusInternalServerError, "the broker could not answer: " + err.Error()}
+	}
+	writeJSON(w, he.status, map[string]string{"error": he.msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// cookieName holds a browser session's token.
+const cookieName = "flowhost_token"
+
+// principal is the tenant the request acts as: its token's, or
+// AllTenants without tokens.
+func (s *Server) principal(r *http.Request) (string, error) {
+	if s.cfg.Tokens == nil {
+		return AllTenants, nil
+	}
+	token := ""
+	if h := r.Header.Get("Authorization"); len(h) > 7 && h[:7] == "Bearer " {
+		token = h[7:]
+	} else if c, err := r.Cookie(cookieName); err == nil {
+		token = c.Value
+		// A request that changes something, authenticated by a cookie,
+		// must show it comes from the dashboard's own script: another
+		// site's form cannot set this header.
+		if r.Method != http.MethodGet && r.Header.Get("X-Flowhost") != "1" {
+			return "", &httpError{http.StatusForbidden, "a request that changes something needs the X-Flowhost: 1 header"}
+		}
+	}
+	t, err := s.cfg.Tokens.Tenant(token)
+	if err != nil {
+		return "", &httpError{http.StatusUnauthorized, err.Error()}
+	}
+	return t, nil
+}
+
+// tenant is the tenant the request is about: ?tenant= (default
+// "default"), which a tenant's token may only set to its own.
+func (s *Server) tenant(r *http.Request) (string, error) {
+	p, err := s.principal(r)
+	if err != nil {
+		return "", err
+	}
+	t := r.URL.Query().Get("tenant")
+	switch {
+	case t == "" && p != AllTenants:
+		t = p
+	case t == "":
+		t = policy.DefaultTenant
+	case p != AllTenants && t != p:
+		return "", &httpError{http.StatusForbidden, fmt.Sprintf("this token is tenant %s's: it cannot see tenant %s's runs", p, t)}
+	}
+	if err := policy.CheckTenant(t); err != nil {
+		return "", badRequest("tenant: %v", err)
+	}
+	return t, nil
+}
+
+func runID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if err := policy.CheckRunID(id); err != nil {
+		return "", badRequest("run id: %v", err)
+	}
+	return id, nil
+}
+
+func (s *Server) listRuns(_ http.ResponseWriter, r *http.Request) (any, error) {
+	tenant, err := s.tenant(r)
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	rq := redis.RunQuery{Status: track.State(q.Get("status")), Name: q.Get("name")}
+	switch rq.Status {
+	case "", track.Pending, track.Running, track.Succeeded, track.Failed, track.Cancelled:
+	default:
+		return nil, badRequest("status %q: one of pending, running, succeeded, failed, cancelled", rq.Status)
+	}
+	if len(rq.Name) > 256 {
+		return nil, badRequest("name: at most 256 bytes")
+	}
+	if v := q.Get("limit"); v != "" {
+		if rq.Limit, err = strconv.Atoi(v); err != nil || rq.Limit < 1 || rq.Limit > redis.MaxPage {
+			return nil, badRequest("limit %q: a number from 1 to %d", v, redis.MaxPage)
+		}
+	}
+	if v := q.Get("before"); v != "" {
+		if rq.Before, err = strconv.ParseInt(v, 10, 64); err != nil || rq.Before <= 0 {
+			return nil, badRequest("before %q: a page's next (Unix milliseconds)", v)
+		}
+	}
+	return s.cfg.Client.ListRuns(r.Context(), tenant, rq)
+}
+
+func (s *Server) getRun(_ http.ResponseWriter, r *http.Request) (any, error) {
+	tenant, err := s.tenant(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := runID(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Client.Run(r.Context(), tenant, id)
+}
+
+func (s *Server) cancel(_ http.ResponseWriter, r *http.Request) (any, error) {
+	tenant, err := s.tenant(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := runID(r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.cfg.Client.Status(r.Context(), tenant, id); err != nil {
+		return nil, err
+	}
+	ended, err := s.cfg.Client.Cancel(r.Context(), tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"run_id": id, "cancelled": ended}, nil
+}
+
+func (s *Server) rerun(_ http.ResponseWriter, r *http.Request) (any, error) {
+	tenant, err := s.tenant(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := runID(r)
+	if err != nil {
+		return nil, err
+	}
+	from := 0
+	if v := r.URL.Query().Get("from"); v != "" {
+		if from, err = strconv.Atoi(v); err != nil || from < 1 || from > 100000 {
+			return nil, badRequest("from %q: a step number from 1", v)
+		}
+	}
+	nid, err := s.cfg.Client.Rerun(r.Context(), tenant, id, from)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"run_id": nid, "rerun_of": id}, nil
+}
+
+// events streams a run's events as Server-Sent Events, from its first,
+// following it live until it ends (or the client goes).
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	tenant, err := s.tenant(r)
+	if err == nil {
+		var id string
+		if id, err = runID(r); err == nil {
+			if _, err = s.cfg.Client.Status(r.Context(), tenant, id); err == nil {
+				s.stream(w, r, tenant, id)
+				return
+			}
+		}
+	}
+	s.fail(w, r, err)
+}
+
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, tenant, id string) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	flush := func() {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	flush()
+	err := s.cfg.Client.Events(r.Context(), tenant, id, func(e redis.Event) error {
+		b, _ := json.Marshal(e)
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return err
+		}
+		flush()
+		return nil
+	})
+	if err != nil && r.Context().Err() == nil {
+		fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
+	}
+	_, _ = io.WriteString(w, "event: end\ndata: {}\n\n")
+	flush()
+}
+
+// tenantInfo is a tenant as GET /api/v1/tenants shows it.
+type tenantInfo struct {
+	Name string `json:"name"`
+	redis.QueueStats
+}
+
+func (s *Server) tenants(_ http.ResponseWriter, r *http.Request) (any, error) {
+	p, err := s.principal(r)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{p}
+	if p == AllTenants {
+		if names, err = s.cfg.Client.Tenants(r.Context()); err != nil {
+			return nil, err
+		}
+	}
+	out := []tenantInfo{}
+	for _, n := range names {
+		q, err := s.cfg.Client.Queue(r.Context(), n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tenantInfo{Name: n, QueueStats: q})
+	}
+	return out, nil
+}
+
+func (s *Server) session(_ http.ResponseWriter, r *http.Request) (any, error) {
+	p, err := s.principal(r)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"tenant": p, "tokens": s.cfg.Tokens != nil}, nil
+}
+
+// signIn checks a token and keeps it in an HttpOnly cookie: the
+// dashboard's requests, and its event streams, carry it.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request) (any, error) {
+	if s.cfg.Tokens == nil {
+		return nil, badRequest("this server needs no token")
+	}
+	var body struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		return nil, badRequest("the body must be {\"token\": \"…\"}")
+	}
+	t, err := s.cfg.Tokens.Tenant(body.Token)
+	if err != nil {
+		return nil, &httpError{http.StatusUnauthorized, err.Error()}
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: body.Token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Expires: time.Now().Add(12 * time.Hour)})
+	return map[string]any{"tenant": t, "tokens": true}, nil
+}
+
+func (s *Server) signOut(w http.ResponseWriter, _ *http.Request) (any, error) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return map[string]any{}, nil
+}

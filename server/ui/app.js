@@ -1,0 +1,264 @@
+// flowhost's dashboard: the run list, a run's page (its graph, timeline,
+// steps, error and live events, with cancel and rerun), and the tenants.
+// Plain DOM, no framework: every text goes in through textContent.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const main = $("#main");
+let session = { tenant: "*", tokens: false };
+let timer = null;
+let source = null;
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k === "style") e.style.cssText = v; // through the CSSOM: the page's CSP allows no inline style
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function svg(tag, attrs = {}, ...children) {
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+async function api(path, opts = {}) {
+  const res = await fetch(path, { ...opts, headers: { "X-Flowhost": "1", ...(opts.headers || {}) }, credentials: "same-origin" });
+  const body = await res.json().catch(() => ({}));
+  if (res.status === 401) { showSignIn(); throw new Error(body.error || "sign in"); }
+  if (!res.ok) throw new Error(body.error || res.statusText);
+  return body;
+}
+
+function tenant() { return $("#tenant").value || (session.tenant !== "*" ? session.tenant : "default"); }
+function q(params) { return new URLSearchParams({ tenant: tenant(), ...params }).toString(); }
+function badge(status) { return el("span", { class: "badge " + (status || "pending"), "data-status": status || "pending" }, status || "pending"); }
+function when(s) { if (!s) return "–"; const d = new Date(s); return d.toLocaleString(); }
+function ms(v) { if (v === undefined || v === null) return "–"; if (v < 1000) return v.toFixed(v < 10 ? 2 : 0) + " ms"; return (v / 1000).toFixed(2) + " s"; }
+function since(a, b) { if (!a) return null; const t0 = Date.parse(a), t1 = b ? Date.parse(b) : Date.now(); return t1 - t0; }
+
+function stop() {
+  if (timer) { clearTimeout(timer); timer = null; }
+  if (source) { source.close(); source = null; }
+}
+
+// ---------------------------------------------------------------- runs
+
+async function runsPage() {
+  const status = el("select", { id: "f-status" }, ["", "pending", "running", "succeeded", "failed", "cancelled"].map((s) => el("option", { value: s }, s || "any status")));
+  const name = el("input", { id: "f-name", placeholder: "flow name" });
+  const body = el("tbody");
+  const more = el("button", { id: "more", hidden: "" }, "Older runs");
+  main.replaceChildren(
+    el("h1", {}, "Runs"),
+    el("div", { class: "filters" }, status, name),
+    el("table", { id: "runs" }, el("thead", {}, el("tr", {}, el("th", {}, "Run"), el("th", {}, "Flow"), el("th", {}, "Status"),
+      el("th", {}, "Created"), el("th", {}, "Duration"), el("th", {}, "Error"))), body),
+    more);
+  let before = 0;
+  async function load(append) {
+    const params = { limit: 50 };
+    if (status.value) params.status = status.value;
+    if (name.value) params.name = name.value;
+    if (append && before) params.before = before;
+    const page = await api("/api/v1/runs?" + q(params));
+    const rows = page.runs.map((r) => el("tr", { "data-run": r.run_id },
+      el("td", {}, el("a", { href: "#/runs/" + r.run_id, class: "mono" }, r.run_id)),
+      el("td", {}, r.name || "–"),
+      el("td", {}, badge(r.status)),
+      el("td", {}, when(r.created_at)),
+      el("td", { class: "num" }, ms(since(r.created_at, r.finished_at))),
+      el("td", { class: "error" }, (r.error || "").slice(0, 160))));
+    if (append) body.append(...rows); else body.replaceChildren(...rows);
+    if (!append && rows.length === 0) body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "empty" }, "No runs.")));
+    before = page.next || 0;
+    more.hidden = !page.next;
+  }
+  status.addEventListener("change", () => load(false));
+  name.addEventListener("change", () => load(false));
+  more.addEventListener("click", () => load(true));
+  const tick = async () => {
+    try { if (!before || body.children.length <= 50) await load(false); } catch (e) { console.warn(e); }
+    timer = setTimeout(tick, 2000);
+  };
+  await tick();
+}
+
+// ----------------------------------------------------------------- run
+
+async function runPage(id) {
+  const events = el("div", { id: "events" });
+  const view = el("div");
+  main.replaceChildren(view, el("h2", {}, "Events"), events);
+  let run = null, pending = false;
+  async function refresh() {
+    try { run = await api("/api/v1/runs/" + encodeURIComponent(id) + "?" + q({})); render(); }
+    catch (e) { view.replaceChildren(el("p", { class: "error" }, e.message)); }
+  }
+  function later() { if (!pending) { pending = true; setTimeout(() => { pending = false; refresh(); }, 300); } }
+  function render() {
+    const ended = ["succeeded", "failed", "cancelled"].includes(run.status);
+    const cancel = el("button", { id: "cancel", class: "danger", onclick: async () => {
+      cancel.disabled = true;
+      try { await api("/api/v1/runs/" + id + "/cancel?" + q({}), { method: "POST" }); } catch (e) { alert(e.message); }
+      refresh();
+    } }, "Cancel");
+    cancel.disabled = ended;
+    const rerun = el("button", { id: "rerun", onclick: async () => {
+      try { const r = await api("/api/v1/runs/" + id + "/rerun?" + q({}), { method: "POST" }); location.hash = "#/runs/" + r.run_id; }
+      catch (e) { alert(e.message); }
+    } }, "Rerun");
+    view.replaceChildren(
+      el("h1", {}, run.name || "run", " ", badge(run.status)),
+      el("p", { class: "meta" },
+        el("span", { class: "mono" }, run.run_id),
+        el("span", {}, "tenant " + (run.tenant || tenant())),
+        el("span", {}, "created " + when(run.created_at)),
+        el("span", {}, "took " + ms(since(run.created_at, run.finished_at))),
+        run.rerun_of ? el("span", {}, "re-runs ", el("a", { href: "#/runs/" + run.rerun_of, class: "mono" }, run.rerun_of)) : null),
+      el("div", { class: "actions" }, cancel, rerun),
+      run.error ? el("div", { class: "errorbox", id: "run-error" }, run.error) : null,
+      el("h2", {}, "Graph"), graph(run.steps || []),
+      el("h2", {}, "Timeline"), timeline(run),
+      el("h2", {}, "Steps"), stepsTable(run.steps || []));
+  }
+  await refresh();
+  source = new EventSource("/api/v1/runs/" + encodeURIComponent(id) + "/events?" + q({}));
+  source.onmessage = (m) => {
+    const e = JSON.parse(m.data);
+    const line = [new Date(e.time || Date.now()).toLocaleTimeString(), e.type, e.step || "", e.index !== undefined ? "#" + e.index : "",
+      e.done !== undefined ? e.done + "/" + (e.total || "") : "", e.status || "", e.error || ""].filter(Boolean).join("  ");
+    events.append(el("div", {}, line));
+    events.scrollTop = events.scrollHeight;
+    later();
+  };
+  source.addEventListener("end", () => { source.close(); refresh(); });
+}
+
+function graph(steps) {
+  const w = 170, h = 44, gap = 40, pad = 12;
+  const width = Math.max(pad * 2 + steps.length * (w + gap) - gap, 300);
+  const g = svg("svg", { class: "graph", viewBox: `0 0 ${width} ${h + pad * 2}`, height: h + pad * 2, id: "graph" });
+  steps.forEach((s, i) => {
+    const x = pad + i * (w + gap);
+    if (i > 0) g.append(svg("path", { class: "edge", d: `M${x - gap} ${pad + h / 2} L${x - 6} ${pad + h / 2}`, "marker-end": "" }));
+    const color = getComputedStyle(document.documentElement).getPropertyValue("--" + (s.status || "pending")).trim() || "#9aa3ae";
+    const label = s.name.length > 24 ? s.name.slice(0, 23) + "…" : s.name;
+    const done = s.total !== undefined && s.total !== null ? ` ${s.done}/${s.total}` : "";
+    g.append(svg("g", { class: "node", "data-step": s.name, "data-status": s.status },
+      svg("rect", { x, y: pad, width: w, height: h, fill: color, stroke: color }),
+      svg("title", {}, `${s.name}: ${s.status}${done}`),
+      svg("text", { x: x + 10, y: pad + 18 }, label),
+      svg("text", { x: x + 10, y: pad + 34 }, s.status + done)));
+  });
+  return g;
+}
+
+function timeline(run) {
+  const t0 = Date.parse(run.created_at || 0);
+  const t1 = run.finished_at ? Date.parse(run.finished_at) : Date.now();
+  const span = Math.max(t1 - t0, 1);
+  const rows = (run.steps || []).map((s) => {
+    const a = s.started_at ? Date.parse(s.started_at) : null;
+    const b = s.finished_at ? Date.parse(s.finished_at) : (a ? t1 : null);
+    const track = el("div", { class: "track" });
+    if (a) {
+      // Waiting from the run's start (queue, earlier steps), then running.
+      track.append(el("div", { class: "bar " + (s.status || "pending"), title: `${s.name}: ${ms(b - a)}`,
+        style: `left:${((a - t0) / span * 100).toFixed(2)}%;width:${Math.max((b - a) / span * 100, 0.3).toFixed(2)}%` }));
+    }
+    return el("tr", {}, el("td", {}, s.name), el("td", { style: "width:70%" }, track), el("td", { class: "num" }, ms(s.duration_ms)));
+  });
+  return el("table", { class: "timeline" }, el("tbody", {}, rows));
+}
+
+function stepsTable(steps) {
+  return el("table", { id: "steps" },
+    el("thead", {}, el("tr", {}, ["Step", "Status", "Calls", "Failed", "Cached", "Attempts", "Time", "Worker", "Error"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, steps.map((s) => el("tr", { "data-step": s.name },
+      el("td", {}, s.name), el("td", {}, badge(s.status)),
+      el("td", { class: "num" }, s.total !== undefined && s.total !== null ? `${s.done}/${s.total}` : "1"),
+      el("td", { class: "num" }, s.failed || 0), el("td", { class: "num" }, s.cached || 0),
+      el("td", { class: "num" }, s.attempts || 0), el("td", { class: "num" }, ms(s.duration_ms)),
+      el("td", { class: "mono" }, s.worker || "–"), el("td", { class: "error" }, s.error || "")))));
+}
+
+// ------------------------------------------------------------- tenants
+
+async function tenantsPage() {
+  const list = await api("/api/v1/tenants");
+  main.replaceChildren(el("h1", {}, "Tenants"),
+    el("table", { id: "tenants" },
+      el("thead", {}, el("tr", {}, ["Tenant", "Waiting", "Running", "Retrying", "Stream entries"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, list.map((t) => el("tr", {},
+        el("td", {}, el("a", { href: "#/runs", onclick: () => { $("#tenant").value = t.name; } }, t.name)),
+        el("td", { class: "num" }, t.lag), el("td", { class: "num" }, t.running), el("td", { class: "num" }, t.delayed),
+        el("td", { class: "num" }, t.depth))))));
+  timer = setTimeout(() => route(), 3000);
+}
+
+// ------------------------------------------------------- session, route
+
+function showSignIn() { $("#signin").hidden = false; }
+
+$("#signin").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    session = await api("/api/v1/session", { method: "POST", body: JSON.stringify({ token: $("#token").value }), headers: { "Content-Type": "application/json" } });
+    $("#signin").hidden = true;
+    $("#token").value = "";
+    await start();
+  } catch (e) { $("#signin-error").textContent = e.message; }
+});
+
+$("#signout").addEventListener("click", async () => {
+  await fetch("/api/v1/session", { method: "DELETE", headers: { "X-Flowhost": "1" } });
+  location.reload();
+});
+
+async function route() {
+  stop();
+  const hash = location.hash || "#/runs";
+  document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", hash.startsWith("#/" + a.dataset.nav)));
+  try {
+    const m = hash.match(/^#\/runs\/([A-Za-z0-9_-]+)/);
+    if (m) await runPage(m[1]);
+    else if (hash.startsWith("#/tenants")) await tenantsPage();
+    else await runsPage();
+  } catch (e) {
+    main.replaceChildren(el("p", { class: "error" }, e.message));
+  }
+}
+
+async function start() {
+  session = await api("/api/v1/session");
+  const sel = $("#tenant");
+  sel.replaceChildren();
+  if (session.tenant === "*") {
+    let names = ["default"];
+    try { names = (await api("/api/v1/tenants")).map((t) => t.name); } catch (e) { /* the registry may be empty */ }
+    if (!names.includes("default")) names.unshift("default");
+    names.forEach((n) => sel.append(el("option", { value: n }, n)));
+  } else {
+    sel.append(el("option", { value: session.tenant }, session.tenant));
+    sel.disabled = true;
+  }
+  const want = new URLSearchParams(location.search).get("tenant");
+  if (want) sel.value = want;
+  $("#who").textContent = session.tokens ? (session.tenant === "*" ? "operator" : "tenant " + session.tenant) : "";
+  $("#signout").hidden = !session.tokens;
+  sel.onchange = () => route();
+  window.onhashchange = () => route();
+  await route();
+}
+
+start().catch(() => {});
