@@ -6,6 +6,7 @@ go 1.26.8
 require (
 	github.com/BurntSushi/toml v1.6.0 // flow.toml and worker.toml; its metadata lists unused keys, which become errors
 	github.com/alecthomas/kong v1.17.0 // the command line: declarative commands and flags, generated --help
+	github.com/chromedp/chromedp v0.22.1 // tests only: drives Debian's headless chromium in the dashboard's end-to-end tests
 	github.com/extism/go-sdk v1.7.1 // tests and benchmarks only: the reference implementation of the Extism calling convention
 	github.com/prometheus/client_golang v1.25.0 // the reference Prometheus client, for /metrics
 	github.com/redis/go-redis/v9 v9.23.0 // the Redis broker: Streams, consumer groups, scripting, TLS URLs
@@ -20,8 +21,10 @@ require (
 	github.com/acarl005/stripansi v0.0.0-20180116102854-5a71ef0e047d // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/clipperhouse/uax29/v2 v2.7.0 // indirect
 	github.com/dylibso/observe-sdk/go v0.0.0-20240819160327-2d926c5d788a // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/gobwas/glob v0.2.3 // indirect
 	github.com/ianlancetaylor/demangle v0.0.0-20240805132620-81f5be970eca // indirect
 	github.com/mattn/go-runewidth v0.0.30 // indirect

@@ -117,7 +117,7 @@ async function runPage(id) {
       try { const r = await api("/api/v1/runs/" + id + "/rerun?" + q({}), { method: "POST" }); location.hash = "#/runs/" + r.run_id; }
       catch (e) { alert(e.message); }
     } }, "Rerun");
-    view.replaceChildren(
+    view.replaceChildren(...[
       el("h1", {}, run.name || "run", " ", badge(run.status)),
       el("p", { class: "meta" },
         el("span", { class: "mono" }, run.run_id),
@@ -129,7 +129,7 @@ async function runPage(id) {
       run.error ? el("div", { class: "errorbox", id: "run-error" }, run.error) : null,
       el("h2", {}, "Graph"), graph(run.steps || []),
       el("h2", {}, "Timeline"), timeline(run),
-      el("h2", {}, "Steps"), stepsTable(run.steps || []));
+      el("h2", {}, "Steps"), stepsTable(run.steps || [])].filter(Boolean));
   }
   await refresh();
   source = new EventSource("/api/v1/runs/" + encodeURIComponent(id) + "/events?" + q({}));

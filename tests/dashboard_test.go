@@ -1,0 +1,194 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/flowhost/flowhost/internal/redistest"
+)
+
+// serve starts `flowhost serve` on a free loopback port and returns its
+// URL once it answers.
+func serve(t *testing.T, srv *redistest.Server, extra ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := start(t, append([]string{"serve", "--broker", srv.URL(), "--addr", addr}, extra...)...)
+	url := "http://" + addr
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if res, err := http.Get(url + "/api/v1/session"); err == nil {
+			res.Body.Close()
+			return url
+		}
+	}
+	t.Fatalf("flowhost serve did not answer:\n%s", p.output())
+	return ""
+}
+
+// browser is a headless Chromium (Debian's), for the test's lifetime.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("the dashboard tests drive Debian's chromium (.ci/run installs it): %v", err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.WindowSize(1360, 900), chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelB(); cancelA() })
+	if err := chromedp.Do(bctx); err != nil { // the browser lives as long as this first context
+		t.Fatalf("start chromium: %v", err)
+	}
+	return bctx
+}
+
+// inBrowser runs browser actions within a deadline.
+func inBrowser(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, steps...); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		html, _ := chromedp.Run(hctx, chromedp.OuterHTML(css("main")))
+		t.Fatalf("%s: %v\nthe page's main: %.2000s", what, err, html)
+	}
+}
+
+// value runs one browser action that returns a value.
+func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(tctx, a)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+// screenshot keeps a PNG of the page: in docs/ when
+// FLOWHOST_SCREENSHOTS=1 (to refresh the documentation's), else in a
+// temporary folder; either way it must be a real image.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png := value(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100)) // 100: a PNG
+	dir := t.TempDir()
+	if os.Getenv("FLOWHOST_SCREENSHOTS") == "1" {
+		dir = "../docs"
+	}
+	if len(png) < 10000 || string(png[1:4]) != "PNG" {
+		t.Fatalf("screenshot %s: %d bytes, not a page", name, len(png))
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDashboard: in a real browser, during real runs on a real
+// redis-server with two workers: a run goes from running to succeeded in
+// the list, its page shows its graph's nodes with their status, a
+// spinning run is cancelled from its button, a failed run shows its
+// error.
+func TestDashboard(t *testing.T) {
+	srv := redistest.Start(t)
+	worker(t, srv, "w1")
+	worker(t, srv, "w2")
+	url := serve(t, srv)
+	ctx := browser(t)
+
+	// The list is open before the run starts, so it sees it run.
+	inBrowser(t, ctx, "the run list opens", chromedp.Navigate(url+"/#/runs"), chromedp.WaitVisible(css(`#runs`)))
+	busy := submit(t, srv, busyFlow(t, 160)) // ~50 ms a call, 160 calls on two workers of one slot: ~4 s
+	row := fmt.Sprintf(`tr[data-run="%s"]`, busy)
+	inBrowser(t, ctx, "the run list shows the run running",
+		chromedp.WaitVisible(css(row+` .badge[data-status="running"]`)))
+	inBrowser(t, ctx, "the run list shows it succeeded",
+		chromedp.WaitVisible(css(row+` .badge[data-status="succeeded"]`)))
+	screenshot(t, ctx, "dashboard-runs.png")
+
+	inBrowser(t, ctx, "the run's page shows its graph",
+		chromedp.Navigate(url+"/#/runs/"+busy),
+		chromedp.WaitVisible(css(`#graph .node[data-status="succeeded"]`)))
+	nodes := value(t, ctx, "the graph's nodes", chromedp.Evaluate[string](`[...document.querySelectorAll("#graph .node")].map(n => n.dataset.step + "=" + n.dataset.status).join(",")`))
+	steps := value(t, ctx, "the steps", chromedp.Text(css(`#steps tbody`)))
+	if nodes != "map flaky.busy=succeeded" || !strings.Contains(steps, "160/160") {
+		t.Fatalf("graph %q, steps %q", nodes, steps)
+	}
+	screenshot(t, ctx, "dashboard-run.png")
+
+	spin := submit(t, srv, writeFlow(t, "[limits]\ntimeout = \"60s\"\n[[step]]\ncall = \"flaky.spin\"\n"))
+	inBrowser(t, ctx, "cancel a spinning run from its button",
+		chromedp.Navigate(url+"/#/runs/"+spin),
+		chromedp.WaitVisible(css(`#graph .node[data-status="running"]`)),
+		chromedp.Click(css(`#cancel`)),
+		chromedp.WaitVisible(css(`h1 .badge[data-status="cancelled"]`)))
+
+	failed := submit(t, srv, writeFlow(t, "[[step]]\ncall = \"text.fail_if\"\nargs = { flag = true, message = \"the widget is broken\" }\n"))
+	inBrowser(t, ctx, "a failed run's page shows its error",
+		chromedp.Navigate(url+"/#/runs/"+failed),
+		chromedp.WaitVisible(css(`#run-error`)))
+	msg := value(t, ctx, "the error", chromedp.Text(css(`#run-error`)))
+	if !strings.Contains(msg, "textkit.fail_if: the widget is broken") {
+		t.Fatalf("error shown: %q", msg)
+	}
+}
+
+// TestDashboardTenants: with tokens, tenant bravo's browser session
+// cannot see tenant acme's run: not in its list, not at the run's own
+// address.
+func TestDashboardTenants(t *testing.T) {
+	srv := redistest.Start(t)
+	worker(t, srv, "w1")
+	tokens := filepath.Join(t.TempDir(), "tokens.toml")
+	os.WriteFile(tokens, []byte("[tokens]\n\"acme-secret-0123456789\" = \"acme\"\n\"bravo-secret-0123456789\" = \"bravo\"\n"), 0o600)
+	for _, tn := range []string{"acme", "bravo"} {
+		if r := flowhost(t, "tenants", "add", tn, "--broker", srv.URL()); r.code != 0 {
+			t.Fatalf("tenants add: %s", r.stderr)
+		}
+	}
+	url := serve(t, srv, "--auth", tokens)
+	r := flowhost(t, "run", "--detach", "--broker", srv.URL(), "--tenant", "acme", writeFlow(t, "[[step]]\ncall = \"text.upper\"\nargs = { text = \"acme's secret\" }\n"))
+	acmeRun := strings.TrimSpace(r.stdout)
+	if r.code != 0 || acmeRun == "" {
+		t.Fatalf("submit: %s", r.stderr)
+	}
+	ctx := browser(t)
+	signIn := func(token string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(
+			chromedp.Navigate(url + "/#/runs"),
+			chromedp.WaitVisible(css(`#signin`)),
+			chromedp.SendKeys(css(`#token`), token),
+			chromedp.Click(css(`#signin button`)), // a click: form.submit() would skip the page's handler
+			chromedp.WaitNotVisible(css(`#signin`)),
+		)
+	}
+	inBrowser(t, ctx, "acme signs in and sees its run", signIn("acme-secret-0123456789"),
+		chromedp.WaitVisible(css(fmt.Sprintf(`tr[data-run="%s"]`, acmeRun))),
+		chromedp.Click(css(`#signout`)))
+	inBrowser(t, ctx, "bravo signs in", signIn("bravo-secret-0123456789"),
+		chromedp.WaitVisible(css(`#runs .empty`)))
+	list := value(t, ctx, "bravo's run list", chromedp.Text(css(`#runs`)))
+	inBrowser(t, ctx, "bravo opens acme's run", chromedp.Navigate(url+"/#/runs/"+acmeRun), chromedp.WaitVisible(css(`main .error`)))
+	page := value(t, ctx, "the page", chromedp.Text(css(`main`)))
+	if strings.Contains(list, acmeRun) || strings.Contains(page, "secret") || !strings.Contains(page, "no such run") {
+		t.Fatalf("bravo's list %q, page %q", list, page)
+	}
+}
