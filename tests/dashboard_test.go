@@ -173,7 +173,7 @@ func TestDashboardTenants(t *testing.T) {
 	ctx := browser(t)
 	signIn := func(token string) chromedp.Action[chromedp.Void] {
 		return chromedp.Steps(
-			chromedp.Navigate(url + "/#/runs"),
+			chromedp.Navigate(url+"/#/runs"),
 			chromedp.WaitVisible(css(`#signin`)),
 			chromedp.SendKeys(css(`#token`), token),
 			chromedp.Click(css(`#signin button`)), // a click: form.submit() would skip the page's handler
