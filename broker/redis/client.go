@@ -326,14 +326,34 @@ func (c *Client) Runs(ctx context.Context, tenant string, limit int64) ([]*Statu
 // StepStatus is one step (or dataflow node) of a run, as status shows it.
 type StepStatus = track.StepStatus
 
+// stepFields are the fields of a step's hash that status reads.
+var stepFields = []string{"started_at", "finished_at", "worker", "total", "retries", "done", "failed", "cached", "error", "started"}
+
 // Steps reads the state of a run's steps.
 func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]StepStatus, error) {
 	out := make([]StepStatus, len(infos))
+	// The fields status shows, not the step's batch results (a map's
+	// hash holds them all): one pipeline for every step.
+	cmds := make([]*goredis.SliceCmd, len(infos))
+	if _, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i := range infos {
+			cmds[i] = p.HMGet(ctx, stepKey(st.Tenant, st.RunID, i), stepFields...)
+		}
+		return nil
+	}); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, err
+	}
 	for i, info := range infos {
 		label := info.Name
-		h, err := c.rdb.HGetAll(ctx, stepKey(st.Tenant, st.RunID, i)).Result()
+		vs, err := cmds[i].Result()
 		if err != nil {
 			return nil, err
+		}
+		h := make(map[string]string, len(stepFields))
+		for j, f := range stepFields {
+			if v, ok := vs[j].(string); ok {
+				h[f] = v
+			}
 		}
 		s := StepStatus{Name: label, Status: track.Pending, StartedAt: h["started_at"], FinishedAt: h["finished_at"], Worker: h["worker"]}
 		t0, _ := time.Parse(time.RFC3339Nano, h["started_at"])
