@@ -176,7 +176,10 @@ func (c *Client) Submit(ctx context.Context, spec *Spec) error {
 		return err
 	}
 	now := time.Now()
-	fields := map[string]any{"spec": b, "status": string(track.Pending), "tenant": spec.Tenant, "name": spec.Name, "rerun_of": spec.RerunOf,
+	// The steps' names apart too: a run's page reads them without the
+	// spec, whose inputs may be large.
+	steps, _ := json.Marshal(spec.Steps)
+	fields := map[string]any{"spec": b, "steps": steps, "status": string(track.Pending), "tenant": spec.Tenant, "name": spec.Name, "rerun_of": spec.RerunOf,
 		"created_at": now.UTC().Format(time.RFC3339Nano)}
 	_, err = c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.HSet(ctx, runKey(spec.Tenant, spec.ID), fields)

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -110,14 +111,29 @@ func (c *Client) Run(ctx context.Context, tenant, id string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	infos, err := c.stepInfos(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if st.Steps, err = c.Steps(ctx, st, infos); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// stepInfos are a run's steps' names: the run hash's "steps" (written at
+// submit, a tenant may write it: checked), else its spec's.
+func (c *Client) stepInfos(ctx context.Context, tenant, id string) ([]StepInfo, error) {
+	b, err := c.rdb.HGet(ctx, runKey(tenant, id), "steps").Bytes()
+	var infos []StepInfo
+	if err == nil && json.Unmarshal(b, &infos) == nil && len(infos) <= maxSpecSteps {
+		return infos, nil
+	}
 	spec, err := c.Spec(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
-	if st.Steps, err = c.Steps(ctx, st, spec.Steps); err != nil {
-		return nil, err
-	}
-	return st, nil
+	return spec.Steps, nil
 }
 
 // Rerun submits run id of tenant again as a new run (its stored flow,
