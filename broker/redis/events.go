@@ -41,7 +41,9 @@ func (c *Client) Events(ctx context.Context, tenant, id string, fn func(Event) e
 			}
 			return err
 		}
+		n := 0
 		for _, s := range res {
+			n += len(s.Messages)
 			for _, m := range s.Messages {
 				last = m.ID
 				var e Event
@@ -57,5 +59,19 @@ func (c *Client) Events(ctx context.Context, tenant, id string, fn func(Event) e
 				}
 			}
 		}
+		// A follower reads at most ten times a second: events that come
+		// one by one (a map's progress) are read in batches, so a watched
+		// run costs Redis a few commands a second, not one an event.
+		if n < 100 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(followEvery):
+			}
+		}
 	}
 }
+
+// followEvery is how long a follower of a run's events waits after a
+// read that found fewer than a full batch.
+const followEvery = 100 * time.Millisecond

@@ -104,7 +104,8 @@ async function runPage(id) {
     try { run = await api("/api/v1/runs/" + encodeURIComponent(id) + "?" + q({})); render(); }
     catch (e) { view.replaceChildren(el("p", { class: "error" }, e.message)); }
   }
-  function later() { if (!pending) { pending = true; setTimeout(() => { pending = false; refresh(); }, 300); } }
+  // At most one refresh a second, however fast the events come.
+  function later() { if (!pending) { pending = true; setTimeout(() => { pending = false; refresh(); }, 1000); } }
   function render() {
     const ended = ["succeeded", "failed", "cancelled"].includes(run.status);
     const cancel = el("button", { id: "cancel", class: "danger", onclick: async () => {
@@ -133,11 +134,21 @@ async function runPage(id) {
   }
   await refresh();
   source = new EventSource("/api/v1/runs/" + encodeURIComponent(id) + "/events?" + q({}));
+  // A step's progress is one line, rewritten as it advances: a map of
+  // 100,000 elements sends hundreds of them.
+  const progress = new Map();
   source.onmessage = (m) => {
     const e = JSON.parse(m.data);
     const line = [new Date(e.time || Date.now()).toLocaleTimeString(), e.type, e.step || "", e.index !== undefined ? "#" + e.index : "",
       e.done !== undefined ? e.done + "/" + (e.total || "") : "", e.status || "", e.error || ""].filter(Boolean).join("  ");
-    events.append(el("div", {}, line));
+    if (e.type === "step_progress") {
+      let div = progress.get(e.step);
+      if (!div) { div = el("div", { class: "progress" }); progress.set(e.step, div); events.append(div); }
+      div.textContent = line;
+    } else {
+      progress.delete(e.step);
+      events.append(el("div", {}, line));
+    }
     events.scrollTop = events.scrollHeight;
     later();
   };
