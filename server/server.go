@@ -56,6 +56,7 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("POST /api/v1/runs/{id}/cancel", s.api(s.cancel))
 	s.mux.HandleFunc("POST /api/v1/runs/{id}/rerun", s.api(s.rerun))
 	s.mux.HandleFunc("GET /api/v1/tenants", s.api(s.tenants))
+	s.mux.HandleFunc("GET /api/v1/workers", s.api(s.workers))
 	s.mux.HandleFunc("GET /api/v1/session", s.api(s.session))
 	s.mux.HandleFunc("POST /api/v1/session", s.api(s.signIn))
 	s.mux.HandleFunc("DELETE /api/v1/session", s.api(s.signOut))
@@ -345,6 +346,19 @@ func (s *Server) tenants(_ http.ResponseWriter, r *http.Request) (any, error) {
 		out = append(out, tenantInfo{Name: n, QueueStats: q})
 	}
 	return out, nil
+}
+
+// workers lists the live workers: an operator's view (they serve every
+// tenant, so a tenant's token does not list them).
+func (s *Server) workers(_ http.ResponseWriter, r *http.Request) (any, error) {
+	p, err := s.principal(r)
+	if err != nil {
+		return nil, err
+	}
+	if p != AllTenants {
+		return nil, &httpError{http.StatusForbidden, "the workers are shared by every tenant: an operator's token lists them"}
+	}
+	return s.cfg.Client.Workers(r.Context())
 }
 
 func (s *Server) session(_ http.ResponseWriter, r *http.Request) (any, error) {

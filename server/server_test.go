@@ -188,6 +188,11 @@ func TestAPI(t *testing.T) {
 	if code := do(t, ts, "GET", "/api/v1/tenants", "", &tenants); code != 200 || len(tenants) == 0 || tenants[0]["name"] != "default" {
 		t.Fatalf("tenants: %d %v", code, tenants)
 	}
+	var workers []redis.WorkerInfo
+	if code := do(t, ts, "GET", "/api/v1/workers", "", &workers); code != 200 || len(workers) != 2 || workers[0].Concurrency != 2 ||
+		workers[0].Name == workers[1].Name || workers[0].LastSeen == "" {
+		t.Fatalf("workers: %d %+v", code, workers)
+	}
 
 	// Bad input: a clear JSON error with the right status, never a 500.
 	for _, c := range []struct {
@@ -256,9 +261,11 @@ func TestAPITenants(t *testing.T) {
 		{"GET", "/api/v1/runs", "", 401},
 		{"GET", "/api/v1/runs", "not-a-token-at-all", 401},
 		{"GET", "/api/v1/tenants", "", 401},
+		{"GET", "/api/v1/workers", bravo, 403},
+		{"GET", "/api/v1/workers", ops, 200},
 		{"GET", "/api/v1/runs/" + acmeRun, acme, 200},
 	} {
-		var v map[string]any
+		var v any
 		if code := do(t, ts, c.method, c.path, c.token, &v); code != c.code {
 			t.Errorf("%s %s as %q: %d %v; want %d", c.method, c.path, c.token, code, v, c.code)
 		}

@@ -141,6 +141,11 @@ func TestDashboard(t *testing.T) {
 		chromedp.Click(css(`#cancel`)),
 		chromedp.WaitVisible(css(`h1 .badge[data-status="cancelled"]`)))
 
+	inBrowser(t, ctx, "the workers page lists both workers",
+		chromedp.Navigate(url+"/#/workers"),
+		chromedp.WaitVisible(css(`tr[data-worker="w1"]`)),
+		chromedp.WaitVisible(css(`tr[data-worker="w2"]`)))
+
 	failed := submit(t, srv, writeFlow(t, "[[step]]\ncall = \"text.fail_if\"\nargs = { flag = true, message = \"the widget is broken\" }\n"))
 	inBrowser(t, ctx, "a failed run's page shows its error",
 		chromedp.Navigate(url+"/#/runs/"+failed),

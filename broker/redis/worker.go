@@ -133,6 +133,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go w.heartbeats(bg)
+	announced := make(chan struct{})
+	go func() { w.announce(bg); close(announced) }()
+	defer func() { stopBG(); <-announced }() // out of the registry before Run returns
 	go w.cancellations(bg)
 	go w.promote(bg)
 	if w.cfg.Metrics != nil {

@@ -217,6 +217,20 @@ async function tenantsPage() {
   timer = setTimeout(() => route(), 3000);
 }
 
+// ------------------------------------------------------------- workers
+
+async function workersPage() {
+  const list = await api("/api/v1/workers");
+  main.replaceChildren(el("h1", {}, "Workers"),
+    el("table", { id: "workers" },
+      el("thead", {}, el("tr", {}, ["Worker", "Running", "Slots", "Tenants", "Started", "Last seen"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, list.length === 0 ? el("tr", {}, el("td", { colspan: 6, class: "empty" }, "No worker is alive.")) :
+        list.map((w) => el("tr", { "data-worker": w.name },
+          el("td", { class: "mono" }, w.name), el("td", { class: "num" }, w.running), el("td", { class: "num" }, w.concurrency),
+          el("td", {}, (w.tenants || []).join(", ") || "–"), el("td", {}, when(w.started_at)), el("td", {}, when(w.last_seen)))))));
+  timer = setTimeout(() => route(), 3000);
+}
+
 // ------------------------------------------------------- session, route
 
 function showSignIn() { $("#signin").hidden = false; }
@@ -244,6 +258,7 @@ async function route() {
     const m = hash.match(/^#\/runs\/([A-Za-z0-9_-]+)/);
     if (m) await runPage(m[1]);
     else if (hash.startsWith("#/tenants")) await tenantsPage();
+    else if (hash.startsWith("#/workers")) await workersPage();
     else await runsPage();
   } catch (e) {
     main.replaceChildren(el("p", { class: "error" }, e.message));
