@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flowhost/flowhost/broker/redis"
@@ -50,16 +51,9 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /api/v1/runs", s.api(s.listRuns))
-	s.mux.HandleFunc("GET /api/v1/runs/{id}", s.api(s.getRun))
-	s.mux.HandleFunc("GET /api/v1/runs/{id}/events", s.events)
-	s.mux.HandleFunc("POST /api/v1/runs/{id}/cancel", s.api(s.cancel))
-	s.mux.HandleFunc("POST /api/v1/runs/{id}/rerun", s.api(s.rerun))
-	s.mux.HandleFunc("GET /api/v1/tenants", s.api(s.tenants))
-	s.mux.HandleFunc("GET /api/v1/workers", s.api(s.workers))
-	s.mux.HandleFunc("GET /api/v1/session", s.api(s.session))
-	s.mux.HandleFunc("POST /api/v1/session", s.api(s.signIn))
-	s.mux.HandleFunc("DELETE /api/v1/session", s.api(s.signOut))
+	for _, rt := range s.routes() {
+		s.mux.HandleFunc(rt.method+" "+rt.path, rt.h)
+	}
 	s.mux.HandleFunc("/api/", s.api(func(http.ResponseWriter, *http.Request) (any, error) {
 		return nil, &httpError{http.StatusNotFound, "no such API endpoint (docs/api.md lists them)"}
 	}))
@@ -70,6 +64,10 @@ func New(cfg Config) *Server {
 			http.Error(w, "the dashboard's pages are read with GET", http.StatusMethodNotAllowed)
 			return
 		}
+		if name := strings.TrimPrefix(r.URL.Path, "/"); name != "" && !fs.ValidPath(name) {
+			http.NotFound(w, r) // the file server would call it its own error (500)
+			return
+		}
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Referrer-Policy", "no-referrer")
@@ -77,6 +75,38 @@ func New(cfg Config) *Server {
 	})
 	return s
 }
+
+// route is an endpoint of the API; docs/api.md and openapi.json
+// describe each (a test holds them to this list).
+type route struct {
+	method, path string
+	h            http.HandlerFunc
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{"GET", "/api/v1/runs", s.api(s.listRuns)},
+		{"GET", "/api/v1/runs/{id}", s.api(s.getRun)},
+		{"GET", "/api/v1/runs/{id}/events", s.events},
+		{"POST", "/api/v1/runs/{id}/cancel", s.api(s.cancel)},
+		{"POST", "/api/v1/runs/{id}/rerun", s.api(s.rerun)},
+		{"GET", "/api/v1/tenants", s.api(s.tenants)},
+		{"GET", "/api/v1/workers", s.api(s.workers)},
+		{"GET", "/api/v1/session", s.api(s.session)},
+		{"POST", "/api/v1/session", s.api(s.signIn)},
+		{"DELETE", "/api/v1/session", s.api(s.signOut)},
+		{"GET", "/api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(OpenAPI)
+		}},
+	}
+}
+
+// OpenAPI is the API's OpenAPI 3 description, served at
+// /api/v1/openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
 
 // ServeHTTP implements http.Handler. A panic in a handler fails that
 // request alone, as a 500.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -194,6 +195,16 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("workers: %d %+v", code, workers)
 	}
 
+	// Every answer has the shape openapi.json gives it.
+	for _, c := range []struct{ path, described string }{
+		{"/api/v1/runs", "/runs"}, {"/api/v1/runs/" + ok, "/runs/{id}"}, {"/api/v1/runs/" + bad, "/runs/{id}"},
+		{"/api/v1/tenants", "/tenants"}, {"/api/v1/workers", "/workers"}, {"/api/v1/session", "/session"},
+	} {
+		var v any
+		do(t, ts, "GET", c.path, "", &v)
+		conforms(t, c.path, responseSchema(t, "GET", c.described), v)
+	}
+
 	// Bad input: a clear JSON error with the right status, never a 500.
 	for _, c := range []struct {
 		method, path string
@@ -301,3 +312,63 @@ func TestAPITenants(t *testing.T) {
 }
 
 func jsonString(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// conforms checks an answer against a schema of openapi.json: its type,
+// the properties it requires, and so on down through arrays and refs.
+func conforms(t *testing.T, what string, schema map[string]any, v any) {
+	t.Helper()
+	var doc map[string]any
+	json.Unmarshal(server.OpenAPI, &doc)
+	var check func(path string, s map[string]any, v any)
+	check = func(path string, s map[string]any, v any) {
+		if ref, ok := s["$ref"].(string); ok {
+			name := ref[strings.LastIndexByte(ref, '/')+1:]
+			s = doc["components"].(map[string]any)["schemas"].(map[string]any)[name].(map[string]any)
+		}
+		switch s["type"] {
+		case "object":
+			m, ok := v.(map[string]any)
+			if !ok {
+				t.Errorf("%s%s: %v is not an object", what, path, v)
+				return
+			}
+			for _, r := range s["required"].([]any) {
+				if _, ok := m[r.(string)]; !ok {
+					t.Errorf("%s%s lacks %q, which openapi.json requires: %v", what, path, r, m)
+				}
+			}
+			props, _ := s["properties"].(map[string]any)
+			for k, pv := range m {
+				if ps, ok := props[k].(map[string]any); ok {
+					check(path+"."+k, ps, pv)
+				}
+			}
+		case "array":
+			a, ok := v.([]any)
+			if !ok {
+				t.Errorf("%s%s: %v is not an array", what, path, v)
+				return
+			}
+			for i, e := range a {
+				check(fmt.Sprintf("%s[%d]", path, i), s["items"].(map[string]any), e)
+			}
+		case "string":
+			if _, ok := v.(string); !ok {
+				t.Errorf("%s%s: %v is not a string", what, path, v)
+			}
+		case "integer", "number":
+			if _, ok := v.(float64); !ok {
+				t.Errorf("%s%s: %v is not a number", what, path, v)
+			}
+		}
+	}
+	check("", schema, v)
+}
+
+// responseSchema is the 200 schema openapi.json gives method path.
+func responseSchema(t *testing.T, method, path string) map[string]any {
+	var doc map[string]any
+	json.Unmarshal(server.OpenAPI, &doc)
+	op := doc["paths"].(map[string]any)[path].(map[string]any)[strings.ToLower(method)].(map[string]any)
+	return op["responses"].(map[string]any)["200"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)
+}
