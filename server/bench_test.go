@@ -97,7 +97,7 @@ func BenchmarkAPI(b *testing.B) {
 	}
 	defer c.Close()
 	mapRun := seedRuns(b, c.Redis(), 10000, 20000)
-	ts := httptest.NewServer(server.New(server.Config{Client: c}))
+	ts := httptest.NewServer(server.New(server.Config{Source: c}))
 	defer ts.Close()
 	b.Run("list", func(b *testing.B) { latencies(b, ts.Client(), ts.URL+"/api/v1/runs?limit=50") })
 	b.Run("list-filtered", func(b *testing.B) { latencies(b, ts.Client(), ts.URL+"/api/v1/runs?limit=50&name=flow3") })

@@ -31,8 +31,8 @@ func FuzzAPI(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	open := server.New(server.Config{Client: c})
-	guarded := server.New(server.Config{Client: c, Tokens: tk})
+	open := server.New(server.Config{Source: c})
+	guarded := server.New(server.Config{Source: c, Tokens: tk})
 	for _, s := range []string{"/api/v1/runs?limit=5&status=failed", "/api/v1/runs/1a2b3c/events?tenant=acme", "/api/v1/runs/%00/cancel",
 		"/api/v1/runs?before=99999999999999999999", "/api/v1/runs/../../x", "/api/v1/tenants", "/api/v1/session", "/", "/app.js"} {
 		f.Add(uint8(0), s, "acme-0123456789abcdef", `{"token":"x"}`)

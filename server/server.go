@@ -6,6 +6,7 @@
 package server
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -23,11 +24,27 @@ import (
 	"github.com/flowhost/flowhost/track"
 )
 
+// Source is where a server reads runs and acts on them: a broker's
+// Redis (*redis.Client, with credentials that read every tenant's keys:
+// an operator's or the workers'), or this process's runs (Local).
+type Source interface {
+	ListRuns(ctx context.Context, tenant string, q redis.RunQuery) (*redis.RunPage, error)
+	Run(ctx context.Context, tenant, id string) (*redis.Status, error)
+	Status(ctx context.Context, tenant, id string) (*redis.Status, error)
+	Events(ctx context.Context, tenant, id string, fn func(redis.Event) error) error
+	Cancel(ctx context.Context, tenant, id string) (bool, error)
+	Rerun(ctx context.Context, tenant, id string, from int) (string, error)
+	Tenants(ctx context.Context) ([]string, error)
+	Queue(ctx context.Context, tenant string) (redis.QueueStats, error)
+	Workers(ctx context.Context) ([]redis.WorkerInfo, error)
+}
+
+var _ Source = (*redis.Client)(nil)
+
 // Config configures a Server.
 type Config struct {
-	// Client is the broker's Redis, with credentials that read every
-	// tenant's keys (an operator's or the workers').
-	Client *redis.Client
+	// Source holds the runs.
+	Source Source
 	// Tokens, when set, are required: each request acts as its token's
 	// tenant. nil: no tokens, every tenant (the command line then
 	// listens on loopback only).
@@ -253,7 +270,7 @@ func (s *Server) listRuns(_ http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, badRequest("before %q: a page's next (Unix milliseconds)", v)
 		}
 	}
-	return s.cfg.Client.ListRuns(r.Context(), tenant, rq)
+	return s.cfg.Source.ListRuns(r.Context(), tenant, rq)
 }
 
 func (s *Server) getRun(_ http.ResponseWriter, r *http.Request) (any, error) {
@@ -265,7 +282,7 @@ func (s *Server) getRun(_ http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.cfg.Client.Run(r.Context(), tenant, id)
+	return s.cfg.Source.Run(r.Context(), tenant, id)
 }
 
 func (s *Server) cancel(_ http.ResponseWriter, r *http.Request) (any, error) {
@@ -277,10 +294,10 @@ func (s *Server) cancel(_ http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.cfg.Client.Status(r.Context(), tenant, id); err != nil {
+	if _, err := s.cfg.Source.Status(r.Context(), tenant, id); err != nil {
 		return nil, err
 	}
-	ended, err := s.cfg.Client.Cancel(r.Context(), tenant, id)
+	ended, err := s.cfg.Source.Cancel(r.Context(), tenant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +319,7 @@ func (s *Server) rerun(_ http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, badRequest("from %q: a step number from 1", v)
 		}
 	}
-	nid, err := s.cfg.Client.Rerun(r.Context(), tenant, id, from)
+	nid, err := s.cfg.Source.Rerun(r.Context(), tenant, id, from)
 	if err != nil {
 		return nil, err
 	}
@@ -316,7 +333,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var id string
 		if id, err = runID(r); err == nil {
-			if _, err = s.cfg.Client.Status(r.Context(), tenant, id); err == nil {
+			if _, err = s.cfg.Source.Status(r.Context(), tenant, id); err == nil {
 				s.stream(w, r, tenant, id)
 				return
 			}
@@ -335,7 +352,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tenant, id strin
 		}
 	}
 	flush()
-	err := s.cfg.Client.Events(r.Context(), tenant, id, func(e redis.Event) error {
+	err := s.cfg.Source.Events(r.Context(), tenant, id, func(e redis.Event) error {
 		b, _ := json.Marshal(e)
 		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
 			return err
@@ -363,13 +380,13 @@ func (s *Server) tenants(_ http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	names := []string{p}
 	if p == AllTenants {
-		if names, err = s.cfg.Client.Tenants(r.Context()); err != nil {
+		if names, err = s.cfg.Source.Tenants(r.Context()); err != nil {
 			return nil, err
 		}
 	}
 	out := []tenantInfo{}
 	for _, n := range names {
-		q, err := s.cfg.Client.Queue(r.Context(), n)
+		q, err := s.cfg.Source.Queue(r.Context(), n)
 		if err != nil {
 			return nil, err
 		}
@@ -388,7 +405,7 @@ func (s *Server) workers(_ http.ResponseWriter, r *http.Request) (any, error) {
 	if p != AllTenants {
 		return nil, &httpError{http.StatusForbidden, "the workers are shared by every tenant: an operator's token lists them"}
 	}
-	return s.cfg.Client.Workers(r.Context())
+	return s.cfg.Source.Workers(r.Context())
 }
 
 func (s *Server) session(_ http.ResponseWriter, r *http.Request) (any, error) {

@@ -125,7 +125,7 @@ func do(t *testing.T, ts *httptest.Server, method, path, token string, v any) in
 // cancel, rerun, tenants, and the errors of bad input.
 func TestAPI(t *testing.T) {
 	l := newLab(t)
-	ts := httptest.NewServer(server.New(server.Config{Client: l.client}))
+	ts := httptest.NewServer(server.New(server.Config{Source: l.client}))
 	defer ts.Close()
 	ok := l.submit(t, "default", "ok", okFlow)
 	bad := l.submit(t, "default", "bad", badFlow)
@@ -243,7 +243,7 @@ func TestAPITenants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(server.New(server.Config{Client: l.client, Tokens: tk}))
+	ts := httptest.NewServer(server.New(server.Config{Source: l.client, Tokens: tk}))
 	defer ts.Close()
 	acmeRun := l.submit(t, "acme", "ok", okFlow)
 	l.wait(t, "acme", acmeRun)

@@ -197,3 +197,41 @@ func TestDashboardTenants(t *testing.T) {
 		t.Fatalf("bravo's list %q, page %q", list, page)
 	}
 }
+
+// TestDashboardInProcess: `flowhost run --serve` shows an in-process run
+// with no Redis at all: its list, its page while it runs, and its Cancel
+// button, which stops it; --hold keeps the page up after the run.
+func TestDashboardInProcess(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := start(t, "run", "--serve", addr, "--hold", busyFlow(t, 400))
+	url := "http://" + addr
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if res, err := http.Get(url + "/api/v1/session"); err == nil {
+			res.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dashboard:\n%s", p.output())
+		}
+	}
+	ctx := browser(t)
+	inBrowser(t, ctx, "the in-process run, running, from the list",
+		chromedp.Navigate(url+"/#/runs"),
+		chromedp.WaitVisible(css(`#runs tr[data-run] .badge[data-status="running"]`)),
+		chromedp.Click(css(`#runs tr[data-run] a`)),
+		chromedp.WaitVisible(css(`#graph .node[data-status="running"]`)),
+		chromedp.Click(css(`#cancel`)),
+		chromedp.WaitVisible(css(`h1 .badge[data-status="cancelled"]`)))
+	// Held: the page still answers after the run.
+	if res, err := http.Get(url + "/api/v1/runs"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("after the run: %v %v\n%s", err, res, p.output())
+	}
+	if !strings.Contains(p.output(), "the dashboard stays up") {
+		t.Fatalf("no word of --hold:\n%s", p.output())
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/runner"
+	"github.com/flowhost/flowhost/server"
 	tenantcfg "github.com/flowhost/flowhost/tenant"
 	"github.com/flowhost/flowhost/track"
 )
@@ -37,6 +38,8 @@ type runCmd struct {
 	MetricsAddr string `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve Prometheus metrics of this in-process run at /metrics (and /healthz) while it runs."`
 	Policy      string `placeholder:"worker.toml" help:"Apply the tenant's policy from this worker config to an in-process run, exactly as a worker would: its maxima clamp every call's limits, and the flow's grants must be allowed."`
 	NoCache     bool   `name:"no-cache" help:"Neither read nor write the result cache (docs/caching.md)."`
+	Serve       string `placeholder:"HOST:PORT" help:"Serve the dashboard and the API of this in-process run at a loopback address while it runs (docs/dashboard.md)."`
+	Hold        bool   `help:"With --serve: keep serving after the run ends, until Ctrl-C."`
 
 	rerunOf string // set by rerun
 	runFrom int
@@ -133,9 +136,33 @@ func (c *runCmd) Run(g *globals) error {
 	if c.rerunOf != "" && !c.Quiet && !c.JSON {
 		fmt.Fprintf(g.stderr, "run %s re-runs %s\n", runID, c.rerunOf)
 	}
+	runCtx := ctx
+	if c.Serve != "" {
+		local := server.NewLocal(h, tenant)
+		url, err := serveLocal(ctx, g, c.Serve, local)
+		if err != nil {
+			return usageErr(fmt.Errorf("--serve: %w", err))
+		}
+		if !c.Quiet {
+			fmt.Fprintf(g.stderr, "the dashboard of run %s: %s/#/runs/%s\n", runID, url, runID)
+		}
+		obs = track.Observers(obs, local)
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		local.OnCancel(runID, cancel)
+		if c.Hold {
+			defer func() {
+				fmt.Fprintf(g.stderr, "the run is over; the dashboard stays up at %s (Ctrl-C ends)\n", url)
+				<-ctx.Done()
+			}()
+		}
+	} else if c.Hold {
+		return usageErr(errors.New("--hold goes with --serve"))
+	}
 	start := time.Now()
 	var failed failedCalls
-	_, result, err := h.Exec(ctx, f, flowhost.ExecOptions{RunID: runID, Tenant: tenant, Policy: pol, Observer: obs, Cache: store, RunFrom: c.runFrom,
+	_, result, err := h.Exec(runCtx, f, flowhost.ExecOptions{RunID: runID, Tenant: tenant, Policy: pol, Observer: obs, Cache: store, RunFrom: c.runFrom,
 		OnFailedCall: failed.add})
 	rec := runRecord{RunID: runID, Flow: c.Flow, Inputs: c.Input, Tenant: c.Tenant, Policy: c.Policy, Status: string(track.Succeeded), RerunOf: c.rerunOf,
 		FailedCalls: failed.list()}

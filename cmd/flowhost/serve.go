@@ -49,7 +49,7 @@ func (c *serveCmd) Run(g *globals) error {
 	if err != nil {
 		return usageErr(fmt.Errorf("--addr: %w", err))
 	}
-	srv := &http.Server{Handler: server.New(server.Config{Client: client, Tokens: tokens, Logger: g.logger}),
+	srv := &http.Server{Handler: server.New(server.Config{Source: client, Tokens: tokens, Logger: g.logger}),
 		ReadHeaderTimeout: 10 * time.Second}
 	g.logger.Info("dashboard and API serving", "url", "http://"+ln.Addr().String()+"/", "broker", redactURL(c.Broker), "tokens", tokens != nil)
 	fmt.Fprintf(g.stderr, "serving the dashboard at http://%s/ (Ctrl-C stops)\n", ln.Addr())
@@ -74,4 +74,30 @@ re-run; tenants and their queues.
 Examples:
   flowhost serve --broker redis://localhost:6379/0
   flowhost serve --broker redis://ops:SECRET@redis:6379/0 --addr 0.0.0.0:8080 --auth tokens.toml`
+}
+
+// serveLocal serves the dashboard of this process's runs at addr, a
+// loopback address (there are no tokens), until ctx ends; it returns the
+// dashboard's URL.
+func serveLocal(ctx context.Context, g *globals, addr string, local *server.Local) (string, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+		return "", fmt.Errorf("%s: the dashboard of an in-process run listens on a loopback address only", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: server.New(server.Config{Source: local, Logger: g.logger}), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), nil
 }
