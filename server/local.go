@@ -78,7 +78,9 @@ func (l *Local) Status(_ context.Context, tenant, id string) (*redis.Status, err
 }
 
 // Run implements Source.
-func (l *Local) Run(_ context.Context, tenant, id string) (*redis.Status, error) { return l.status(tenant, id) }
+func (l *Local) Run(_ context.Context, tenant, id string) (*redis.Status, error) {
+	return l.status(tenant, id)
+}
 
 // ListRuns implements Source.
 func (l *Local) ListRuns(_ context.Context, tenant string, q redis.RunQuery) (*redis.RunPage, error) {
@@ -169,7 +171,9 @@ func (l *Local) Rerun(context.Context, string, string, int) (string, error) { re
 func (l *Local) Tenants(context.Context) ([]string, error) { return []string{l.tenant}, nil }
 
 // Queue implements Source: a process has no queue of its own to show.
-func (l *Local) Queue(context.Context, string) (redis.QueueStats, error) { return redis.QueueStats{}, nil }
+func (l *Local) Queue(context.Context, string) (redis.QueueStats, error) {
+	return redis.QueueStats{}, nil
+}
 
 // Workers implements Source: the process is its own worker.
 func (l *Local) Workers(context.Context) ([]redis.WorkerInfo, error) {
