@@ -15,6 +15,7 @@ import (
 	"github.com/flowhost/flowhost/flow"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/internal/text"
+	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/runner"
 	"github.com/flowhost/flowhost/track"
@@ -30,6 +31,8 @@ type Flow struct {
 	// Warnings are what is legal in the flow but likely a mistake (an
 	// input only pruned tasks read); the command line prints them.
 	Warnings []string
+
+	wasm map[string][]byte // the modules' bytes, by alias, for Submit
 }
 
 // ErrInvalid is wrapped by every error of LoadFlow that is the flow's, a
@@ -51,14 +54,50 @@ func LoadFlow(ctx context.Context, eng *host.Engine, path string, inputs []strin
 	if err != nil {
 		return nil, invalidf(err)
 	}
-	given := map[string]bool{} // by --input
+	given := map[string]json.RawMessage{} // by --input
 	for _, kv := range inputs {
 		name, v, err := flow.ParseInput(kv)
 		if err != nil {
 			return nil, invalidf(err)
 		}
+		given[name] = v
+	}
+	return load(ctx, eng, f, given, func(p flow.Plugin) ([]byte, error) { return host.ReadModuleFile(p.Path) })
+}
+
+// LoadFlowSource is LoadFlow of a flow sent rather than read: its text
+// (named name in errors), its modules' bytes by plugin alias (the
+// plugins' paths are not read), and inputs that override its own. It is
+// how the API submits a flow (POST /api/v1/runs).
+func LoadFlowSource(ctx context.Context, eng *host.Engine, name string, src []byte, modules map[string][]byte, inputs map[string]json.RawMessage) (*Flow, error) {
+	f, err := flow.Parse(name, src)
+	if err != nil {
+		return nil, invalidf(err)
+	}
+	for alias := range modules {
+		if _, ok := f.Plugin(alias); !ok {
+			return nil, invalidf(fmt.Errorf("module %q: the flow has no plugin of that alias", alias))
+		}
+	}
+	return load(ctx, eng, f, inputs, func(p flow.Plugin) ([]byte, error) {
+		b, ok := modules[p.Alias]
+		if !ok {
+			return nil, errors.New("its module was not sent")
+		}
+		return b, nil
+	})
+}
+
+// load checks a parsed flow with inputs given beside it, loads its
+// plugins' modules (read by wasm) on eng and plans it.
+func load(ctx context.Context, eng *host.Engine, f *flow.File, given map[string]json.RawMessage, wasm func(flow.Plugin) ([]byte, error)) (*Flow, error) {
+	names := map[string]bool{}
+	for name, v := range given {
+		if err := pipeline.CheckJSON(v); err != nil {
+			return nil, invalidf(fmt.Errorf("input %s: %w", name, err))
+		}
 		f.Inputs[name] = v
-		given[name] = true
+		names[name] = true
 	}
 	if !f.Grants.Empty() {
 		g := f.Grants
@@ -66,20 +105,25 @@ func LoadFlow(ctx context.Context, eng *host.Engine, path string, inputs []strin
 			return nil, invalidf(f.Errorf(f.KeyPos("grants"), "%v", err))
 		}
 	}
-	fl := &Flow{File: f, Modules: map[string]*host.Module{}}
+	fl := &Flow{File: f, Modules: map[string]*host.Module{}, wasm: map[string][]byte{}}
 	cat := dag.Catalog{}
 	for _, p := range f.Plugins {
-		m, err := loadPlugin(ctx, eng, p)
+		b, err := wasm(p)
 		if err != nil {
 			return nil, invalidf(f.Errorf(p.Pos, "plugin %s: %v", p.Alias, err))
 		}
-		fl.Modules[p.Alias] = m
+		m, err := loadPlugin(ctx, eng, p, b)
+		if err != nil {
+			return nil, invalidf(f.Errorf(p.Pos, "plugin %s: %v", p.Alias, err))
+		}
+		fl.Modules[p.Alias], fl.wasm[p.Alias] = m, b
 		cat[p.Alias] = m.Manifest
 	}
+	var err error
 	if fl.Plan, err = dag.Build(cat, f.Sequential, f.Dataflow, f.Inputs); err != nil {
 		return nil, invalidf(locate(f, err))
 	}
-	if err := fl.checkInputs(given); err != nil {
+	if err := fl.checkInputs(names); err != nil {
 		return nil, invalidf(err)
 	}
 	return fl, nil
@@ -122,11 +166,7 @@ func orNone(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-func loadPlugin(ctx context.Context, eng *host.Engine, p flow.Plugin) (*host.Module, error) {
-	wasm, err := host.ReadModuleFile(p.Path)
-	if err != nil {
-		return nil, err
-	}
+func loadPlugin(ctx context.Context, eng *host.Engine, p flow.Plugin, wasm []byte) (*host.Module, error) {
 	m, err := eng.Load(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Path, err)
@@ -232,10 +272,9 @@ func (f *Flow) Submit(ctx context.Context, c *redis.Client, id, tenant string, t
 		spec.RerunOf, spec.RunFrom = o.RerunOf, o.RunFrom
 	}
 	for _, p := range file.Plugins {
-		wasm, err := host.ReadModuleFile(p.Path)
-		if err != nil {
-			return err
-		}
+		// The bytes the flow was loaded with: a file changed since would
+		// be another module than the one the plan was checked against.
+		wasm := f.wasm[p.Alias]
 		sha := f.Modules[p.Alias].SHA256
 		if err := c.Upload(ctx, tenant, sha, wasm); err != nil {
 			return fmt.Errorf("upload %s: %w", p.Alias, err)

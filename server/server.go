@@ -51,7 +51,28 @@ type Config struct {
 	Tokens *Tokens
 	// Logger receives request failures; nil discards them.
 	Logger *slog.Logger
+	// Submit, when set, checks and submits a flow sent to POST
+	// /api/v1/runs as tenant, and returns the new run's id; an error of
+	// the flow's is Invalid. nil: the server takes no runs.
+	Submit func(ctx context.Context, tenant string, req *SubmitRequest) (string, error)
 }
+
+// SubmitRequest is the body of POST /api/v1/runs: a flow file's text,
+// the bytes of its plugins' modules by alias (base64 in JSON), and inputs
+// that override its own.
+type SubmitRequest struct {
+	Flow    string                     `json:"flow"`
+	Name    string                     `json:"name,omitempty"` // names the flow in errors (default flow.toml)
+	Modules map[string][]byte          `json:"modules"`
+	Inputs  map[string]json.RawMessage `json:"inputs,omitempty"`
+}
+
+// maxSubmission bounds a POST /api/v1/runs body: a module is at most
+// 256 MiB on disk, but a flow sent whole is far less in practice.
+const maxSubmission = 96 << 20
+
+// Invalid marks err as the request's fault: the API answers 400 with it.
+func Invalid(err error) error { return &httpError{http.StatusBadRequest, err.Error()} }
 
 // Server serves the API and the dashboard.
 type Server struct {
@@ -103,6 +124,7 @@ type route struct {
 func (s *Server) routes() []route {
 	return []route{
 		{"GET", "/api/v1/runs", s.api(s.listRuns)},
+		{"POST", "/api/v1/runs", s.api(s.submit)},
 		{"GET", "/api/v1/runs/{id}", s.api(s.getRun)},
 		{"GET", "/api/v1/runs/{id}/events", s.events},
 		{"POST", "/api/v1/runs/{id}/cancel", s.api(s.cancel)},
@@ -271,6 +293,34 @@ func (s *Server) listRuns(_ http.ResponseWriter, r *http.Request) (any, error) {
 		}
 	}
 	return s.cfg.Source.ListRuns(r.Context(), tenant, rq)
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) (any, error) {
+	tenant, err := s.tenant(r)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Submit == nil {
+		return nil, badRequest("this server takes no runs (an in-process run's dashboard)")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxSubmission)
+	var req SubmitRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, badRequest("the body must be {\"flow\": TOML text, \"modules\": {ALIAS: base64}, \"inputs\": {NAME: JSON}}: %v", err)
+	}
+	if req.Flow == "" {
+		return nil, badRequest("flow: the flow file's text is empty")
+	}
+	if req.Name == "" {
+		req.Name = "flow.toml"
+	}
+	id, err := s.cfg.Submit(r.Context(), tenant, &req)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"run_id": id, "tenant": tenant}, nil
 }
 
 func (s *Server) getRun(_ http.ResponseWriter, r *http.Request) (any, error) {

@@ -123,9 +123,38 @@ func do(t *testing.T, ts *httptest.Server, method, path, token string, v any) in
 
 // TestAPI covers every endpoint on a real broker: list, run, events,
 // cancel, rerun, tenants, and the errors of bad input.
+// submitter is what `flowhost serve` gives the server to take runs.
+func (l *lab) submitter() func(context.Context, string, *server.SubmitRequest) (string, error) {
+	return func(ctx context.Context, tenant string, req *server.SubmitRequest) (string, error) {
+		f, err := flowhost.LoadFlowSource(ctx, l.eng, req.Name, []byte(req.Flow), req.Modules, req.Inputs)
+		if err != nil {
+			return "", server.Invalid(err)
+		}
+		id := runner.NewRunID()
+		return id, f.Submit(ctx, l.client, id, tenant, time.Hour)
+	}
+}
+
+// post POSTs body (JSON) to path.
+func post(t *testing.T, ts *httptest.Server, path, token string, body any, v any) int {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", ts.URL+path, strings.NewReader(string(b)))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	json.NewDecoder(res.Body).Decode(v)
+	return res.StatusCode
+}
+
 func TestAPI(t *testing.T) {
 	l := newLab(t)
-	ts := httptest.NewServer(server.New(server.Config{Source: l.client}))
+	ts := httptest.NewServer(server.New(server.Config{Source: l.client, Submit: l.submitter()}))
 	defer ts.Close()
 	ok := l.submit(t, "default", "ok", okFlow)
 	bad := l.submit(t, "default", "bad", badFlow)
@@ -193,6 +222,35 @@ func TestAPI(t *testing.T) {
 	if code := do(t, ts, "GET", "/api/v1/workers", "", &workers); code != 200 || len(workers) != 2 || workers[0].Concurrency != 2 ||
 		workers[0].Name == workers[1].Name || workers[0].LastSeen == "" {
 		t.Fatalf("workers: %d %+v", code, workers)
+	}
+
+	// A flow sent whole: its text and its module's bytes.
+	stats, _ := os.ReadFile("../plugins/examples/stats-c/stats.wasm")
+	flowText := "name = \"sent\"\n[plugins]\nstats = \"nowhere/stats.wasm\"\n[inputs]\nx = [1, 2]\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n"
+	var sent map[string]string
+	if code := post(t, ts, "/api/v1/runs", "", map[string]any{"flow": flowText, "modules": map[string][]byte{"stats": stats}, "inputs": map[string]any{"x": []int{3, 4}}}, &sent); code != 200 {
+		t.Fatalf("submit: %d %v", code, sent)
+	}
+	if st := l.wait(t, "default", sent["run_id"]); st.Status != track.Succeeded || string(st.Result) != "[9,16]" || st.Name != "sent" {
+		t.Fatalf("the sent run: %+v", st)
+	}
+	for _, c := range []struct {
+		body   any
+		errHas string
+	}{
+		{map[string]any{"flow": flowText}, "plugin stats: its module was not sent"},
+		{map[string]any{"flow": flowText, "modules": map[string][]byte{"stats": []byte("not wasm")}}, "plugin stats"},
+		{map[string]any{"flow": "[[step]\n", "modules": map[string][]byte{}}, "flow.toml:2:7: expected end of table array name"},
+		{map[string]any{"flow": flowText, "modules": map[string][]byte{"stats": stats, "other": stats}}, `module "other": the flow has no plugin`},
+		{map[string]any{"flow": flowText, "modules": map[string][]byte{"stats": stats}, "inputs": map[string]any{"y": 1}}, `no task of the flow reads an input "y"`},
+		{map[string]any{"flow": ""}, "flow: the flow file's text is empty"},
+		{map[string]any{"flow": flowText, "extra": 1}, "unknown field"},
+		{"not an object", "the body must be"},
+	} {
+		var e map[string]string
+		if code := post(t, ts, "/api/v1/runs", "", c.body, &e); code != 400 || !strings.Contains(e["error"], c.errHas) {
+			t.Errorf("submit %v: %d %q; want 400 and %q", c.body, code, e["error"], c.errHas)
+		}
 	}
 
 	// Every answer has the shape openapi.json gives it.

@@ -12,7 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flowhost/flowhost"
 	"github.com/flowhost/flowhost/broker/redis"
+	"github.com/flowhost/flowhost/runner"
 	"github.com/flowhost/flowhost/server"
 )
 
@@ -49,7 +51,26 @@ func (c *serveCmd) Run(g *globals) error {
 	if err != nil {
 		return usageErr(fmt.Errorf("--addr: %w", err))
 	}
-	srv := &http.Server{Handler: server.New(server.Config{Source: client, Tokens: tokens, Logger: g.logger}),
+	eng, err := g.newEngine(ctx)
+	if err != nil {
+		return err
+	}
+	defer eng.Close(context.Background())
+	submit := func(ctx context.Context, tenant string, req *server.SubmitRequest) (string, error) {
+		f, err := flowhost.LoadFlowSource(ctx, eng, req.Name, []byte(req.Flow), req.Modules, req.Inputs)
+		if errors.Is(err, flowhost.ErrInvalid) {
+			return "", server.Invalid(err)
+		}
+		if err != nil {
+			return "", err
+		}
+		if f.File.Tenant != "" && f.File.Tenant != tenant {
+			return "", server.Invalid(fmt.Errorf("the flow belongs to tenant %s, not %s", f.File.Tenant, tenant))
+		}
+		id := runner.NewRunID()
+		return id, f.Submit(ctx, client, id, tenant, 24*time.Hour)
+	}
+	srv := &http.Server{Handler: server.New(server.Config{Source: client, Tokens: tokens, Logger: g.logger, Submit: submit}),
 		ReadHeaderTimeout: 10 * time.Second}
 	g.logger.Info("dashboard and API serving", "url", "http://"+ln.Addr().String()+"/", "broker", redactURL(c.Broker), "tokens", tokens != nil)
 	fmt.Fprintf(g.stderr, "serving the dashboard at http://%s/ (Ctrl-C stops)\n", ln.Addr())
