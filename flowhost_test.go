@@ -45,6 +45,9 @@ func TestHostStatus(t *testing.T) {
 		*st.Steps[1].Done != 4 || *st.Steps[1].Total != 4 || st.Steps[0].Done != nil || st.Steps[0].Attempts != 1 {
 		t.Fatalf("succeeded run: %+v", st)
 	}
+	if st.Steps[1].Fuel == 0 || st.Steps[1].PeakMemory == 0 || st.Steps[0].Fuel == 0 {
+		t.Fatalf("a step's fuel and peak memory: %+v", st.Steps)
+	}
 	if _, err := time.Parse(time.RFC3339Nano, st.Steps[1].StartedAt); err != nil {
 		t.Fatalf("started_at %q", st.Steps[1].StartedAt)
 	}

@@ -40,6 +40,9 @@ type Result struct {
 	Errs    []error
 	// Cached counts the outputs that came from the cache.
 	Cached int
+	// Fuel is what the job's calls burned; PeakMemory the most guest
+	// memory one ended with.
+	Fuel, PeakMemory uint64
 }
 
 // Broker carries jobs to executors. Implementations are safe for

@@ -141,20 +141,21 @@ func (b *Batch) Input(i int, input []byte) []byte {
 
 // Call runs call i of the batch, on input (inputs[i]): the stored result
 // when there is one (hit), else the call, whose result is kept for Flush
-// when it succeeded. Failures are never stored.
-func (b *Batch) Call(ctx context.Context, i int, input []byte) (out []byte, hit bool, err error) {
+// when it succeeded. Failures are never stored. st is what the call took
+// (zero for a hit).
+func (b *Batch) Call(ctx context.Context, i int, input []byte) (out []byte, hit bool, st host.CallStats, err error) {
 	if b.store == nil || b.keys[i] == (Key{}) {
-		out, err = b.task.Call(ctx, input, b.lim)
-		return out, false, err
+		out, st, err = b.task.CallWithStats(ctx, input, b.lim)
+		return out, false, st, err
 	}
 	if v, ok := b.Hit(i); ok {
-		return v, true, nil
+		return v, true, st, nil
 	}
-	out, err = b.task.Call(ctx, b.Input(i, input), b.lim)
+	out, st, err = b.task.CallWithStats(ctx, b.Input(i, input), b.lim)
 	if err == nil {
 		b.put, b.vals = append(b.put, b.keys[i]), append(b.vals, out)
 	}
-	return out, false, err
+	return out, false, st, err
 }
 
 // Flush stores the batch's new results (a result not stored is computed
@@ -176,7 +177,7 @@ func (b *Batch) Flush(ctx context.Context) {
 // Call runs t on input under lim through store: a batch of one.
 func Call(ctx context.Context, store Store, t *host.Task, input []byte, lim host.Limits) (out []byte, hit bool, err error) {
 	b := NewBatch(ctx, store, t, lim, [][]byte{input})
-	out, hit, err = b.Call(ctx, 0, input)
+	out, hit, _, err = b.Call(ctx, 0, input)
 	b.Flush(ctx)
 	return out, hit, err
 }

@@ -97,7 +97,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 				return
 			}
 			e := ev
-			e.Type, e.Time, e.Done, e.Cached = track.StepFinished, now(), 1, res.cached
+			e.Type, e.Time, e.Done, e.Cached, e.Fuel, e.PeakMemory = track.StepFinished, now(), 1, res.cached, res.fuel, res.peak
 			r.obs.Event(e)
 			var ready []*dag.Node
 			mu.Lock()

@@ -50,6 +50,9 @@ type fanResult struct {
 	err     error
 	index   int
 	cached  int // outputs that came from the cache
+	// fuel and peak are what the calls burned and the most memory one
+	// ended with.
+	fuel, peak uint64
 }
 
 // fanout runs every call of spec on the broker, at most maxParallel batches
@@ -231,6 +234,7 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 		return
 	}
 	f.res.cached += res.Cached
+	f.res.fuel, f.res.peak = f.res.fuel+res.Fuel, max(f.res.peak, res.PeakMemory)
 	type retry struct {
 		index, attempt int
 		err            error

@@ -89,7 +89,7 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 		return nil, err
 	}
 	e := ev
-	e.Type, e.Time, e.Done, e.Failed, e.Cached = track.StepFinished, now(), total, skipped, res.cached
+	e.Type, e.Time, e.Done, e.Failed, e.Cached, e.Fuel, e.PeakMemory = track.StepFinished, now(), total, skipped, res.cached, res.fuel, res.peak
 	r.obs.Event(e)
 	return out, nil
 }

@@ -173,7 +173,8 @@ func TestAPI(t *testing.T) {
 	}
 	var run redis.Status
 	if code := do(t, ts, "GET", "/api/v1/runs/"+ok, "", &run); code != 200 || run.Status != track.Succeeded || len(run.Steps) != 2 ||
-		run.Steps[0].Status != track.Succeeded || *run.Steps[0].Total != 3 || string(run.Result) != "14" {
+		run.Steps[0].Status != track.Succeeded || *run.Steps[0].Total != 3 || string(run.Result) != "14" ||
+		run.Steps[0].Fuel == 0 || run.Steps[0].PeakMemory < 64<<10 {
 		t.Fatalf("run: %d %+v", code, run)
 	}
 

@@ -77,6 +77,10 @@ type Event struct {
 	// Cached counts the calls served from the result cache, on
 	// step_finished.
 	Cached int `json:"cached,omitempty"`
+	// Fuel and PeakMemory, on step_finished: what the step's calls burned
+	// and the most memory one ended with (StepStatus).
+	Fuel       uint64 `json:"fuel,omitempty"`
+	PeakMemory uint64 `json:"peak_memory,omitempty"`
 	// Steps is the number of steps or nodes, StepNames their names (in
 	// plan order) and Tenant the tenant the run runs as, on run_started.
 	Steps     int      `json:"steps,omitempty"`

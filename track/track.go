@@ -33,6 +33,11 @@ type StepStatus struct {
 	Failed int    `json:"failed,omitempty"`
 	// Cached counts the step's calls served from the result cache.
 	Cached int `json:"cached,omitempty"`
+	// Fuel is the fuel the step's calls burned, all together (about one
+	// unit an instruction), and PeakMemory the most guest memory one of
+	// them ended with, in bytes. Calls served from the cache burn none.
+	Fuel       uint64 `json:"fuel,omitempty"`
+	PeakMemory uint64 `json:"peak_memory,omitempty"`
 }
 
 // RunStatus is a run, as `flowhost status --json` shows it.
@@ -132,7 +137,7 @@ func (m *Memory) Event(e Event) {
 		s.Failed += e.Failed
 	case StepFinished:
 		s.finished = e.Time
-		s.Status, s.done, s.Failed, s.Cached = Succeeded, e.Done, e.Failed, e.Cached
+		s.Status, s.done, s.Failed, s.Cached, s.Fuel, s.PeakMemory = Succeeded, e.Done, e.Failed, e.Cached, e.Fuel, e.PeakMemory
 	case RunFinished:
 		r.finished = e.Time
 		r.status, r.err = e.Status, e.Error

@@ -136,7 +136,9 @@ func Run(job *broker.Job, m *metrics.Metrics) *broker.Result {
 		}
 		var hit bool
 		if tm == nil {
-			res.Outputs[i], hit, res.Errs[i] = batch.Call(job.Ctx, i, in)
+			var st host.CallStats
+			res.Outputs[i], hit, st, res.Errs[i] = batch.Call(job.Ctx, i, in)
+			res.Fuel, res.PeakMemory = res.Fuel+st.Fuel, max(res.PeakMemory, st.Memory)
 			if hit {
 				res.Cached++
 			}
@@ -146,7 +148,9 @@ func Run(job *broker.Job, m *metrics.Metrics) *broker.Result {
 		if start.IsZero() {
 			start = time.Now()
 		}
-		res.Outputs[i], hit, res.Errs[i] = batch.Call(job.Ctx, i, in)
+		var st host.CallStats
+		res.Outputs[i], hit, st, res.Errs[i] = batch.Call(job.Ctx, i, in)
+		res.Fuel, res.PeakMemory = res.Fuel+st.Fuel, max(res.PeakMemory, st.Memory)
 		if hit {
 			res.Cached++
 			tm.CacheHit()

@@ -330,7 +330,7 @@ func (c *Client) Runs(ctx context.Context, tenant string, limit int64) ([]*Statu
 type StepStatus = track.StepStatus
 
 // stepFields are the fields of a step's hash that status reads.
-var stepFields = []string{"started_at", "finished_at", "worker", "total", "retries", "done", "failed", "cached", "error", "started"}
+var stepFields = []string{"started_at", "finished_at", "worker", "total", "retries", "done", "failed", "cached", "error", "started", "fuel", "peak_memory"}
 
 // Steps reads the state of a run's steps.
 func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]StepStatus, error) {
@@ -367,6 +367,8 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 		done, _ := strconv.Atoi(h["done"])
 		s.Failed, _ = strconv.Atoi(h["failed"])
 		s.Cached, _ = strconv.Atoi(h["cached"])
+		s.Fuel, _ = strconv.ParseUint(h["fuel"], 10, 64)
+		s.PeakMemory, _ = strconv.ParseUint(h["peak_memory"], 10, 64)
 		ended := st.Status == track.Failed || st.Status == track.Cancelled
 		switch {
 		case h["error"] != "": // the step that failed the run

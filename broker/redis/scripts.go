@@ -35,13 +35,16 @@ return 1
 // KEYS: step hash, stream, events stream, delayed set, delayed index.
 // ARGV: batch field, result, next message, message id, calls done, failed
 // calls, now (RFC 3339), the step's finished event, the remainder message
-// (or ""), its due time in Unix ms (or ""), the tenant.
+// (or ""), its due time in Unix ms (or ""), the tenant, the fuel the
+// batch burned, the most memory one of its calls ended with.
 var completeScript = goredis.NewScript(`
 redis.call('XACK', KEYS[2], 'workers', ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
 redis.call('HINCRBY', KEYS[1], 'done', ARGV[5])
 if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[1], 'failed', ARGV[6]) end
+if ARGV[12] ~= '0' then redis.call('HINCRBY', KEYS[1], 'fuel', ARGV[12]) end
+if tonumber(ARGV[13]) > tonumber(redis.call('HGET', KEYS[1], 'peak_memory') or '0') then redis.call('HSET', KEYS[1], 'peak_memory', ARGV[13]) end
 if ARGV[9] ~= '' then
   if ARGV[10] ~= '' then
     redis.call('ZADD', KEYS[4], ARGV[10], ARGV[9])
@@ -59,6 +62,10 @@ local failed = tonumber(redis.call('HGET', KEYS[1], 'failed') or '0')
 if failed > 0 then ev['failed'] = failed end
 local cached = tonumber(redis.call('HGET', KEYS[1], 'cached') or '0')
 if cached > 0 then ev['cached'] = cached end
+local fuel = tonumber(redis.call('HGET', KEYS[1], 'fuel') or '0')
+if fuel > 0 then ev['fuel'] = fuel end
+local peak = tonumber(redis.call('HGET', KEYS[1], 'peak_memory') or '0')
+if peak > 0 then ev['peak_memory'] = peak end
 if left == 0 then
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[7])
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'e', cjson.encode(ev))

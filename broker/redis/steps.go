@@ -285,6 +285,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	tm := w.cfg.Metrics.Task(m.Tenant, task.Module().Name, task.Spec.Name)
 	br := batchResult{Index: m.Index, Outputs: make([]json.RawMessage, len(m.Inputs))}
 	cached := 0
+	var fuel, peak uint64 // what the batch's calls burned, the most memory one ended with
 	store := w.cacheStore(m.Tenant)
 	if store != nil && rs.spec.RunFrom > 0 && m.Step+1 >= rs.spec.RunFrom {
 		store = cache.WriteOnly(store)
@@ -321,7 +322,8 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 			attempt = m.Attempt
 		}
 		start := time.Now()
-		out, hit, err := batch.Call(rctx, i, in)
+		out, hit, cs, err := batch.Call(rctx, i, in)
+		fuel, peak = fuel+cs.Fuel, max(peak, cs.Memory)
 		if hit {
 			cached++
 			tm.CacheHit()
@@ -397,7 +399,8 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	}
 	return w.whileRefused(ctx, m, func() error {
 		return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant), delayedIndex},
-			batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), finJSON, remainder, dueMS, m.Tenant).Err()
+			batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), finJSON, remainder, dueMS, m.Tenant,
+			fuel, peak).Err()
 	})
 }
 

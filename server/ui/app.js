@@ -44,6 +44,7 @@ function q(params) { return new URLSearchParams({ tenant: tenant(), ...params })
 function badge(status) { return el("span", { class: "badge " + (status || "pending"), "data-status": status || "pending" }, status || "pending"); }
 function when(s) { if (!s) return "–"; const d = new Date(s); return d.toLocaleString(); }
 function ms(v) { if (v === undefined || v === null) return "–"; if (v < 1000) return v.toFixed(v < 10 ? 2 : 0) + " ms"; return (v / 1000).toFixed(2) + " s"; }
+function bytes(n) { if (!n) return "–"; const u = ["B", "KiB", "MiB", "GiB"]; let i = 0; while (n >= 1024 && i < 3) { n /= 1024; i++; } return (i ? n.toFixed(1) : n) + " " + u[i]; }
 function since(a, b) { if (!a) return null; const t0 = Date.parse(a), t1 = b ? Date.parse(b) : Date.now(); return t1 - t0; }
 
 function stop() {
@@ -194,12 +195,13 @@ function timeline(run) {
 
 function stepsTable(steps) {
   return el("table", { id: "steps" },
-    el("thead", {}, el("tr", {}, ["Step", "Status", "Calls", "Failed", "Cached", "Attempts", "Time", "Worker", "Error"].map((h) => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ["Step", "Status", "Calls", "Failed", "Cached", "Attempts", "Time", "Fuel", "Peak memory", "Worker", "Error"].map((h) => el("th", {}, h)))),
     el("tbody", {}, steps.map((s) => el("tr", { "data-step": s.name },
       el("td", {}, s.name), el("td", {}, badge(s.status)),
       el("td", { class: "num" }, s.total !== undefined && s.total !== null ? `${s.done}/${s.total}` : "1"),
       el("td", { class: "num" }, s.failed || 0), el("td", { class: "num" }, s.cached || 0),
       el("td", { class: "num" }, s.attempts || 0), el("td", { class: "num" }, ms(s.duration_ms)),
+      el("td", { class: "num", "data-fuel": s.fuel || 0 }, (s.fuel || 0).toLocaleString()), el("td", { class: "num" }, bytes(s.peak_memory)),
       el("td", { class: "mono" }, s.worker || "–"), el("td", { class: "error" }, s.error || "")))));
 }
 
