@@ -20,6 +20,26 @@ type logInfo struct {
 	budget    *LogBudget
 }
 
+// LogLine is one line a guest logged, as a run keeps it (WithLogSink).
+type LogLine struct {
+	Time   time.Time `json:"time"`
+	Level  string    `json:"level"`
+	Step   string    `json:"step,omitempty"`
+	Module string    `json:"module"`
+	Task   string    `json:"task"`
+	Msg    string    `json:"msg"`
+}
+
+type logSinkKey struct{}
+
+// WithLogSink hands every guest log line of calls made with ctx, within
+// their log budget and at any level, to sink (besides the engine's
+// logger): how a run keeps its guest's lines for the dashboard. sink is
+// called on the call's goroutine, and must be quick.
+func WithLogSink(ctx context.Context, sink func(LogLine)) context.Context {
+	return context.WithValue(ctx, logSinkKey{}, sink)
+}
+
 // WithLogInfo labels the guest logs of calls made with ctx with run and
 // step, and charges them to budget (which may be nil: no limit beyond the
 // per-call cap).
@@ -63,16 +83,20 @@ func (b *LogBudget) allow() (ok, firstDrop bool) {
 func (k *kernel) log(level slog.Level, off uint64) {
 	msg := k.blockBytes("log", off)
 	k.logLines++
-	if k.logLines > maxLogLines || k.logger == nil || !k.logger.Enabled(context.Background(), level) {
+	sink, _ := k.callCtx.Value(logSinkKey{}).(func(LogLine))
+	toLogger := k.logger != nil && k.logger.Enabled(context.Background(), level)
+	if k.logLines > maxLogLines || (!toLogger && sink == nil) {
 		return
 	}
 	attrs := []any{"module", k.module, "task", k.task, "source", "guest"}
+	step := ""
 	if li, _ := k.callCtx.Value(logInfoKey{}).(*logInfo); li != nil {
 		attrs = append(attrs, "run", li.run, "step", li.step)
+		step = li.step
 		if li.budget != nil {
 			ok, first := li.budget.allow()
 			if !ok {
-				if first {
+				if first && k.logger != nil {
 					k.logger.Warn("guest logs rate-limited: dropping lines", attrs...)
 				}
 				return
@@ -82,5 +106,10 @@ func (k *kernel) log(level slog.Level, off uint64) {
 	if len(msg) > maxLogBytes {
 		msg = msg[:maxLogBytes]
 	}
-	k.logger.Log(context.Background(), level, string(msg), attrs...)
+	if sink != nil {
+		sink(LogLine{Time: time.Now().UTC(), Level: level.String(), Step: step, Module: k.module, Task: k.task, Msg: string(msg)})
+	}
+	if toLogger {
+		k.logger.Log(context.Background(), level, string(msg), attrs...)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flowhost/flowhost/broker/redis"
+	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/track"
 )
 
@@ -30,6 +31,7 @@ type Local struct {
 	events  map[string][]track.Event
 	wake    map[string]chan struct{} // closed when a run has a new event
 	cancels map[string]func()
+	logs    map[string][]host.LogLine
 }
 
 // maxLocalEvents bounds the events kept of one run: a map's progress
@@ -38,7 +40,8 @@ const maxLocalEvents = 10000
 
 // NewLocal makes a Local over tracker's runs, of tenant.
 func NewLocal(tracker Tracker, tenant string) *Local {
-	return &Local{tracker: tracker, tenant: tenant, events: map[string][]track.Event{}, wake: map[string]chan struct{}{}, cancels: map[string]func(){}}
+	return &Local{tracker: tracker, tenant: tenant, events: map[string][]track.Event{}, wake: map[string]chan struct{}{}, cancels: map[string]func(){},
+		logs: map[string][]host.LogLine{}}
 }
 
 // Event implements track.Observer.
@@ -54,6 +57,30 @@ func (l *Local) Event(e track.Event) {
 		close(ch)
 		delete(l.wake, e.RunID)
 	}
+}
+
+// LogSink is a log sink (host.WithLogSink) keeping run id's guest log
+// lines, the latest 1,000.
+func (l *Local) LogSink(id string) func(host.LogLine) {
+	return func(line host.LogLine) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		ls := append(l.logs[id], line)
+		if len(ls) > 1000 {
+			ls = ls[len(ls)-1000:]
+		}
+		l.logs[id] = ls
+	}
+}
+
+// Logs implements Source.
+func (l *Local) Logs(_ context.Context, tenant, id string) ([]host.LogLine, error) {
+	if _, err := l.status(tenant, id); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]host.LogLine{}, l.logs[id]...), nil
 }
 
 // OnCancel sets how run id is cancelled.

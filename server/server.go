@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/flowhost/flowhost/broker/redis"
+	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/track"
 )
@@ -37,6 +38,7 @@ type Source interface {
 	Tenants(ctx context.Context) ([]string, error)
 	Queue(ctx context.Context, tenant string) (redis.QueueStats, error)
 	Workers(ctx context.Context) ([]redis.WorkerInfo, error)
+	Logs(ctx context.Context, tenant, id string) ([]host.LogLine, error)
 }
 
 var _ Source = (*redis.Client)(nil)
@@ -127,6 +129,7 @@ func (s *Server) routes() []route {
 		{"POST", "/api/v1/runs", s.api(s.submit)},
 		{"GET", "/api/v1/runs/{id}", s.api(s.getRun)},
 		{"GET", "/api/v1/runs/{id}/events", s.events},
+		{"GET", "/api/v1/runs/{id}/logs", s.api(s.logs)},
 		{"POST", "/api/v1/runs/{id}/cancel", s.api(s.cancel)},
 		{"POST", "/api/v1/runs/{id}/rerun", s.api(s.rerun)},
 		{"GET", "/api/v1/tenants", s.api(s.tenants)},
@@ -333,6 +336,25 @@ func (s *Server) getRun(_ http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return s.cfg.Source.Run(r.Context(), tenant, id)
+}
+
+func (s *Server) logs(_ http.ResponseWriter, r *http.Request) (any, error) {
+	tenant, err := s.tenant(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := runID(r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.cfg.Source.Status(r.Context(), tenant, id); err != nil {
+		return nil, err
+	}
+	lines, err := s.cfg.Source.Logs(r.Context(), tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"lines": lines}, nil
 }
 
 func (s *Server) cancel(_ http.ResponseWriter, r *http.Request) (any, error) {

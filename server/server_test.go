@@ -57,6 +57,7 @@ func newLab(t *testing.T) *lab {
 	})
 	l := &lab{client: c, eng: eng, dir: t.TempDir()}
 	os.WriteFile(filepath.Join(l.dir, "flaky.wasm"), testmod.Module(t, "../tests/testdata/flaky.wat", "../tests/testdata/flaky.json"), 0o644)
+	os.WriteFile(filepath.Join(l.dir, "hostile.wasm"), testmod.Module(t, "../host/testdata/hostile.wat", "../host/testdata/hostile.json"), 0o644)
 	return l
 }
 
@@ -65,7 +66,7 @@ func (l *lab) submit(t *testing.T, tenant, name, body string) string {
 	t.Helper()
 	stats, _ := filepath.Abs("../plugins/examples/stats-c/stats.wasm")
 	path := filepath.Join(l.dir, name+".toml")
-	os.WriteFile(path, []byte("name = "+quote(name)+"\n[plugins]\nstats = "+quote(stats)+"\nflaky = \"flaky.wasm\"\n"+body), 0o644)
+	os.WriteFile(path, []byte("name = "+quote(name)+"\n[plugins]\nstats = "+quote(stats)+"\nflaky = \"flaky.wasm\"\nhostile = \"hostile.wasm\"\n"+body), 0o644)
 	f, err := flowhost.LoadFlow(context.Background(), l.eng, path, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -225,6 +226,20 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("workers: %d %+v", code, workers)
 	}
 
+	// A run's guest log lines.
+	chatty := l.submit(t, "default", "chatty", "[[step]]\ncall = \"hostile.chatty\"\n")
+	l.wait(t, "default", chatty)
+	var logs struct {
+		Lines []map[string]any `json:"lines"`
+	}
+	if code := do(t, ts, "GET", "/api/v1/runs/"+chatty+"/logs", "", &logs); code != 200 || len(logs.Lines) != 3 ||
+		logs.Lines[0]["task"] != "chatty" || logs.Lines[0]["level"] != "INFO" || logs.Lines[0]["step"] != "call hostile.chatty" {
+		t.Fatalf("logs: %d %+v", code, logs)
+	}
+	if code := do(t, ts, "GET", "/api/v1/runs/1a2b3c4d/logs", "", &logs); code != 404 {
+		t.Fatalf("logs of no run: %d", code)
+	}
+
 	// A flow sent whole: its text and its module's bytes.
 	stats, _ := os.ReadFile("../plugins/examples/stats-c/stats.wasm")
 	flowText := "name = \"sent\"\n[plugins]\nstats = \"nowhere/stats.wasm\"\n[inputs]\nx = [1, 2]\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n"
@@ -258,6 +273,7 @@ func TestAPI(t *testing.T) {
 	for _, c := range []struct{ path, described string }{
 		{"/api/v1/runs", "/runs"}, {"/api/v1/runs/" + ok, "/runs/{id}"}, {"/api/v1/runs/" + bad, "/runs/{id}"},
 		{"/api/v1/tenants", "/tenants"}, {"/api/v1/workers", "/workers"}, {"/api/v1/session", "/session"},
+		{"/api/v1/runs/" + chatty + "/logs", "/runs/{id}/logs"},
 	} {
 		var v any
 		do(t, ts, "GET", c.path, "", &v)

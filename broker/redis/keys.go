@@ -50,6 +50,9 @@ func stepKey(tenant, run string, step int) string {
 
 func eventsKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:events", tenant, run) }
 
+// logsKey is a run's guest log lines, the latest maxLogLines.
+func logsKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:logs", tenant, run) }
+
 // failedKey holds a run's failed calls (track.FailedCall), by Key.
 func failedKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:failed", tenant, run) }
 

@@ -10,6 +10,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/runner"
 	"github.com/flowhost/flowhost/track"
 )
@@ -195,4 +196,48 @@ func (c *Client) Queue(ctx context.Context, tenant string) (QueueStats, error) {
 		}
 	}
 	return q, nil
+}
+
+// maxLogLines bounds the guest log lines a run keeps (its log budget
+// bounds how fast they come).
+const maxLogLines = 1000
+
+// keepLog is a log sink (host.WithLogSink) that keeps a run's guest log
+// lines under its keys, the latest maxLogLines, for as long as its state.
+func (w *Worker) keepLog(tenant, run string, ttl time.Duration) func(host.LogLine) {
+	key := logsKey(tenant, run)
+	return func(l host.LogLine) {
+		b, _ := json.Marshal(l)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := w.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			p.XAdd(ctx, &goredis.XAddArgs{Stream: key, MaxLen: maxLogLines, Approx: true, Values: []any{"l", b}})
+			p.PExpire(ctx, key, ttl)
+			return nil
+		})
+		w.wrote(ctx, "guest log line", err)
+	}
+}
+
+// Logs returns a run's guest log lines, oldest first (the latest
+// maxLogLines). A line that is not one (a tenant may write its keys) is
+// left out.
+func (c *Client) Logs(ctx context.Context, tenant, id string) ([]host.LogLine, error) {
+	if err := checkNames(tenant, id); err != nil {
+		return nil, err
+	}
+	msgs, err := c.rdb.XRevRangeN(ctx, logsKey(tenant, id), "+", "-", maxLogLines).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]host.LogLine, 0, len(msgs))
+	for i := len(msgs) - 1; i >= 0; i-- {
+		raw, _ := msgs[i].Values["l"].(string)
+		var l host.LogLine
+		if len(raw) > 8<<10 || json.Unmarshal([]byte(raw), &l) != nil {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }

@@ -282,6 +282,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	lim := runner.StepLimits(rs.spec.Limits, rs.spec.Grants, opts, pol)
 	rc := w.ctxFor(m.Tenant, m.Run)
 	rctx := host.WithLogInfo(rc.ctx, m.Run, label, rc.logs)
+	rctx = host.WithLogSink(rctx, w.keepLog(m.Tenant, m.Run, 7*rs.spec.ResultTTL))
 	tm := w.cfg.Metrics.Task(m.Tenant, task.Module().Name, task.Spec.Name)
 	br := batchResult{Index: m.Index, Outputs: make([]json.RawMessage, len(m.Inputs))}
 	cached := 0

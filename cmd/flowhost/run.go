@@ -15,6 +15,7 @@ import (
 	"github.com/flowhost/flowhost"
 	"github.com/flowhost/flowhost/broker/redis"
 	"github.com/flowhost/flowhost/cache"
+	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/metrics"
 	"github.com/flowhost/flowhost/policy"
 	"github.com/flowhost/flowhost/runner"
@@ -151,6 +152,7 @@ func (c *runCmd) Run(g *globals) error {
 		runCtx, cancel = context.WithCancel(ctx)
 		defer cancel()
 		local.OnCancel(runID, cancel)
+		runCtx = host.WithLogSink(runCtx, local.LogSink(runID))
 		if c.Hold {
 			defer func() {
 				fmt.Fprintf(g.stderr, "the run is over; the dashboard stays up at %s (Ctrl-C ends)\n", url)

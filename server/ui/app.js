@@ -98,12 +98,19 @@ async function runsPage() {
 
 async function runPage(id) {
   const events = el("div", { id: "events" });
+  const logs = el("div", { id: "logs" });
   const view = el("div");
-  main.replaceChildren(view, el("h2", {}, "Events"), events);
+  main.replaceChildren(view, el("h2", {}, "Events"), events, el("h2", {}, "Guest logs"), logs);
   let run = null, pending = false;
   async function refresh() {
     try { run = await api("/api/v1/runs/" + encodeURIComponent(id) + "?" + q({})); render(); }
-    catch (e) { view.replaceChildren(el("p", { class: "error" }, e.message)); }
+    catch (e) { view.replaceChildren(el("p", { class: "error" }, e.message)); return; }
+    try {
+      const l = await api("/api/v1/runs/" + encodeURIComponent(id) + "/logs?" + q({}));
+      logs.replaceChildren(...(l.lines.length ? l.lines.map((x) => el("div", { class: "logline" },
+        new Date(x.time).toLocaleTimeString() + "  " + x.level + "  " + (x.step || "") + "  " + x.module + "." + x.task + ": " + x.msg)) :
+        [el("div", { class: "muted" }, "No guest log lines.")]));
+    } catch (e) { /* the logs are a bonus */ }
   }
   // At most one refresh a second, however fast the events come.
   function later() { if (!pending) { pending = true; setTimeout(() => { pending = false; refresh(); }, 1000); } }
