@@ -306,6 +306,7 @@ func normalEvents(in []track.Event) []string {
 			continue
 		}
 		e.Time, e.Worker, e.Err, e.RunID = time.Time{}, "", nil, ""
+		e.Fuel, e.PeakMemory = measured(e.Fuel), measured(e.PeakMemory)
 		out = append(out, e)
 	}
 	slices.SortStableFunc(out, func(a, b track.Event) int {
@@ -346,6 +347,7 @@ func normalStatus(st *track.RunStatus) track.RunStatus {
 	for i := range n.Steps {
 		s := &n.Steps[i]
 		s.StartedAt, s.FinishedAt, s.DurationMS, s.Worker = "", "", 0, ""
+		s.Fuel, s.PeakMemory = measured(s.Fuel), measured(s.PeakMemory)
 		if s.Status != track.Succeeded && s.Done != nil {
 			zero := 0
 			s.Done = &zero
@@ -353,6 +355,11 @@ func normalStatus(st *track.RunStatus) track.RunStatus {
 	}
 	return n
 }
+
+// measured keeps whether a driver measured fuel or memory, not how much:
+// a guest that keeps its state between calls (the Go guest) burns less
+// on a warm instance, and the drivers warm theirs differently.
+func measured(n uint64) uint64 { return min(n, 1) }
 
 func compactOrNull(b json.RawMessage) string {
 	var v any

@@ -35,7 +35,8 @@ type StepStatus struct {
 	Cached int `json:"cached,omitempty"`
 	// Fuel is the fuel the step's calls burned, all together (about one
 	// unit an instruction), and PeakMemory the most guest memory one of
-	// them ended with, in bytes. Calls served from the cache burn none.
+	// them ended with, in bytes, once the step has succeeded. Calls served
+	// from the cache burn none.
 	Fuel       uint64 `json:"fuel,omitempty"`
 	PeakMemory uint64 `json:"peak_memory,omitempty"`
 }

@@ -367,8 +367,6 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 		done, _ := strconv.Atoi(h["done"])
 		s.Failed, _ = strconv.Atoi(h["failed"])
 		s.Cached, _ = strconv.Atoi(h["cached"])
-		s.Fuel, _ = strconv.ParseUint(h["fuel"], 10, 64)
-		s.PeakMemory, _ = strconv.ParseUint(h["peak_memory"], 10, 64)
 		ended := st.Status == track.Failed || st.Status == track.Cancelled
 		switch {
 		case h["error"] != "": // the step that failed the run
@@ -386,6 +384,10 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 		}
 		if h["started"] != "" {
 			s.Attempts = 1 + retries
+		}
+		if s.Status == track.Succeeded { // as step_finished reports them
+			s.Fuel, _ = strconv.ParseUint(h["fuel"], 10, 64)
+			s.PeakMemory, _ = strconv.ParseUint(h["peak_memory"], 10, 64)
 		}
 		if info.Fanning && h["started"] != "" {
 			s.Done, s.Total = &done, &total
