@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -84,6 +85,26 @@ func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Act
 
 func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 
+// clickOn clicks the element sel selects, in one evaluation (see textOf).
+func clickOn(sel string) chromedp.Action[chromedp.Void] {
+	q, _ := json.Marshal(sel)
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		ok, err := chromedp.Evaluate[bool](`(() => { const e = document.querySelector(` + string(q) + `); if (!e) return false; e.click(); return true; })()`)(ctx, tg)
+		if err == nil && !ok {
+			err = fmt.Errorf("nothing to click at %s", sel)
+		}
+		return err
+	})
+}
+
+// textOf reads the text of the element sel selects, in one evaluation:
+// the page re-renders as its run's events come, so a node found first and
+// read after may be gone.
+func textOf(sel string) chromedp.Action[string] {
+	q, _ := json.Marshal(sel)
+	return chromedp.Evaluate[string](`(document.querySelector(` + string(q) + `) || {}).innerText || ""`)
+}
+
 // screenshot keeps a PNG of the page: in docs/ when
 // FLOWHOST_SCREENSHOTS=1 (to refresh the documentation's), else in a
 // temporary folder; either way it must be a real image.
@@ -128,7 +149,7 @@ func TestDashboard(t *testing.T) {
 		chromedp.Navigate(url+"/#/runs/"+busy),
 		chromedp.WaitVisible(css(`#graph .node[data-status="succeeded"]`)))
 	nodes := value(t, ctx, "the graph's nodes", chromedp.Evaluate[string](`[...document.querySelectorAll("#graph .node")].map(n => n.dataset.step + "=" + n.dataset.status).join(",")`))
-	steps := value(t, ctx, "the steps", chromedp.Text(css(`#steps tbody`)))
+	steps := value(t, ctx, "the steps", textOf(`#steps tbody`))
 	if nodes != "map flaky.busy=succeeded" || !strings.Contains(steps, "160/160") {
 		t.Fatalf("graph %q, steps %q", nodes, steps)
 	}
@@ -138,7 +159,7 @@ func TestDashboard(t *testing.T) {
 	inBrowser(t, ctx, "cancel a spinning run from its button",
 		chromedp.Navigate(url+"/#/runs/"+spin),
 		chromedp.WaitVisible(css(`#graph .node[data-status="running"]`)),
-		chromedp.Click(css(`#cancel`)),
+		clickOn(`#cancel`),
 		chromedp.WaitVisible(css(`h1 .badge[data-status="cancelled"]`)))
 
 	inBrowser(t, ctx, "the workers page lists both workers",
@@ -150,7 +171,7 @@ func TestDashboard(t *testing.T) {
 	inBrowser(t, ctx, "a failed run's page shows its error",
 		chromedp.Navigate(url+"/#/runs/"+failed),
 		chromedp.WaitVisible(css(`#run-error`)))
-	msg := value(t, ctx, "the error", chromedp.Text(css(`#run-error`)))
+	msg := value(t, ctx, "the error", textOf(`#run-error`))
 	if !strings.Contains(msg, "textkit.fail_if: the widget is broken") {
 		t.Fatalf("error shown: %q", msg)
 	}
@@ -190,9 +211,9 @@ func TestDashboardTenants(t *testing.T) {
 		chromedp.Click(css(`#signout`)))
 	inBrowser(t, ctx, "bravo signs in", signIn("bravo-secret-0123456789"),
 		chromedp.WaitVisible(css(`#runs .empty`)))
-	list := value(t, ctx, "bravo's run list", chromedp.Text(css(`#runs`)))
+	list := value(t, ctx, "bravo's run list", textOf(`#runs`))
 	inBrowser(t, ctx, "bravo opens acme's run", chromedp.Navigate(url+"/#/runs/"+acmeRun), chromedp.WaitVisible(css(`main .error`)))
-	page := value(t, ctx, "the page", chromedp.Text(css(`main`)))
+	page := value(t, ctx, "the page", textOf(`main`))
 	if strings.Contains(list, acmeRun) || strings.Contains(page, "secret") || !strings.Contains(page, "no such run") {
 		t.Fatalf("bravo's list %q, page %q", list, page)
 	}
@@ -223,9 +244,9 @@ func TestDashboardInProcess(t *testing.T) {
 	inBrowser(t, ctx, "the in-process run, running, from the list",
 		chromedp.Navigate(url+"/#/runs"),
 		chromedp.WaitVisible(css(`#runs tr[data-run] .badge[data-status="running"]`)),
-		chromedp.Click(css(`#runs tr[data-run] a`)),
+		clickOn(`#runs tr[data-run] a`),
 		chromedp.WaitVisible(css(`#graph .node[data-status="running"]`)),
-		chromedp.Click(css(`#cancel`)),
+		clickOn(`#cancel`),
 		chromedp.WaitVisible(css(`h1 .badge[data-status="cancelled"]`)))
 	// Held: the page still answers after the run.
 	if res, err := http.Get(url + "/api/v1/runs"); err != nil || res.StatusCode != 200 {
