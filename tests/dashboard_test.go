@@ -89,7 +89,7 @@ func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 func clickOn(sel string) chromedp.Action[chromedp.Void] {
 	q, _ := json.Marshal(sel)
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		ok, err := chromedp.Evaluate[bool](`(() => { const e = document.querySelector(` + string(q) + `); if (!e) return false; e.click(); return true; })()`)(ctx, tg)
+		ok, err := chromedp.Evaluate[bool](`(() => { const e = document.querySelector(`+string(q)+`); if (!e) return false; e.click(); return true; })()`)(ctx, tg)
 		if err == nil && !ok {
 			err = fmt.Errorf("nothing to click at %s", sel)
 		}
