@@ -42,7 +42,7 @@ func FuzzAPI(f *testing.F) {
 		if !strings.HasPrefix(target, "/") || strings.ContainsAny(target, " \r\n") {
 			return
 		}
-		req, err := http.NewRequest(methods[int(m)%len(methods)], "http://x"+target, strings.NewReader(body))
+		req, err := http.NewRequest(methods[int(m)%len(methods)], "http://127.0.0.1:8080"+target, strings.NewReader(body))
 		if err != nil {
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -152,6 +153,11 @@ var OpenAPI []byte
 
 // ServeHTTP implements http.Handler. A panic in a handler fails that
 // request alone, as a 500.
+//
+// Without tokens, a request must name the server by a loopback name
+// (localhost, 127.0.0.1, [::1]) in its Host: a web page elsewhere that
+// rebinds its own name to 127.0.0.1 (DNS rebinding) could otherwise read
+// and cancel every run from the user's own browser.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -159,7 +165,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
 		}
 	}()
+	if s.cfg.Tokens == nil && !loopbackHost(r.Host) {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("Host %.100q: without tokens the server answers to a loopback name only (localhost, 127.0.0.1, [::1])", r.Host)})
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// loopbackHost reports whether a Host header names this machine's
+// loopback: localhost, or a loopback address, with any port.
+func loopbackHost(hostport string) bool {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.Trim(h, "[]"), ".")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // httpError is an API error with its status.
@@ -505,7 +530,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, &httpError{http.StatusUnauthorized, err.Error()}
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: body.Token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		Expires: time.Now().Add(12 * time.Hour)})
+		Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https", Expires: time.Now().Add(12 * time.Hour)})
 	return map[string]any{"tenant": t, "tokens": true}, nil
 }
 

@@ -280,6 +280,22 @@ func TestAPI(t *testing.T) {
 		conforms(t, c.path, responseSchema(t, "GET", c.described), v)
 	}
 
+	// Without tokens, only a loopback name: a page elsewhere that rebinds
+	// its name to 127.0.0.1 must not read the runs.
+	for host, want := range map[string]int{"evil.example:8080": 403, "evil.example": 403, "10.0.0.1:80": 403,
+		"localhost:8080": 200, "127.0.0.1:9": 200, "[::1]:80": 200, "LOCALHOST.": 200} {
+		req, _ := http.NewRequest("GET", ts.URL+"/api/v1/runs", nil)
+		req.Host = host
+		res, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, res.StatusCode, want)
+		}
+	}
+
 	// Bad input: a clear JSON error with the right status, never a 500.
 	for _, c := range []struct {
 		method, path string
@@ -359,6 +375,13 @@ func TestAPITenants(t *testing.T) {
 			t.Errorf("%s %s as %q: a refusal that shows the run: %v", c.method, c.path, c.token, v)
 		}
 	}
+	// With tokens, any Host: the token is what is checked.
+	req, _ := http.NewRequest("GET", ts.URL+"/api/v1/runs", nil)
+	req.Host = "flowhost.example.com"
+	req.Header.Set("Authorization", "Bearer "+acme)
+	if res, err := ts.Client().Do(req); err != nil || res.StatusCode != 200 {
+		t.Fatalf("a token through another Host: %v %v", err, res)
+	}
 	var ten []map[string]any
 	if do(t, ts, "GET", "/api/v1/tenants", bravo, &ten); len(ten) != 1 || ten[0]["name"] != "bravo" {
 		t.Fatalf("bravo's tenants: %v", ten)
@@ -379,7 +402,7 @@ func TestAPITenants(t *testing.T) {
 	if cookie == nil {
 		t.Fatal("no HttpOnly, SameSite=Strict session cookie")
 	}
-	req, _ := http.NewRequest("POST", ts.URL+"/api/v1/runs/"+acmeRun+"/rerun", nil)
+	req, _ = http.NewRequest("POST", ts.URL+"/api/v1/runs/"+acmeRun+"/rerun", nil)
 	req.AddCookie(cookie)
 	if res, _ := ts.Client().Do(req); res.StatusCode != 403 {
 		t.Fatalf("a change by cookie without X-Flowhost: %s", res.Status)
