@@ -175,6 +175,19 @@ func TestDashboard(t *testing.T) {
 	if !strings.Contains(msg, "textkit.fail_if: the widget is broken") {
 		t.Fatalf("error shown: %q", msg)
 	}
+
+	// A run's own text (here a task's error) is shown as text,
+	// never run: the page injects nothing, and its CSP allows no inline
+	// script.
+	evil := submit(t, srv, writeFlow(t, "[[step]]\ncall = \"text.fail_if\"\nargs = { flag = true, message = \"<script>window.pwned=2</script><img src=x onerror=window.pwned=3>\" }\n"))
+	inBrowser(t, ctx, "a run whose texts are HTML",
+		chromedp.Navigate(url+"/#/runs/"+evil),
+		chromedp.WaitVisible(css(`#run-error`)))
+	shown := value(t, ctx, "the error", textOf(`#run-error`))
+	injected := value(t, ctx, "what ran", chromedp.Evaluate[string](`String(window.pwned) + "," + document.querySelectorAll("main img, main script").length`))
+	if !strings.Contains(shown, "<script>window.pwned=2</script>") || injected != "undefined,0" {
+		t.Fatalf("error shown %q; window.pwned and injected elements: %s", shown, injected)
+	}
 }
 
 // TestDashboardTenants: with tokens, tenant bravo's browser session
