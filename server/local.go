@@ -194,6 +194,11 @@ var errLocalRerun = &httpError{400, "a run of this process is re-run from the co
 // Rerun implements Source: refused.
 func (l *Local) Rerun(context.Context, string, string, int) (string, error) { return "", errLocalRerun }
 
+// Batches implements Source: a process records no batch times yet.
+func (l *Local) Batches(context.Context, string, string, int) ([]redis.BatchTime, error) {
+	return []redis.BatchTime{}, nil
+}
+
 // Tenants implements Source.
 func (l *Local) Tenants(context.Context) ([]string, error) { return []string{l.tenant}, nil }
 

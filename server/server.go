@@ -40,6 +40,7 @@ type Source interface {
 	Queue(ctx context.Context, tenant string) (redis.QueueStats, error)
 	Workers(ctx context.Context) ([]redis.WorkerInfo, error)
 	Logs(ctx context.Context, tenant, id string) ([]host.LogLine, error)
+	Batches(ctx context.Context, tenant, id string, step int) ([]redis.BatchTime, error)
 }
 
 var _ Source = (*redis.Client)(nil)
@@ -131,6 +132,7 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/runs/{id}", s.api(s.getRun)},
 		{"GET", "/api/v1/runs/{id}/events", s.events},
 		{"GET", "/api/v1/runs/{id}/logs", s.api(s.logs)},
+		{"GET", "/api/v1/runs/{id}/steps/{step}/batches", s.api(s.batches)},
 		{"POST", "/api/v1/runs/{id}/cancel", s.api(s.cancel)},
 		{"POST", "/api/v1/runs/{id}/rerun", s.api(s.rerun)},
 		{"GET", "/api/v1/tenants", s.api(s.tenants)},
@@ -380,6 +382,29 @@ func (s *Server) logs(_ http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"lines": lines}, nil
+}
+
+func (s *Server) batches(_ http.ResponseWriter, r *http.Request) (any, error) {
+	tenant, err := s.tenant(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := runID(r)
+	if err != nil {
+		return nil, err
+	}
+	step, err := strconv.Atoi(r.PathValue("step"))
+	if err != nil || step < 1 || step > 100000 {
+		return nil, badRequest("step %q: a step number from 1", r.PathValue("step"))
+	}
+	if _, err := s.cfg.Source.Status(r.Context(), tenant, id); err != nil {
+		return nil, err
+	}
+	bs, err := s.cfg.Source.Batches(r.Context(), tenant, id, step-1)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"batches": bs}, nil
 }
 
 func (s *Server) cancel(_ http.ResponseWriter, r *http.Request) (any, error) {

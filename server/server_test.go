@@ -226,6 +226,27 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("workers: %d %+v", code, workers)
 	}
 
+	// A step's batches: their times, every call in one of them.
+	var bt struct {
+		Batches []redis.BatchTime `json:"batches"`
+	}
+	if code := do(t, ts, "GET", "/api/v1/runs/"+ok+"/steps/1/batches", "", &bt); code != 200 || len(bt.Batches) == 0 {
+		t.Fatalf("batches: %d %+v", code, bt)
+	}
+	calls := 0
+	for _, b := range bt.Batches {
+		calls += b.Calls
+		if b.Queued == 0 || b.Started < b.Queued || b.Finished < b.Started {
+			t.Fatalf("batch times out of order: %+v", b)
+		}
+	}
+	if calls != 3 {
+		t.Fatalf("batches hold %d calls, want 3: %+v", calls, bt)
+	}
+	if code := do(t, ts, "GET", "/api/v1/runs/"+ok+"/steps/0/batches", "", &bt); code != 400 {
+		t.Fatalf("step 0: %d", code)
+	}
+
 	// A run's guest log lines.
 	chatty := l.submit(t, "default", "chatty", "[[step]]\ncall = \"hostile.chatty\"\n")
 	l.wait(t, "default", chatty)
@@ -274,6 +295,7 @@ func TestAPI(t *testing.T) {
 		{"/api/v1/runs", "/runs"}, {"/api/v1/runs/" + ok, "/runs/{id}"}, {"/api/v1/runs/" + bad, "/runs/{id}"},
 		{"/api/v1/tenants", "/tenants"}, {"/api/v1/workers", "/workers"}, {"/api/v1/session", "/session"},
 		{"/api/v1/runs/" + chatty + "/logs", "/runs/{id}/logs"},
+		{"/api/v1/runs/" + ok + "/steps/1/batches", "/runs/{id}/steps/{step}/batches"},
 	} {
 		var v any
 		do(t, ts, "GET", c.path, "", &v)

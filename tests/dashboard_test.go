@@ -153,6 +153,11 @@ func TestDashboard(t *testing.T) {
 	if nodes != "map flaky.busy=succeeded" || !strings.Contains(steps, "160/160") {
 		t.Fatalf("graph %q, steps %q", nodes, steps)
 	}
+	inBrowser(t, ctx, "the run's page charts its batches", chromedp.WaitVisible(css(`#batches .batchchart svg rect.ran`)))
+	bars := value(t, ctx, "the batches", chromedp.Evaluate[int](`document.querySelectorAll("#batches rect.ran").length`))
+	if bars != 160 { // the workers run batches of one call
+		t.Fatalf("%d batches charted, want 160", bars)
+	}
 	screenshot(t, ctx, "dashboard-run.png")
 
 	spin := submit(t, srv, writeFlow(t, "[limits]\ntimeout = \"60s\"\n[[step]]\ncall = \"flaky.spin\"\n"))

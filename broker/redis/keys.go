@@ -50,6 +50,10 @@ func stepKey(tenant, run string, step int) string {
 
 func eventsKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:events", tenant, run) }
 
+// timesKey holds the times of a step's batches (BatchTime), by
+// "index:attempt".
+func timesKey(tenant, run string, step int) string { return stepKey(tenant, run, step) + ":times" }
+
 // logsKey is a run's guest log lines, the latest maxLogLines.
 func logsKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:logs", tenant, run) }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -239,5 +240,46 @@ func (c *Client) Logs(ctx context.Context, tenant, id string) ([]host.LogLine, e
 		}
 		out = append(out, l)
 	}
+	return out, nil
+}
+
+// BatchTime is one batch of a step's calls, as the worker that ran it
+// recorded it: when its message was queued (Unix ms; for a retry, when
+// its backoff ended), started and finished, and how many of its calls
+// ran and failed. A retry of the batch is another attempt; the time
+// between one attempt's end and the next one's queueing is the backoff.
+type BatchTime struct {
+	Index    int   `json:"index"`
+	Attempt  int   `json:"attempt"`
+	Calls    int   `json:"calls"`
+	Failed   int   `json:"failed"`
+	Queued   int64 `json:"queued"`
+	Started  int64 `json:"started"`
+	Finished int64 `json:"finished"`
+}
+
+// Batches returns the times of a step's batches (0-based step), by index
+// and attempt: the first 2,000 batches that completed.
+func (c *Client) Batches(ctx context.Context, tenant, id string, step int) ([]BatchTime, error) {
+	if err := checkNames(tenant, id); err != nil {
+		return nil, err
+	}
+	h, err := c.rdb.HGetAll(ctx, timesKey(tenant, id, step)).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]BatchTime, 0, len(h))
+	for _, v := range h {
+		var b BatchTime
+		if len(v) < 512 && json.Unmarshal([]byte(v), &b) == nil && b.Calls >= 0 && b.Started >= b.Queued && b.Finished >= b.Started {
+			out = append(out, b)
+		}
+	}
+	slices.SortFunc(out, func(a, b BatchTime) int {
+		if a.Index != b.Index {
+			return a.Index - b.Index
+		}
+		return a.Attempt - b.Attempt
+	})
 	return out, nil
 }

@@ -32,11 +32,14 @@ return 1
 // step's hash expired stores nothing (which would leave a key without a
 // TTL).
 // A remainder with a due time (a retry) waits in the delayed set instead.
-// KEYS: step hash, stream, events stream, delayed set, delayed index.
+// KEYS: step hash, stream, events stream, delayed set, delayed index,
+// the step's batch times.
 // ARGV: batch field, result, next message, message id, calls done, failed
 // calls, now (RFC 3339), the step's finished event, the remainder message
 // (or ""), its due time in Unix ms (or ""), the tenant, the fuel the
-// batch burned, the most memory one of its calls ended with.
+// batch burned, the most memory one of its calls ended with, the batch's
+// field in the step's times hash (KEYS[6], at most 2,000 batches) and its
+// times (BatchTime).
 var completeScript = goredis.NewScript(`
 redis.call('XACK', KEYS[2], 'workers', ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
@@ -45,6 +48,11 @@ redis.call('HINCRBY', KEYS[1], 'done', ARGV[5])
 if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[1], 'failed', ARGV[6]) end
 if ARGV[12] ~= '0' then redis.call('HINCRBY', KEYS[1], 'fuel', ARGV[12]) end
 if tonumber(ARGV[13]) > tonumber(redis.call('HGET', KEYS[1], 'peak_memory') or '0') then redis.call('HSET', KEYS[1], 'peak_memory', ARGV[13]) end
+if redis.call('HLEN', KEYS[6]) < 2000 then
+  redis.call('HSET', KEYS[6], ARGV[14], ARGV[15])
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
+end
 if ARGV[9] ~= '' then
   if ARGV[10] ~= '' then
     redis.call('ZADD', KEYS[4], ARGV[10], ARGV[9])

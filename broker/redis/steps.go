@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -399,9 +400,16 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 		})
 	}
 	return w.whileRefused(ctx, m, func() error {
-		return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant), delayedIndex},
+		// The batch's times: queued when its message was added to the
+		// stream (the entry's id, not a claim of the body), run from began.
+		queued, _, _ := strings.Cut(d.id, "-")
+		q, _ := strconv.ParseInt(queued, 10, 64)
+		bt, _ := json.Marshal(BatchTime{Index: m.Index, Attempt: m.Attempt, Calls: len(br.Outputs), Failed: failed,
+			Queued: q, Started: began.UnixMilli(), Finished: time.Now().UnixMilli()})
+		return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant), delayedIndex,
+			timesKey(m.Tenant, m.Run, m.Step)},
 			batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), finJSON, remainder, dueMS, m.Tenant,
-			fuel, peak).Err()
+			fuel, peak, fmt.Sprintf("%d:%d", m.Index, m.Attempt), bt).Err()
 	})
 }
 

@@ -114,7 +114,32 @@ async function runPage(id) {
   }
   // At most one refresh a second, however fast the events come.
   function later() { if (!pending) { pending = true; setTimeout(() => { pending = false; refresh(); }, 1000); } }
+  const batchCharts = el("div", { id: "batches" });
+  async function loadBatches() {
+    // Each map or filter step's batches: waiting in the queue (light), then
+    // running; a retry is the same index again, after its backoff.
+    const t0 = Date.parse(run.created_at || 0), t1 = run.finished_at ? Date.parse(run.finished_at) : Date.now();
+    const charts = [];
+    for (const [i, s] of (run.steps || []).entries()) {
+      if (s.total === undefined || s.total === null || !s.started_at) continue;
+      let bs;
+      try { bs = (await api(`/api/v1/runs/${encodeURIComponent(id)}/steps/${i + 1}/batches?` + q({}))).batches; } catch (e) { continue; }
+      if (!bs.length) continue;
+      const shown = bs.slice(0, 400), span = Math.max(t1 - t0, 1), rowH = 5, w = 1000;
+      const g = svg("svg", { class: "batches", viewBox: `0 0 ${w} ${shown.length * rowH}`, height: Math.min(shown.length * rowH, 400), preserveAspectRatio: "none" });
+      shown.forEach((b, k) => {
+        const x = (v) => ((v - t0) / span * w).toFixed(2);
+        g.append(svg("rect", { class: "queued", x: x(b.queued), y: k * rowH, width: Math.max(x(b.started) - x(b.queued), 0.5), height: rowH - 1 }));
+        g.append(svg("rect", { class: b.failed ? "ran failed" : "ran", x: x(b.started), y: k * rowH, width: Math.max(x(b.finished) - x(b.started), 0.5), height: rowH - 1 },
+          svg("title", {}, `calls ${b.index}–${b.index + b.calls - 1}, attempt ${b.attempt + 1}: queued ${b.started - b.queued} ms, ran ${b.finished - b.started} ms`)));
+      });
+      charts.push(el("div", { class: "batchchart", "data-step": s.name },
+        el("div", { class: "muted" }, `${s.name}: ${bs.length} batches${bs.length > shown.length ? " (the first " + shown.length + ")" : ""} — light: waiting in the queue, dark: running`), g));
+    }
+    batchCharts.replaceChildren(...charts);
+  }
   function render() {
+    loadBatches();
     const ended = ["succeeded", "failed", "cancelled"].includes(run.status);
     const cancel = el("button", { id: "cancel", class: "danger", onclick: async () => {
       cancel.disabled = true;
@@ -137,7 +162,7 @@ async function runPage(id) {
       el("div", { class: "actions" }, cancel, rerun),
       run.error ? el("div", { class: "errorbox", id: "run-error" }, run.error) : null,
       el("h2", {}, "Graph"), graph(run.steps || []),
-      el("h2", {}, "Timeline"), timeline(run),
+      el("h2", {}, "Timeline"), timeline(run), batchCharts,
       el("h2", {}, "Steps"), stepsTable(run.steps || [])].filter(Boolean));
   }
   await refresh();
