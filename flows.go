@@ -229,6 +229,9 @@ type ExecOptions struct {
 	// OnFailedCall receives each call that failed for good, with its exact
 	// input, module and limits (runner.Config.OnFailedCall).
 	OnFailedCall func(track.FailedCall)
+	// OnBatch receives the times of each batch of a map, filter or group
+	// step (runner.Config.OnBatch).
+	OnBatch func(runID string, step int, b track.BatchTime)
 }
 
 // Exec runs a loaded flow in this process, on the host's workers, and
@@ -243,7 +246,7 @@ func (h *Host) Exec(ctx context.Context, f *Flow, o ExecOptions) (string, json.R
 		return id, nil, err
 	}
 	r := h.newRunner(f.Modules, runner.Config{Tenant: tenant, Policy: o.Policy, Limits: f.File.Limits, Grants: f.File.Grants,
-		Observer: track.Observers(h.tracker, h.opts.Observer, o.Observer), Cache: o.Cache, RunFrom: o.RunFrom, OnFailedCall: o.OnFailedCall})
+		Observer: track.Observers(h.tracker, h.opts.Observer, o.Observer), Cache: o.Cache, RunFrom: o.RunFrom, OnFailedCall: o.OnFailedCall, OnBatch: o.OnBatch})
 	v, err := r.Exec(ctx, id, f.Plan)
 	if err == nil {
 		h.tracker.SetResult(id, v)

@@ -6,6 +6,7 @@ package broker
 
 import (
 	"context"
+	"time"
 
 	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/host"
@@ -43,6 +44,8 @@ type Result struct {
 	// Fuel is what the job's calls burned; PeakMemory the most guest
 	// memory one ended with.
 	Fuel, PeakMemory uint64
+	// Started is when an executor took the job.
+	Started time.Time
 }
 
 // Broker carries jobs to executors. Implementations are safe for

@@ -208,7 +208,12 @@ func (f *fanout) pump() {
 			job.Inputs[k] = f.spec.calls[i].Input
 		}
 		f.inflight++
-		if err := f.r.broker.Submit(job, func(_ *broker.Job, res *broker.Result) { f.r.gate.give(); f.settle(idx, res) }); err != nil {
+		queued, attempt := time.Now(), job.Attempt
+		if err := f.r.broker.Submit(job, func(_ *broker.Job, res *broker.Result) {
+			f.r.gate.give()
+			f.batchDone(idx, attempt, queued, res)
+			f.settle(idx, res)
+		}); err != nil {
 			go f.r.gate.give() // not under f.mu: give may wake this fan-out
 			f.inflight--
 			f.failLocked(err, idx[0])
@@ -299,6 +304,25 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 	if complete {
 		f.done(&f.res)
 	}
+}
+
+// batchDone hands a settled batch's times to Config.OnBatch.
+func (f *fanout) batchDone(idx []int, attempt int, queued time.Time, res *broker.Result) {
+	if f.r.onBatch == nil || f.spec.kind == "" {
+		return
+	}
+	failed := 0
+	for _, err := range res.Errs {
+		if err != nil {
+			failed++
+		}
+	}
+	started := res.Started
+	if started.IsZero() {
+		started = queued
+	}
+	f.r.onBatch(f.spec.runID, f.spec.step, track.BatchTime{Index: idx[0], Attempt: attempt, Calls: len(idx), Failed: failed,
+		Queued: queued.UnixMilli(), Started: started.UnixMilli(), Finished: time.Now().UnixMilli()})
 }
 
 // recordFailure hands call i's final failure to Config.OnFailedCall:

@@ -63,6 +63,9 @@ type Config struct {
 	// limits: `flowhost call --from` runs it again. It is called on the
 	// fan-out's goroutine: it must not block.
 	OnFailedCall func(track.FailedCall)
+	// OnBatch, when set, receives the times of each batch of calls of a
+	// map, filter or group step (1-based) as it settles. It must not block.
+	OnBatch func(runID string, step int, b track.BatchTime)
 	// RunFrom, when positive, makes the calls of that step (1-based, or
 	// node in plan order) and every later one run again: they do not read
 	// the cache (they still write it). `flowhost rerun --from`.
@@ -87,6 +90,7 @@ type Runner struct {
 	runFrom     int
 
 	onFailedCall func(track.FailedCall)
+	onBatch      func(string, int, track.BatchTime)
 }
 
 var _ pipeline.Executor = (*Runner)(nil)
@@ -94,7 +98,7 @@ var _ pipeline.Executor = (*Runner)(nil)
 // New makes a runner.
 func New(cfg Config) *Runner {
 	r := &Runner{broker: cfg.Broker, tenant: cfg.Tenant, policy: cfg.Policy, grants: cfg.Grants, modules: cfg.Modules, flowLimits: cfg.Limits, obs: cfg.Observer,
-		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, metrics: cfg.Metrics, runFrom: cfg.RunFrom, onFailedCall: cfg.OnFailedCall}
+		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, metrics: cfg.Metrics, runFrom: cfg.RunFrom, onFailedCall: cfg.OnFailedCall, onBatch: cfg.OnBatch}
 	if r.obs == nil {
 		r.obs = track.ObserverFunc(func(track.Event) {})
 	}

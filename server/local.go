@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +33,7 @@ type Local struct {
 	wake    map[string]chan struct{} // closed when a run has a new event
 	cancels map[string]func()
 	logs    map[string][]host.LogLine
+	batches map[string][]track.BatchTime // by "run/step" (0-based)
 }
 
 // maxLocalEvents bounds the events kept of one run: a map's progress
@@ -41,7 +43,7 @@ const maxLocalEvents = 10000
 // NewLocal makes a Local over tracker's runs, of tenant.
 func NewLocal(tracker Tracker, tenant string) *Local {
 	return &Local{tracker: tracker, tenant: tenant, events: map[string][]track.Event{}, wake: map[string]chan struct{}{}, cancels: map[string]func(){},
-		logs: map[string][]host.LogLine{}}
+		logs: map[string][]host.LogLine{}, batches: map[string][]track.BatchTime{}}
 }
 
 // Event implements track.Observer.
@@ -194,9 +196,32 @@ var errLocalRerun = &httpError{400, "a run of this process is re-run from the co
 // Rerun implements Source: refused.
 func (l *Local) Rerun(context.Context, string, string, int) (string, error) { return "", errLocalRerun }
 
-// Batches implements Source: a process records no batch times yet.
-func (l *Local) Batches(context.Context, string, string, int) ([]redis.BatchTime, error) {
-	return []redis.BatchTime{}, nil
+// Batch keeps the times of a batch of step (1-based) of run id
+// (flowhost.ExecOptions.OnBatch), the first 2,000 a step.
+func (l *Local) Batch(id string, step int, b track.BatchTime) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := fmt.Sprintf("%s/%d", id, step-1)
+	if len(l.batches[k]) < 2000 {
+		l.batches[k] = append(l.batches[k], b)
+	}
+}
+
+// Batches implements Source.
+func (l *Local) Batches(_ context.Context, tenant, id string, step int) ([]redis.BatchTime, error) {
+	if _, err := l.status(tenant, id); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := append([]redis.BatchTime{}, l.batches[fmt.Sprintf("%s/%d", id, step)]...)
+	slices.SortFunc(out, func(a, b redis.BatchTime) int {
+		if a.Index != b.Index {
+			return a.Index - b.Index
+		}
+		return a.Attempt - b.Attempt
+	})
+	return out, nil
 }
 
 // Tenants implements Source.

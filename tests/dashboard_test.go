@@ -264,6 +264,7 @@ func TestDashboardInProcess(t *testing.T) {
 		chromedp.WaitVisible(css(`#runs tr[data-run] .badge[data-status="running"]`)),
 		clickOn(`#runs tr[data-run] a`),
 		chromedp.WaitVisible(css(`#graph .node[data-status="running"]`)),
+		chromedp.WaitVisible(css(`#batches rect.ran`)), // its batches, as they settle
 		clickOn(`#cancel`),
 		chromedp.WaitVisible(css(`h1 .badge[data-status="cancelled"]`)))
 	// Held: the page still answers after the run.

@@ -230,3 +230,18 @@ func Duration(start, end time.Time) float64 {
 	}
 	return float64(end.Sub(start).Microseconds()) / 1000
 }
+
+// BatchTime is one batch of a step's calls, as the driver that ran it
+// recorded it: when its message was queued (Unix ms; for a retry, when
+// its backoff ended), started and finished, and how many of its calls
+// ran and failed. A retry of the batch is another attempt; the time
+// between one attempt's end and the next one's queueing is the backoff.
+type BatchTime struct {
+	Index    int   `json:"index"`
+	Attempt  int   `json:"attempt"`
+	Calls    int   `json:"calls"`
+	Failed   int   `json:"failed"`
+	Queued   int64 `json:"queued"`
+	Started  int64 `json:"started"`
+	Finished int64 `json:"finished"`
+}

@@ -119,7 +119,7 @@ func (b *Broker) work() {
 // them in m (which may be nil). Calls not yet started when the job's
 // context ends fail as canceled.
 func Run(job *broker.Job, m *metrics.Metrics) *broker.Result {
-	res := &broker.Result{Outputs: make([][]byte, len(job.Inputs)), Errs: make([]error, len(job.Inputs))}
+	res := &broker.Result{Outputs: make([][]byte, len(job.Inputs)), Errs: make([]error, len(job.Inputs)), Started: time.Now()}
 	tm := m.Task(job.Tenant, job.Task.Module().Name, job.Task.Spec.Name)
 	var start time.Time
 	calls, ok := 0, 0

@@ -243,20 +243,8 @@ func (c *Client) Logs(ctx context.Context, tenant, id string) ([]host.LogLine, e
 	return out, nil
 }
 
-// BatchTime is one batch of a step's calls, as the worker that ran it
-// recorded it: when its message was queued (Unix ms; for a retry, when
-// its backoff ended), started and finished, and how many of its calls
-// ran and failed. A retry of the batch is another attempt; the time
-// between one attempt's end and the next one's queueing is the backoff.
-type BatchTime struct {
-	Index    int   `json:"index"`
-	Attempt  int   `json:"attempt"`
-	Calls    int   `json:"calls"`
-	Failed   int   `json:"failed"`
-	Queued   int64 `json:"queued"`
-	Started  int64 `json:"started"`
-	Finished int64 `json:"finished"`
-}
+// BatchTime is one batch of a step's calls (track.BatchTime).
+type BatchTime = track.BatchTime
 
 // Batches returns the times of a step's batches (0-based step), by index
 // and attempt: the first 2,000 batches that completed.

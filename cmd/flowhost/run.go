@@ -138,8 +138,9 @@ func (c *runCmd) Run(g *globals) error {
 		fmt.Fprintf(g.stderr, "run %s re-runs %s\n", runID, c.rerunOf)
 	}
 	runCtx := ctx
+	var local *server.Local
 	if c.Serve != "" {
-		local := server.NewLocal(h, tenant)
+		local = server.NewLocal(h, tenant)
 		url, err := serveLocal(ctx, g, c.Serve, local)
 		if err != nil {
 			return usageErr(fmt.Errorf("--serve: %w", err))
@@ -164,8 +165,11 @@ func (c *runCmd) Run(g *globals) error {
 	}
 	start := time.Now()
 	var failed failedCalls
-	_, result, err := h.Exec(runCtx, f, flowhost.ExecOptions{RunID: runID, Tenant: tenant, Policy: pol, Observer: obs, Cache: store, RunFrom: c.runFrom,
-		OnFailedCall: failed.add})
+	opts := flowhost.ExecOptions{RunID: runID, Tenant: tenant, Policy: pol, Observer: obs, Cache: store, RunFrom: c.runFrom, OnFailedCall: failed.add}
+	if local != nil {
+		opts.OnBatch = local.Batch
+	}
+	_, result, err := h.Exec(runCtx, f, opts)
 	rec := runRecord{RunID: runID, Flow: c.Flow, Inputs: c.Input, Tenant: c.Tenant, Policy: c.Policy, Status: string(track.Succeeded), RerunOf: c.rerunOf,
 		FailedCalls: failed.list()}
 	if err != nil {
