@@ -43,6 +43,9 @@ func Build(c Catalog, seq *pipeline.Sequential, df *pipeline.Dataflow, in pipeli
 type StepInfo struct {
 	Name    string `json:"name"`
 	Fanning bool   `json:"fanning,omitempty"`
+	// Deps are the nodes (1-based, in plan order) a dataflow node's
+	// inputs come from; a sequential step follows the one before it.
+	Deps []int `json:"deps,omitempty"`
 }
 
 // Steps lists the plan's steps, or its nodes in plan order.
@@ -55,7 +58,11 @@ func (p *Plan) Steps() []StepInfo {
 		return out
 	}
 	for _, n := range p.DF.Nodes {
-		out = append(out, StepInfo{Name: n.Ref()})
+		si := StepInfo{Name: n.Ref()}
+		for _, d := range n.Deps {
+			si.Deps = append(si.Deps, d.ID+1)
+		}
+		out = append(out, si)
 	}
 	return out
 }

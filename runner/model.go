@@ -329,8 +329,15 @@ func (tp *template) build(v json.RawMessage) []byte {
 // RunStartedEvent starts a run of tenant with these steps.
 func RunStartedEvent(runID, tenant, name string, steps []dag.StepInfo) track.Event {
 	e := track.Event{Type: track.RunStarted, RunID: runID, Time: now(), Name: name, Tenant: tenant, Steps: len(steps)}
+	deps := false
 	for _, s := range steps {
 		e.StepNames = append(e.StepNames, s.Name)
+		deps = deps || len(s.Deps) > 0
+	}
+	if deps {
+		for _, s := range steps {
+			e.StepDeps = append(e.StepDeps, s.Deps)
+		}
 	}
 	return e
 }

@@ -123,7 +123,7 @@ func (l *Local) ListRuns(_ context.Context, tenant string, q redis.RunQuery) (*r
 	for _, st := range l.tracker.Runs() { // newest first
 		at, _ := time.Parse(time.RFC3339Nano, st.CreatedAt)
 		ms := at.UnixMilli()
-		if (q.Before > 0 && ms >= q.Before) || (q.Status != "" && st.Status != q.Status) || (q.Name != "" && st.Name != q.Name) {
+		if (q.Before > 0 && ms >= q.Before) || (q.After > 0 && ms <= q.After) || (q.Status != "" && st.Status != q.Status) || (q.Name != "" && st.Name != q.Name) {
 			continue
 		}
 		if len(page.Runs) == q.Limit {

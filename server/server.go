@@ -322,6 +322,11 @@ func (s *Server) listRuns(_ http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, badRequest("before %q: a page's next (Unix milliseconds)", v)
 		}
 	}
+	if v := q.Get("after"); v != "" {
+		if rq.After, err = strconv.ParseInt(v, 10, 64); err != nil || rq.After <= 0 {
+			return nil, badRequest("after %q: a time in Unix milliseconds", v)
+		}
+	}
 	return s.cfg.Source.ListRuns(r.Context(), tenant, rq)
 }
 
@@ -489,10 +494,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tenant, id strin
 	flush()
 }
 
-// tenantInfo is a tenant as GET /api/v1/tenants shows it.
+// tenantInfo is a tenant as GET /api/v1/tenants shows it: its queue, and
+// what each live worker allows it.
 type tenantInfo struct {
 	Name string `json:"name"`
 	redis.QueueStats
+	Quotas map[string]redis.Quota `json:"quotas,omitempty"` // by worker
 }
 
 func (s *Server) tenants(_ http.ResponseWriter, r *http.Request) (any, error) {
@@ -506,13 +513,26 @@ func (s *Server) tenants(_ http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, err
 		}
 	}
+	workers, err := s.cfg.Source.Workers(r.Context())
+	if err != nil {
+		return nil, err
+	}
 	out := []tenantInfo{}
 	for _, n := range names {
 		q, err := s.cfg.Source.Queue(r.Context(), n)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, tenantInfo{Name: n, QueueStats: q})
+		ti := tenantInfo{Name: n, QueueStats: q}
+		for _, w := range workers {
+			if qt, ok := w.Quotas[n]; ok {
+				if ti.Quotas == nil {
+					ti.Quotas = map[string]redis.Quota{}
+				}
+				ti.Quotas[w.Name] = qt
+			}
+		}
+		out = append(out, ti)
 	}
 	return out, nil
 }

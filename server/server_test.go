@@ -21,6 +21,7 @@ import (
 	"github.com/flowhost/flowhost/internal/testmod"
 	"github.com/flowhost/flowhost/runner"
 	"github.com/flowhost/flowhost/server"
+	"github.com/flowhost/flowhost/tenant"
 	"github.com/flowhost/flowhost/track"
 )
 
@@ -491,4 +492,45 @@ func responseSchema(t *testing.T, method, path string) map[string]any {
 	json.Unmarshal(server.OpenAPI, &doc)
 	op := doc["paths"].(map[string]any)[path].(map[string]any)[strings.ToLower(method)].(map[string]any)
 	return op["responses"].(map[string]any)["200"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)
+}
+
+// TestAPIQuotas: a tenant's quotas are what each live worker allows it.
+func TestAPIQuotas(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := redistest.Start(t)
+	c, err := redis.Dial(ctx, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg, err := tenant.Parse("worker.toml", []byte("[tenants.acme]\nmax_concurrent = 3\ntimeout = \"5s\"\nmemory = \"64MiB\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, _ := host.New(ctx, host.Config{CacheDir: t.TempDir()})
+	done := make(chan struct{})
+	w := redis.NewWorker(c, redis.WorkerConfig{Engine: eng, Name: "limited", Tenants: cfg})
+	go func() { w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done; eng.Close(context.Background()) }()
+	if err := c.AddTenant(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(server.New(server.Config{Source: c}))
+	defer ts.Close()
+	var tenants []struct {
+		Name   string                 `json:"name"`
+		Quotas map[string]redis.Quota `json:"quotas"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		do(t, ts, "GET", "/api/v1/tenants", "", &tenants)
+		if len(tenants) == 1 && tenants[0].Quotas["limited"].MaxConcurrent == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tenants: %+v", tenants)
+		}
+	}
+	if q := tenants[0].Quotas["limited"]; q.TimeoutMS != 5000 || q.Memory != 64<<20 {
+		t.Fatalf("acme's quota on worker limited: %+v", q)
+	}
 }

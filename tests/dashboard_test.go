@@ -167,6 +167,24 @@ func TestDashboard(t *testing.T) {
 		clickOn(`#cancel`),
 		chromedp.WaitVisible(css(`h1 .badge[data-status="cancelled"]`)))
 
+	// A dataflow run's graph is its DAG: nodes in layers, an edge from each
+	// producer.
+	textkit, _ := filepath.Abs("../plugins/examples/textkit-go/textkit.wasm")
+	dfFlow := filepath.Join(t.TempDir(), "df.toml")
+	os.WriteFile(dfFlow, []byte("mode = \"dataflow\"\ntasks = [\"text.*\"]\noutputs = [\"report\"]\n[plugins]\ntext = "+strconvQuote(textkit)+
+		"\n[inputs]\ntext = \"to be or not to be\"\n"), 0o644)
+	df := submit(t, srv, dfFlow)
+	inBrowser(t, ctx, "a dataflow run's graph",
+		chromedp.Navigate(url+"/#/runs/"+df),
+		chromedp.WaitVisible(css(`#graph .node[data-step="text.report"][data-status="succeeded"]`)))
+	shape := value(t, ctx, "the DAG", chromedp.Evaluate[string](`(() => {
+		const xs = new Set([...document.querySelectorAll("#graph .node rect")].map(r => r.getAttribute("x")));
+		return document.querySelectorAll("#graph .node").length + " nodes, " + document.querySelectorAll("#graph path.edge").length + " edges, " + xs.size + " layers";
+	})()`))
+	if shape != "5 nodes, 4 edges, 4 layers" { // split→profile→ratio→report, wordcount→report
+		t.Fatalf("the DAG: %s", shape)
+	}
+
 	inBrowser(t, ctx, "the workers page lists both workers",
 		chromedp.Navigate(url+"/#/workers"),
 		chromedp.WaitVisible(css(`tr[data-worker="w1"]`)),

@@ -85,7 +85,10 @@ type Event struct {
 	// plan order) and Tenant the tenant the run runs as, on run_started.
 	Steps     int      `json:"steps,omitempty"`
 	StepNames []string `json:"step_names,omitempty"`
-	Tenant    string   `json:"tenant,omitempty"`
+	// StepDeps, on a dataflow run's run_started, are the nodes each
+	// node's inputs come from (1-based).
+	StepDeps [][]int `json:"step_deps,omitempty"`
+	Tenant   string  `json:"tenant,omitempty"`
 
 	// Err is the error behind Error, in this process only.
 	Err error `json:"-"`

@@ -33,6 +33,8 @@ type StepStatus struct {
 	Failed int    `json:"failed,omitempty"`
 	// Cached counts the step's calls served from the result cache.
 	Cached int `json:"cached,omitempty"`
+	// Deps are the steps (1-based) a dataflow node's inputs come from.
+	Deps []int `json:"deps,omitempty"`
 	// Fuel is the fuel the step's calls burned, all together (about one
 	// unit an instruction), and PeakMemory the most guest memory one of
 	// them ended with, in bytes, once the step has succeeded. Calls served
@@ -76,6 +78,7 @@ type step struct {
 type run struct {
 	id, name, tenant  string
 	names             []string
+	deps              [][]int
 	result            json.RawMessage
 	status            State
 	steps             map[int]*step
@@ -124,7 +127,7 @@ func (m *Memory) Event(e Event) {
 	}
 	switch e.Type {
 	case RunStarted:
-		r.nsteps, r.name, r.tenant, r.names = e.Steps, e.Name, e.Tenant, e.StepNames
+		r.nsteps, r.name, r.tenant, r.names, r.deps = e.Steps, e.Name, e.Tenant, e.StepNames, e.StepDeps
 	case StepStarted:
 		s.Status, s.started, s.Attempts, s.total = Running, e.Time, 1, e.Total
 		s.fanning = e.Kind == pipeline.Map || e.Kind == pipeline.Filter
@@ -168,6 +171,14 @@ func (r *run) stepName(n int, name string) string {
 	return name
 }
 
+// stepDeps are step n's dependencies, as the run announced them.
+func (r *run) stepDeps(n int) []int {
+	if n >= 1 && n <= len(r.deps) {
+		return r.deps[n-1]
+	}
+	return nil
+}
+
 // Run returns a run's status.
 func (m *Memory) Run(id string) (*RunStatus, bool) {
 	m.mu.Lock()
@@ -208,10 +219,11 @@ func (r *run) snapshot() *RunStatus {
 			if r.status == Failed || r.status == Cancelled {
 				state = Cancelled // never started: the run ended first
 			}
-			st.Steps = append(st.Steps, StepStatus{Name: r.stepName(n, ""), Status: state})
+			st.Steps = append(st.Steps, StepStatus{Name: r.stepName(n, ""), Status: state, Deps: r.stepDeps(n)})
 			continue
 		}
 		ss := s.StepStatus
+		ss.Deps = r.stepDeps(n)
 		ss.StartedAt, ss.FinishedAt = stamp(s.started), stamp(s.finished)
 		ss.DurationMS = Duration(s.started, s.finished)
 		if s.fanning {

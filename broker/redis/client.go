@@ -359,6 +359,11 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 			}
 		}
 		s := StepStatus{Name: label, Status: track.Pending, StartedAt: h["started_at"], FinishedAt: h["finished_at"], Worker: h["worker"]}
+		for _, d := range info.Deps {
+			if d >= 1 && d <= len(infos) { // a stored spec: checked
+				s.Deps = append(s.Deps, d)
+			}
+		}
 		t0, _ := time.Parse(time.RFC3339Nano, h["started_at"])
 		t1, _ := time.Parse(time.RFC3339Nano, h["finished_at"])
 		s.DurationMS = track.Duration(t0, t1)

@@ -23,8 +23,8 @@ type RunQuery struct {
 	Status track.State
 	Name   string
 	// Before, when positive, keeps the runs created before it (Unix ms):
-	// the Next of the page before.
-	Before int64
+	// the Next of the page before. After keeps those created after it.
+	Before, After int64
 	// Limit is the page's size: 1 to MaxPage (default 50).
 	Limit int
 }
@@ -63,7 +63,11 @@ func (c *Client) ListRuns(ctx context.Context, tenant string, q RunQuery) (*RunP
 		batch = int64(min(4*q.Limit, MaxPage))
 	}
 	for range 20 {
-		zs, err := c.rdb.ZRevRangeByScoreWithScores(ctx, runsKey(tenant), &goredis.ZRangeBy{Max: max, Min: "-inf", Count: batch}).Result()
+		min := "-inf"
+		if q.After > 0 {
+			min = "(" + strconv.FormatInt(q.After, 10)
+		}
+		zs, err := c.rdb.ZRevRangeByScoreWithScores(ctx, runsKey(tenant), &goredis.ZRangeBy{Max: max, Min: min, Count: batch}).Result()
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/track"
@@ -49,6 +50,13 @@ func TestListRuns(t *testing.T) {
 		if id != ids[len(ids)-1-i] || id == other.RunID {
 			t.Fatalf("run %d of the pages is %s; want %s (newest first)", i, id, ids[len(ids)-1-i])
 		}
+	}
+	// Runs created after the fourth: the three after it.
+	st4, _ := f.client.ListRuns(ctx, "default", RunQuery{Limit: 4})
+	cut := st4.Runs[3]
+	at, _ := time.Parse(time.RFC3339Nano, cut.CreatedAt)
+	if p, _ := f.client.ListRuns(ctx, "default", RunQuery{After: at.UnixMilli()}); len(p.Runs) != 3 || p.Runs[2].RunID != st4.Runs[2].RunID {
+		t.Fatalf("runs after %s: %+v", cut.RunID, p)
 	}
 	p, err := f.client.ListRuns(ctx, "default", RunQuery{Status: track.Failed})
 	if err != nil || len(p.Runs) != 2 || p.Runs[0].Name != "bad" || p.Runs[0].Error == "" {

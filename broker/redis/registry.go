@@ -34,6 +34,19 @@ type WorkerInfo struct {
 	Tenants     []string `json:"tenants"` // whose streams it reads
 	StartedAt   string   `json:"started_at"`
 	LastSeen    string   `json:"last_seen"`
+	// Quotas are what this worker allows each tenant it reads (its
+	// worker.toml), for those it limits.
+	Quotas map[string]Quota `json:"quotas,omitempty"`
+}
+
+// Quota is a worker's limits for one tenant (policy.Tenant's maxima):
+// zero fields set no maximum.
+type Quota struct {
+	MaxConcurrent int    `json:"max_concurrent,omitempty"`
+	TimeoutMS     int64  `json:"timeout_ms,omitempty"`
+	Memory        uint64 `json:"memory,omitempty"`
+	MaxOutput     uint64 `json:"max_output,omitempty"`
+	Fuel          uint64 `json:"fuel,omitempty"`
 }
 
 // announce keeps the worker in the registry while it runs, and takes it
@@ -46,9 +59,15 @@ func (w *Worker) announce(ctx context.Context) {
 			running += len(ids)
 		}
 		tenants, _ := w.tenants(ctx)
+		quotas := map[string]Quota{}
+		for _, t := range tenants {
+			if p, err := w.cfg.Tenants.Policy(t); err == nil && !p.Unrestricted {
+				quotas[t] = Quota{MaxConcurrent: p.MaxConcurrent, TimeoutMS: p.Timeout.Milliseconds(), Memory: p.Memory, MaxOutput: p.MaxOutput, Fuel: p.Fuel}
+			}
+		}
 		now := time.Now()
 		info, _ := json.Marshal(WorkerInfo{Name: w.cfg.Name, Concurrency: w.cfg.Concurrency, Running: running, Tenants: tenants,
-			StartedAt: started, LastSeen: now.UTC().Format(time.RFC3339Nano)})
+			StartedAt: started, LastSeen: now.UTC().Format(time.RFC3339Nano), Quotas: quotas})
 		_, err := w.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			p.Set(ctx, workerKey(w.cfg.Name), info, workerGone)
 			p.ZAdd(ctx, workersKey, goredis.Z{Score: float64(now.UnixMilli()), Member: w.cfg.Name})

@@ -189,20 +189,37 @@ async function runPage(id) {
 }
 
 function graph(steps) {
-  const w = 170, h = 44, gap = 40, pad = 12;
-  const width = Math.max(pad * 2 + steps.length * (w + gap) - gap, 300);
-  const g = svg("svg", { class: "graph", viewBox: `0 0 ${width} ${h + pad * 2}`, height: h + pad * 2, id: "graph" });
+  // A dataflow run's nodes in layers (a node one right of its deepest
+  // producer), edges from each producer; a sequential run's steps in a row.
+  const w = 170, h = 44, gapX = 44, gapY = 14, pad = 12;
+  const layer = [], row = [], rows = [];
   steps.forEach((s, i) => {
-    const x = pad + i * (w + gap);
-    if (i > 0) g.append(svg("path", { class: "edge", d: `M${x - gap} ${pad + h / 2} L${x - 6} ${pad + h / 2}`, "marker-end": "" }));
+    const deps = s.deps || (i > 0 && !steps.some((t) => t.deps) ? [i] : []);
+    layer[i] = deps.length ? Math.max(...deps.map((d) => (layer[d - 1] ?? 0) + 1)) : 0;
+    row[i] = rows[layer[i]] = (rows[layer[i]] ?? -1) + 1;
+  });
+  const width = Math.max(pad * 2 + (Math.max(0, ...layer) + 1) * (w + gapX) - gapX, 300);
+  const height = pad * 2 + Math.max(1, ...rows.map((r) => r + 1)) * (h + gapY) - gapY;
+  const g = svg("svg", { class: "graph", viewBox: `0 0 ${width} ${height}`, height: Math.min(height, 600), id: "graph" });
+  const pos = (i) => [pad + layer[i] * (w + gapX), pad + row[i] * (h + gapY)];
+  steps.forEach((s, i) => {
+    const deps = s.deps || (i > 0 && !steps.some((t) => t.deps) ? [i] : []);
+    for (const d of deps) {
+      if (d < 1 || d > steps.length) continue;
+      const [x0, y0] = pos(d - 1), [x1, y1] = pos(i);
+      g.append(svg("path", { class: "edge", d: `M${x0 + w} ${y0 + h / 2} C${x0 + w + gapX / 2} ${y0 + h / 2}, ${x1 - gapX / 2} ${y1 + h / 2}, ${x1} ${y1 + h / 2}` }));
+    }
+  });
+  steps.forEach((s, i) => {
+    const [x, y] = pos(i);
     const color = getComputedStyle(document.documentElement).getPropertyValue("--" + (s.status || "pending")).trim() || "#9aa3ae";
     const label = s.name.length > 24 ? s.name.slice(0, 23) + "…" : s.name;
     const done = s.total !== undefined && s.total !== null ? ` ${s.done}/${s.total}` : "";
     g.append(svg("g", { class: "node", "data-step": s.name, "data-status": s.status },
-      svg("rect", { x, y: pad, width: w, height: h, fill: color, stroke: color }),
+      svg("rect", { x, y, width: w, height: h, fill: color, stroke: color }),
       svg("title", {}, `${s.name}: ${s.status}${done}`),
-      svg("text", { x: x + 10, y: pad + 18 }, label),
-      svg("text", { x: x + 10, y: pad + 34 }, s.status + done)));
+      svg("text", { x: x + 10, y: y + 18 }, label),
+      svg("text", { x: x + 10, y: y + 34 }, s.status + done)));
   });
   return g;
 }
@@ -243,11 +260,14 @@ async function tenantsPage() {
   const list = await api("/api/v1/tenants");
   main.replaceChildren(el("h1", {}, "Tenants"),
     el("table", { id: "tenants" },
-      el("thead", {}, el("tr", {}, ["Tenant", "Waiting", "Running", "Retrying", "Stream entries"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["Tenant", "Waiting", "Running", "Retrying", "Stream entries", "Quotas (by worker)"].map((h) => el("th", {}, h)))),
       el("tbody", {}, list.map((t) => el("tr", {},
         el("td", {}, el("a", { href: "#/runs", onclick: () => { $("#tenant").value = t.name; } }, t.name)),
         el("td", { class: "num" }, t.lag), el("td", { class: "num" }, t.running), el("td", { class: "num" }, t.delayed),
-        el("td", { class: "num" }, t.depth))))));
+        el("td", { class: "num" }, t.depth),
+        el("td", { class: "quotas" }, Object.entries(t.quotas || {}).map(([w, q]) =>
+          `${w}: ${[q.max_concurrent ? q.max_concurrent + " at once" : "", q.timeout_ms ? ms(q.timeout_ms) : "", q.memory ? bytes(q.memory) : "",
+            q.fuel ? q.fuel.toLocaleString() + " fuel" : ""].filter(Boolean).join(", ") || "no maxima"}`).join("; ") || "–"))))));
   timer = setTimeout(() => route(), 3000);
 }
 
