@@ -358,12 +358,39 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) (any, error) {
 	return map[string]string{"run_id": id, "tenant": tenant}, nil
 }
 
-func (s *Server) getRun(_ http.ResponseWriter, r *http.Request) (any, error) {
-	tenant, err := s.tenant(r)
-	if err != nil {
-		return nil, err
+// runRef is the tenant and the run a request names (?tenant=, {id}).
+func (s *Server) runRef(r *http.Request) (tenant, id string, err error) {
+	if tenant, err = s.tenant(r); err != nil {
+		return "", "", err
 	}
-	id, err := runID(r)
+	if id, err = runID(r); err != nil {
+		return "", "", err
+	}
+	return tenant, id, nil
+}
+
+// knownRun is runRef of a run that exists (404 otherwise).
+func (s *Server) knownRun(r *http.Request) (tenant, id string, err error) {
+	if tenant, id, err = s.runRef(r); err != nil {
+		return "", "", err
+	}
+	if _, err = s.cfg.Source.Status(r.Context(), tenant, id); err != nil {
+		return "", "", err
+	}
+	return tenant, id, nil
+}
+
+// stepNumber reads a step number (1-based) given as what.
+func stepNumber(what, v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100000 {
+		return 0, badRequest("%s %q: a step number from 1", what, v)
+	}
+	return n, nil
+}
+
+func (s *Server) getRun(_ http.ResponseWriter, r *http.Request) (any, error) {
+	tenant, id, err := s.runRef(r)
 	if err != nil {
 		return nil, err
 	}
@@ -371,15 +398,8 @@ func (s *Server) getRun(_ http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 func (s *Server) logs(_ http.ResponseWriter, r *http.Request) (any, error) {
-	tenant, err := s.tenant(r)
+	tenant, id, err := s.knownRun(r)
 	if err != nil {
-		return nil, err
-	}
-	id, err := runID(r)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.cfg.Source.Status(r.Context(), tenant, id); err != nil {
 		return nil, err
 	}
 	lines, err := s.cfg.Source.Logs(r.Context(), tenant, id)
@@ -390,19 +410,12 @@ func (s *Server) logs(_ http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 func (s *Server) batches(_ http.ResponseWriter, r *http.Request) (any, error) {
-	tenant, err := s.tenant(r)
+	step, err := stepNumber("step", r.PathValue("step"))
 	if err != nil {
 		return nil, err
 	}
-	id, err := runID(r)
+	tenant, id, err := s.knownRun(r)
 	if err != nil {
-		return nil, err
-	}
-	step, err := strconv.Atoi(r.PathValue("step"))
-	if err != nil || step < 1 || step > 100000 {
-		return nil, badRequest("step %q: a step number from 1", r.PathValue("step"))
-	}
-	if _, err := s.cfg.Source.Status(r.Context(), tenant, id); err != nil {
 		return nil, err
 	}
 	bs, err := s.cfg.Source.Batches(r.Context(), tenant, id, step-1)
@@ -413,15 +426,8 @@ func (s *Server) batches(_ http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 func (s *Server) cancel(_ http.ResponseWriter, r *http.Request) (any, error) {
-	tenant, err := s.tenant(r)
+	tenant, id, err := s.knownRun(r)
 	if err != nil {
-		return nil, err
-	}
-	id, err := runID(r)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.cfg.Source.Status(r.Context(), tenant, id); err != nil {
 		return nil, err
 	}
 	ended, err := s.cfg.Source.Cancel(r.Context(), tenant, id)
@@ -432,18 +438,14 @@ func (s *Server) cancel(_ http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 func (s *Server) rerun(_ http.ResponseWriter, r *http.Request) (any, error) {
-	tenant, err := s.tenant(r)
-	if err != nil {
-		return nil, err
-	}
-	id, err := runID(r)
+	tenant, id, err := s.runRef(r)
 	if err != nil {
 		return nil, err
 	}
 	from := 0
 	if v := r.URL.Query().Get("from"); v != "" {
-		if from, err = strconv.Atoi(v); err != nil || from < 1 || from > 100000 {
-			return nil, badRequest("from %q: a step number from 1", v)
+		if from, err = stepNumber("from", v); err != nil {
+			return nil, err
 		}
 	}
 	nid, err := s.cfg.Source.Rerun(r.Context(), tenant, id, from)
@@ -456,17 +458,12 @@ func (s *Server) rerun(_ http.ResponseWriter, r *http.Request) (any, error) {
 // events streams a run's events as Server-Sent Events, from its first,
 // following it live until it ends (or the client goes).
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	tenant, err := s.tenant(r)
-	if err == nil {
-		var id string
-		if id, err = runID(r); err == nil {
-			if _, err = s.cfg.Source.Status(r.Context(), tenant, id); err == nil {
-				s.stream(w, r, tenant, id)
-				return
-			}
-		}
+	tenant, id, err := s.knownRun(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	s.fail(w, r, err)
+	s.stream(w, r, tenant, id)
 }
 
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, tenant, id string) {
