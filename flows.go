@@ -187,6 +187,10 @@ func locate(f *flow.File, err error) error {
 	switch {
 	case de.Step > 0:
 		pos = f.StepPos(de.Step-1, de.Key)
+	case de.Ref != "" && de.Key != "":
+		if pos = f.KeyPos("task", de.Ref, de.Key); pos.Line == 0 {
+			pos = f.TaskPos(de.Ref)
+		}
 	case de.Ref != "":
 		pos = f.TaskPos(de.Ref)
 	case de.Field != "":

@@ -4,6 +4,7 @@ go 1.26.8
 
 // Why each direct dependency is here:
 require (
+	cel.dev/cel-go v0.33.2 // when, branch and concurrency-key expressions: CEL, checked at load time, with a cost limit per evaluation
 	github.com/BurntSushi/toml v1.6.0 // flow.toml and worker.toml; its metadata lists unused keys, which become errors
 	github.com/alecthomas/kong v1.17.0 // the command line: declarative commands and flags, generated --help
 	github.com/chromedp/chromedp v0.22.1 // tests only: drives Debian's headless chromium in the dashboard's end-to-end tests
@@ -17,8 +18,10 @@ require (
 )
 
 require (
+	cel.dev/expr v0.25.1 // indirect
 	github.com/VividCortex/ewma v1.2.0 // indirect
 	github.com/acarl005/stripansi v0.0.0-20180116102854-5a71ef0e047d // indirect
+	github.com/antlr4-go/antlr/v4 v4.13.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect
@@ -36,7 +39,11 @@ require (
 	github.com/vbauerster/cupwriter v0.0.5 // indirect
 	go.opentelemetry.io/proto/otlp v1.3.1 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/exp v0.0.0-20240823005443-9b4947da3948 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
+	google.golang.org/genproto/googleapis/api v0.0.0-20240826202546-f6391c0de4c7 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20240826202546-f6391c0de4c7 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )

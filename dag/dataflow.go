@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/flowhost/flowhost/abi"
+	"github.com/flowhost/flowhost/expr"
 	"github.com/flowhost/flowhost/pipeline"
 )
 
@@ -27,7 +28,9 @@ type Node struct {
 	ID int
 	TaskRef
 	Options pipeline.Options
-	Inputs  []Binding
+	// Cond is the task's checked `when`, or nil.
+	Cond   *expr.Program
+	Inputs []Binding
 	// Deps are the nodes whose outputs this node consumes; Dependents the
 	// nodes that consume this node's outputs. Both are sorted by ID, unique.
 	Deps, Dependents []*Node
@@ -81,6 +84,9 @@ func PlanDataflow(c Catalog, p *pipeline.Dataflow, in pipeline.Inputs) (*Dataflo
 		}
 		if _, msg := checkOptions(o); msg != "" {
 			return nil, &Error{Ref: ref, Msg: fmt.Sprintf("[task.%q]: %s", ref, msg)}
+		}
+		if o.Case != "" {
+			return nil, &Error{Ref: ref, Key: "case", Msg: fmt.Sprintf("[task.%q]: case belongs to sequential flows (a dataflow task runs by its when)", ref)}
 		}
 	}
 	// Producers.
@@ -179,6 +185,13 @@ func PlanDataflow(c Catalog, p *pipeline.Dataflow, in pipeline.Inputs) (*Dataflo
 		n := &Node{ID: len(plan.Nodes), TaskRef: sel[i], Options: p.TaskOptions[sel[i].Ref()]}
 		if _, msg := checkValues(n.TaskRef, n.Options.Args); msg != "" {
 			return nil, &Error{Ref: n.Ref(), Field: "tasks", Msg: msg}
+		}
+		if n.Options.When != "" {
+			cond, err := compileCond(n.Options.When, DataflowVars, in, &n.TaskRef)
+			if err != nil {
+				return nil, &Error{Ref: n.Ref(), Key: "when", Msg: fmt.Sprintf("[task.%q] when: %v", n.Ref(), err)}
+			}
+			n.Cond = cond
 		}
 		nodeOf[i] = n
 		plan.Nodes = append(plan.Nodes, n)

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/flowhost/flowhost/abi"
+	"github.com/flowhost/flowhost/expr"
 	"github.com/flowhost/flowhost/pipeline"
 )
 
@@ -76,8 +77,8 @@ func (p *Plan) Name() string {
 }
 
 // InputsRead are the names of flow inputs the plan's tasks may read: an
-// input of a task of the plan (a flow input of the same name binds it)
-// or a step's param. pruned are those that only tasks a dataflow pruned
+// input of a task of the plan (a flow input of the same name binds it),
+// a step's param, or a field of `inputs` a condition reads. pruned are those that only tasks a dataflow pruned
 // (no requested output needs them) would read.
 func (p *Plan) InputsRead() (read, pruned map[string]bool) {
 	read, pruned = map[string]bool{}, map[string]bool{}
@@ -86,8 +87,26 @@ func (p *Plan) InputsRead() (read, pruned map[string]bool) {
 			set[in.Name] = true
 		}
 	}
+	cond := func(c *expr.Program, in pipeline.Inputs) {
+		if c == nil {
+			return
+		}
+		fields, tested, whole := c.Reads("inputs")
+		for _, f := range append(fields, tested...) {
+			read[f] = true
+		}
+		if whole {
+			for name := range in {
+				read[name] = true
+			}
+		}
+	}
 	if p.Seq != nil {
 		for _, st := range p.Seq.Steps {
+			cond(st.Cond, p.Seq.Inputs)
+			for _, c := range st.Cases {
+				cond(c.Cond, p.Seq.Inputs)
+			}
 			for _, t := range st.Tasks {
 				add(read, t.Task)
 				if t.Param != "" {
@@ -99,6 +118,7 @@ func (p *Plan) InputsRead() (read, pruned map[string]bool) {
 	}
 	for _, n := range p.DF.Nodes {
 		add(read, n.Task)
+		cond(n.Cond, p.DF.Inputs)
 	}
 	for _, tr := range p.DF.Pruned {
 		for _, in := range tr.Task.Inputs {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/flowhost/flowhost/expr"
 	"github.com/flowhost/flowhost/pipeline"
 )
 
@@ -16,7 +17,7 @@ type Graph struct {
 	Edges []GEdge
 }
 
-// GNode is one box. Shape is "task", "input" or "output".
+// GNode is one box. Shape is "task", "input", "output" or "branch".
 type GNode struct {
 	ID, Label, Shape string
 }
@@ -31,7 +32,7 @@ func (p *DataflowPlan) Graph() *Graph {
 	g := &Graph{Title: p.Name}
 	flowIn := map[string]bool{}
 	for _, n := range p.Nodes {
-		g.Nodes = append(g.Nodes, GNode{ID: fmt.Sprintf("t%d", n.ID), Label: n.Ref(), Shape: "task"})
+		g.Nodes = append(g.Nodes, GNode{ID: fmt.Sprintf("t%d", n.ID), Label: n.Ref() + when(n.Cond), Shape: "task"})
 		for _, b := range n.Inputs {
 			switch {
 			case b.From != nil:
@@ -67,7 +68,43 @@ func (p *SeqPlan) Graph() *Graph {
 		g.Nodes = append(g.Nodes, GNode{ID: id, Label: name, Shape: "input"})
 		prev = append(prev, id)
 	}
+	// An open branch: its node, where each of its cases ends so far, and
+	// the case being drawn.
+	branch, inCase := "", ""
+	var ends []string
+	var caseEnd []string
+	closeBranch := func() {
+		if branch == "" {
+			return
+		}
+		ends = append(ends, caseEnd...)
+		prev = append(ends, branch) // a case that draws nothing, or none chosen
+		branch, inCase, ends, caseEnd = "", "", nil, nil
+	}
 	for _, st := range p.Steps {
+		if st.Case == "" {
+			closeBranch()
+		}
+		if st.Kind == pipeline.Branch {
+			id := fmt.Sprintf("s%d", st.Index)
+			g.Nodes = append(g.Nodes, GNode{ID: id, Label: st.Label + when(st.Cond), Shape: "branch"})
+			for _, from := range prev {
+				g.Edges = append(g.Edges, GEdge{From: from, To: id})
+			}
+			branch, prev = id, nil
+			continue
+		}
+		entry := ""
+		if st.Case != "" && st.Case != inCase {
+			ends = append(ends, caseEnd...)
+			inCase, caseEnd, prev = st.Case, nil, []string{branch}
+			entry = st.Case
+			for _, c := range p.Steps[st.Branch].Cases {
+				if c.Name == st.Case && c.Cond != nil {
+					entry += ": " + c.Cond.String()
+				}
+			}
+		}
 		var cur []string
 		for j, t := range st.Tasks {
 			id := fmt.Sprintf("s%d_%d", st.Index, j)
@@ -80,10 +117,13 @@ func (p *SeqPlan) Graph() *Graph {
 			case pipeline.After:
 				label = "after " + label
 			}
-			g.Nodes = append(g.Nodes, GNode{ID: id, Label: label, Shape: "task"})
+			g.Nodes = append(g.Nodes, GNode{ID: id, Label: label + when(st.Cond), Shape: "task"})
 			for _, from := range prev {
 				e := GEdge{From: from, To: id}
-				if st.Kind != pipeline.After && t.Param != "" {
+				switch {
+				case entry != "":
+					e.Label = entry
+				case st.Kind != pipeline.After && t.Param != "":
 					e.Label = t.Param
 				}
 				g.Edges = append(g.Edges, e)
@@ -91,12 +131,24 @@ func (p *SeqPlan) Graph() *Graph {
 			cur = append(cur, id)
 		}
 		prev = cur
+		if st.Case != "" {
+			caseEnd = cur
+		}
 	}
+	closeBranch()
 	g.Nodes = append(g.Nodes, GNode{ID: "result", Label: "result", Shape: "output"})
 	for _, from := range prev {
 		g.Edges = append(g.Edges, GEdge{From: from, To: "result"})
 	}
 	return g
+}
+
+// when is the label of a step's condition.
+func when(cond *expr.Program) string {
+	if cond == nil {
+		return ""
+	}
+	return " [when " + cond.String() + "]"
 }
 
 // WriteDOT writes the graph in Graphviz's DOT language.
@@ -105,7 +157,7 @@ func (g *Graph) WriteDOT(w io.Writer) error {
 	fmt.Fprintf(&b, "digraph %s {\n", dotQuote(g.Title))
 	b.WriteString("  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n")
 	for _, n := range g.Nodes {
-		shape := map[string]string{"task": "box, style=rounded", "input": "ellipse", "output": "doubleoctagon"}[n.Shape]
+		shape := map[string]string{"task": "box, style=rounded", "input": "ellipse", "output": "doubleoctagon", "branch": "diamond"}[n.Shape]
 		fmt.Fprintf(&b, "  %s [label=%s, shape=%s];\n", n.ID, dotQuote(n.Label), shape)
 	}
 	for _, e := range g.Edges {
@@ -131,6 +183,8 @@ func (g *Graph) WriteMermaid(w io.Writer) error {
 			fmt.Fprintf(&b, "  %s([%s])\n", n.ID, l)
 		case "output":
 			fmt.Fprintf(&b, "  %s{{%s}}\n", n.ID, l)
+		case "branch":
+			fmt.Fprintf(&b, "  %s{%s}\n", n.ID, l)
 		default:
 			fmt.Fprintf(&b, "  %s[%s]\n", n.ID, l)
 		}

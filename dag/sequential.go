@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/flowhost/flowhost/expr"
 	"github.com/flowhost/flowhost/pipeline"
 )
 
@@ -21,8 +22,32 @@ type SeqStep struct {
 	Kind  pipeline.Kind
 	Label string
 	Tasks []SeqTask
+	// First is set when no step before this one produces a result (each
+	// is a branch): it reads the flow inputs, as the first step does.
+	First bool
+	// Cond is the step's checked `when`, or nil.
+	Cond *expr.Program
+	// Cases are a branch step's checked cases, in order.
+	Cases []SeqCase
+	// Branch is the index (0-based) of the branch step whose case this
+	// step belongs to, or -1.
+	Branch int
 	pipeline.Options
 }
+
+// SeqCase is one checked case of a branch; Cond is nil for the default.
+type SeqCase struct {
+	Name string
+	Cond *expr.Program
+}
+
+// SeqVars are the variables of a sequential step's expressions: the
+// flow's inputs, as an object, and the previous step's result.
+var SeqVars = []string{"inputs", "result"}
+
+// DataflowVars are the variables of a dataflow task's `when`: the flow's
+// inputs and the task's own input values, each an object.
+var DataflowVars = []string{"inputs", "args"}
 
 // SeqPlan is a checked sequential pipeline.
 type SeqPlan struct {
@@ -44,13 +69,37 @@ func PlanSequential(c Catalog, p *pipeline.Sequential, in pipeline.Inputs) (*Seq
 	}
 	plan := &SeqPlan{Name: p.Name, Inputs: in, Steps: make([]SeqStep, 0, len(p.Steps))}
 	tasks := newLookup(c)
+	first := true        // no step so far produces a result
+	branch := -1         // the branch whose cases the steps may be in
+	branchFirst := false // first, at that branch
 	for i, st := range p.Steps {
 		n := i + 1
-		first := i == 0
-		step := SeqStep{Index: n, Kind: st.Kind, Label: st.Label(), Options: st.Options}
+		if st.Case != "" && branch >= 0 && p.Steps[i-1].Case != st.Case {
+			first = branchFirst // a case's first step follows the branch
+		}
+		step := SeqStep{Index: n, Kind: st.Kind, Label: st.Label(), Options: st.Options, First: first, Branch: -1}
 		if key, msg := checkOptions(st.Options); msg != "" {
 			return nil, &Error{Step: n, Key: key, Msg: msg}
 		}
+		if st.When != "" {
+			cond, err := compileCond(st.When, SeqVars, in, nil)
+			if err != nil {
+				return nil, &Error{Step: n, Key: "when", Msg: "when: " + err.Error()}
+			}
+			step.Cond = cond
+		}
+		if err := placeInBranch(plan, &step, &branch); err != nil {
+			return nil, err
+		}
+		if st.Kind == pipeline.Branch {
+			if err := planBranch(&step, st, in); err != nil {
+				return nil, err
+			}
+			branchFirst = first
+			plan.Steps = append(plan.Steps, step)
+			continue
+		}
+		first = false
 		key := string(st.Kind)
 		for _, ref := range st.Tasks {
 			tr, msg := tasks.resolve(ref)
@@ -63,12 +112,12 @@ func PlanSequential(c Catalog, p *pipeline.Sequential, in pipeline.Inputs) (*Seq
 				}
 				return nil, &Error{Step: n, Key: k, Msg: msg}
 			}
-			param, err := chooseParam(tr, st, first, in)
+			param, err := chooseParam(tr, st, step.First, in)
 			if err != nil {
 				err.Step = n
 				return nil, err
 			}
-			if first && (st.Kind == pipeline.Map || st.Kind == pipeline.Filter) {
+			if step.First && (st.Kind == pipeline.Map || st.Kind == pipeline.Filter) {
 				if _, ok := in[param]; !ok {
 					return nil, &Error{Step: n, Key: "param", Field: "inputs",
 						Msg: fmt.Sprintf("%s runs over the flow input %q, which the flow does not give (add it to [inputs] or pass --input %s=[...])", step.Label, param, param)}
@@ -92,6 +141,116 @@ func PlanSequential(c Catalog, p *pipeline.Sequential, in pipeline.Inputs) (*Seq
 		plan.Steps = append(plan.Steps, step)
 	}
 	return plan, nil
+}
+
+// placeInBranch checks step's case against the branch open before it
+// (*branch, the branch step's index, or -1) and opens or closes one.
+func placeInBranch(plan *SeqPlan, step *SeqStep, branch *int) error {
+	n := step.Index
+	if step.Case == "" {
+		*branch = -1
+		if step.Kind == pipeline.Branch {
+			*branch = n - 1
+		}
+		return nil
+	}
+	if *branch < 0 {
+		return &Error{Step: n, Key: "case", Msg: fmt.Sprintf("case %q: no branch step comes before this step's case (a branch's cases follow it, and the first step in no case ends it)", step.Case)}
+	}
+	if step.Kind == pipeline.Branch {
+		return &Error{Step: n, Key: "branch", Msg: "branches do not nest: a branch step cannot be in a case of another (run a sub-flow instead)"}
+	}
+	b := &plan.Steps[*branch]
+	var names []string
+	for _, c := range b.Cases {
+		if c.Name == step.Case {
+			step.Branch = *branch
+			return nil
+		}
+		names = append(names, c.Name)
+	}
+	return &Error{Step: n, Key: "case", Msg: fmt.Sprintf("case %q is not a case of the branch of step %d%s (cases: %s)", step.Case, *branch+1, suggest(step.Case, names), strings.Join(names, ", "))}
+}
+
+// planBranch checks a branch step's cases and compiles their conditions.
+func planBranch(step *SeqStep, st pipeline.Step, in pipeline.Inputs) error {
+	n := step.Index
+	bad := func(format string, args ...any) error {
+		return &Error{Step: n, Key: "branch", Msg: fmt.Sprintf(format, args...)}
+	}
+	if len(st.Tasks) > 0 {
+		return bad("a branch step runs no task of its own (its cases' steps do)")
+	}
+	o := st.Options
+	if o.Param != "" || len(o.Args) > 0 || o.Retries > 0 || o.Timeout > 0 || o.SkipErrors || o.MaxParallel > 0 {
+		return bad("a branch step takes only name, when and branch: it runs no task")
+	}
+	if len(st.Cases) == 0 {
+		return bad("branch = [] lists no case")
+	}
+	seen := map[string]bool{}
+	for i, c := range st.Cases {
+		if !pipeline.ValidName(c.Name) {
+			return bad("case %d: %q is not a valid case name (letters, digits and '_')", i+1, c.Name)
+		}
+		if seen[c.Name] {
+			return bad("case %q is listed twice", c.Name)
+		}
+		seen[c.Name] = true
+		sc := SeqCase{Name: c.Name}
+		if c.When == "" {
+			if i != len(st.Cases)-1 {
+				return bad("case %q has no when, so it is the default: it must come last (the cases after it could never be chosen)", c.Name)
+			}
+		} else {
+			cond, err := compileCond(c.When, SeqVars, in, nil)
+			if err != nil {
+				return bad("case %q: when: %v", c.Name, err)
+			}
+			sc.Cond = cond
+		}
+		step.Cases = append(step.Cases, sc)
+	}
+	return nil
+}
+
+// compileCond compiles a condition and checks the fields it reads of
+// `inputs` against the flow's inputs, and of `args` against the task's
+// (tr, for a dataflow task): a misspelt name is an error at load time,
+// not a failure at run time. A field has() only tests for may be absent.
+func compileCond(src string, vars []string, in pipeline.Inputs, tr *TaskRef) (*expr.Program, error) {
+	cond, err := expr.Compile(src, vars, expr.Bool)
+	if err != nil {
+		return nil, err
+	}
+	fields, _, _ := cond.Reads("inputs")
+	for _, f := range fields {
+		if _, ok := in[f]; !ok {
+			names := make([]string, 0, len(in))
+			for name := range in {
+				names = append(names, name)
+			}
+			sort.Strings(names)
+			return nil, fmt.Errorf("%q reads inputs.%s, but the flow has no input %q%s (inputs: %s; test for an optional one with has(inputs.%s))",
+				src, f, f, suggest(f, names), orNone(names), f)
+		}
+	}
+	if tr != nil {
+		fields, _, _ := cond.Reads("args")
+		for _, f := range fields {
+			if _, ok := tr.Task.Input(f); !ok {
+				return nil, fmt.Errorf("%q reads args.%s, but %s has no input %q%s (inputs: %s)", src, f, tr.Ref(), f, suggest(f, inputList(*tr)), inputNames(tr.Task))
+			}
+		}
+	}
+	return cond, nil
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 // chooseParam decides which input of tr receives the previous result.

@@ -161,6 +161,15 @@ type rawStep struct {
 	Fuel        int64          `toml:"fuel"`
 	State       string         `toml:"state"`
 	Cache       *bool          `toml:"cache"`
+	When        string         `toml:"when"`
+	Case        string         `toml:"case"`
+	Branch      []rawCase      `toml:"branch"`
+}
+
+// rawCase is one case of a branch: `{ case = "name", when = "…" }`.
+type rawCase struct {
+	Case string `toml:"case"`
+	When string `toml:"when"`
 }
 
 // rawPlugin is `alias = "path"` or `alias = { path = "…", sha256 = "…" }`.
@@ -201,14 +210,14 @@ var (
 	topKeys   = []string{"name", "description", "mode", "tenant", "cache", "plugins", "inputs", "limits", "step", "tasks", "outputs", "task", "grants"}
 	grantKeys = []string{"files", "env", "http", "private", "clock", "random"}
 	limitKeys = []string{"timeout", "memory", "max_output", "fuel", "state"}
-	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel", "state", "cache"}
-	taskKeys  = []string{"name", "args", "retries", "timeout", "max_parallel", "memory", "max_output", "fuel", "state", "cache"}
+	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "branch", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel", "state", "cache", "when", "case"}
+	taskKeys  = []string{"name", "args", "retries", "timeout", "max_parallel", "memory", "max_output", "fuel", "state", "cache", "when"}
+	caseKeys  = []string{"case", "when"}
 )
 
 var (
 	aliasRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 	refRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*\.[A-Za-z0-9_*?\[\]-]+$`)
-	nameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // ValidAlias reports whether a is a valid plugin alias: letters, digits,
@@ -270,6 +279,8 @@ func (f *File) checkUnknown(md toml.MetaData) error {
 			valid, where = grantKeys, "in [grants]"
 		case key[0] == "step" && len(key) == 2:
 			valid, where = stepKeys, "in a [[step]]"
+		case key[0] == "step" && key[1] == "branch" && len(key) == 3:
+			valid, where = caseKeys, "in a branch's case"
 		case key[0] == "task" && len(key) == 3:
 			valid, where = taskKeys, fmt.Sprintf("in [task.%q]", key[1])
 		default:
@@ -277,6 +288,9 @@ func (f *File) checkUnknown(md toml.MetaData) error {
 		}
 		name := key[len(key)-1]
 		pos := f.loc.find(key, -1)
+		for n := len(key) - 1; pos.Line == 0 && n > 0; n-- {
+			pos = f.loc.find(key[:n], -1) // a key inside an array of inline tables
+		}
 		errs = append(errs, f.Errorf(pos, "unknown key %q %s%s", name, where, text.Suggest(name, valid)))
 	}
 	return errors.Join(errs...)
@@ -433,9 +447,13 @@ func (f *File) buildSequential(steps []rawStep) error {
 			kinds = append(kinds, pipeline.Group)
 			tasks = rs.Group
 		}
+		if rs.Branch != nil {
+			kinds = append(kinds, pipeline.Branch)
+			tasks = nil
+		}
 		switch len(kinds) {
 		case 0:
-			return f.Errorf(f.StepPos(i, ""), "step %d has no task: give one of call, after, map, filter or group", i+1)
+			return f.Errorf(f.StepPos(i, ""), "step %d has no task: give one of call, after, map, filter or group (or branch)", i+1)
 		case 1:
 		default:
 			return f.Errorf(f.StepPos(i, string(kinds[1])), "step %d has both %s and %s: one step runs one kind", i+1, kinds[0], kinds[1])
@@ -459,7 +477,11 @@ func (f *File) buildSequential(steps []rawStep) error {
 		if kind == pipeline.After && opts.Param != "" {
 			return f.Errorf(f.StepPos(i, "param"), "step %d: an after step receives no previous result, so it takes no param", i+1)
 		}
-		seq.Steps = append(seq.Steps, pipeline.Step{Kind: kind, Tasks: tasks, Options: opts})
+		step := pipeline.Step{Kind: kind, Tasks: tasks, Options: opts}
+		for _, c := range rs.Branch {
+			step.Cases = append(step.Cases, pipeline.Case{Name: c.Case, When: c.When})
+		}
+		seq.Steps = append(seq.Steps, step)
 	}
 	f.Sequential = seq
 	return nil
@@ -473,7 +495,7 @@ func (f *File) buildDataflow(raw *rawFile) error {
 		}
 	}
 	for _, o := range raw.Outputs {
-		if !nameRe.MatchString(o) {
+		if !pipeline.ValidName(o) {
 			return f.Errorf(f.KeyPos("outputs"), "output %q is not a valid name", o)
 		}
 	}
@@ -482,7 +504,7 @@ func (f *File) buildDataflow(raw *rawFile) error {
 		if err := f.checkRef(ref, func() Position { return pos }, false); err != nil {
 			return err
 		}
-		if rs.Call != nil || rs.After != nil || rs.Map != nil || rs.Filter != nil || rs.Group != nil || rs.Param != "" || rs.SkipErrors {
+		if rs.Call != nil || rs.After != nil || rs.Map != nil || rs.Filter != nil || rs.Group != nil || rs.Branch != nil || rs.Param != "" || rs.SkipErrors || rs.Case != "" {
 			return f.Errorf(pos, "[task.%q] takes options only (%s)", ref, strings.Join(taskKeys, ", "))
 		}
 		opts, err := f.options(rs, func(key string) Position {
@@ -515,7 +537,7 @@ func cacheSetting(b *bool) string {
 }
 
 func (f *File) options(rs rawStep, pos func(string) Position) (pipeline.Options, error) {
-	o := pipeline.Options{Name: rs.Name, Param: rs.Param, SkipErrors: rs.SkipErrors,
+	o := pipeline.Options{Name: rs.Name, Param: rs.Param, SkipErrors: rs.SkipErrors, When: rs.When, Case: rs.Case,
 		Timeout: rs.Timeout.Duration,
 		Limits:  pipeline.Limits{Timeout: rs.Timeout.Duration, Memory: uint64(rs.Memory), MaxOutput: uint64(rs.MaxOutput), Fuel: uint64(rs.Fuel), State: rs.State, Cache: cacheSetting(rs.Cache)}}
 	if err := policy.CheckState(rs.State); err != nil {

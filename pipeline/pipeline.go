@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"time"
 
 	"github.com/flowhost/flowhost/policy"
@@ -44,6 +45,12 @@ type Options struct {
 	MaxParallel int
 	// Limits override the flow's limits for this step.
 	Limits Limits
+	// When, a CEL expression (docs/flows.md), makes the step or task run
+	// only when it holds; a skipped step passes its previous result on.
+	When string
+	// Case names the case of the branch before it that this step belongs
+	// to (sequential pipelines): it runs only when the branch chose it.
+	Case string
 }
 
 // Option sets one field of Options.
@@ -81,6 +88,16 @@ func SkipErrors() Option { return func(o *Options) { o.SkipErrors = true } }
 // MaxParallel bounds the calls of a step in flight at once.
 func MaxParallel(n int) Option { return func(o *Options) { o.MaxParallel = n } }
 
+// When makes a step (or dataflow task) run only when the CEL expression
+// cond holds: over `inputs` (the flow's) and `result` (the previous
+// step's) in a sequential pipeline, over `inputs` and `args` (the task's
+// own input values) in a dataflow one.
+func When(cond string) Option { return func(o *Options) { o.When = cond } }
+
+// InCase puts a step in a case of the branch before it: it runs only when
+// the branch chose that case.
+func InCase(name string) Option { return func(o *Options) { o.Case = name } }
+
 // WithLimits overrides the flow's limits for a step.
 func WithLimits(l Limits) Option { return func(o *Options) { o.Limits = l } }
 
@@ -92,6 +109,12 @@ func apply(opts []Option) Options {
 	return o
 }
 
+var nameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ValidName reports whether s is a valid name of an output, an input or
+// a branch's case: letters, digits and '_', not starting with a digit.
+func ValidName(s string) bool { return nameRe.MatchString(s) }
+
 // Kind is the kind of a sequential step.
 type Kind string
 
@@ -102,13 +125,25 @@ const (
 	Map    Kind = "map"    // run once per element of the previous result, in parallel
 	Filter Kind = "filter" // like Map; keep the elements whose task returned true
 	Group  Kind = "group"  // run several tasks on the previous result, in parallel
+	Branch Kind = "branch" // choose the first case whose condition holds; pass the previous result on
 )
+
+// Case is one case of a branch: its steps (those that follow the branch
+// with InCase(Name)) run when it is the first whose When holds. A case
+// without When is the default and must come last.
+type Case struct {
+	Name string
+	When string
+}
 
 // Step is one step of a sequential pipeline.
 type Step struct {
 	Kind Kind
-	// Tasks are "alias.task" references: one, or several for a Group.
+	// Tasks are "alias.task" references: one, or several for a Group;
+	// none for a Branch.
 	Tasks []string
+	// Cases are a Branch's cases, in order.
+	Cases []Case
 	Options
 }
 
@@ -116,6 +151,13 @@ type Step struct {
 func (s Step) Label() string {
 	if s.Name != "" {
 		return s.Name
+	}
+	if s.Kind == Branch {
+		l := "branch"
+		for i, c := range s.Cases {
+			l += map[bool]string{true: " ", false: " | "}[i == 0] + c.Name
+		}
+		return l
 	}
 	l := string(s.Kind) + " " + s.Tasks[0]
 	for _, t := range s.Tasks[1:] {
@@ -191,6 +233,16 @@ func (p *Sequential) Filter(task string, opts ...Option) *Sequential {
 // parallel; its result is the array of their results, in order.
 func (p *Sequential) Group(tasks []string, opts ...Option) *Sequential {
 	return p.add(Group, append([]string(nil), tasks...), opts)
+}
+
+// Branch adds a step that chooses the first of cases whose condition
+// holds (over `inputs` and `result`) and passes the previous result on
+// to the steps of that case: the steps that follow, added with InCase.
+// The steps of the other cases are skipped; the first step in no case
+// ends the branch and receives the chosen case's result.
+func (p *Sequential) Branch(cases []Case, opts ...Option) *Sequential {
+	p.Steps = append(p.Steps, Step{Kind: Branch, Cases: append([]Case(nil), cases...), Options: apply(opts)})
+	return p
 }
 
 // Run runs the pipeline on its executor.

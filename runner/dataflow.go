@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 
 	"github.com/flowhost/flowhost/dag"
@@ -47,6 +48,9 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 	produced := func(node *dag.Node) (map[string]json.RawMessage, error) {
 		mu.Lock()
 		defer mu.Unlock()
+		if outputs[node.ID] == nil {
+			return nil, ErrSkipped
+		}
 		return outputs[node.ID], nil
 	}
 	for _, node := range plan.Nodes {
@@ -54,6 +58,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 	}
 
 	var start func(node *dag.Node)
+	var settle func(node *dag.Node, outs map[string]json.RawMessage)
 	start = func(node *dag.Node) {
 		ev := track.Event{RunID: runID, Step: node.ID + 1, Name: node.Ref(), Total: 1}
 		fail := func(err error) {
@@ -71,8 +76,20 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 			return
 		}
 		input, err := NodeInput(plan, node, task, produced)
+		runs := err == nil
+		if runs {
+			runs, err = NodeRuns(plan, node, input)
+		}
+		if errors.Is(err, ErrSkipped) {
+			err = nil
+		}
 		if err != nil {
 			fail(err)
+			return
+		}
+		if !runs {
+			r.obs.Event(StepSkippedEvent(ev))
+			settle(node, nil)
 			return
 		}
 		st := ev
@@ -99,27 +116,35 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 			e := ev
 			e.Type, e.Time, e.Done, e.Cached, e.Fuel, e.PeakMemory = track.StepFinished, now(), 1, res.cached, res.fuel, res.peak
 			r.obs.Event(e)
-			var ready []*dag.Node
-			mu.Lock()
-			outputs[node.ID] = outs
-			left--
-			for _, d := range node.Dependents {
-				waiting[d.ID]--
-				if waiting[d.ID] == 0 {
-					ready = append(ready, d)
-				}
+			if outs == nil {
+				outs = map[string]json.RawMessage{}
 			}
-			done := left == 0
-			mu.Unlock()
-			if ctx.Err() == nil {
-				for _, d := range ready {
-					start(d)
-				}
-			}
-			if done {
-				end(nil)
-			}
+			settle(node, outs)
 		})
+	}
+	// settle records a node's outputs (nil: it was skipped) and starts
+	// the dependents that became ready.
+	settle = func(node *dag.Node, outs map[string]json.RawMessage) {
+		var ready []*dag.Node
+		mu.Lock()
+		outputs[node.ID] = outs
+		left--
+		for _, d := range node.Dependents {
+			waiting[d.ID]--
+			if waiting[d.ID] == 0 {
+				ready = append(ready, d)
+			}
+		}
+		done := left == 0
+		mu.Unlock()
+		if ctx.Err() == nil {
+			for _, d := range ready {
+				start(d)
+			}
+		}
+		if done {
+			end(nil)
+		}
 	}
 	for _, node := range plan.Nodes {
 		if len(node.Deps) == 0 {

@@ -39,7 +39,8 @@ const manifest = `{"abi": 1, "name": "m", "tasks": [
   {"name": "upper", "inputs": [{"name": "words"}], "outputs": ["loud"]},
   {"name": "report", "inputs": [{"name": "n"}, {"name": "loud"}, {"name": "sep", "default": "-"}], "outputs": ["report"]},
   {"name": "unused", "inputs": [{"name": "text"}], "outputs": ["junk"]},
-  {"name": "explode", "inputs": [{"name": "words"}], "outputs": ["boom"]}
+  {"name": "explode", "inputs": [{"name": "words"}], "outputs": ["boom"]},
+  {"name": "dash", "inputs": [{"name": "text"}], "outputs": ["sep"]}
 ]}`
 
 func guestErr(task, format string, args ...any) error {
@@ -123,6 +124,7 @@ var tasks = map[string]func(ctx context.Context, in map[string]json.RawMessage, 
 	"unused": func(context.Context, map[string]json.RawMessage, int) ([]byte, error) {
 		panic("a pruned task ran")
 	},
+	"dash": func(context.Context, map[string]json.RawMessage, int) ([]byte, error) { return []byte(`"+"`), nil },
 	"explode": func(context.Context, map[string]json.RawMessage, int) ([]byte, error) {
 		return nil, guestErr("explode", "the node failed")
 	},

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/flowhost/flowhost/dag"
+	"github.com/flowhost/flowhost/expr"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/internal/jsonscan"
 	"github.com/flowhost/flowhost/pipeline"
@@ -74,18 +75,31 @@ func NodeError(runID string, node *dag.Node, err error) *RunError {
 	return &RunError{RunID: runID, Label: node.Ref(), Element: -1, Err: err}
 }
 
-// Produced returns the outputs of a dataflow node that completed.
+// Produced returns the outputs of a dataflow node that completed, or
+// ErrSkipped for one that was skipped.
 type Produced func(node *dag.Node) (map[string]json.RawMessage, error)
+
+// ErrSkipped is what Produced returns for a node that did not run: its
+// `when` did not hold, or it needed what a skipped node would have made.
+var ErrSkipped = errors.New("the task was skipped")
 
 // NodeInput binds a dataflow node's inputs: each from the node that
 // produces it, else from the flow's inputs, else from its default, and
-// builds the task's input object.
+// builds the task's input object. An input whose producer was skipped
+// takes its declared default; without one, the node is skipped too
+// (ErrSkipped).
 func NodeInput(plan *dag.DataflowPlan, node *dag.Node, task *host.Task, produced Produced) ([]byte, error) {
 	values := make(map[string]json.RawMessage, len(node.Inputs))
 	for _, b := range node.Inputs {
 		switch {
 		case b.From != nil:
 			outs, err := produced(b.From)
+			if errors.Is(err, ErrSkipped) {
+				if in, _ := node.Task.Input(b.Input); in != nil && !in.Required() {
+					continue // its default
+				}
+				return nil, err
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -99,13 +113,106 @@ func NodeInput(plan *dag.DataflowPlan, node *dag.Node, task *host.Task, produced
 	return task.Input(values)
 }
 
+// NodeRuns says whether a node whose input is bound runs: its `when`
+// holds over the flow's inputs and its own input values (args).
+func NodeRuns(plan *dag.DataflowPlan, node *dag.Node, input []byte) (bool, error) {
+	if node.Cond == nil {
+		return true, nil
+	}
+	return node.Cond.Bool(expr.Vars{"inputs": inputsObject(node.Cond, plan.Inputs), "args": input})
+}
+
+// StepRuns says whether a sequential step runs: it is in no case or in
+// the case its branch chose (chosen reads a branch step's choice), and
+// its `when` holds over the flow's inputs and the previous result.
+func StepRuns(st *dag.SeqStep, prev json.RawMessage, flow pipeline.Inputs, chosen func(branch int) (string, error)) (bool, error) {
+	if st.Branch >= 0 {
+		c, err := chosen(st.Branch)
+		if err != nil || c != st.Case {
+			return false, err
+		}
+	}
+	if st.Cond == nil {
+		return true, nil
+	}
+	return st.Cond.Bool(seqVars(st.Cond, st, prev, flow))
+}
+
+// DecideStep is what a sequential step does before any call: whether it
+// runs (StepRuns) and, for a branch that runs, the case it chooses.
+func DecideStep(st *dag.SeqStep, prev json.RawMessage, flow pipeline.Inputs, chosen func(branch int) (string, error)) (runs bool, choice string, err error) {
+	if runs, err = StepRuns(st, prev, flow, chosen); err != nil || !runs || st.Kind != pipeline.Branch {
+		return runs, "", err
+	}
+	choice, err = BranchCase(st, prev, flow)
+	return true, choice, err
+}
+
+// BranchCase is the case a branch step chooses: the first whose `when`
+// holds, or the default; "" when none does.
+func BranchCase(st *dag.SeqStep, prev json.RawMessage, flow pipeline.Inputs) (string, error) {
+	for _, c := range st.Cases {
+		if c.Cond == nil {
+			return c.Name, nil
+		}
+		ok, err := c.Cond.Bool(seqVars(c.Cond, st, prev, flow))
+		if err != nil {
+			return "", fmt.Errorf("case %s: %w", c.Name, err)
+		}
+		if ok {
+			return c.Name, nil
+		}
+	}
+	return "", nil
+}
+
+// Passed is the result a step that made no call (skipped, or a branch)
+// passes on: the previous step's; when no step before it made one, the
+// flow input a first map or filter would have run over, else nil (no
+// result: the run's is null).
+func Passed(st *dag.SeqStep, prev json.RawMessage, flow pipeline.Inputs) json.RawMessage {
+	if prev == nil && st.First && (st.Kind == pipeline.Map || st.Kind == pipeline.Filter) && len(st.Tasks) > 0 {
+		return flow[st.Tasks[0].Param]
+	}
+	return prev
+}
+
+// OrNull is v, or null when there is no value.
+func OrNull(v json.RawMessage) json.RawMessage {
+	if v == nil {
+		return json.RawMessage("null")
+	}
+	return v
+}
+
+func seqVars(p *expr.Program, st *dag.SeqStep, prev json.RawMessage, flow pipeline.Inputs) expr.Vars {
+	result := json.RawMessage("null")
+	if !st.First && prev != nil {
+		result = prev
+	}
+	return expr.Vars{"inputs": inputsObject(p, flow), "result": result}
+}
+
+// inputsObject is the flow's inputs as one object, when p reads them.
+func inputsObject(p *expr.Program, flow pipeline.Inputs) json.RawMessage {
+	if !p.Uses("inputs") {
+		return nil
+	}
+	b, _ := json.Marshal(map[string]json.RawMessage(flow))
+	return b
+}
+
 // DataflowResult is a dataflow run's result: an object of the requested
-// outputs, in the plan's order.
+// outputs, in the plan's order; an output whose producer was skipped is
+// null.
 func DataflowResult(plan *dag.DataflowPlan, produced Produced) (json.RawMessage, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	for i, o := range plan.Outputs {
 		outs, err := produced(plan.Producer[o])
+		if errors.Is(err, ErrSkipped) {
+			outs, err = map[string]json.RawMessage{o: json.RawMessage("null")}, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -339,6 +446,20 @@ func RunStartedEvent(runID, tenant, name string, steps []dag.StepInfo) track.Eve
 			e.StepDeps = append(e.StepDeps, s.Deps)
 		}
 	}
+	return e
+}
+
+// StepSkippedEvent is a step (or node) its `when` or its branch left out.
+func StepSkippedEvent(step track.Event) track.Event {
+	e := step
+	e.Type, e.Time, e.Total, e.Done, e.Failed = track.StepSkipped, now(), 0, 0, 0
+	return e
+}
+
+// BranchEvent ends a branch step, with the case it chose.
+func BranchEvent(step track.Event, chosen string) track.Event {
+	e := step
+	e.Type, e.Time, e.Case = track.StepFinished, now(), chosen
 	return e
 }
 

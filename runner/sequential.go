@@ -24,8 +24,31 @@ func (r *Runner) ExecSequential(ctx context.Context, runID string, plan *dag.Seq
 	}
 	var prev json.RawMessage
 	logs := NewLogBudget()
+	chosen := map[int]string{} // the case of each branch step, by index
 	for i := range plan.Steps {
-		res, err := r.execStep(ctx, cancel, runID, &plan.Steps[i], prev, i == 0, plan.Inputs, logs)
+		st := &plan.Steps[i]
+		ev := track.Event{RunID: runID, Step: st.Index, Name: st.Label, Kind: st.Kind}
+		runs, choice, err := DecideStep(st, prev, plan.Inputs, func(b int) (string, error) { return chosen[b], nil })
+		switch {
+		case err != nil:
+			err := StepError(runID, st, -1, err)
+			r.obs.Event(StepFailedEvent(ev, err))
+			r.obs.Event(RunFinishedEvent(runID, err))
+			return nil, err
+		case !runs:
+			prev = Passed(st, prev, plan.Inputs)
+			r.obs.Event(StepSkippedEvent(ev))
+			continue
+		case st.Kind == pipeline.Branch:
+			prev = Passed(st, prev, plan.Inputs)
+			chosen[i] = choice
+			r.obs.Event(BranchEvent(ev, choice))
+			continue
+		}
+		if !st.First {
+			prev = OrNull(prev)
+		}
+		res, err := r.execStep(ctx, cancel, runID, st, prev, st.First, plan.Inputs, logs)
 		if err != nil {
 			r.obs.Event(RunFinishedEvent(runID, err))
 			return nil, err
@@ -33,7 +56,7 @@ func (r *Runner) ExecSequential(ctx context.Context, runID string, plan *dag.Seq
 		prev = res
 	}
 	r.obs.Event(RunFinishedEvent(runID, nil))
-	return prev, nil
+	return OrNull(prev), nil
 }
 
 func now() time.Time { return time.Now().UTC() }

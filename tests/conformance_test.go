@@ -150,6 +150,47 @@ func scenarios(l *confLab) []scenario {
 		{name: "step-timeout", body: "[[step]]\ncall = \"flaky.spin\"\ntimeout = \"200ms\"\n"},
 		{name: "tenant-clamps-fuel", tenant: "acme", body: "[limits]\nfuel = 1000000000\n[[step]]\ncall = \"flaky.spin\"\ntimeout = \"20s\"\n"},
 		{name: "tenant-refuses-grants", tenant: "acme", body: "[grants]\nclock = true\n[[step]]\ncall = \"text.split\"\n[inputs]\ntext = \"a\"\n"},
+		{name: "when-skips-the-first-map", body: "[inputs]\nx = [1, 2, 3]\nsquare = false\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\nwhen = \"inputs.square\"\n[[step]]\ngroup = [\"stats.sum\"]\n",
+			check: func(t *testing.T, o outcome) {
+				if o.result != "[6]" || o.run.Steps[0].Status != track.Skipped || o.run.Steps[1].Status != track.Succeeded {
+					t.Fatalf("result %s, steps %+v", o.result, o.run.Steps)
+				}
+			}},
+		{name: "branch", body: "[inputs]\nx = [1, 2, 30]\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n[[step]]\nbranch = [{ case = \"large\", when = \"result.exists(v, v > 50)\" }, { case = \"small\" }]\n" +
+			"[[step]]\ncase = \"large\"\nmap = \"stats.square\"\n[[step]]\ncase = \"large\"\ngroup = [\"stats.sum\"]\n[[step]]\ncase = \"small\"\ncall = \"stats.sum\"\n[[step]]\nmap = \"stats.is_even\"\nwhen = \"size(result) == 1\"\n",
+			check: func(t *testing.T, o outcome) {
+				states := []track.State{track.Succeeded, track.Succeeded, track.Succeeded, track.Succeeded, track.Skipped, track.Succeeded}
+				for i, s := range o.run.Steps {
+					if s.Status != states[i] {
+						t.Fatalf("step %d %s, want %s (%+v)", i+1, s.Status, states[i], o.run.Steps)
+					}
+				}
+				if o.result != "[false]" || o.run.Steps[1].Case != "large" {
+					t.Fatalf("result %s, case %q", o.result, o.run.Steps[1].Case)
+				}
+			}},
+		{name: "branch-default", body: "[inputs]\nx = [1, 2]\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n[[step]]\nbranch = [{ case = \"large\", when = \"result.exists(v, v > 50)\" }, { case = \"small\" }]\n" +
+			"[[step]]\ncase = \"large\"\nmap = \"stats.square\"\n[[step]]\ncase = \"small\"\ncall = \"stats.sum\"\n",
+			check: func(t *testing.T, o outcome) {
+				if o.result != "5" || o.run.Steps[1].Case != "small" || o.run.Steps[2].Status != track.Skipped {
+					t.Fatalf("result %s, steps %+v", o.result, o.run.Steps)
+				}
+			}},
+		{name: "dataflow-when-skips-dependents", body: "mode = \"dataflow\"\ntasks = [\"text.*\"]\noutputs = [\"report\", \"slug\"]\n[inputs]\ntext = \"a b c\"\n[task.\"text.profile\"]\nwhen = \"size(args.words) > 5\"\n",
+			check: func(t *testing.T, o outcome) {
+				if o.result != `{"report":null,"slug":"a-b-c"}` {
+					t.Fatalf("result %s", o.result)
+				}
+				skipped := 0
+				for _, s := range o.run.Steps {
+					if s.Status == track.Skipped {
+						skipped++
+					}
+				}
+				if skipped != 3 { // profile, ratio and report
+					t.Fatalf("%d steps skipped, want 3: %+v", skipped, o.run.Steps)
+				}
+			}},
 		{name: "cancel-during-map", cancel: true, loose: true, body: "[inputs]\nx = " + jsonRange(300) + "\n[[step]]\nmap = \"flaky.busy\"\nparam = \"x\"\nmax_parallel = 2\n"},
 	}
 }

@@ -20,10 +20,11 @@ const (
 	Succeeded State = "succeeded"
 	Failed    State = "failed"
 	Cancelled State = "cancelled"
+	Skipped   State = "skipped"
 )
 
 // Ended reports whether s is a final state.
-func (s State) Ended() bool { return s == Succeeded || s == Failed || s == Cancelled }
+func (s State) Ended() bool { return s == Succeeded || s == Failed || s == Cancelled || s == Skipped }
 
 // EventType says what happened.
 type EventType string
@@ -43,6 +44,9 @@ const (
 	// StepFinished ends a step that succeeded, with its counts.
 	StepFinished EventType = "step_finished"
 	RunFinished  EventType = "run_finished"
+	// StepSkipped ends a step, in place of step_started and the rest,
+	// that its `when` or its branch left out.
+	StepSkipped EventType = "step_skipped"
 )
 
 // Event is one thing that happened in a run, as `flowhost events` prints
@@ -74,6 +78,9 @@ type Event struct {
 	Total  int `json:"total,omitempty"`
 	Done   int `json:"done,omitempty"`
 	Failed int `json:"failed,omitempty"`
+	// Case is the case a branch chose ("" for none), on its
+	// step_finished.
+	Case string `json:"case,omitempty"`
 	// Cached counts the calls served from the result cache, on
 	// step_finished.
 	Cached int `json:"cached,omitempty"`

@@ -33,6 +33,8 @@ type StepStatus struct {
 	Failed int    `json:"failed,omitempty"`
 	// Cached counts the step's calls served from the result cache.
 	Cached int `json:"cached,omitempty"`
+	// Case is the case a branch step chose.
+	Case string `json:"case,omitempty"`
 	// Deps are the steps (1-based) a dataflow node's inputs come from.
 	Deps []int `json:"deps,omitempty"`
 	// Fuel is the fuel the step's calls burned, all together (about one
@@ -141,7 +143,9 @@ func (m *Memory) Event(e Event) {
 		s.Failed += e.Failed
 	case StepFinished:
 		s.finished = e.Time
-		s.Status, s.done, s.Failed, s.Cached, s.Fuel, s.PeakMemory = Succeeded, e.Done, e.Failed, e.Cached, e.Fuel, e.PeakMemory
+		s.Status, s.done, s.Failed, s.Cached, s.Fuel, s.PeakMemory, s.Case = Succeeded, e.Done, e.Failed, e.Cached, e.Fuel, e.PeakMemory, e.Case
+	case StepSkipped:
+		s.Status, s.finished = Skipped, e.Time
 	case RunFinished:
 		r.finished = e.Time
 		r.status, r.err = e.Status, e.Error

@@ -330,7 +330,7 @@ func (c *Client) Runs(ctx context.Context, tenant string, limit int64) ([]*Statu
 type StepStatus = track.StepStatus
 
 // stepFields are the fields of a step's hash that status reads.
-var stepFields = []string{"started_at", "finished_at", "worker", "total", "retries", "done", "failed", "cached", "error", "started", "fuel", "peak_memory"}
+var stepFields = []string{"started_at", "finished_at", "worker", "total", "retries", "done", "failed", "cached", "error", "started", "fuel", "peak_memory", "pass", "skipped", "case"}
 
 // Steps reads the state of a run's steps.
 func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]StepStatus, error) {
@@ -376,6 +376,8 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 		switch {
 		case h["error"] != "": // the step that failed the run
 			s.Status, s.Error = track.Failed, h["error"]
+		case h["skipped"] != "":
+			s.Status = track.Skipped
 		case h["started"] == "":
 			if ended {
 				s.Status = track.Cancelled
@@ -387,14 +389,15 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 		default:
 			s.Status = track.Running
 		}
-		if h["started"] != "" {
+		if h["started"] != "" && h["pass"] == "" {
 			s.Attempts = 1 + retries
 		}
+		s.Case = h["case"]
 		if s.Status == track.Succeeded { // as step_finished reports them
 			s.Fuel, _ = strconv.ParseUint(h["fuel"], 10, 64)
 			s.PeakMemory, _ = strconv.ParseUint(h["peak_memory"], 10, 64)
 		}
-		if info.Fanning && h["started"] != "" {
+		if info.Fanning && h["started"] != "" && h["pass"] == "" {
 			s.Done, s.Total = &done, &total
 		}
 		out[i] = s

@@ -171,3 +171,19 @@ for i = 3, 2 + nf, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
 for i = 3 + nf, #ARGV do redis.call('XADD', KEYS[2], '*', 'm', ARGV[i]) end
 return 1
 `)
+
+// passScript ends a step that makes no call, once: one its condition
+// skipped, or a branch (which records its case). Either passes the
+// previous result on (the step hash's "pass" field).
+// KEYS: step hash, stream, events stream. ARGV: ttl ms, next message,
+// now (RFC 3339), the step's event, then field/value pairs to set.
+var passScript = goredis.NewScript(`
+if redis.call('HSETNX', KEYS[1], 'started', 1) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'pass', 1, 'total', 0, 'started_at', ARGV[3], 'finished_at', ARGV[3])
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'e', ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
+return 1
+`)

@@ -123,14 +123,33 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 	if rs.seq != nil {
 		st := &rs.seq.Steps[m.Step]
 		var prev json.RawMessage
-		if m.Step > 0 {
+		if !st.First {
 			var err error
 			if prev, err = w.collect(ctx, rs, m.Tenant, m.Run, m.Step-1); err != nil {
 				return err
 			}
+			prev = runner.OrNull(prev)
 		}
-		var err error
-		calls, elems, err = runner.StepCalls(st, rs.task, prev, m.Step == 0, rs.spec.Inputs)
+		var readErr error
+		runs, choice, err := runner.DecideStep(st, prev, rs.spec.Inputs, func(b int) (string, error) {
+			c, err := w.rdb.HGet(ctx, stepKey(m.Tenant, m.Run, b), "case").Result()
+			if errors.Is(err, goredis.Nil) {
+				return "", nil
+			}
+			readErr = err
+			return c, err
+		})
+		switch {
+		case readErr != nil:
+			return readErr
+		case err != nil:
+			return w.failStep(ctx, rs, m, runner.StepError(m.Run, st, -1, err))
+		case !runs:
+			return w.pass(ctx, rs, m, d, runner.StepSkippedEvent(w.stepEvent(rs, m)), "skipped", 1)
+		case st.Kind == pipeline.Branch:
+			return w.pass(ctx, rs, m, d, runner.BranchEvent(w.stepEvent(rs, m), choice), "case", choice)
+		}
+		calls, elems, err = runner.StepCalls(st, rs.task, prev, st.First, rs.spec.Inputs)
 		if err != nil {
 			return w.failStep(ctx, rs, m, runner.StepError(m.Run, st, -1, err))
 		}
@@ -161,11 +180,21 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 			readErr = err
 			return outs, err
 		})
-		if readErr != nil {
+		if readErr != nil && !errors.Is(readErr, runner.ErrSkipped) {
 			return readErr
+		}
+		runs := err == nil
+		if runs {
+			runs, err = runner.NodeRuns(rs.df, node, input)
+		}
+		if errors.Is(err, runner.ErrSkipped) {
+			err = nil
 		}
 		if err != nil {
 			return w.failStep(ctx, rs, m, runner.NodeError(m.Run, node, err))
+		}
+		if !runs {
+			return w.pass(ctx, rs, m, d, runner.StepSkippedEvent(w.stepEvent(rs, m)), "skipped", 1)
 		}
 		calls = []runner.Call{{Task: t, Input: input}}
 		taskOf = func(int) int { return 0 }
@@ -196,11 +225,29 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 	return w.rdb.XAck(ctx, d.stream, group, d.id).Err()
 }
 
-// nodeOutputs reads a completed dataflow node's outputs.
+// pass ends a step or node that makes no call (skipped, or a branch)
+// with its event and the step hash's fields, and sends on what follows.
+func (w *Worker) pass(ctx context.Context, rs *runState, m *message, d delivery, e track.Event, fields ...any) error {
+	args := append([]any{w.ttl(rs), w.next(rs, m), time.Now().UTC().Format(time.RFC3339Nano), e.Encode()}, fields...)
+	if err := passScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run)}, args...).Err(); err != nil {
+		return err
+	}
+	return w.rdb.XAck(ctx, d.stream, group, d.id).Err()
+}
+
+// nodeOutputs reads a completed dataflow node's outputs, or
+// runner.ErrSkipped for one that was skipped.
 func (w *Worker) nodeOutputs(ctx context.Context, rs *runState, tenant, run string, n *dag.Node) (map[string]json.RawMessage, error) {
-	raw, err := w.rdb.HGet(ctx, stepKey(tenant, run, n.ID), batchField(0)).Result()
+	vals, err := w.rdb.HMGet(ctx, stepKey(tenant, run, n.ID), "pass", batchField(0)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("node %s output: %w", n.Ref(), err)
+	}
+	if vals[0] != nil {
+		return nil, runner.ErrSkipped
+	}
+	raw, ok := vals[1].(string)
+	if !ok {
+		return nil, fmt.Errorf("node %s output: %w", n.Ref(), goredis.Nil)
 	}
 	var br batchResult
 	if err := json.Unmarshal([]byte(raw), &br); err != nil || len(br.Outputs) != 1 {
@@ -224,6 +271,15 @@ func (w *Worker) collect(ctx context.Context, rs *runState, tenant, run string, 
 		return nil, err
 	}
 	st := &rs.seq.Steps[step]
+	if h["pass"] != "" { // skipped, or a branch: the result before it
+		var prev json.RawMessage
+		if step > 0 {
+			if prev, err = w.collect(ctx, rs, tenant, run, step-1); err != nil {
+				return nil, err
+			}
+		}
+		return runner.Passed(st, prev, rs.spec.Inputs), nil
+	}
 	bad := func(err error) error {
 		return fatal(fmt.Errorf("run %s step %d: stored results: %w", run, step+1, err))
 	}
@@ -471,6 +527,7 @@ func (w *Worker) finish(ctx context.Context, rs *runState, m *message, d deliver
 		if result, err = w.collect(ctx, rs, m.Tenant, m.Run, len(rs.seq.Steps)-1); err != nil {
 			return err
 		}
+		result = runner.OrNull(result)
 	} else {
 		var err error
 		result, err = runner.DataflowResult(rs.df, func(n *dag.Node) (map[string]json.RawMessage, error) {

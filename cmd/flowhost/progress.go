@@ -29,6 +29,9 @@ type stepStat struct {
 	liveFailed    atomic.Int64 // read by the bar's decorator, which must not lock
 	start, end    time.Time
 	err           error
+	// note is what the TIME column shows of a step that made no call: its
+	// branch's choice, or that it was skipped.
+	note string
 }
 
 // progress shows a run as it goes: on a terminal, a live bar per map and
@@ -120,7 +123,20 @@ func (pr *progress) Event(e track.Event) {
 			what += fmt.Sprintf(", element %d", *e.Element)
 		}
 		pr.line("%s: retry %d after: %v", what, e.Attempt, e.Err)
+	case track.StepSkipped:
+		pr.stats[e.Step] = &stepStat{step: e.Step, label: e.Name, note: "skipped"}
+		pr.line("%s: skipped", pr.name(e))
+		return
 	case track.StepFinished, track.StepFailed:
+		if e.Type == track.StepFinished && e.Kind == pipeline.Branch {
+			choice := "case " + e.Case
+			if e.Case == "" {
+				choice = "no case"
+			}
+			pr.stats[e.Step] = &stepStat{step: e.Step, label: e.Name, note: choice}
+			pr.line("%s: chose %s", pr.name(e), choice)
+			return
+		}
 		if st == nil {
 			st = &stepStat{step: e.Step, label: e.Name, start: e.Time}
 			pr.stats[e.Step] = st
@@ -191,7 +207,10 @@ func (pr *progress) Summary(runID string, elapsed time.Duration, err error) {
 	fmt.Fprintln(tw, "STEP\tCALLS\tCACHED\tFAILED\tRETRIES\tTIME")
 	for _, s := range steps {
 		d := "-"
-		if !s.end.IsZero() {
+		switch {
+		case s.note != "":
+			d = s.note
+		case !s.end.IsZero():
 			d = s.end.Sub(s.start).Round(time.Microsecond).String()
 		}
 		fmt.Fprintf(tw, "%d %s\t%d\t%d\t%d\t%d\t%s\n", s.step, s.label, s.total, s.cached, s.failed, s.retries, d)

@@ -1,0 +1,251 @@
+// Package expr compiles and evaluates the expressions of flows: a step's
+// or task's `when`, a branch's cases and a concurrency key. They are CEL
+// (https://cel.dev), checked when the flow is loaded, so that a syntax
+// error, an unknown name or an expression of the wrong type is a flow
+// error before anything runs. Evaluation is bounded: an expression has
+// at most MaxSource bytes and a cost limit, so a tenant's expression
+// cannot hold a worker.
+package expr
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common"
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+)
+
+// MaxSource bounds an expression's length in bytes.
+const MaxSource = 4096
+
+// maxCost bounds the work of one evaluation, in CEL's cost units (about
+// one per operation and per element a comprehension visits).
+const maxCost = 1_000_000
+
+// Result types an expression may be compiled for.
+var (
+	Bool   = cel.BoolType
+	String = cel.StringType
+)
+
+// Program is a checked expression, safe for concurrent use.
+type Program struct {
+	src  string
+	prg  cel.Program
+	want *cel.Type
+	uses map[string]bool
+	// fields are the fields read of each variable (x.f, x["f"]), tested
+	// those only tested for (has(x.f)), and whole the variables read
+	// otherwise too.
+	fields, tested map[string][]string
+	whole          map[string]bool
+}
+
+// Compile checks src, an expression over the variables vars (each any
+// JSON value; "inputs"-like names are maps from string) of type want.
+func Compile(src string, vars []string, want *cel.Type) (*Program, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, errors.New("the expression is empty")
+	}
+	if len(src) > MaxSource {
+		return nil, fmt.Errorf("the expression is %d bytes, more than %d", len(src), MaxSource)
+	}
+	opts := []cel.EnvOption{cel.CrossTypeNumericComparisons(true), cel.ParserExpressionSizeLimit(MaxSource), cel.ParserRecursionLimit(64)}
+	for _, v := range vars {
+		opts = append(opts, cel.Variable(v, cel.DynType))
+	}
+	env, err := cel.NewEnv(opts...)
+	if err != nil {
+		return nil, err
+	}
+	ast, iss := env.Compile(src)
+	if iss.Err() != nil {
+		return nil, fmt.Errorf("%s (in %q; names: %s)", describe(iss.Errors()), src, strings.Join(vars, ", "))
+	}
+	if t := ast.OutputType(); !t.IsExactType(want) && !t.IsExactType(cel.DynType) {
+		return nil, fmt.Errorf("%q is %s, not %s", src, typeName(t), typeName(want))
+	}
+	prg, err := env.Program(ast, cel.CostLimit(maxCost), cel.InterruptCheckFrequency(100))
+	if err != nil {
+		return nil, fmt.Errorf("%q: %v", src, err)
+	}
+	p := &Program{src: src, prg: prg, want: want, uses: map[string]bool{}, fields: map[string][]string{}, tested: map[string][]string{}, whole: map[string]bool{}}
+	refs := ast.NativeRep().ReferenceMap()
+	for _, r := range refs {
+		if r.Name != "" && r.Value == nil && len(r.OverloadIDs) == 0 { // a variable
+			p.uses[r.Name] = true
+		}
+	}
+	for _, e := range celast.MatchDescendants(celast.NavigateAST(ast.NativeRep()), celast.KindMatcher(celast.IdentKind)) {
+		name := e.AsIdent()
+		if r, ok := refs[e.ID()]; !ok || r.Name != name {
+			continue // a comprehension's own variable
+		}
+		if f, test, ok := fieldOf(e); ok && test {
+			p.tested[name] = append(p.tested[name], f)
+		} else if ok {
+			p.fields[name] = append(p.fields[name], f)
+		} else {
+			p.whole[name] = true
+		}
+	}
+	return p, nil
+}
+
+// fieldOf is the field its parent reads of e (e.f or e["f"]), and
+// whether it only tests for it (has(e.f)).
+func fieldOf(e celast.NavigableExpr) (field string, test, ok bool) {
+	parent, ok := e.Parent()
+	if !ok {
+		return "", false, false
+	}
+	switch parent.Kind() {
+	case celast.SelectKind:
+		sel := parent.AsSelect()
+		return sel.FieldName(), sel.IsTestOnly(), true
+	case celast.CallKind:
+		c := parent.AsCall()
+		if args := c.Args(); c.FunctionName() == "_[_]" && len(args) == 2 && args[0].ID() == e.ID() && args[1].Kind() == celast.LiteralKind {
+			if s, ok := args[1].AsLiteral().(types.String); ok {
+				return string(s), false, true
+			}
+		}
+	}
+	return "", false, false
+}
+
+// Reads says which fields of the variable name the expression reads
+// (fields), which it only tests for with has() (tested), and whether it
+// uses the variable otherwise than by field (whole).
+func (p *Program) Reads(name string) (fields, tested []string, whole bool) {
+	return p.fields[name], p.tested[name], p.whole[name]
+}
+
+func typeName(t *cel.Type) string {
+	switch {
+	case t.IsExactType(cel.BoolType):
+		return "a boolean (true or false)"
+	case t.IsExactType(cel.StringType):
+		return "a string"
+	case t.IsExactType(cel.IntType), t.IsExactType(cel.DoubleType), t.IsExactType(cel.UintType):
+		return "a number"
+	}
+	return "of type " + t.String()
+}
+
+// describe is CEL's errors in one line, each at its column.
+func describe(errs []*common.Error) string {
+	parts := make([]string, 0, len(errs))
+	for _, e := range errs {
+		parts = append(parts, fmt.Sprintf("col %d: %s", e.Location.Column()+1, e.Message))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// String is the expression's source.
+func (p *Program) String() string { return p.src }
+
+// Uses reports whether the expression reads the variable name.
+func (p *Program) Uses(name string) bool { return p.uses[name] }
+
+// Vars are an evaluation's variables, as JSON; only those the expression
+// uses are decoded.
+type Vars map[string]json.RawMessage
+
+// Bool evaluates a Bool expression.
+func (p *Program) Bool(vars Vars) (bool, error) {
+	v, err := p.eval(vars)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("%q is %s, not true or false", p.src, preview(v))
+	}
+	return bool(b), nil
+}
+
+// Text evaluates a String expression.
+func (p *Program) Text(vars Vars) (string, error) {
+	v, err := p.eval(vars)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.(types.String)
+	if !ok {
+		return "", fmt.Errorf("%q is %s, not a string", p.src, preview(v))
+	}
+	return string(s), nil
+}
+
+func (p *Program) eval(vars Vars) (ref.Val, error) {
+	act := make(map[string]any, len(p.uses))
+	for name := range p.uses {
+		raw, ok := vars[name]
+		if !ok || len(raw) == 0 {
+			act[name] = nil
+			continue
+		}
+		v, err := decode(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%q: the value of %s: %v", p.src, name, err)
+		}
+		act[name] = v
+	}
+	out, _, err := p.prg.Eval(act)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %v", p.src, err)
+	}
+	return out, nil
+}
+
+func preview(v ref.Val) string {
+	s := fmt.Sprint(v.Value())
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return s
+}
+
+// decode reads JSON into the values CEL takes, with integers as int64
+// (so that `%` and integer comparisons work) and other numbers as
+// float64.
+func decode(raw []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, errors.New("more than one JSON value")
+	}
+	return numbers(v), nil
+}
+
+func numbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case []any:
+		for i := range x {
+			x[i] = numbers(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = numbers(x[k])
+		}
+	}
+	return v
+}
