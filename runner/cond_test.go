@@ -2,8 +2,12 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/track"
 )
@@ -96,6 +100,38 @@ func TestConditions(t *testing.T) {
 					if c.seq != nil && c.seq.Steps[i].Kind == pipeline.Branch && s.Case != c.choice {
 						t.Errorf("branch chose %q, want %q", s.Case, c.choice)
 					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecideStep is what deciding whether a step runs costs, once
+// per step: a condition over a flow input, and one over the previous
+// result, a 20,000-element array, which it decodes.
+func BenchmarkDecideStep(b *testing.B) {
+	l := newLab(&testing.T{}, Config{})
+	var arr strings.Builder
+	arr.WriteByte('[')
+	for i := range 20000 {
+		if i > 0 {
+			arr.WriteByte(',')
+		}
+		arr.WriteString(strconv.Itoa(i))
+	}
+	arr.WriteByte(']')
+	prev := json.RawMessage(arr.String())
+	flow := in("x", arr.String(), "go", "true")
+	for _, c := range []struct{ name, when string }{{"none", ""}, {"inputs", "inputs.go"}, {"result", "size(result) > 0"}} {
+		plan, err := dag.PlanSequential(l.runner.Catalog(), seq().Map("m.double", pipeline.Param("x")).Map("m.double", pipeline.When(c.when)), flow)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st := &plan.Steps[1]
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if runs, _, err := DecideStep(st, prev, flow, nil); err != nil || !runs {
+					b.Fatal(runs, err)
 				}
 			}
 		})

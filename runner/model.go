@@ -193,10 +193,21 @@ func seqVars(p *expr.Program, st *dag.SeqStep, prev json.RawMessage, flow pipeli
 	return expr.Vars{"inputs": inputsObject(p, flow), "result": result}
 }
 
-// inputsObject is the flow's inputs as one object, when p reads them.
+// inputsObject is the flow's inputs as one object, when p reads them:
+// only the fields it reads, unless it uses the object whole.
 func inputsObject(p *expr.Program, flow pipeline.Inputs) json.RawMessage {
 	if !p.Uses("inputs") {
 		return nil
+	}
+	fields, tested, whole := p.Reads("inputs")
+	if !whole {
+		some := make(map[string]json.RawMessage, len(fields)+len(tested))
+		for _, f := range append(fields, tested...) {
+			if v, ok := flow[f]; ok {
+				some[f] = v
+			}
+		}
+		flow = some
 	}
 	b, _ := json.Marshal(map[string]json.RawMessage(flow))
 	return b

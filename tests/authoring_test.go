@@ -138,3 +138,40 @@ func TestUnreachableBroker(t *testing.T) {
 		t.Errorf("debug: %s", r.stderr)
 	}
 }
+
+// TestConditionErrors: a bad condition or branch is a flow error with
+// file:line, before anything runs (exit code 2).
+func TestConditionErrors(t *testing.T) {
+	// writeFlow's plugins take lines 1 to 3: the body starts at line 4.
+	cases := []struct{ body, want string }{
+		{"[inputs]\ntext = \"a\"\n[[step]]\ncall = \"text.split\"\nwhen = \"size(reslt) > 1\"\n",
+			`flow.toml:8:1: step 1: when: col 6: undeclared reference to 'reslt' (did you mean 'result'?)`},
+		{"[inputs]\ntext = \"a\"\n[[step]]\ncall = \"text.split\"\nwhen = \"inputs.txt == 'a'\"\n",
+			`flow.toml:8:1: step 1: when: "inputs.txt == 'a'" reads inputs.txt, but the flow has no input "txt"; did you mean "text"?`},
+		{"[inputs]\ntext = \"a\"\n[[step]]\ncall = \"text.split\"\nwhen = \"1 + 1\"\n",
+			`flow.toml:8:1: step 1: when: "1 + 1" is a number, not a boolean (true or false)`},
+		{"[inputs]\ntext = \"a\"\n[[step]]\ncall = \"text.split\"\n[[step]]\ncase = \"big\"\ncall = \"text.profile\"\n",
+			`flow.toml:9:1: step 2: case "big": no branch step comes before this step's case`},
+		{"[inputs]\ntext = \"a\"\n[[step]]\ncall = \"text.split\"\n[[step]]\nbranch = [{ case = \"other\" }, { case = \"big\", when = \"size(result) > 2\" }]\n",
+			`flow.toml:9:1: step 2: case "other" has no when, so it is the default: it must come last`},
+		{"[inputs]\ntext = \"a\"\n[[step]]\ncall = \"text.split\"\n[[step]]\nbranch = [{ case = \"big\", when = \"size(result) > 2\" }]\n[[step]]\ncase = \"bgi\"\ncall = \"text.profile\"\n",
+			`flow.toml:11:1: step 3: case "bgi" is not a case of the branch of step 2; did you mean "big"?`},
+		{"[inputs]\ntext = \"a\"\n[[step]]\ncall = \"text.split\"\n[[step]]\nbranch = [{ case = \"big\", when = \"result +\" }]\n",
+			`flow.toml:9:1: step 2: case "big": when: col 9: Syntax error`},
+		{"[inputs]\ntext = \"a\"\n[[step]]\ncall = \"text.split\"\n[[step]]\nbranch = [{ case = \"big\", whn = \"true\" }]\n",
+			`flow.toml:9:1: unknown key "whn" in a branch's case; did you mean "when"?`},
+	}
+	for _, c := range cases {
+		r := flowhost(t, "run", writeFlow(t, c.body))
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("flow:\n%s\nexit %d, stderr %s\nwant %s", c.body, r.code, r.stderr, c.want)
+		}
+	}
+	textkit, _ := filepath.Abs("../plugins/examples/textkit-go/textkit.wasm")
+	df := filepath.Join(t.TempDir(), "df.toml")
+	os.WriteFile(df, []byte("tasks = [\"text.split\"]\n[plugins]\ntext = "+strconvQuote(textkit)+"\n[inputs]\ntext = \"a\"\n[task.\"text.split\"]\nwhen = \"args.txt != ''\"\n"), 0o644)
+	want := `df.toml:7:1: [task."text.split"] when: "args.txt != ''" reads args.txt, but text.split has no input "txt"; did you mean "text"?`
+	if r := flowhost(t, "run", df); r.code != 2 || !strings.Contains(r.stderr, want) {
+		t.Errorf("a dataflow task's when: exit %d, stderr %s\nwant %s", r.code, r.stderr, want)
+	}
+}
