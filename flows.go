@@ -236,6 +236,18 @@ type ExecOptions struct {
 	// OnBatch receives the times of each batch of a map, filter or group
 	// step (runner.Config.OnBatch).
 	OnBatch func(runID string, step int, b track.BatchTime)
+	// Priority, 1 to 5, overrides the flow's (`priority = …`; 0: the
+	// flow's, else the default, 3).
+	Priority int
+}
+
+// Priority is the priority a run of the flow has: p when set, else the
+// flow's, else policy.DefaultPriority. It is checked.
+func (f *Flow) Priority(p int) (int, error) {
+	if p == 0 {
+		p = f.File.Priority
+	}
+	return policy.Priority(p), policy.CheckPriority(p)
 }
 
 // Exec runs a loaded flow in this process, on the host's workers, and
@@ -249,7 +261,11 @@ func (h *Host) Exec(ctx context.Context, f *Flow, o ExecOptions) (string, json.R
 	if err != nil {
 		return id, nil, err
 	}
-	r := h.newRunner(f.Modules, runner.Config{Tenant: tenant, Policy: o.Policy, Limits: f.File.Limits, Grants: f.File.Grants,
+	prio, err := f.Priority(o.Priority)
+	if err != nil {
+		return id, nil, err
+	}
+	r := h.newRunner(f.Modules, runner.Config{Tenant: tenant, Policy: o.Policy, Priority: prio, Limits: f.File.Limits, Grants: f.File.Grants,
 		Observer: track.Observers(h.tracker, h.opts.Observer, o.Observer), Cache: o.Cache, RunFrom: o.RunFrom, OnFailedCall: o.OnFailedCall, OnBatch: o.OnBatch})
 	v, err := r.Exec(ctx, id, f.Plan)
 	if err == nil {
@@ -265,6 +281,8 @@ type SubmitOptions struct {
 	// RunFrom, when positive, runs that step and every later one again,
 	// whatever the cache holds.
 	RunFrom int
+	// Priority, 1 to 5, overrides the flow's (Flow.Priority).
+	Priority int
 }
 
 // Submit uploads the flow's modules to a Redis broker, under the tenant's
@@ -275,8 +293,13 @@ func (f *Flow) Submit(ctx context.Context, c *redis.Client, id, tenant string, t
 	spec := &redis.Spec{ID: id, Tenant: tenant, Name: file.Name, Modules: map[string]string{},
 		Seq: file.Sequential, DF: file.Dataflow, Inputs: file.Inputs, Limits: file.Limits, Grants: file.Grants, ResultTTL: ttl,
 		Steps: f.Plan.Steps()}
+	prio := 0
 	for _, o := range opts {
-		spec.RerunOf, spec.RunFrom = o.RerunOf, o.RunFrom
+		spec.RerunOf, spec.RunFrom, prio = o.RerunOf, o.RunFrom, o.Priority
+	}
+	var err error
+	if spec.Priority, err = f.Priority(prio); err != nil {
+		return err
 	}
 	for _, p := range file.Plugins {
 		// The bytes the flow was loaded with: a file changed since would

@@ -22,6 +22,10 @@ type Job struct {
 	Tenant string
 	// Attempt is 0 for a first try, n for the n-th retry.
 	Attempt int
+	// Priority is the run's, 1 to 5 (0: the default): a broker takes a
+	// tenant's jobs of higher priority first, never another tenant's
+	// jobs later for it.
+	Priority int
 	// Step labels the job in logs and errors.
 	Step string
 	// Task is the task to call.

@@ -37,10 +37,12 @@ type File struct {
 	Description string
 	Tenant      string
 	// Mode is Sequential or Dataflow (inferred when the file omits it).
-	Mode    string
-	Plugins []Plugin
-	Inputs  pipeline.Inputs
-	Limits  pipeline.Limits
+	Mode string
+	// Priority is the runs' priority, 1 to 5 (0: the default, 3).
+	Priority int
+	Plugins  []Plugin
+	Inputs   pipeline.Inputs
+	Limits   pipeline.Limits
 	// Grants are what the flow's tasks may reach; directories are resolved
 	// against the flow file's directory.
 	Grants pipeline.Grants
@@ -125,6 +127,7 @@ type rawFile struct {
 	Description string             `toml:"description"`
 	Mode        string             `toml:"mode"`
 	Tenant      string             `toml:"tenant"`
+	Priority    int64              `toml:"priority"`
 	Plugins     map[string]any     `toml:"plugins"`
 	Inputs      map[string]any     `toml:"inputs"`
 	Limits      rawLimits          `toml:"limits"`
@@ -207,7 +210,7 @@ func (p *rawPlugin) decode(v any) error {
 
 // The keys each table accepts, for the unknown-key check's suggestions.
 var (
-	topKeys   = []string{"name", "description", "mode", "tenant", "cache", "plugins", "inputs", "limits", "step", "tasks", "outputs", "task", "grants"}
+	topKeys   = []string{"name", "description", "mode", "tenant", "priority", "cache", "plugins", "inputs", "limits", "step", "tasks", "outputs", "task", "grants"}
 	grantKeys = []string{"files", "env", "http", "private", "clock", "random"}
 	limitKeys = []string{"timeout", "memory", "max_output", "fuel", "state"}
 	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "branch", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel", "state", "cache", "when", "case"}
@@ -306,6 +309,10 @@ func (f *File) build(raw *rawFile) error {
 	} else if err := policy.CheckTenant(f.Tenant); err != nil {
 		return f.Errorf(f.KeyPos("tenant"), "tenant: %v", err)
 	}
+	if raw.Priority < 0 || raw.Priority > policy.MaxPriority || policy.CheckPriority(int(raw.Priority)) != nil {
+		return f.Errorf(f.KeyPos("priority"), "priority = %d: between %d (lowest) and %d (highest); %d is the default", raw.Priority, policy.MinPriority, policy.MaxPriority, policy.DefaultPriority)
+	}
+	f.Priority = int(raw.Priority)
 	dir := filepath.Dir(f.Path)
 	aliases := make([]string, 0, len(raw.Plugins))
 	for a := range raw.Plugins {

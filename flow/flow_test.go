@@ -129,6 +129,8 @@ func TestParseErrors(t *testing.T) {
 		{"timeout too long", plugins + "[limits]\ntimeout = \"2100000h\"\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:12: duration "2100000h" is too long: at most 8760h (365 days)`},
 		{"step timeout too long", plugins + "[[step]]\ncall = \"text.split\"\ntimeout = \"8761h\"\n", `flow.toml:7:12: duration "8761h" is too long`},
 		{"task timeout past int64", "tasks = [\"text.split\"]\n" + plugins + "[task.\"text.split\"]\ntimeout = \"3000000h\"\n", `flow.toml:7:12: duration "3000000h" is too long`},
+		{"priority out of range", "priority = 6\n" + plugins + "[[step]]\ncall = \"text.split\"\n", `flow.toml:1:1: priority = 6: between 1 (lowest) and 5 (highest); 3 is the default`},
+		{"unknown case key", plugins + "[[step]]\nbranch = [{ case = \"a\", wen = \"true\" }]\n", `flow.toml:6:1: unknown key "wen" in a branch's case; did you mean "when"?`},
 		{"max_parallel too large", plugins + "[[step]]\nmap = \"text.split\"\nmax_parallel = 4611686018427387904\n", `flow.toml:7:1: max_parallel must be between 1 and 65536, not 4611686018427387904`},
 	}
 	for _, c := range cases {

@@ -201,7 +201,7 @@ func (f *fanout) pump() {
 		}
 		idx := f.pending[0]
 		f.pending = f.pending[1:]
-		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Tenant: f.r.tenant, Attempt: f.attempts[idx[0]],
+		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Tenant: f.r.tenant, Attempt: f.attempts[idx[0]], Priority: f.r.priority,
 			Step: f.spec.label, Task: f.spec.calls[idx[0]].Task, Limits: f.spec.limits, Index: idx[0], Inputs: make([][]byte, len(idx)),
 			Cache: f.jobCache(idx)}
 		for k, i := range idx {

@@ -66,6 +66,9 @@ type Config struct {
 	// OnBatch, when set, receives the times of each batch of calls of a
 	// map, filter or group step (1-based) as it settles. It must not block.
 	OnBatch func(runID string, step int, b track.BatchTime)
+	// Priority is the runs' priority, 1 to 5 (0: the default): the
+	// broker takes the tenant's work of higher priority first.
+	Priority int
 	// RunFrom, when positive, makes the calls of that step (1-based, or
 	// node in plan order) and every later one run again: they do not read
 	// the cache (they still write it). `flowhost rerun --from`.
@@ -88,6 +91,7 @@ type Runner struct {
 	cache       cache.Store
 	metrics     *metrics.Metrics
 	runFrom     int
+	priority    int
 
 	onFailedCall func(track.FailedCall)
 	onBatch      func(string, int, track.BatchTime)
@@ -98,7 +102,7 @@ var _ pipeline.Executor = (*Runner)(nil)
 // New makes a runner.
 func New(cfg Config) *Runner {
 	r := &Runner{broker: cfg.Broker, tenant: cfg.Tenant, policy: cfg.Policy, grants: cfg.Grants, modules: cfg.Modules, flowLimits: cfg.Limits, obs: cfg.Observer,
-		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, metrics: cfg.Metrics, runFrom: cfg.RunFrom, onFailedCall: cfg.OnFailedCall, onBatch: cfg.OnBatch}
+		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, metrics: cfg.Metrics, runFrom: cfg.RunFrom, priority: cfg.Priority, onFailedCall: cfg.OnFailedCall, onBatch: cfg.OnBatch}
 	if r.obs == nil {
 		r.obs = track.ObserverFunc(func(track.Event) {})
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/metrics"
+	"github.com/flowhost/flowhost/policy"
 )
 
 // ErrClosed is returned by Submit after Close.
@@ -22,14 +23,26 @@ type item struct {
 	done func(*broker.Job, *broker.Result)
 }
 
-// Broker runs jobs on a fixed set of worker goroutines, first in first out.
+// lane is one tenant's queued jobs, one first-in-first-out queue per
+// priority.
+type lane struct {
+	tenant string
+	q      [policy.MaxPriority + 1][]item
+	n      int
+}
+
+// Broker runs jobs on a fixed set of worker goroutines. The tenants with
+// jobs queued take turns; of one tenant's jobs, the oldest of the
+// highest priority goes first. So priorities order a tenant's own work
+// and never put one tenant's before another's.
 type Broker struct {
 	workers int
 	metrics *metrics.Metrics
 	mu      sync.Mutex
 	cond    *sync.Cond
-	queue   []item
-	head    int
+	lanes   map[string]*lane
+	active  []*lane // the lanes with jobs, in turn
+	turn    int
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -48,7 +61,7 @@ func New(n int, opts ...Option) *Broker {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	b := &Broker{workers: n}
+	b := &Broker{workers: n, lanes: map[string]*lane{}}
 	for _, o := range opts {
 		o(b)
 	}
@@ -70,7 +83,20 @@ func (b *Broker) Submit(job *broker.Job, done func(*broker.Job, *broker.Result))
 		b.mu.Unlock()
 		return ErrClosed
 	}
-	b.queue = append(b.queue, item{job, done})
+	l := b.lanes[job.Tenant]
+	if l == nil {
+		l = &lane{tenant: job.Tenant}
+		b.lanes[job.Tenant] = l
+	}
+	if l.n == 0 {
+		b.active = append(b.active, l)
+	}
+	p := policy.Priority(job.Priority)
+	if policy.CheckPriority(p) != nil {
+		p = policy.DefaultPriority
+	}
+	l.q[p] = append(l.q[p], item{job, done})
+	l.n++
 	b.mu.Unlock()
 	b.cond.Signal()
 	return nil
@@ -89,20 +115,38 @@ func (b *Broker) Close() error {
 func (b *Broker) next() (item, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.head == len(b.queue) {
+	for len(b.active) == 0 {
 		if b.closed {
 			return item{}, false
 		}
 		b.cond.Wait()
 	}
-	it := b.queue[b.head]
-	b.queue[b.head] = item{}
-	b.head++
-	if b.head == len(b.queue) {
-		b.queue, b.head = b.queue[:0], 0
+	if b.turn >= len(b.active) {
+		b.turn = 0
+	}
+	l := b.active[b.turn]
+	p := policy.MaxPriority
+	for len(l.q[p]) == 0 {
+		p--
+	}
+	it := l.q[p][0]
+	l.q[p][0] = item{}
+	if l.q[p] = l.q[p][1:]; len(l.q[p]) == 0 {
+		l.q[p] = nil
+	}
+	if l.n--; l.n == 0 {
+		b.active = append(b.active[:b.turn], b.active[b.turn+1:]...)
+		if len(b.lanes) > maxIdleLanes {
+			delete(b.lanes, l.tenant)
+		}
+	} else {
+		b.turn++
 	}
 	return it, true
 }
+
+// maxIdleLanes bounds the lanes kept for tenants with nothing queued.
+const maxIdleLanes = 1024
 
 func (b *Broker) work() {
 	defer b.wg.Done()

@@ -41,6 +41,9 @@ type Spec struct {
 	// first step whose calls run again whatever the cache holds.
 	RerunOf string `json:"rerun_of,omitempty"`
 	RunFrom int    `json:"run_from,omitempty"`
+	// Priority is the run's, 1 to 5 (0: the default): its messages go
+	// on the tenant's stream of that priority.
+	Priority int `json:"priority,omitempty"`
 }
 
 // Bounds of a stored spec.
@@ -77,6 +80,9 @@ func (s *Spec) check(run string) error {
 		if err := policy.CheckRunID(s.RerunOf); err != nil {
 			return fmt.Errorf("rerun_of: %w", err)
 		}
+	}
+	if err := policy.CheckPriority(s.Priority); err != nil {
+		return err
 	}
 	if s.RunFrom < 0 || s.RunFrom > maxSpecSteps {
 		return fmt.Errorf("run_from %d out of range", s.RunFrom)
@@ -143,11 +149,14 @@ func ensureTenant(ctx context.Context, rdb *goredis.Client, tenant string) error
 	return ensureGroup(ctx, rdb, tenant)
 }
 
-// ensureGroup makes a tenant's stream and the workers' consumer group.
+// ensureGroup makes a tenant's streams (one per priority) and the
+// workers' consumer group on each.
 func ensureGroup(ctx context.Context, rdb *goredis.Client, tenant string) error {
-	err := rdb.XGroupCreateMkStream(ctx, streamKey(tenant), group, "0").Err()
-	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
-		return err
+	for _, s := range tenantStreams(tenant) {
+		err := rdb.XGroupCreateMkStream(ctx, s, group, "0").Err()
+		if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+			return err
+		}
 	}
 	return nil
 }
@@ -159,6 +168,9 @@ func (c *Client) Submit(ctx context.Context, spec *Spec) error {
 		spec.Tenant = policy.DefaultTenant
 	}
 	if err := checkNames(spec.Tenant, spec.ID); err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	if err := policy.CheckPriority(spec.Priority); err != nil {
 		return fmt.Errorf("submit: %w", err)
 	}
 	if spec.ResultTTL <= 0 {
@@ -185,7 +197,7 @@ func (c *Client) Submit(ctx context.Context, spec *Spec) error {
 		p.HSet(ctx, runKey(spec.Tenant, spec.ID), fields)
 		p.PExpire(ctx, runKey(spec.Tenant, spec.ID), 7*spec.ResultTTL)
 		p.ZAdd(ctx, runsKey(spec.Tenant), goredis.Z{Score: float64(now.UnixMilli()), Member: spec.ID})
-		p.XAdd(ctx, &goredis.XAddArgs{Stream: streamKey(spec.Tenant), Values: []any{"m", first}})
+		p.XAdd(ctx, &goredis.XAddArgs{Stream: priorityStream(spec.Tenant, spec.Priority), Values: []any{"m", first}})
 		return nil
 	})
 	if err != nil {

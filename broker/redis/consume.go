@@ -93,13 +93,17 @@ func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
 	if len(tenants) < all {
 		block = 50 * time.Millisecond // read the others again soon
 	}
-	streams := make([]string, 0, 2*len(tenants))
-	tenantOf := make(map[string]string, len(tenants))
+	// Every priority's stream of each tenant: the scheduler takes a
+	// tenant's highest-priority message first.
+	streams := make([]string, 0, 2*policy.MaxPriority*len(tenants))
+	tenantOf := make(map[string]string, policy.MaxPriority*len(tenants))
 	for _, t := range tenants {
-		streams = append(streams, streamKey(t))
-		tenantOf[streamKey(t)] = t
+		for _, s := range tenantStreams(t) {
+			streams = append(streams, s)
+			tenantOf[s] = t
+		}
 	}
-	for range tenants {
+	for range len(tenantOf) {
 		streams = append(streams, ">")
 	}
 	res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.cfg.Name, Streams: streams,
@@ -130,8 +134,12 @@ func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
 func (w *Worker) readEach(ctx context.Context, tenants []string, n int) []delivery {
 	var ds []delivery
 	for _, t := range tenants {
+		streams := tenantStreams(t)
+		for range policy.MaxPriority {
+			streams = append(streams, ">")
+		}
 		res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.cfg.Name,
-			Streams: []string{streamKey(t), ">"}, Count: int64(n), Block: -1}).Result()
+			Streams: streams, Count: int64(n), Block: -1}).Result()
 		if err != nil && strings.Contains(err.Error(), "NOGROUP") {
 			err = ensureGroup(ctx, w.rdb, t)
 		}
@@ -166,7 +174,7 @@ func (w *Worker) isolate(tenant string, err error) {
 func (w *Worker) deliveries(ds []delivery, tenant, stream string, msgs []goredis.XMessage) []delivery {
 	for _, m := range msgs {
 		body, _ := m.Values["m"].(string)
-		ds = append(ds, delivery{stream: stream, tenant: tenant, id: m.ID, body: []byte(body)})
+		ds = append(ds, delivery{stream: stream, tenant: tenant, id: m.ID, body: []byte(body), priority: streamPriority(tenant, stream)})
 	}
 	return ds
 }

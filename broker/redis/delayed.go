@@ -35,7 +35,11 @@ func (w *Worker) promoteDue(ctx context.Context) {
 			w.wrote(ctx, "retry index cleanup", w.rdb.ZRem(ctx, delayedIndex, tn).Err())
 			continue
 		}
-		err := promoteScript.Run(ctx, w.rdb, []string{delayedKey(tn), streamKey(tn), delayedIndex}, now, 100, tn).Err()
+		keys := []string{delayedKey(tn), delayedIndex}
+		for p := policy.MinPriority; p <= policy.MaxPriority; p++ {
+			keys = append(keys, priorityStream(tn, p))
+		}
+		err := promoteScript.Run(ctx, w.rdb, keys, now, 100, tn).Err()
 		if isRefusal(err) {
 			// The tenant broke its own delayed set (another type):
 			// stop looking at it; its retries there are lost.

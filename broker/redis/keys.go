@@ -37,6 +37,35 @@ const (
 )
 
 func streamKey(tenant string) string      { return fmt.Sprintf("fh:t:%s:q", tenant) }
+
+// priorityStream is the tenant's stream of priority p (0: the default):
+// the default priority's is streamKey, the others streamKey + ":p<N>".
+func priorityStream(tenant string, p int) string {
+	if p = policy.Priority(p); p == policy.DefaultPriority {
+		return streamKey(tenant)
+	}
+	return fmt.Sprintf("%s:p%d", streamKey(tenant), p)
+}
+
+// tenantStreams are the tenant's streams, highest priority first.
+func tenantStreams(tenant string) []string {
+	out := make([]string, 0, policy.MaxPriority)
+	for p := policy.MaxPriority; p >= policy.MinPriority; p-- {
+		out = append(out, priorityStream(tenant, p))
+	}
+	return out
+}
+
+// streamPriority is the priority of a stream of tenant's (a fact of the
+// stream a message was read from, never a claim of its body).
+func streamPriority(tenant, stream string) int {
+	for p := policy.MinPriority; p <= policy.MaxPriority; p++ {
+		if priorityStream(tenant, p) == stream {
+			return p
+		}
+	}
+	return policy.DefaultPriority
+}
 func deadKey(tenant string) string        { return fmt.Sprintf("fh:t:%s:dead", tenant) }
 func delayedKey(tenant string) string     { return fmt.Sprintf("fh:t:%s:delayed", tenant) }
 func runKey(tenant, run string) string    { return fmt.Sprintf("fh:t:%s:run:%s", tenant, run) }

@@ -61,23 +61,31 @@ func (w *Worker) reclaim(ctx context.Context) []delivery {
 	}
 	var out []delivery
 	for _, t := range tenants {
-		stream := streamKey(t)
-		msgs, _, err := w.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{Stream: stream, Group: group, Consumer: w.cfg.Name,
-			MinIdle: w.cfg.Lease, Start: "0-0", Count: int64(w.cfg.Concurrency * 4)}).Result()
-		if err != nil {
+		for _, stream := range tenantStreams(t) {
+			out = append(out, w.reclaimStream(ctx, t, stream)...)
+		}
+	}
+	return out
+}
+
+// reclaimStream takes over one stream's messages whose lease expired.
+func (w *Worker) reclaimStream(ctx context.Context, t, stream string) []delivery {
+	msgs, _, err := w.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{Stream: stream, Group: group, Consumer: w.cfg.Name,
+		MinIdle: w.cfg.Lease, Start: "0-0", Count: int64(w.cfg.Concurrency * 4)}).Result()
+	if err != nil {
+		return nil
+	}
+	var out []delivery
+	for _, m := range msgs {
+		body, _ := m.Values["m"].(string)
+		d := delivery{stream: stream, tenant: t, id: m.ID, body: []byte(body), priority: streamPriority(t, stream)}
+		pend, err := w.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{Stream: stream, Group: group, Start: m.ID, End: m.ID, Count: 1}).Result()
+		if err == nil && len(pend) == 1 && pend[0].RetryCount > w.cfg.MaxDeliveries {
+			w.deadLetter(ctx, d, pend[0].RetryCount)
 			continue
 		}
-		for _, m := range msgs {
-			body, _ := m.Values["m"].(string)
-			d := delivery{stream: stream, tenant: t, id: m.ID, body: []byte(body)}
-			pend, err := w.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{Stream: stream, Group: group, Start: m.ID, End: m.ID, Count: 1}).Result()
-			if err == nil && len(pend) == 1 && pend[0].RetryCount > w.cfg.MaxDeliveries {
-				w.deadLetter(ctx, d, pend[0].RetryCount)
-				continue
-			}
-			w.log.Info("took over an expired lease", "stream", stream, "id", m.ID)
-			out = append(out, d)
-		}
+		w.log.Info("took over an expired lease", "stream", stream, "id", m.ID)
+		out = append(out, d)
 	}
 	return out
 }

@@ -42,6 +42,10 @@ type message struct {
 	// Attempt is how many times the batch's first call failed before: a
 	// retry is this message again, from the failed call, delayed.
 	Attempt int `json:"a,omitempty"`
+	// Priority is the priority of the stream a delayed retry goes back
+	// to (0: the default), set from the stream the batch was read from.
+	// Only a tenant's own streams are ever named by it.
+	Priority int `json:"p,omitempty"`
 }
 
 // batchResult is what a call batch stores in its step's hash.
@@ -75,6 +79,9 @@ func (m *message) check() error {
 	}
 	if m.Step < 0 || m.Index < 0 || m.Task < 0 || m.Attempt < 0 {
 		return fmt.Errorf("negative step, index, task or attempt (%d, %d, %d, %d)", m.Step, m.Index, m.Task, m.Attempt)
+	}
+	if err := policy.CheckPriority(m.Priority); err != nil {
+		return err
 	}
 	if m.Attempt > pipeline.MaxRetries {
 		return fmt.Errorf("attempt %d: at most %d retries", m.Attempt, pipeline.MaxRetries)

@@ -180,11 +180,15 @@ func (c *Client) Queue(ctx context.Context, tenant string) (QueueStats, error) {
 	if err := checkNames(tenant, ""); err != nil {
 		return QueueStats{}, err
 	}
-	var xlen, zc *goredis.IntCmd
-	var groups *goredis.XInfoGroupsCmd
+	var zc *goredis.IntCmd
+	streams := tenantStreams(tenant)
+	xlen := make([]*goredis.IntCmd, len(streams))
+	groups := make([]*goredis.XInfoGroupsCmd, len(streams))
 	_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		xlen = p.XLen(ctx, streamKey(tenant))
-		groups = p.XInfoGroups(ctx, streamKey(tenant))
+		for i, s := range streams {
+			xlen[i] = p.XLen(ctx, s)
+			groups[i] = p.XInfoGroups(ctx, s)
+		}
 		zc = p.ZCard(ctx, delayedKey(tenant))
 		return nil
 	})
@@ -192,12 +196,16 @@ func (c *Client) Queue(ctx context.Context, tenant string) (QueueStats, error) {
 	if err != nil && !errors.Is(err, goredis.Nil) && !strings.Contains(err.Error(), "no such key") {
 		return q, err
 	}
-	q.Depth, _ = xlen.Result()
 	q.Delayed, _ = zc.Result()
-	gs, _ := groups.Result()
-	for _, g := range gs {
-		if g.Name == group {
-			q.Lag, q.Running = g.Lag, g.Pending
+	for i := range streams { // every priority's stream, added up
+		n, _ := xlen[i].Result()
+		q.Depth += n
+		gs, _ := groups[i].Result()
+		for _, g := range gs {
+			if g.Name == group {
+				q.Lag += g.Lag
+				q.Running += g.Pending
+			}
 		}
 	}
 	return q, nil

@@ -8,9 +8,11 @@ import (
 )
 
 // sched holds the messages a worker has read but not started, and
-// starts them fairly: when a slot frees, the next message is the oldest
-// of the tenant running the fewest calls here, among the tenants below
-// their max_concurrent. The reader reads a tenant's stream only when
+// starts them fairly: when a slot frees, the next message is the
+// tenant's of the oldest message of the tenant running the fewest calls
+// here, among the tenants below their max_concurrent; of that tenant's
+// messages, the oldest of the highest priority. Priorities order one
+// tenant's work, never one tenant's before another's. The reader reads a tenant's stream only when
 // none of its messages waits here, so a tenant's flood waits in Redis,
 // not in front of another tenant's messages.
 type sched struct {
@@ -77,6 +79,12 @@ func (s *sched) next() (delivery, bool) {
 			}
 		}
 		if best >= 0 {
+			tenant := s.buf[best].tenant
+			for i := best + 1; i < len(s.buf); i++ {
+				if s.buf[i].tenant == tenant && s.buf[i].priority > s.buf[best].priority {
+					best = i
+				}
+			}
 			d := s.buf[best]
 			s.buf = slices.Delete(s.buf, best, best+1)
 			s.waiting[d.tenant]--

@@ -132,22 +132,27 @@ return 1
 `)
 
 // promoteScript moves the messages of a tenant's delayed set that are
-// due to its stream, at most ARGV[2] of them (a message moved once is gone
-// from the set, so no two workers move it), then scores the tenant in the
-// index by its next due time, or takes it out.
-// KEYS: delayed set, stream, delayed index. ARGV: now (Unix ms), count,
-// tenant.
+// due to its streams, each to the stream of its priority (the "p" its
+// worker set, 1 to 5; the default stream for anything else), at most
+// ARGV[2] of them (a message moved once is gone from the set, so no two
+// workers move it), then scores the tenant in the index by its next due
+// time, or takes it out.
+// KEYS: delayed set, delayed index, the tenant's streams of priority 1
+// to 5. ARGV: now (Unix ms), count, tenant.
 var promoteScript = goredis.NewScript(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(due) do
   redis.call('ZREM', KEYS[1], m)
-  redis.call('XADD', KEYS[2], '*', 'm', m)
+  local ok, msg = pcall(cjson.decode, m)
+  local p = 3
+  if ok and type(msg) == 'table' and (msg['p'] == 1 or msg['p'] == 2 or msg['p'] == 4 or msg['p'] == 5) then p = msg['p'] end
+  redis.call('XADD', KEYS[2 + p], '*', 'm', m)
 end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #nxt == 0 then
-  redis.call('ZREM', KEYS[3], ARGV[3])
+  redis.call('ZREM', KEYS[2], ARGV[3])
 else
-  redis.call('ZADD', KEYS[3], nxt[2], ARGV[3])
+  redis.call('ZADD', KEYS[2], nxt[2], ARGV[3])
 end
 return #due
 `)

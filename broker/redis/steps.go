@@ -396,7 +396,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 				// what the batch did is stored, the rest waits in the
 				// tenant's delayed set until its backoff is over.
 				rest := *m
-				rest.Index, rest.Inputs, rest.Attempt = m.Index+i, m.Inputs[i:], attempt+1
+				rest.Index, rest.Inputs, rest.Attempt, rest.Priority = m.Index+i, m.Inputs[i:], attempt+1, d.priority
 				if m.Elems != nil {
 					rest.Elems = m.Elems[i:]
 				}

@@ -110,6 +110,8 @@ func NewWorker(c *Client, cfg WorkerConfig) *Worker {
 type delivery struct {
 	stream, tenant, id string
 	body               []byte
+	// priority is its stream's (streamPriority).
+	priority int
 }
 
 // Run serves until ctx ends, then drains: it reads nothing new, lets the

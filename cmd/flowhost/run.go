@@ -33,6 +33,7 @@ type runCmd struct {
 
 	Broker    string        `env:"FLOWHOST_BROKER" placeholder:"URL" help:"Run on the workers of this broker (redis://… or rediss://) instead of in this process."`
 	Tenant    string        `help:"The tenant to run as (default: the flow's tenant, else \"default\")."`
+	Priority  int           `placeholder:"1-5" help:"The run's priority, 1 (lowest) to 5 (highest): among the tenant's own work, a higher priority's is taken first (default: the flow's priority = …, else 3). It never puts one tenant's work before another's."`
 	Detach    bool          `help:"With --broker: print the run id and return without waiting."`
 	ResultTTL time.Duration `name:"result-ttl" default:"24h" help:"With --broker: how long the run's state and result are kept: 1s to 8760h."`
 
@@ -92,6 +93,9 @@ func (c *runCmd) Run(g *globals) error {
 	tenant, err := f.Tenant(c.Tenant)
 	if err != nil {
 		return usageErr(fmt.Errorf("--tenant: %w", err))
+	}
+	if _, err := f.Priority(c.Priority); err != nil {
+		return usageErr(fmt.Errorf("--priority: %w", err))
 	}
 	var pol *policy.Tenant
 	if c.Policy != "" {
@@ -165,7 +169,7 @@ func (c *runCmd) Run(g *globals) error {
 	}
 	start := time.Now()
 	var failed failedCalls
-	opts := flowhost.ExecOptions{RunID: runID, Tenant: tenant, Policy: pol, Observer: obs, Cache: store, RunFrom: c.runFrom, OnFailedCall: failed.add}
+	opts := flowhost.ExecOptions{RunID: runID, Tenant: tenant, Policy: pol, Observer: obs, Cache: store, RunFrom: c.runFrom, OnFailedCall: failed.add, Priority: c.Priority}
 	if local != nil {
 		opts.OnBatch = local.Batch
 	}
@@ -236,6 +240,9 @@ func (c *runCmd) runRemote(ctx context.Context, g *globals, f *flowhost.Flow, ru
 	if err != nil {
 		return usageErr(fmt.Errorf("--tenant: %w", err))
 	}
+	if _, err := f.Priority(c.Priority); err != nil {
+		return usageErr(fmt.Errorf("--priority: %w", err))
+	}
 	client, err := redis.Dial(ctx, c.Broker)
 	if err != nil {
 		return usageErr(err)
@@ -244,7 +251,7 @@ func (c *runCmd) runRemote(ctx context.Context, g *globals, f *flowhost.Flow, ru
 	if c.NoCache {
 		return usageErr(errors.New("--no-cache applies to in-process runs: on a broker, run the workers with --no-cache"))
 	}
-	if err := f.Submit(ctx, client, runID, tenant, c.ResultTTL); err != nil {
+	if err := f.Submit(ctx, client, runID, tenant, c.ResultTTL, flowhost.SubmitOptions{Priority: c.Priority}); err != nil {
 		return err
 	}
 	if c.Detach {
