@@ -36,7 +36,7 @@ const (
 	cancelPattern = "fh:t:*:cancel"
 )
 
-func streamKey(tenant string) string      { return fmt.Sprintf("fh:t:%s:q", tenant) }
+func streamKey(tenant string) string { return fmt.Sprintf("fh:t:%s:q", tenant) }
 
 // priorityStream is the tenant's stream of priority p (0: the default):
 // the default priority's is streamKey, the others streamKey + ":p<N>".
