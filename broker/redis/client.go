@@ -152,9 +152,16 @@ func ensureTenant(ctx context.Context, rdb *goredis.Client, tenant string) error
 // ensureGroup makes a tenant's streams (one per priority) and the
 // workers' consumer group on each.
 func ensureGroup(ctx context.Context, rdb *goredis.Client, tenant string) error {
-	for _, s := range tenantStreams(tenant) {
-		err := rdb.XGroupCreateMkStream(ctx, s, group, "0").Err()
-		if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+	streams := tenantStreams(tenant)
+	cmds := make([]*goredis.StatusCmd, len(streams))
+	_, _ = rdb.Pipelined(ctx, func(p goredis.Pipeliner) error { // one round trip
+		for i, s := range streams {
+			cmds[i] = p.XGroupCreateMkStream(ctx, s, group, "0")
+		}
+		return nil
+	})
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
 			return err
 		}
 	}
