@@ -289,17 +289,49 @@ type SubmitOptions struct {
 // namespace, and submits it there as run id, kept ttl after it ends. The
 // workers run it; Client.Wait waits for it.
 func (f *Flow) Submit(ctx context.Context, c *redis.Client, id, tenant string, ttl time.Duration, opts ...SubmitOptions) error {
+	var o SubmitOptions
+	for _, x := range opts {
+		o = x
+	}
+	spec, err := f.upload(ctx, c, tenant, ttl, o.Priority)
+	if err != nil {
+		return err
+	}
+	spec.ID, spec.RerunOf, spec.RunFrom = id, o.RerunOf, o.RunFrom
+	return c.Submit(ctx, spec)
+}
+
+// ErrNoSchedule is returned by Schedule for a flow without [schedule].
+var ErrNoSchedule = errors.New("the flow declares no [schedule]")
+
+// Schedule uploads the flow's modules to a Redis broker and stores its
+// [schedule] there as the tenant's schedule name (default: the flow's
+// name), replacing one of that name: the workers fire it, each tick a
+// run kept ttl after it ends.
+func (f *Flow) Schedule(ctx context.Context, c *redis.Client, tenant, name string, ttl time.Duration, priority int) error {
+	if f.File.Schedule == nil {
+		return ErrNoSchedule
+	}
+	if name == "" {
+		name = f.File.Name
+	}
+	spec, err := f.upload(ctx, c, tenant, ttl, priority)
+	if err != nil {
+		return err
+	}
+	return c.AddSchedule(ctx, tenant, &redis.ScheduleDef{Name: name, Schedule: f.File.Schedule.Spec, Spec: spec})
+}
+
+// upload uploads the flow's modules for tenant and returns the spec of
+// a run of it, without its id.
+func (f *Flow) upload(ctx context.Context, c *redis.Client, tenant string, ttl time.Duration, priority int) (*redis.Spec, error) {
 	file := f.File
-	spec := &redis.Spec{ID: id, Tenant: tenant, Name: file.Name, Modules: map[string]string{},
+	spec := &redis.Spec{Tenant: tenant, Name: file.Name, Modules: map[string]string{},
 		Seq: file.Sequential, DF: file.Dataflow, Inputs: file.Inputs, Limits: file.Limits, Grants: file.Grants, ResultTTL: ttl,
 		Steps: f.Plan.Steps()}
-	prio := 0
-	for _, o := range opts {
-		spec.RerunOf, spec.RunFrom, prio = o.RerunOf, o.RunFrom, o.Priority
-	}
 	var err error
-	if spec.Priority, err = f.Priority(prio); err != nil {
-		return err
+	if spec.Priority, err = f.Priority(priority); err != nil {
+		return nil, err
 	}
 	for _, p := range file.Plugins {
 		// The bytes the flow was loaded with: a file changed since would
@@ -307,9 +339,9 @@ func (f *Flow) Submit(ctx context.Context, c *redis.Client, id, tenant string, t
 		wasm := f.wasm[p.Alias]
 		sha := f.Modules[p.Alias].SHA256
 		if err := c.Upload(ctx, tenant, sha, wasm); err != nil {
-			return fmt.Errorf("upload %s: %w", p.Alias, err)
+			return nil, fmt.Errorf("upload %s: %w", p.Alias, err)
 		}
 		spec.Modules[p.Alias] = sha
 	}
-	return c.Submit(ctx, spec)
+	return spec, nil
 }

@@ -11,6 +11,7 @@ require (
 	github.com/extism/go-sdk v1.7.1 // tests and benchmarks only: the reference implementation of the Extism calling convention
 	github.com/prometheus/client_golang v1.25.0 // the reference Prometheus client, for /metrics
 	github.com/redis/go-redis/v9 v9.23.0 // the Redis broker: Streams, consumer groups, scripting, TLS URLs
+	github.com/robfig/cron/v3 v3.0.1 // [schedule] cron expressions: the widely used parser (seconds optional, descriptors), no scheduler of its own is used
 	github.com/tetratelabs/wazero v1.12.0 // the WebAssembly runtime: pure Go, no cgo, a compilation cache
 	github.com/vbauerster/mpb/v8 v8.16.2 // live progress bars of map and filter steps on a terminal
 	golang.org/x/net v0.59.0 // httpguts: the HTTP token and header-field rules net/http itself uses, for a guest's http_request

@@ -21,6 +21,7 @@ import (
 	"github.com/flowhost/flowhost/internal/tomlcheck"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/policy"
+	"github.com/flowhost/flowhost/schedule"
 )
 
 // Modes of a flow.
@@ -40,6 +41,9 @@ type File struct {
 	Mode string
 	// Priority is the runs' priority, 1 to 5 (0: the default, 3).
 	Priority int
+	// Schedule, from [schedule], is when the flow runs on its own
+	// (`flowhost schedule`); nil when it declares none.
+	Schedule *schedule.Schedule
 	Plugins  []Plugin
 	Inputs   pipeline.Inputs
 	Limits   pipeline.Limits
@@ -136,6 +140,14 @@ type rawFile struct {
 	Outputs     []string           `toml:"outputs"`
 	Task        map[string]rawStep `toml:"task"`
 	Grants      pipeline.Grants    `toml:"grants"`
+	Schedule    *rawSchedule       `toml:"schedule"`
+}
+
+type rawSchedule struct {
+	Cron     string   `toml:"cron"`
+	Every    duration `toml:"every"`
+	Timezone string   `toml:"timezone"`
+	CatchUp  string   `toml:"catch_up"`
 }
 
 type rawLimits struct {
@@ -210,7 +222,8 @@ func (p *rawPlugin) decode(v any) error {
 
 // The keys each table accepts, for the unknown-key check's suggestions.
 var (
-	topKeys   = []string{"name", "description", "mode", "tenant", "priority", "cache", "plugins", "inputs", "limits", "step", "tasks", "outputs", "task", "grants"}
+	topKeys   = []string{"name", "description", "mode", "tenant", "priority", "cache", "plugins", "inputs", "limits", "step", "tasks", "outputs", "task", "grants", "schedule"}
+	schedKeys = []string{"cron", "every", "timezone", "catch_up"}
 	grantKeys = []string{"files", "env", "http", "private", "clock", "random"}
 	limitKeys = []string{"timeout", "memory", "max_output", "fuel", "state"}
 	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "branch", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel", "state", "cache", "when", "case"}
@@ -280,6 +293,8 @@ func (f *File) checkUnknown(md toml.MetaData) error {
 			valid, where = limitKeys, "in [limits]"
 		case key[0] == "grants" && len(key) == 2:
 			valid, where = grantKeys, "in [grants]"
+		case key[0] == "schedule" && len(key) == 2:
+			valid, where = schedKeys, "in [schedule]"
 		case key[0] == "step" && len(key) == 2:
 			valid, where = stepKeys, "in a [[step]]"
 		case key[0] == "step" && key[1] == "branch" && len(key) == 3:
@@ -313,6 +328,21 @@ func (f *File) build(raw *rawFile) error {
 		return f.Errorf(f.KeyPos("priority"), "priority = %d: between %d (lowest) and %d (highest); %d is the default", raw.Priority, policy.MinPriority, policy.MaxPriority, policy.DefaultPriority)
 	}
 	f.Priority = int(raw.Priority)
+	if raw.Schedule != nil {
+		rs := raw.Schedule
+		sc, err := schedule.Parse(schedule.Spec{Cron: rs.Cron, Every: rs.Every.Duration, Timezone: rs.Timezone, CatchUp: rs.CatchUp})
+		if err != nil {
+			key := "schedule"
+			for _, k := range schedKeys {
+				if strings.Contains(err.Error(), k) && f.KeyPos("schedule", k).Line > 0 {
+					key = "schedule." + k
+					break
+				}
+			}
+			return f.Errorf(f.KeyPos(strings.Split(key, ".")...), "[schedule]: %v", err)
+		}
+		f.Schedule = sc
+	}
 	dir := filepath.Dir(f.Path)
 	aliases := make([]string, 0, len(raw.Plugins))
 	for a := range raw.Plugins {

@@ -131,6 +131,9 @@ func TestParseErrors(t *testing.T) {
 		{"task timeout past int64", "tasks = [\"text.split\"]\n" + plugins + "[task.\"text.split\"]\ntimeout = \"3000000h\"\n", `flow.toml:7:12: duration "3000000h" is too long`},
 		{"priority out of range", "priority = 6\n" + plugins + "[[step]]\ncall = \"text.split\"\n", `flow.toml:1:1: priority = 6: between 1 (lowest) and 5 (highest); 3 is the default`},
 		{"unknown case key", plugins + "[[step]]\nbranch = [{ case = \"a\", wen = \"true\" }]\n", `flow.toml:6:1: unknown key "wen" in a branch's case; did you mean "when"?`},
+		{"bad cron", plugins + "[schedule]\ncron = \"61 * * * *\"\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:1: [schedule]: cron "61 * * * *": end of range (61) above maximum (59)`},
+		{"bad timezone", plugins + "[schedule]\ncron = \"* * * * *\"\ntimezone = \"Nowhere\"\n[[step]]\ncall = \"text.split\"\n", `flow.toml:7:1: [schedule]: timezone "Nowhere"`},
+		{"unknown schedule key", plugins + "[schedule]\ncorn = \"* * * * *\"\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:1: unknown key "corn" in [schedule]; did you mean "cron"?`},
 		{"max_parallel too large", plugins + "[[step]]\nmap = \"text.split\"\nmax_parallel = 4611686018427387904\n", `flow.toml:7:1: max_parallel must be between 1 and 65536, not 4611686018427387904`},
 	}
 	for _, c := range cases {

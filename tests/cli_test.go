@@ -135,6 +135,10 @@ func TestExampleFlows(t *testing.T) {
 		{"examples/flows/wordstats.toml", nil, `{"report":"report: 11 words, 82% distinct"}`},
 		{"examples/flows/wordstats.toml", []string{"--input", "text=@tests/testdata/text.json"}, `{"report":"report: 6 words, 67% distinct"}`},
 		{"examples/flows/outputs.toml", nil, `{"vocab":4,"total":6,"slug":"to-be-or-not-to-be","stddev":2,"mean":5}`},
+		{"examples/flows/conditions.toml", nil, `{"count":10,"mean":38.5,"stddev":32.41990129534635}`},
+		{"examples/flows/conditions.toml", []string{"--input", "square=false"}, `55`},
+		{"examples/flows/conditions.toml", []string{"--input", "x=[1,2]"}, `5`},
+		{"examples/flows/scheduled.toml", nil, `{"count":8,"mean":5,"stddev":2}`},
 	}
 	for _, c := range cases {
 		t.Run(filepath.Base(c.flow)+strings.Join(c.args, "_"), func(t *testing.T) {

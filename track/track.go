@@ -58,6 +58,10 @@ type RunStatus struct {
 	FinishedAt string          `json:"finished_at,omitempty"`
 	// RerunOf is the run this one ran again (`flowhost rerun`).
 	RerunOf string `json:"rerun_of,omitempty"`
+	// Schedule is the schedule whose tick made the run, and ScheduledFor
+	// that tick (RFC 3339).
+	Schedule     string `json:"schedule,omitempty"`
+	ScheduledFor string `json:"scheduled_for,omitempty"`
 }
 
 // Ended reports whether the run is over.

@@ -7,8 +7,8 @@ import (
 )
 
 // tenantCommands are every command a tenant's submitters need, and all a
-// tenant's Redis user may run: connect, store its modules and runs, read
-// their state, results and events, cancel, and wait. Nothing that lists
+// tenant's Redis user may run: connect, store its modules, runs and
+// schedules, read their state, results and events, cancel, and wait. Nothing that lists
 // or watches the keyspace (SCAN, KEYS, RANDOMKEY, DBSIZE, PUBSUB,
 // MONITOR, CLIENT LIST, INFO), nothing that runs code on the server
 // (EVAL, FUNCTION: a script that loops would stall every tenant), no
@@ -22,7 +22,7 @@ var tenantCommands = []string{
 	// modules (written at submit, read back by call --from)
 	"set", "get",
 	// runs: state, steps, index, expiry
-	"hset", "hget", "hgetall", "hmget", "zadd", "zrevrange", "pexpire",
+	"hset", "hget", "hgetall", "hmget", "hdel", "zadd", "zrevrange", "pexpire",
 	// work and events
 	"xadd", "xread", "xrange", "xlen", "xgroup|create",
 	// completion and cancellation

@@ -229,7 +229,7 @@ func (c *Client) Status(ctx context.Context, tenant, id string) (*Status, error)
 		return nil, fmt.Errorf("run %s (tenant %s): %w", id, tenant, ErrNoRun)
 	}
 	st := &Status{RunID: id, Tenant: tenant, Name: m["name"], Status: track.State(m["status"]), Error: m["error"], RerunOf: m["rerun_of"],
-		CreatedAt: m["created_at"], FinishedAt: m["finished_at"], Result: json.RawMessage("null")}
+		CreatedAt: m["created_at"], FinishedAt: m["finished_at"], Result: json.RawMessage("null"), Schedule: m["schedule"], ScheduledFor: m["scheduled_for"]}
 	if r := m["result"]; r != "" {
 		st.Result = json.RawMessage(r)
 	}

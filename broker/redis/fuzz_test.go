@@ -123,3 +123,18 @@ func FuzzBatches(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScheduleDef: a stored schedule is read back from a key its tenant
+// may write; any text there is refused or accepted, never a panic, and
+// one accepted has a schedule that ticks.
+func FuzzScheduleDef(f *testing.F) {
+	f.Add("s", `{"name":"s","schedule":{"cron":"*/5 * * * *"},"spec":{"modules":{"a":"`+strings.Repeat("a", 64)+`"},"sequential":{"Steps":[]},"inputs":{},"result_ttl":1000}}`)
+	f.Add("s", `{"name":"s","schedule":{"every":1000000000,"timezone":"Europe/Paris"},"spec":null}`)
+	f.Add("s", `{"name":"s","schedule":{"cron":"0 0 31 2 *"}}`)
+	f.Fuzz(func(t *testing.T, name, raw string) {
+		_, sc, err := parseDef(name, raw)
+		if err == nil && sc.Next(time.Now()).IsZero() {
+			t.Fatalf("%q: accepted a schedule that never ticks", raw)
+		}
+	})
+}

@@ -39,7 +39,7 @@ type RunPage struct {
 }
 
 // runFields are what a run list shows of each run (not its result).
-var runFields = []string{"name", "status", "error", "created_at", "finished_at", "rerun_of"}
+var runFields = []string{"name", "status", "error", "created_at", "finished_at", "rerun_of", "schedule"}
 
 // ListRuns returns a page of the tenant's runs. Each batch of candidates
 // costs two round trips, whatever its size: the index by creation time,
@@ -90,7 +90,7 @@ func (c *Client) ListRuns(ctx context.Context, tenant string, q RunQuery) (*RunP
 			}
 			str := func(i int) string { s, _ := vs[i].(string); return s }
 			st := &Status{RunID: z.Member.(string), Tenant: tenant, Name: str(0), Status: track.State(str(1)), Error: str(2),
-				CreatedAt: str(3), FinishedAt: str(4), RerunOf: str(5), Result: nil}
+				CreatedAt: str(3), FinishedAt: str(4), RerunOf: str(5), Schedule: str(6), Result: nil}
 			if (q.Status == "" || st.Status == q.Status) && (q.Name == "" || st.Name == q.Name) {
 				page.Runs = append(page.Runs, st)
 				if len(page.Runs) == q.Limit {

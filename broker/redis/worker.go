@@ -140,6 +140,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer func() { stopBG(); <-announced }() // out of the registry before Run returns
 	go w.cancellations(bg)
 	go w.promote(bg)
+	scheduled := make(chan struct{})
+	go func() { w.schedules(ctx); close(scheduled) }()
+	defer func() { <-scheduled }()
 	if w.cfg.Metrics != nil {
 		go w.queueGauges(bg)
 	}

@@ -27,22 +27,23 @@ type cli struct {
 	LogFormat string `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
 	LogLevel  string `name:"log-level" enum:",debug,info,warn,error" default:"" help:"Least severe log level shown: debug, info, warn or error (default: info for worker, warn otherwise). Guest logs go through the same logger."`
 
-	Run     runCmd     `cmd:"" help:"Run a flow (flow.toml) and print its result: in this process, or on a broker's workers with --broker."`
-	Call    callCmd    `cmd:"" help:"Run one task of a module and print its output: the fastest way to try a task."`
-	Graph   graphCmd   `cmd:"" help:"Print a flow's graph as Graphviz DOT or Mermaid."`
-	Worker  workerCmd  `cmd:"" help:"Serve tasks from a broker until SIGINT/SIGTERM, then drain."`
-	Serve   serveCmd   `cmd:"" help:"Serve the web dashboard and the JSON API over a broker's Redis."`
-	Status  statusCmd  `cmd:"" help:"Show a run's status and steps (broker runs)."`
-	Wait    waitCmd    `cmd:"" help:"Wait for a run to end and print its result (broker runs)."`
-	Runs    runsCmd    `cmd:"" help:"List recent runs, newest first (broker runs)."`
-	Events  eventsCmd  `cmd:"" help:"Print a run's events as JSON lines, following it live until it ends (broker runs)."`
-	Cancel  cancelCmd  `cmd:"" help:"Cancel a run: nothing new starts, running tasks are interrupted."`
-	Rerun   rerunCmd   `cmd:"" help:"Run a run again: what succeeded is a cache hit, only what failed and what depends on it runs."`
-	Cache   cacheCmd   `cmd:"" help:"Count or clear the cached results of task calls."`
-	Tenants tenantsCmd `cmd:"" help:"Register, remove and list the tenants workers serve; print a tenant's Redis ACL."`
-	New     newCmd     `cmd:"" help:"Write a task library skeleton (Go, C, Rust, AssemblyScript or WAT) that builds and runs as written."`
-	Inspect inspectCmd `cmd:"" help:"Show a module's manifest, imports, size and sha256."`
-	Embed   embedCmd   `cmd:"" help:"Embed a manifest into a module as its flowhost.manifest custom section."`
+	Run      runCmd      `cmd:"" help:"Run a flow (flow.toml) and print its result: in this process, or on a broker's workers with --broker."`
+	Call     callCmd     `cmd:"" help:"Run one task of a module and print its output: the fastest way to try a task."`
+	Graph    graphCmd    `cmd:"" help:"Print a flow's graph as Graphviz DOT or Mermaid."`
+	Worker   workerCmd   `cmd:"" help:"Serve tasks from a broker until SIGINT/SIGTERM, then drain."`
+	Serve    serveCmd    `cmd:"" help:"Serve the web dashboard and the JSON API over a broker's Redis."`
+	Status   statusCmd   `cmd:"" help:"Show a run's status and steps (broker runs)."`
+	Wait     waitCmd     `cmd:"" help:"Wait for a run to end and print its result (broker runs)."`
+	Runs     runsCmd     `cmd:"" help:"List recent runs, newest first (broker runs)."`
+	Events   eventsCmd   `cmd:"" help:"Print a run's events as JSON lines, following it live until it ends (broker runs)."`
+	Cancel   cancelCmd   `cmd:"" help:"Cancel a run: nothing new starts, running tasks are interrupted."`
+	Rerun    rerunCmd    `cmd:"" help:"Run a run again: what succeeded is a cache hit, only what failed and what depends on it runs."`
+	Schedule scheduleCmd `cmd:"" help:"Run a flow on its [schedule]: stored on a broker, whose workers fire it (add, list, remove), or in this process (run)."`
+	Cache    cacheCmd    `cmd:"" help:"Count or clear the cached results of task calls."`
+	Tenants  tenantsCmd  `cmd:"" help:"Register, remove and list the tenants workers serve; print a tenant's Redis ACL."`
+	New      newCmd      `cmd:"" help:"Write a task library skeleton (Go, C, Rust, AssemblyScript or WAT) that builds and runs as written."`
+	Inspect  inspectCmd  `cmd:"" help:"Show a module's manifest, imports, size and sha256."`
+	Embed    embedCmd    `cmd:"" help:"Embed a manifest into a module as its flowhost.manifest custom section."`
 }
 
 type globals struct {
