@@ -66,6 +66,9 @@ type Host struct {
 	broker  *inproc.Broker
 	tracker *track.Memory
 	metrics *metrics.Metrics
+	// limiter holds the concurrency slots and rate buckets every run of
+	// the host shares.
+	limiter *runner.Limiter
 
 	mu      sync.RWMutex
 	modules map[string]*host.Module
@@ -84,7 +87,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{opts: opts, engine: eng, tracker: track.NewMemory(0), modules: map[string]*host.Module{}}
+	h := &Host{opts: opts, engine: eng, tracker: track.NewMemory(0), modules: map[string]*host.Module{}, limiter: runner.NewLimiter()}
 	if opts.Metrics {
 		h.metrics = metrics.New(eng)
 	}
@@ -141,7 +144,7 @@ func (h *Host) runner() *runner.Runner {
 
 // newRunner is the one place a runner is made, on the host's workers.
 func (h *Host) newRunner(mods map[string]*host.Module, cfg runner.Config) *runner.Runner {
-	cfg.Broker, cfg.Modules, cfg.Metrics = h.broker, mods, h.metrics
+	cfg.Broker, cfg.Modules, cfg.Metrics, cfg.Limiter = h.broker, mods, h.metrics, h.limiter
 	return runner.New(cfg)
 }
 

@@ -29,8 +29,10 @@ type Node struct {
 	TaskRef
 	Options pipeline.Options
 	// Cond is the task's checked `when`, or nil.
-	Cond   *expr.Program
-	Inputs []Binding
+	Cond *expr.Program
+	// Throttle is the task's checked concurrency key and rate, or nil.
+	Throttle *Throttle
+	Inputs   []Binding
 	// Deps are the nodes whose outputs this node consumes; Dependents the
 	// nodes that consume this node's outputs. Both are sorted by ID, unique.
 	Deps, Dependents []*Node
@@ -193,6 +195,11 @@ func PlanDataflow(c Catalog, p *pipeline.Dataflow, in pipeline.Inputs) (*Dataflo
 			}
 			n.Cond = cond
 		}
+		th, thKey, err := planThrottle(n.Options, in, []TaskRef{n.TaskRef})
+		if err != nil {
+			return nil, &Error{Ref: n.Ref(), Key: thKey, Msg: fmt.Sprintf("[task.%q] %v", n.Ref(), err)}
+		}
+		n.Throttle = th
 		nodeOf[i] = n
 		plan.Nodes = append(plan.Nodes, n)
 	}

@@ -32,6 +32,8 @@ type SeqStep struct {
 	// Branch is the index (0-based) of the branch step whose case this
 	// step belongs to, or -1.
 	Branch int
+	// Throttle is the step's checked concurrency key and rate, or nil.
+	Throttle *Throttle
 	pipeline.Options
 }
 
@@ -138,6 +140,15 @@ func PlanSequential(c Catalog, p *pipeline.Sequential, in pipeline.Inputs) (*Seq
 			}
 			step.Tasks = append(step.Tasks, SeqTask{TaskRef: tr, Param: param})
 		}
+		refs := make([]TaskRef, len(step.Tasks))
+		for k, t := range step.Tasks {
+			refs[k] = t.TaskRef
+		}
+		th, thKey, err := planThrottle(st.Options, in, refs)
+		if err != nil {
+			return nil, &Error{Step: n, Key: thKey, Msg: err.Error()}
+		}
+		step.Throttle = th
 		plan.Steps = append(plan.Steps, step)
 	}
 	return plan, nil
@@ -182,7 +193,7 @@ func planBranch(step *SeqStep, st pipeline.Step, in pipeline.Inputs) error {
 		return bad("a branch step runs no task of its own (its cases' steps do)")
 	}
 	o := st.Options
-	if o.Param != "" || len(o.Args) > 0 || o.Retries > 0 || o.Timeout > 0 || o.SkipErrors || o.MaxParallel > 0 {
+	if o.Param != "" || len(o.Args) > 0 || o.Retries > 0 || o.Timeout > 0 || o.SkipErrors || o.MaxParallel > 0 || o.Concurrency != nil || o.Rate != nil {
 		return bad("a branch step takes only name, when and branch: it runs no task")
 	}
 	if len(st.Cases) == 0 {
@@ -214,15 +225,20 @@ func planBranch(step *SeqStep, st pipeline.Step, in pipeline.Inputs) error {
 	return nil
 }
 
-// compileCond compiles a condition and checks the fields it reads of
-// `inputs` against the flow's inputs, and of `args` against the task's
-// (tr, for a dataflow task): a misspelt name is an error at load time,
-// not a failure at run time. A field has() only tests for may be absent.
+// compileCond compiles a condition and checks what it reads (checkReads).
 func compileCond(src string, vars []string, in pipeline.Inputs, tr *TaskRef) (*expr.Program, error) {
 	cond, err := expr.Compile(src, vars, expr.Bool)
 	if err != nil {
 		return nil, err
 	}
+	return cond, checkReads(cond, src, in, tr)
+}
+
+// checkReads checks the fields an expression reads of `inputs` against
+// the flow's inputs, and of `args` against the task's (tr, when there is
+// one): a misspelt name is an error at load time, not a failure at run
+// time. A field has() only tests for may be absent.
+func checkReads(cond *expr.Program, src string, in pipeline.Inputs, tr *TaskRef) error {
 	fields, _, _ := cond.Reads("inputs")
 	for _, f := range fields {
 		if _, ok := in[f]; !ok {
@@ -231,7 +247,7 @@ func compileCond(src string, vars []string, in pipeline.Inputs, tr *TaskRef) (*e
 				names = append(names, name)
 			}
 			sort.Strings(names)
-			return nil, fmt.Errorf("%q reads inputs.%s, but the flow has no input %q%s (inputs: %s; test for an optional one with has(inputs.%s))",
+			return fmt.Errorf("%q reads inputs.%s, but the flow has no input %q%s (inputs: %s; test for an optional one with has(inputs.%s))",
 				src, f, f, suggest(f, names), orNone(names), f)
 		}
 	}
@@ -239,11 +255,11 @@ func compileCond(src string, vars []string, in pipeline.Inputs, tr *TaskRef) (*e
 		fields, _, _ := cond.Reads("args")
 		for _, f := range fields {
 			if _, ok := tr.Task.Input(f); !ok {
-				return nil, fmt.Errorf("%q reads args.%s, but %s has no input %q%s (inputs: %s)", src, f, tr.Ref(), f, suggest(f, inputList(*tr)), inputNames(tr.Task))
+				return fmt.Errorf("%q reads args.%s, but %s has no input %q%s (inputs: %s)", src, f, tr.Ref(), f, suggest(f, inputList(*tr)), inputNames(tr.Task))
 			}
 		}
 	}
-	return cond, nil
+	return nil
 }
 
 func orNone(names []string) string {

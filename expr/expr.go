@@ -33,6 +33,8 @@ const maxCost = 1_000_000
 var (
 	Bool   = cel.BoolType
 	String = cel.StringType
+	// Any is an expression of any type (a key: checked when evaluated).
+	Any = cel.DynType
 )
 
 // Program is a checked expression, safe for concurrent use.
@@ -69,7 +71,7 @@ func Compile(src string, vars []string, want *cel.Type) (*Program, error) {
 	if iss.Err() != nil {
 		return nil, fmt.Errorf("%s (in %q; names: %s)", describe(iss.Errors()), src, strings.Join(vars, ", "))
 	}
-	if t := ast.OutputType(); !t.IsExactType(want) && !t.IsExactType(cel.DynType) {
+	if t := ast.OutputType(); !want.IsExactType(cel.DynType) && !t.IsExactType(want) && !t.IsExactType(cel.DynType) {
 		return nil, fmt.Errorf("%q is %s, not %s", src, typeName(t), typeName(want))
 	}
 	prg, err := env.Program(ast, cel.CostLimit(maxCost), cel.InterruptCheckFrequency(100))
@@ -183,6 +185,28 @@ func (p *Program) Text(vars Vars) (string, error) {
 		return "", fmt.Errorf("%q is %s, not a string", p.src, preview(v))
 	}
 	return string(s), nil
+}
+
+// Key evaluates a key: a string, or a number or boolean, which is
+// written as text (7 is "7").
+func (p *Program) Key(vars Vars) (string, error) {
+	v, err := p.eval(vars)
+	if err != nil {
+		return "", err
+	}
+	switch x := v.(type) {
+	case types.String:
+		return string(x), nil
+	case types.Int:
+		return strconv.FormatInt(int64(x), 10), nil
+	case types.Uint:
+		return strconv.FormatUint(uint64(x), 10), nil
+	case types.Double:
+		return strconv.FormatFloat(float64(x), 'g', -1, 64), nil
+	case types.Bool:
+		return strconv.FormatBool(bool(x)), nil
+	}
+	return "", fmt.Errorf("%q is %s: a key is a string or a number", p.src, preview(v))
 }
 
 func (p *Program) eval(vars Vars) (ref.Val, error) {

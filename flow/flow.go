@@ -159,26 +159,34 @@ type rawLimits struct {
 }
 
 type rawStep struct {
-	Name        string         `toml:"name"`
-	Call        *string        `toml:"call"`
-	After       *string        `toml:"after"`
-	Map         *string        `toml:"map"`
-	Filter      *string        `toml:"filter"`
-	Group       []string       `toml:"group"`
-	Param       string         `toml:"param"`
-	Args        map[string]any `toml:"args"`
-	Retries     int64          `toml:"retries"`
-	Timeout     duration       `toml:"timeout"`
-	SkipErrors  bool           `toml:"skip_errors"`
-	MaxParallel int64          `toml:"max_parallel"`
-	Memory      size           `toml:"memory"`
-	MaxOutput   size           `toml:"max_output"`
-	Fuel        int64          `toml:"fuel"`
-	State       string         `toml:"state"`
-	Cache       *bool          `toml:"cache"`
-	When        string         `toml:"when"`
-	Case        string         `toml:"case"`
-	Branch      []rawCase      `toml:"branch"`
+	Name        string          `toml:"name"`
+	Call        *string         `toml:"call"`
+	After       *string         `toml:"after"`
+	Map         *string         `toml:"map"`
+	Filter      *string         `toml:"filter"`
+	Group       []string        `toml:"group"`
+	Param       string          `toml:"param"`
+	Args        map[string]any  `toml:"args"`
+	Retries     int64           `toml:"retries"`
+	Timeout     duration        `toml:"timeout"`
+	SkipErrors  bool            `toml:"skip_errors"`
+	MaxParallel int64           `toml:"max_parallel"`
+	Memory      size            `toml:"memory"`
+	MaxOutput   size            `toml:"max_output"`
+	Fuel        int64           `toml:"fuel"`
+	State       string          `toml:"state"`
+	Cache       *bool           `toml:"cache"`
+	When        string          `toml:"when"`
+	Case        string          `toml:"case"`
+	Branch      []rawCase       `toml:"branch"`
+	Concurrency *rawConcurrency `toml:"concurrency"`
+	Rate        any             `toml:"rate"`
+}
+
+// rawConcurrency is `concurrency = { key = "…", limit = N }`.
+type rawConcurrency struct {
+	Key   string `toml:"key"`
+	Limit int64  `toml:"limit"`
 }
 
 // rawCase is one case of a branch: `{ case = "name", when = "…" }`.
@@ -226,8 +234,9 @@ var (
 	schedKeys = []string{"cron", "every", "timezone", "catch_up"}
 	grantKeys = []string{"files", "env", "http", "private", "clock", "random"}
 	limitKeys = []string{"timeout", "memory", "max_output", "fuel", "state"}
-	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "branch", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel", "state", "cache", "when", "case"}
-	taskKeys  = []string{"name", "args", "retries", "timeout", "max_parallel", "memory", "max_output", "fuel", "state", "cache", "when"}
+	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "branch", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel", "state", "cache", "when", "case", "concurrency", "rate"}
+	taskKeys  = []string{"name", "args", "retries", "timeout", "max_parallel", "memory", "max_output", "fuel", "state", "cache", "when", "concurrency", "rate"}
+	concKeys  = []string{"key", "limit"}
 	caseKeys  = []string{"case", "when"}
 )
 
@@ -299,6 +308,9 @@ func (f *File) checkUnknown(md toml.MetaData) error {
 			valid, where = stepKeys, "in a [[step]]"
 		case key[0] == "step" && key[1] == "branch" && len(key) == 3:
 			valid, where = caseKeys, "in a branch's case"
+		case key[0] == "step" && key[1] == "concurrency" && len(key) == 3,
+			key[0] == "task" && len(key) == 4 && key[2] == "concurrency":
+			valid, where = concKeys, "in concurrency"
 		case key[0] == "task" && len(key) == 3:
 			valid, where = taskKeys, fmt.Sprintf("in [task.%q]", key[1])
 		default:
@@ -579,6 +591,37 @@ func (f *File) options(rs rawStep, pos func(string) Position) (pipeline.Options,
 		Limits:  pipeline.Limits{Timeout: rs.Timeout.Duration, Memory: uint64(rs.Memory), MaxOutput: uint64(rs.MaxOutput), Fuel: uint64(rs.Fuel), State: rs.State, Cache: cacheSetting(rs.Cache)}}
 	if err := policy.CheckState(rs.State); err != nil {
 		return o, f.Errorf(pos("state"), "%v", err)
+	}
+	if c := rs.Concurrency; c != nil {
+		if c.Key == "" {
+			return o, f.Errorf(pos("concurrency"), `concurrency needs a key: concurrency = { key = "args.user", limit = 2 } (a CEL expression giving a string)`)
+		}
+		if c.Limit < 1 || c.Limit > 1<<16 {
+			return o, f.Errorf(pos("concurrency"), "concurrency limit %d: between 1 and 65536", c.Limit)
+		}
+		o.Concurrency = &pipeline.Concurrency{Key: c.Key, Limit: int(c.Limit)}
+	}
+	switch r := rs.Rate.(type) {
+	case nil:
+	case string:
+		o.Rate = &pipeline.Rate{Limit: r}
+	case map[string]any:
+		o.Rate = &pipeline.Rate{}
+		for k, v := range r {
+			s, ok := v.(string)
+			switch {
+			case k != "limit" && k != "key":
+				return o, f.Errorf(pos("rate"), "unknown key %q in rate%s (valid: limit, key)", k, text.Suggest(k, []string{"limit", "key"}))
+			case !ok:
+				return o, f.Errorf(pos("rate"), "rate's %q must be a string, not %s", k, tomlType(v))
+			case k == "limit":
+				o.Rate.Limit = s
+			default:
+				o.Rate.Key = s
+			}
+		}
+	default:
+		return o, f.Errorf(pos("rate"), `rate is "100/s", or { limit = "100/s", key = "…" } for one rate per key; not %s`, tomlType(r))
 	}
 	if rs.Retries < 0 || rs.Retries > pipeline.MaxRetries {
 		return o, f.Errorf(pos("retries"), "retries must be between 0 and %d, not %d", pipeline.MaxRetries, rs.Retries)

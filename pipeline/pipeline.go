@@ -51,6 +51,28 @@ type Options struct {
 	// Case names the case of the branch before it that this step belongs
 	// to (sequential pipelines): it runs only when the branch chose it.
 	Case string
+	// Concurrency bounds the calls with the same key running at once,
+	// across every worker.
+	Concurrency *Concurrency
+	// Rate bounds how fast the step's calls start.
+	Rate *Rate
+}
+
+// Concurrency is a concurrency key: at most Limit calls whose Key (a CEL
+// expression over `inputs` and `args`, the call's input values, giving
+// a string) is the same run at once, among every run of the tenant.
+type Concurrency struct {
+	Key   string `json:"key"`
+	Limit int    `json:"limit"`
+}
+
+// Rate is a rate limit: Limit ("100/s", "30/m", "1000/h") calls per
+// unit of time, with a burst of one second's worth, shared by every run
+// of the tenant: per task, or per value of Key (a CEL expression like
+// Concurrency's) when set.
+type Rate struct {
+	Limit string `json:"limit"`
+	Key   string `json:"key,omitempty"`
 }
 
 // Option sets one field of Options.
@@ -97,6 +119,18 @@ func When(cond string) Option { return func(o *Options) { o.When = cond } }
 // InCase puts a step in a case of the branch before it: it runs only when
 // the branch chose that case.
 func InCase(name string) Option { return func(o *Options) { o.Case = name } }
+
+// Throttle sets a step's (or task's) concurrency key: at most limit
+// calls with the same key at once.
+func Throttle(key string, limit int) Option {
+	return func(o *Options) { o.Concurrency = &Concurrency{Key: key, Limit: limit} }
+}
+
+// RateLimit sets a step's (or task's) rate: limit ("100/s") calls per
+// unit of time, per task, or per value of key when it is not "".
+func RateLimit(limit, key string) Option {
+	return func(o *Options) { o.Rate = &Rate{Limit: limit, Key: key} }
+}
 
 // WithLimits overrides the flow's limits for a step.
 func WithLimits(l Limits) Option { return func(o *Options) { o.Limits = l } }

@@ -96,6 +96,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 		st.Type, st.Time = track.StepStarted, now()
 		r.obs.Event(st)
 		spec := fanSpec{logs: logs, runID: runID, label: node.Ref(), opts: node.Options, calls: []Call{{task, input}}, step: node.ID + 1,
+			throttle: node.Throttle, flow: plan.Inputs,
 			limits: r.limits(node.Options),
 			onRetry: func(index, attempt int, err error) {
 				r.obs.Event(StepRetriedEvent(ev, index, attempt, err))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/flowhost/flowhost/broker"
 	"github.com/flowhost/flowhost/cache"
+	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/host"
 	"github.com/flowhost/flowhost/pipeline"
 	"github.com/flowhost/flowhost/track"
@@ -39,6 +40,11 @@ type fanSpec struct {
 	onRetry func(index, attempt int, err error)
 	// logs rate-limits the guest logs of the run's calls.
 	logs *host.LogBudget
+	// throttle, when set, is the step's concurrency key and rate: each
+	// call then waits for its key's slot and its rate's token, holding
+	// no worker. flow is what the keys read as `inputs`.
+	throttle *dag.Throttle
+	flow     pipeline.Inputs
 }
 
 // fanResult is the outcome of a fan-out: every call's output, or, when
@@ -81,7 +87,16 @@ type fanout struct {
 	// pos is each call's place in its lookup.
 	lookups []*cache.Batch
 	pos     []int
+	// A throttled fan-out's calls wait in tq, with their keys; it is
+	// woken by a slot given back (slotWait) or a token's time (timer).
+	tq       *throttleQueue
+	keys     []callKeys
+	slotWait bool
+	timer    bool
 }
+
+// callKeys are a throttled call's concurrency and rate keys (CallKeys).
+type callKeys struct{ conc, rate string }
 
 // maxBatch bounds the calls of one in-process job, so progress and
 // cancellation stay responsive. (A Redis worker's batches are longer,
@@ -118,8 +133,24 @@ func (r *Runner) startFanout(ctx context.Context, spec fanSpec, done func(*fanRe
 		f.pending = Batches(spec.calls, f.slots, maxBatch)
 	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if spec.throttle != nil {
+		// One call a job, each with its keys.
+		f.tq, f.keys = &throttleQueue{}, make([]callKeys, n)
+		for _, b := range f.pending {
+			for _, i := range b {
+				conc, rate, err := CallKeys(spec.throttle, spec.calls[i].Task, spec.flow, spec.calls[i].Input)
+				if err != nil {
+					f.failLocked(err, i)
+					return
+				}
+				f.keys[i] = callKeys{conc, rate}
+				f.tq.push(i, conc, rate)
+			}
+		}
+		f.pending = nil
+	}
 	f.pump()
-	f.mu.Unlock()
 }
 
 // lookup looks every call up in store, one batch per task, serves the
@@ -191,6 +222,10 @@ func (f *fanout) jobCache(idx []int) *cache.Batch {
 
 // pump submits pending batches while slots are free. Called with f.mu held.
 func (f *fanout) pump() {
+	if f.tq != nil {
+		f.pumpThrottled()
+		return
+	}
 	for f.inflight < f.slots && len(f.pending) > 0 && !f.finished {
 		if !f.r.gate.take() {
 			if !f.waiting {
@@ -220,6 +255,72 @@ func (f *fanout) pump() {
 			return
 		}
 	}
+}
+
+// pumpThrottled submits the calls whose key has a free slot and whose
+// rate a token, one a job, while the fan-out's slots allow; when none
+// may start, it waits for a slot or a token holding no worker. Called
+// with f.mu held.
+func (f *fanout) pumpThrottled() {
+	lim := f.r.limiter
+	for f.inflight < f.slots && !f.tq.empty() && !f.finished {
+		if !f.r.gate.take() {
+			if !f.waiting {
+				f.waiting = true
+				f.r.gate.wait(f.wake)
+			}
+			return
+		}
+		i, conc, ok, wait := f.tq.next(lim, f.spec.throttle)
+		if !ok {
+			go f.r.gate.give() // not under f.mu: give may wake this fan-out
+			if wait > 0 && !f.timer {
+				f.timer = true
+				time.AfterFunc(wait, func() {
+					f.mu.Lock()
+					f.timer = false
+					f.pump()
+					f.mu.Unlock()
+				})
+			}
+			if !f.slotWait {
+				f.slotWait = true
+				lim.wait(func() {
+					f.mu.Lock()
+					f.slotWait = false
+					f.pump()
+					f.mu.Unlock()
+				})
+			}
+			return
+		}
+		idx := []int{i}
+		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Tenant: f.r.tenant, Attempt: f.attempts[i], Priority: f.r.priority,
+			Step: f.spec.label, Task: f.spec.calls[i].Task, Limits: f.spec.limits, Index: i, Inputs: [][]byte{f.spec.calls[i].Input},
+			Cache: f.jobCache(idx)}
+		f.inflight++
+		queued, attempt := time.Now(), job.Attempt
+		if err := f.r.broker.Submit(job, func(_ *broker.Job, res *broker.Result) {
+			lim.give(conc)
+			f.r.gate.give()
+			f.batchDone(idx, attempt, queued, res)
+			f.settle(idx, res)
+		}); err != nil {
+			go func() { lim.give(conc); f.r.gate.give() }()
+			f.inflight--
+			f.failLocked(err, i)
+			return
+		}
+	}
+}
+
+// requeue puts call i back to wait for its turn (a retry).
+func (f *fanout) requeue(i int) {
+	if f.tq != nil {
+		f.tq.push(i, f.keys[i].conc, f.keys[i].rate)
+		return
+	}
+	f.pending = append(f.pending, []int{i})
 }
 
 // wake pumps again once a slot of the tenant's is free.
@@ -267,7 +368,7 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 			i := i
 			time.AfterFunc(backoff(f.r.retryBase, f.r.retryMax, f.attempts[i]), func() {
 				f.mu.Lock()
-				f.pending = append(f.pending, []int{i})
+				f.requeue(i)
 				f.pump()
 				f.mu.Unlock()
 			})

@@ -66,6 +66,9 @@ type Config struct {
 	// OnBatch, when set, receives the times of each batch of calls of a
 	// map, filter or group step (1-based) as it settles. It must not block.
 	OnBatch func(runID string, step int, b track.BatchTime)
+	// Limiter holds the concurrency slots and rate buckets of throttled
+	// steps; runners that share one share their keys. nil: the runner's own.
+	Limiter *Limiter
 	// Priority is the runs' priority, 1 to 5 (0: the default): the
 	// broker takes the tenant's work of higher priority first.
 	Priority int
@@ -92,6 +95,7 @@ type Runner struct {
 	metrics     *metrics.Metrics
 	runFrom     int
 	priority    int
+	limiter     *Limiter
 
 	onFailedCall func(track.FailedCall)
 	onBatch      func(string, int, track.BatchTime)
@@ -102,12 +106,15 @@ var _ pipeline.Executor = (*Runner)(nil)
 // New makes a runner.
 func New(cfg Config) *Runner {
 	r := &Runner{broker: cfg.Broker, tenant: cfg.Tenant, policy: cfg.Policy, grants: cfg.Grants, modules: cfg.Modules, flowLimits: cfg.Limits, obs: cfg.Observer,
-		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, metrics: cfg.Metrics, runFrom: cfg.RunFrom, priority: cfg.Priority, onFailedCall: cfg.OnFailedCall, onBatch: cfg.OnBatch}
+		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, metrics: cfg.Metrics, runFrom: cfg.RunFrom, priority: cfg.Priority, limiter: cfg.Limiter, onFailedCall: cfg.OnFailedCall, onBatch: cfg.OnBatch}
 	if r.obs == nil {
 		r.obs = track.ObserverFunc(func(track.Event) {})
 	}
 	if r.tenant == "" {
 		r.tenant = policy.DefaultTenant
+	}
+	if r.limiter == nil {
+		r.limiter = NewLimiter()
 	}
 	if r.policy != nil {
 		r.gate = newGate(r.policy.MaxConcurrent)

@@ -76,6 +76,7 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 	r.obs.Event(start)
 
 	spec := fanSpec{logs: logs, runID: runID, label: st.Label, kind: st.Kind, opts: st.Options, calls: calls, limits: r.limits(st.Options), step: st.Index,
+		throttle: st.Throttle, flow: flow,
 		onProgress: func(done, failed int) {
 			e := ev
 			e.Type, e.Time, e.Done, e.Failed = track.StepProgress, now(), done, failed
