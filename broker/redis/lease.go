@@ -44,6 +44,7 @@ func (w *Worker) inflightIDs() map[string][]string {
 // by this worker resets their idle time.
 func (w *Worker) heartbeats(ctx context.Context) {
 	every(ctx, w.cfg.Lease/3, func() {
+		w.renewSlots(ctx)
 		for stream, ids := range w.inflightIDs() {
 			if err := w.rdb.XClaimJustID(ctx, &goredis.XClaimArgs{Stream: stream, Group: group, Consumer: w.cfg.Name, MinIdle: 0, Messages: ids}).Err(); err != nil && ctx.Err() == nil {
 				w.log.Warn("heartbeat failed", "err", err)

@@ -322,17 +322,18 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	var task *host.Task
 	var opts pipeline.Options
 	var kind pipeline.Kind
+	var th *dag.Throttle
 	// fail is the run's failure by the call of element elem.
 	var fail func(elem int, err error) error
 	if rs.seq != nil {
 		st := &rs.seq.Steps[m.Step]
 		task, _ = rs.task(st.Tasks[m.Task].TaskRef)
-		opts, kind = st.Options, st.Kind
+		opts, kind, th = st.Options, st.Kind, st.Throttle
 		fail = func(elem int, err error) error { return w.failStep(ctx, rs, m, runner.StepError(m.Run, st, elem, err)) }
 	} else {
 		node := rs.df.Nodes[m.Step]
 		task, _ = rs.task(node.TaskRef)
-		opts = node.Options
+		opts, th = node.Options, node.Throttle
 		fail = func(_ int, err error) error { return w.failStep(ctx, rs, m, runner.NodeError(m.Run, node, err)) }
 	}
 	label := rs.label(m.Step)
@@ -358,7 +359,44 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	defer batch.Flush(ctx)
 	began := time.Now()
 	remainder, due := "", time.Time{}
+	// A throttled batch runs the calls its slots and tokens allow; the
+	// rest waits, holding no worker.
+	runnable := len(m.Inputs)
+	var keyErr error
+	if th != nil {
+		n, held, again, kerr, err := w.throttle(ctx, m.Tenant, th, task, rs, inputs, w.cfg.Name+":"+d.id)
+		defer w.release(context.WithoutCancel(ctx), held)
+		switch {
+		case err != nil:
+			return err // the message comes again
+		case kerr != nil && n == 0:
+			return fail(m.Index, kerr)
+		}
+		runnable, keyErr = n, kerr
+		if n < len(m.Inputs) && kerr == nil {
+			due = time.Now().Add(again)
+		}
+	}
 	for i, in := range m.Inputs {
+		if i == runnable {
+			if keyErr != nil {
+				return fail(m.Index+i, keyErr)
+			}
+			rest := *m
+			rest.Index, rest.Inputs, rest.Priority = m.Index+i, m.Inputs[i:], d.priority
+			if i > 0 {
+				rest.Attempt = 0 // the attempt counts the batch's first call's failures
+			}
+			if m.Elems != nil {
+				rest.Elems = m.Elems[i:]
+			}
+			remainder = w.send(rest)
+			br.Outputs = br.Outputs[:i]
+			if br.Errs != nil {
+				br.Errs = br.Errs[:i]
+			}
+			break
+		}
 		// A long batch yields its slot to another tenant's message
 		// waiting for one: it keeps what it did and sends the rest on.
 		if i > 0 && time.Since(began) >= yieldAfter && w.sched.othersWaiting(m.Tenant) {

@@ -60,6 +60,7 @@ type Worker struct {
 	modules  *lru[*host.Module]         // tenant/sha256 → module, bounded
 	runs     *lru[*runState]            // tenant/run → plan, bounded: a tenant may leave runs that never end
 	inflight map[string]map[string]bool // stream → message ids
+	held     map[string]*throttled      // concurrency slots the running batches hold, by holder
 	runCtx   map[string]*runCtx
 	sched    *sched
 	broken   map[string]time.Time // tenant → until when its stream is left out
@@ -100,7 +101,7 @@ func NewWorker(c *Client, cfg WorkerConfig) *Worker {
 	}
 	w := &Worker{cfg: cfg, rdb: c.rdb, log: log.With("worker", cfg.Name), modules: newLRU[*host.Module](maxCachedModules),
 		runs: newLRU[*runState](maxCachedRuns), inflight: map[string]map[string]bool{}, runCtx: map[string]*runCtx{},
-		broken: map[string]time.Time{}, badNames: map[string]bool{}}
+		broken: map[string]time.Time{}, badNames: map[string]bool{}, held: map[string]*throttled{}}
 	w.sched = newSched(w)
 	return w
 }
