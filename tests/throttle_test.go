@@ -137,4 +137,3 @@ func TestRateLimit(t *testing.T) {
 		}
 	}
 }
-
