@@ -32,7 +32,7 @@ func (p *DataflowPlan) Graph() *Graph {
 	g := &Graph{Title: p.Name}
 	flowIn := map[string]bool{}
 	for _, n := range p.Nodes {
-		g.Nodes = append(g.Nodes, GNode{ID: fmt.Sprintf("t%d", n.ID), Label: n.Ref() + when(n.Cond), Shape: "task"})
+		g.Nodes = append(g.Nodes, GNode{ID: fmt.Sprintf("t%d", n.ID), Label: n.Ref() + when(n.Cond) + throttled(n.Throttle), Shape: "task"})
 		for _, b := range n.Inputs {
 			switch {
 			case b.From != nil:
@@ -117,7 +117,7 @@ func (p *SeqPlan) Graph() *Graph {
 			case pipeline.After:
 				label = "after " + label
 			}
-			g.Nodes = append(g.Nodes, GNode{ID: id, Label: label + when(st.Cond), Shape: "task"})
+			g.Nodes = append(g.Nodes, GNode{ID: id, Label: label + when(st.Cond) + throttled(st.Throttle), Shape: "task"})
 			for _, from := range prev {
 				e := GEdge{From: from, To: id}
 				switch {
@@ -149,6 +149,25 @@ func when(cond *expr.Program) string {
 		return ""
 	}
 	return " [when " + cond.String() + "]"
+}
+
+// throttled is the label of a step's concurrency key and rate.
+func throttled(th *Throttle) string {
+	if th == nil {
+		return ""
+	}
+	l := ""
+	if th.Key != nil {
+		l += fmt.Sprintf(" [≤%d per %s]", th.Limit, th.Key.String())
+	}
+	if th.Rate > 0 {
+		l += " [" + th.RateText
+		if th.RateKey != nil {
+			l += " per " + th.RateKey.String()
+		}
+		l += "]"
+	}
+	return l
 }
 
 // WriteDOT writes the graph in Graphviz's DOT language.

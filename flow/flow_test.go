@@ -134,6 +134,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad cron", plugins + "[schedule]\ncron = \"61 * * * *\"\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:1: [schedule]: cron "61 * * * *": end of range (61) above maximum (59)`},
 		{"bad timezone", plugins + "[schedule]\ncron = \"* * * * *\"\ntimezone = \"Nowhere\"\n[[step]]\ncall = \"text.split\"\n", `flow.toml:7:1: [schedule]: timezone "Nowhere"`},
 		{"unknown schedule key", plugins + "[schedule]\ncorn = \"* * * * *\"\n[[step]]\ncall = \"text.split\"\n", `flow.toml:6:1: unknown key "corn" in [schedule]; did you mean "cron"?`},
+		{"concurrency without key", plugins + "[[step]]\nmap = \"text.split\"\nconcurrency = { limit = 2 }\n", `flow.toml:7:1: concurrency needs a key`},
+		{"unknown concurrency key", plugins + "[[step]]\nmap = \"text.split\"\nconcurrency = { key = \"1\", limt = 2 }\n", `unknown key "limt" in concurrency; did you mean "limit"?`},
+		{"rate not a string", plugins + "[[step]]\nmap = \"text.split\"\nrate = 5\n", `flow.toml:7:1: rate is "100/s", or { limit = "100/s", key = "…" } for one rate per key; not an integer`},
 		{"max_parallel too large", plugins + "[[step]]\nmap = \"text.split\"\nmax_parallel = 4611686018427387904\n", `flow.toml:7:1: max_parallel must be between 1 and 65536, not 4611686018427387904`},
 	}
 	for _, c := range cases {

@@ -29,6 +29,9 @@ func bucketKey(tenant, key string) string { return fmt.Sprintf("fh:t:%s:rate:%s"
 // slotPoll is how soon calls waiting for a concurrency slot look again.
 const slotPoll = 50 * time.Millisecond
 
+// maxThrottleWait bounds how long calls wait before they look again.
+const maxThrottleWait = time.Minute
+
 // throttleScript takes what a batch's calls need, in order, for the
 // longest prefix it can: one slot of each concurrency key (a batch runs
 // its calls one after another, so one slot a key is all it uses) and
@@ -45,7 +48,8 @@ local tokens, held = {}, {}
 for r = 1, nrate do
   local b = redis.call('HMGET', KEYS[nsem + r], 't', 'ts')
   local t, ts = tonumber(b[1]), tonumber(b[2])
-  if t == nil or ts == nil then t, ts = burst, now end
+  -- a bucket its tenant wrote may hold anything: start it afresh
+  if t == nil or ts == nil or t ~= t or t < 0 or t > burst or ts > now + 60000 then t, ts = burst, now end
   tokens[r] = math.min(burst, t + math.max(0, now - ts) * rate)
 end
 local k, wait = 0, 0
@@ -148,7 +152,7 @@ func (w *Worker) throttle(ctx context.Context, tenant string, th *dag.Throttle, 
 	n = int(res[0])
 	if n < len(inputs) {
 		keyErr = nil // the bad key's call waits its turn with the others
-		again = time.Duration(res[1]) * time.Millisecond
+		again = time.Duration(min(max(res[1], 0), maxThrottleWait.Milliseconds())) * time.Millisecond
 		if again == 0 {
 			again = slotPoll/2 + rand.N(slotPoll) // jittered: the waiting batches do not all look at once
 		}
