@@ -144,7 +144,7 @@ func (h *Host) runner() *runner.Runner {
 
 // newRunner is the one place a runner is made, on the host's workers.
 func (h *Host) newRunner(mods map[string]*host.Module, cfg runner.Config) *runner.Runner {
-	cfg.Broker, cfg.Modules, cfg.Metrics, cfg.Limiter = h.broker, mods, h.metrics, h.limiter
+	cfg.Broker, cfg.Modules, cfg.Metrics, cfg.Limiter, cfg.OnChildResult = h.broker, mods, h.metrics, h.limiter, h.tracker.SetResult
 	return runner.New(cfg)
 }
 

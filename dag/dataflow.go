@@ -219,7 +219,7 @@ func PlanDataflow(c Catalog, p *pipeline.Dataflow, in pipeline.Inputs) (*Dataflo
 				}
 			} else if v, ok := in[inp.Name]; ok {
 				b.Flow = true
-				if err := inp.Schema.Check(v); err != nil {
+				if err := inp.Schema.Check(v); err != nil && !IsPlaceholder(v) {
 					return nil, &Error{Ref: n.Ref(), Field: "inputs", Msg: fmt.Sprintf("the flow input %q, bound to the input of %s, %v", inp.Name, n.Ref(), err)}
 				}
 			} else if !inp.Required() {

@@ -107,6 +107,11 @@ func (p *Plan) InputsRead() (read, pruned map[string]bool) {
 			for _, c := range st.Cases {
 				cond(c.Cond, p.Seq.Inputs)
 			}
+			if st.Sub != nil {
+				for _, in := range st.Sub.Inputs {
+					cond(in, p.Seq.Inputs)
+				}
+			}
 			for _, t := range st.Tasks {
 				add(read, t.Task)
 				if t.Param != "" {

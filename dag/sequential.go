@@ -1,6 +1,7 @@
 package dag
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -34,8 +35,28 @@ type SeqStep struct {
 	Branch int
 	// Throttle is the step's checked concurrency key and rate, or nil.
 	Throttle *Throttle
+	// Sub is a flow step's checked sub-flow.
+	Sub *SeqSub
 	pipeline.Options
 }
+
+// SeqSub is a flow step's checked sub-flow: the child's inputs, as
+// checked expressions, and its plan as checked at load time, with each
+// mapped input unknown (Placeholder). At run time the child is planned
+// again with the values.
+type SeqSub struct {
+	Flow   *pipeline.SubFlow
+	Inputs map[string]*expr.Program
+	Plan   *Plan
+}
+
+// Placeholder stands for a flow input whose value is known only at run
+// time (a sub-flow's mapped input) while its plan is checked at load
+// time: checks of the value itself are left for then.
+var Placeholder = json.RawMessage("null \t ")
+
+// IsPlaceholder reports whether v is Placeholder.
+func IsPlaceholder(v json.RawMessage) bool { return string(v) == string(Placeholder) }
 
 // SeqCase is one checked case of a branch; Cond is nil for the default.
 type SeqCase struct {
@@ -98,6 +119,14 @@ func PlanSequential(c Catalog, p *pipeline.Sequential, in pipeline.Inputs) (*Seq
 				return nil, err
 			}
 			branchFirst = first
+			plan.Steps = append(plan.Steps, step)
+			continue
+		}
+		if st.Kind == pipeline.Flow {
+			if err := planSub(c, &step, st, in); err != nil {
+				return nil, err
+			}
+			first = false
 			plan.Steps = append(plan.Steps, step)
 			continue
 		}
@@ -181,6 +210,56 @@ func placeInBranch(plan *SeqPlan, step *SeqStep, branch *int) error {
 		names = append(names, c.Name)
 	}
 	return &Error{Step: n, Key: "case", Msg: fmt.Sprintf("case %q is not a case of the branch of step %d%s (cases: %s)", step.Case, *branch+1, suggest(step.Case, names), strings.Join(names, ", "))}
+}
+
+// planSub checks a flow step: its child's inputs (expressions over the
+// parent's inputs and result, each an input the child reads) and the
+// child's plan.
+func planSub(c Catalog, step *SeqStep, st pipeline.Step, in pipeline.Inputs) error {
+	n := step.Index
+	bad := func(key, format string, args ...any) error {
+		return &Error{Step: n, Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	sub := st.Sub
+	if sub == nil || (sub.Sequential == nil) == (sub.Dataflow == nil) {
+		return bad("flow", "a flow step runs one flow, sequential or dataflow")
+	}
+	if len(st.Tasks) > 0 || st.Param != "" || len(st.Args) > 0 || st.Concurrency != nil || st.Rate != nil || st.SkipErrors {
+		return bad("flow", "a flow step takes only name, when, case, retries, timeout and inputs: its tasks are the sub-flow's")
+	}
+	step.Sub = &SeqSub{Flow: sub, Inputs: map[string]*expr.Program{}}
+	childIn := pipeline.Inputs{}
+	for k, v := range sub.Defaults {
+		childIn[k] = v
+	}
+	names := make([]string, 0, len(sub.Inputs))
+	for name := range sub.Inputs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p, err := expr.Compile(sub.Inputs[name], SeqVars, expr.Any)
+		if err == nil {
+			err = checkReads(p, sub.Inputs[name], in, nil)
+		}
+		if err != nil {
+			return bad("inputs", "sub-flow %s, input %s: %v", sub.Name, name, err)
+		}
+		step.Sub.Inputs[name] = p
+		childIn[name] = Placeholder
+	}
+	plan, err := Build(c, sub.Sequential, sub.Dataflow, childIn)
+	if err != nil {
+		return bad("flow", "sub-flow %s: %v", sub.Name, err)
+	}
+	read, _ := plan.InputsRead()
+	for _, name := range names {
+		if !read[name] {
+			return bad("inputs", "sub-flow %s reads no input %q", sub.Name, name)
+		}
+	}
+	step.Sub.Plan = plan
+	return nil
 }
 
 // planBranch checks a branch step's cases and compiles their conditions.

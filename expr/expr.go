@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -20,6 +21,9 @@ import (
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/ext"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // MaxSource bounds an expression's length in bytes.
@@ -48,6 +52,9 @@ type Program struct {
 	// otherwise too.
 	fields, tested map[string][]string
 	whole          map[string]bool
+	// path is the variable (and field) the expression is, when it is
+	// nothing more: `result`, `inputs.text`.
+	path []string
 }
 
 // Compile checks src, an expression over the variables vars (each any
@@ -59,7 +66,8 @@ func Compile(src string, vars []string, want *cel.Type) (*Program, error) {
 	if len(src) > MaxSource {
 		return nil, fmt.Errorf("the expression is %d bytes, more than %d", len(src), MaxSource)
 	}
-	opts := []cel.EnvOption{cel.CrossTypeNumericComparisons(true), cel.ParserExpressionSizeLimit(MaxSource), cel.ParserRecursionLimit(64)}
+	opts := []cel.EnvOption{cel.CrossTypeNumericComparisons(true), cel.ParserExpressionSizeLimit(MaxSource), cel.ParserRecursionLimit(64),
+		ext.Strings()} // split, lowerAscii, replace, trim, … on strings
 	for _, v := range vars {
 		opts = append(opts, cel.Variable(v, cel.DynType))
 	}
@@ -96,6 +104,16 @@ func Compile(src string, vars []string, want *cel.Type) (*Program, error) {
 			p.fields[name] = append(p.fields[name], f)
 		} else {
 			p.whole[name] = true
+		}
+	}
+	switch e := ast.NativeRep().Expr(); e.Kind() {
+	case celast.IdentKind:
+		if p.uses[e.AsIdent()] {
+			p.path = []string{e.AsIdent()}
+		}
+	case celast.SelectKind:
+		if sel := e.AsSelect(); !sel.IsTestOnly() && sel.Operand().Kind() == celast.IdentKind && p.uses[sel.Operand().AsIdent()] {
+			p.path = []string{sel.Operand().AsIdent(), sel.FieldName()}
 		}
 	}
 	return p, nil
@@ -207,6 +225,43 @@ func (p *Program) Key(vars Vars) (string, error) {
 		return strconv.FormatBool(bool(x)), nil
 	}
 	return "", fmt.Errorf("%q is %s: a key is a string or a number", p.src, preview(v))
+}
+
+// JSON evaluates the expression to a JSON value. An expression that is
+// a variable, or a field of one (`result`, `inputs.text`), gives that
+// value's own JSON, as it was.
+func (p *Program) JSON(vars Vars) (json.RawMessage, error) {
+	if p.path != nil {
+		raw := vars[p.path[0]]
+		if len(p.path) == 1 {
+			if raw == nil {
+				return json.RawMessage("null"), nil
+			}
+			return raw, nil
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			return nil, fmt.Errorf("%q: %s is not an object", p.src, p.path[0])
+		}
+		v, ok := fields[p.path[1]]
+		if !ok {
+			return nil, fmt.Errorf("%q: no such key: %s", p.src, p.path[1])
+		}
+		return v, nil
+	}
+	v, err := p.eval(vars)
+	if err != nil {
+		return nil, err
+	}
+	pb, err := v.ConvertToNative(reflect.TypeOf(&structpb.Value{}))
+	if err != nil {
+		return nil, fmt.Errorf("%q: %v", p.src, err)
+	}
+	b, err := protojson.Marshal(pb.(*structpb.Value))
+	if err != nil {
+		return nil, fmt.Errorf("%q: %v", p.src, err)
+	}
+	return b, nil
 }
 
 func (p *Program) eval(vars Vars) (ref.Val, error) {

@@ -161,3 +161,27 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestJSON(t *testing.T) {
+	vars := Vars{"inputs": []byte(`{"text":"a b","n":12345678901234567}`), "result": []byte(`[1, 2.5, {"a":true}]`)}
+	cases := []struct{ src, want string }{
+		{"result", `[1, 2.5, {"a":true}]`}, // the value as it was
+		{"inputs.n", `12345678901234567`},  // no float on the way
+		{"result.size()", `3`},
+		{`{"words": inputs.text.split(" "), "k": 1}`, `{"k":1,"words":["a","b"]}`},
+		{"result[2]", `{"a":true}`},
+	}
+	for _, c := range cases {
+		p, err := Compile(c.src, seqVars, Any)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := p.JSON(vars)
+		var a, b any
+		json.Unmarshal(got, &a)
+		json.Unmarshal([]byte(c.want), &b)
+		if err != nil || !reflect.DeepEqual(a, b) || (c.src == "inputs.n" && string(got) != c.want) {
+			t.Errorf("%s = %s, %v; want %s", c.src, got, err, c.want)
+		}
+	}
+}

@@ -55,6 +55,10 @@ type File struct {
 	Dataflow   *pipeline.Dataflow
 
 	loc *locator
+	// stack are the files of the flows that run this one (sub-flows),
+	// absolute; files says whether sub-flows may be read from files.
+	stack []string
+	files bool
 }
 
 // Plugin is one entry of [plugins].
@@ -159,28 +163,30 @@ type rawLimits struct {
 }
 
 type rawStep struct {
-	Name        string          `toml:"name"`
-	Call        *string         `toml:"call"`
-	After       *string         `toml:"after"`
-	Map         *string         `toml:"map"`
-	Filter      *string         `toml:"filter"`
-	Group       []string        `toml:"group"`
-	Param       string          `toml:"param"`
-	Args        map[string]any  `toml:"args"`
-	Retries     int64           `toml:"retries"`
-	Timeout     duration        `toml:"timeout"`
-	SkipErrors  bool            `toml:"skip_errors"`
-	MaxParallel int64           `toml:"max_parallel"`
-	Memory      size            `toml:"memory"`
-	MaxOutput   size            `toml:"max_output"`
-	Fuel        int64           `toml:"fuel"`
-	State       string          `toml:"state"`
-	Cache       *bool           `toml:"cache"`
-	When        string          `toml:"when"`
-	Case        string          `toml:"case"`
-	Branch      []rawCase       `toml:"branch"`
-	Concurrency *rawConcurrency `toml:"concurrency"`
-	Rate        any             `toml:"rate"`
+	Name        string            `toml:"name"`
+	Call        *string           `toml:"call"`
+	After       *string           `toml:"after"`
+	Map         *string           `toml:"map"`
+	Filter      *string           `toml:"filter"`
+	Group       []string          `toml:"group"`
+	Param       string            `toml:"param"`
+	Args        map[string]any    `toml:"args"`
+	Retries     int64             `toml:"retries"`
+	Timeout     duration          `toml:"timeout"`
+	SkipErrors  bool              `toml:"skip_errors"`
+	MaxParallel int64             `toml:"max_parallel"`
+	Memory      size              `toml:"memory"`
+	MaxOutput   size              `toml:"max_output"`
+	Fuel        int64             `toml:"fuel"`
+	State       string            `toml:"state"`
+	Cache       *bool             `toml:"cache"`
+	When        string            `toml:"when"`
+	Case        string            `toml:"case"`
+	Branch      []rawCase         `toml:"branch"`
+	Concurrency *rawConcurrency   `toml:"concurrency"`
+	Rate        any               `toml:"rate"`
+	Flow        *string           `toml:"flow"`
+	SubInputs   map[string]string `toml:"inputs"`
 }
 
 // rawConcurrency is `concurrency = { key = "…", limit = N }`.
@@ -234,7 +240,7 @@ var (
 	schedKeys = []string{"cron", "every", "timezone", "catch_up"}
 	grantKeys = []string{"files", "env", "http", "private", "clock", "random"}
 	limitKeys = []string{"timeout", "memory", "max_output", "fuel", "state"}
-	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "branch", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel", "state", "cache", "when", "case", "concurrency", "rate"}
+	stepKeys  = []string{"name", "call", "after", "map", "filter", "group", "branch", "param", "args", "retries", "timeout", "skip_errors", "max_parallel", "memory", "max_output", "fuel", "state", "cache", "when", "case", "concurrency", "rate", "flow", "inputs"}
 	taskKeys  = []string{"name", "args", "retries", "timeout", "max_parallel", "memory", "max_output", "fuel", "state", "cache", "when", "concurrency", "rate"}
 	concKeys  = []string{"key", "limit"}
 	caseKeys  = []string{"case", "when"}
@@ -250,18 +256,43 @@ var (
 // "alias.task").
 func ValidAlias(a string) bool { return aliasRe.MatchString(a) }
 
-// ParseFile reads and parses a flow file.
-func ParseFile(path string) (*File, error) {
+// ParseFile reads and parses a flow file, and the files of the flows its
+// steps run (sub-flows, relative to it).
+func ParseFile(path string) (*File, error) { return parseFile(path, nil) }
+
+// maxSubFlowDepth bounds how deep flows run flows.
+const maxSubFlowDepth = 8
+
+func parseFile(path string, stack []string) (*File, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range stack {
+		if p == abs {
+			chain := append(append([]string(nil), stack[i:]...), abs)
+			for k := range chain {
+				chain[k] = filepath.Base(chain[k])
+			}
+			return nil, fmt.Errorf("the flows form a cycle: %s (a flow cannot run itself)", strings.Join(chain, " → "))
+		}
+	}
+	if len(stack) >= maxSubFlowDepth {
+		return nil, fmt.Errorf("flows run flows %d deep: at most %d", len(stack)+1, maxSubFlowDepth)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, b)
+	return parse(path, b, append(stack, abs), true)
 }
 
 // Parse parses the flow file at path with contents src. Plugin paths are
-// resolved against path's directory.
-func Parse(path string, src []byte) (*File, error) {
+// resolved against path's directory. A step that runs another flow
+// (flow = "…") is refused: it is read from its file, by ParseFile.
+func Parse(path string, src []byte) (*File, error) { return parse(path, src, nil, false) }
+
+func parse(path string, src []byte, stack []string, files bool) (*File, error) {
 	if err := tomlcheck.CheckNesting(src); err != nil {
 		var e *tomlcheck.Error
 		if errors.As(err, &e) {
@@ -269,7 +300,7 @@ func Parse(path string, src []byte) (*File, error) {
 		}
 		return nil, err
 	}
-	f := &File{Path: path, loc: newLocator(string(src))}
+	f := &File{Path: path, loc: newLocator(string(src)), stack: stack, files: files}
 	var raw rawFile
 	md, err := toml.Decode(string(src), &raw)
 	if err != nil {
@@ -500,6 +531,10 @@ func (f *File) buildSequential(steps []rawStep) error {
 			kinds = append(kinds, pipeline.Branch)
 			tasks = nil
 		}
+		if rs.Flow != nil {
+			kinds = append(kinds, pipeline.Flow)
+			tasks = nil
+		}
 		switch len(kinds) {
 		case 0:
 			return f.Errorf(f.StepPos(i, ""), "step %d has no task: give one of call, after, map, filter or group (or branch)", i+1)
@@ -527,6 +562,16 @@ func (f *File) buildSequential(steps []rawStep) error {
 			return f.Errorf(f.StepPos(i, "param"), "step %d: an after step receives no previous result, so it takes no param", i+1)
 		}
 		step := pipeline.Step{Kind: kind, Tasks: tasks, Options: opts}
+		if rs.SubInputs != nil && kind != pipeline.Flow {
+			return f.Errorf(f.StepPos(i, "inputs"), "step %d: inputs = { … } gives a sub-flow's inputs: it goes with flow = \"…\"", i+1)
+		}
+		if kind == pipeline.Flow {
+			sub, err := f.subFlow(i, *rs.Flow, rs.SubInputs)
+			if err != nil {
+				return err
+			}
+			step.Sub = sub
+		}
 		for _, c := range rs.Branch {
 			step.Cases = append(step.Cases, pipeline.Case{Name: c.Case, When: c.When})
 		}
@@ -534,6 +579,78 @@ func (f *File) buildSequential(steps []rawStep) error {
 	}
 	f.Sequential = seq
 	return nil
+}
+
+// subFlow reads the flow step i runs, from its file (relative to this
+// one's), and takes its plugins in under aliases of the step's own
+// ("s3:text" for the plugin text of step 3's flow), which no alias of a
+// flow file can be.
+func (f *File) subFlow(i int, path string, inputs map[string]string) (*pipeline.SubFlow, error) {
+	pos := f.StepPos(i, "flow")
+	if !f.files {
+		return nil, f.Errorf(pos, "step %d: flow = %q: a sub-flow is read from its file, and this flow was not loaded from one", i+1, path)
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(f.Path), path)
+	}
+	child, err := parseFile(path, f.stack)
+	if err != nil {
+		return nil, f.Errorf(pos, "step %d: sub-flow: %v", i+1, err)
+	}
+	prefix := fmt.Sprintf("s%d:", i+1)
+	for name := range inputs {
+		if !pipeline.ValidName(name) {
+			return nil, f.Errorf(f.StepPos(i, "inputs"), "step %d: %q is not a valid input name", i+1, name)
+		}
+	}
+	sub := &pipeline.SubFlow{Name: child.Name, Path: path, Inputs: inputs, Defaults: child.Inputs, Limits: child.Limits, Grants: child.Grants,
+		Sequential: renameSeq(child.Sequential, prefix), Dataflow: renameDF(child.Dataflow, prefix)}
+	for _, p := range child.Plugins {
+		p.Alias = prefix + p.Alias
+		f.Plugins = append(f.Plugins, p)
+	}
+	return sub, nil
+}
+
+// renameSeq is p with every task's plugin alias prefixed (sub-flows'
+// too), or nil.
+func renameSeq(p *pipeline.Sequential, prefix string) *pipeline.Sequential {
+	if p == nil {
+		return nil
+	}
+	out := &pipeline.Sequential{Name: p.Name}
+	for _, st := range p.Steps {
+		tasks := make([]string, len(st.Tasks))
+		for k, t := range st.Tasks {
+			tasks[k] = prefix + t
+		}
+		st.Tasks = tasks
+		if st.Sub != nil {
+			sub := *st.Sub
+			sub.Sequential, sub.Dataflow = renameSeq(sub.Sequential, prefix), renameDF(sub.Dataflow, prefix)
+			st.Sub = &sub
+		}
+		out.Steps = append(out.Steps, st)
+	}
+	return out
+}
+
+// renameDF is renameSeq for a dataflow pipeline.
+func renameDF(p *pipeline.Dataflow, prefix string) *pipeline.Dataflow {
+	if p == nil {
+		return nil
+	}
+	out := &pipeline.Dataflow{Name: p.Name, Outputs: p.Outputs}
+	for _, t := range p.Tasks {
+		out.Tasks = append(out.Tasks, prefix+t)
+	}
+	if p.TaskOptions != nil {
+		out.TaskOptions = map[string]pipeline.Options{}
+		for ref, o := range p.TaskOptions {
+			out.TaskOptions[prefix+ref] = o
+		}
+	}
+	return out
 }
 
 func (f *File) buildDataflow(raw *rawFile) error {

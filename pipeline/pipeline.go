@@ -160,7 +160,28 @@ const (
 	Filter Kind = "filter" // like Map; keep the elements whose task returned true
 	Group  Kind = "group"  // run several tasks on the previous result, in parallel
 	Branch Kind = "branch" // choose the first case whose condition holds; pass the previous result on
+	Flow   Kind = "flow"   // run another flow as a run of its own (a sub-flow) on the previous result
 )
+
+// SubFlow is the flow a Flow step runs: a run of its own, linked to the
+// step's run, whose result is the step's.
+type SubFlow struct {
+	// Name is the child flow's name; Path the file it was read from.
+	Name string `json:"name"`
+	Path string `json:"path,omitempty"`
+	// Exactly one of Sequential and Dataflow is set. Their tasks name
+	// plugins of the parent's catalog.
+	Sequential *Sequential `json:"sequential,omitempty"`
+	Dataflow   *Dataflow   `json:"dataflow,omitempty"`
+	// Inputs give the child's inputs: each a CEL expression over the
+	// parent's `inputs` and `result` (the previous step's).
+	Inputs map[string]string `json:"inputs,omitempty"`
+	// Defaults are the child's own inputs, which Inputs override.
+	Defaults Inputs `json:"defaults,omitempty"`
+	// Limits and Grants are the child flow's.
+	Limits Limits `json:"limits"`
+	Grants Grants `json:"grants"`
+}
 
 // Case is one case of a branch: its steps (those that follow the branch
 // with InCase(Name)) run when it is the first whose When holds. A case
@@ -178,6 +199,8 @@ type Step struct {
 	Tasks []string
 	// Cases are a Branch's cases, in order.
 	Cases []Case
+	// Sub is a Flow step's flow.
+	Sub *SubFlow `json:",omitempty"`
 	Options
 }
 
@@ -185,6 +208,9 @@ type Step struct {
 func (s Step) Label() string {
 	if s.Name != "" {
 		return s.Name
+	}
+	if s.Kind == Flow && s.Sub != nil {
+		return "flow " + s.Sub.Name
 	}
 	if s.Kind == Branch {
 		l := "branch"
@@ -276,6 +302,15 @@ func (p *Sequential) Group(tasks []string, opts ...Option) *Sequential {
 // ends the branch and receives the chosen case's result.
 func (p *Sequential) Branch(cases []Case, opts ...Option) *Sequential {
 	p.Steps = append(p.Steps, Step{Kind: Branch, Cases: append([]Case(nil), cases...), Options: apply(opts)})
+	return p
+}
+
+// Flow adds a step that runs child as a run of its own on the previous
+// result: inputs give its inputs, each a CEL expression over `inputs`
+// and `result`. The child's result is the step's; its failure fails
+// the step; cancelling the run cancels it.
+func (p *Sequential) Flow(child *SubFlow, opts ...Option) *Sequential {
+	p.Steps = append(p.Steps, Step{Kind: Flow, Sub: child, Options: apply(opts)})
 	return p
 }
 

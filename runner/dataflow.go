@@ -17,7 +17,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 	defer cancel()
 	n := len(plan.Nodes)
 	logs := NewLogBudget()
-	r.obs.Event(RunStartedEvent(runID, r.tenant, plan.Name, (&dag.Plan{DF: plan}).Steps()))
+	r.obs.Event(r.started(runID, plan.Name, (&dag.Plan{DF: plan}).Steps()))
 	if err := r.permit(); err != nil {
 		err = Refused(err)
 		r.obs.Event(RunFinishedEvent(runID, err))

@@ -222,7 +222,7 @@ func newLab(t *testing.T, cfg Config) *lab {
 		t.Fatal(err)
 	}
 	l := &lab{t: t, broker: newFake(), rec: &recorder{}, memory: track.NewMemory(0)}
-	cfg.Broker, cfg.Modules, cfg.Observer = l.broker, map[string]*host.Module{"m": mod}, track.Observers(l.rec, l.memory)
+	cfg.Broker, cfg.Modules, cfg.Observer, cfg.OnChildResult = l.broker, map[string]*host.Module{"m": mod}, track.Observers(l.rec, l.memory), l.memory.SetResult
 	if cfg.RetryBase == 0 {
 		cfg.RetryBase, cfg.RetryMax = time.Millisecond, 4*time.Millisecond
 	}

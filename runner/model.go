@@ -177,6 +177,29 @@ func Passed(st *dag.SeqStep, prev json.RawMessage, flow pipeline.Inputs) json.Ra
 	return prev
 }
 
+// SubInputs are the inputs of a flow step's child: its own inputs, with
+// the step's expressions over the parent's inputs and the previous
+// result over them.
+func SubInputs(st *dag.SeqStep, prev json.RawMessage, flow pipeline.Inputs) (pipeline.Inputs, error) {
+	in := pipeline.Inputs{}
+	for k, v := range st.Sub.Flow.Defaults {
+		in[k] = v
+	}
+	for name, p := range st.Sub.Inputs {
+		v, err := p.JSON(seqVars(p, st, prev, flow))
+		if err != nil {
+			return nil, fmt.Errorf("sub-flow %s, input %s: %w", st.Sub.Flow.Name, name, err)
+		}
+		in[name] = v
+	}
+	return in, nil
+}
+
+// SubError is a flow step's failure: its child run's.
+func SubError(st *dag.SeqStep, child string, err error) error {
+	return fmt.Errorf("sub-flow %s (run %s): %w", st.Sub.Flow.Name, child, err)
+}
+
 // OrNull is v, or null when there is no value.
 func OrNull(v json.RawMessage) json.RawMessage {
 	if v == nil {
@@ -446,7 +469,13 @@ func (tp *template) build(v json.RawMessage) []byte {
 
 // RunStartedEvent starts a run of tenant with these steps.
 func RunStartedEvent(runID, tenant, name string, steps []dag.StepInfo) track.Event {
-	e := track.Event{Type: track.RunStarted, RunID: runID, Time: now(), Name: name, Tenant: tenant, Steps: len(steps)}
+	return ChildStartedEvent(runID, tenant, name, steps, "", 0)
+}
+
+// ChildStartedEvent is RunStartedEvent of a sub-flow's run, started by
+// parent's step (1-based; "" and 0 for a run of its own).
+func ChildStartedEvent(runID, tenant, name string, steps []dag.StepInfo, parent string, step int) track.Event {
+	e := track.Event{Type: track.RunStarted, RunID: runID, Time: now(), Name: name, Tenant: tenant, Steps: len(steps), Parent: parent, ParentStep: step}
 	deps := false
 	for _, s := range steps {
 		e.StepNames = append(e.StepNames, s.Name)

@@ -66,6 +66,9 @@ type Config struct {
 	// OnBatch, when set, receives the times of each batch of calls of a
 	// map, filter or group step (1-based) as it settles. It must not block.
 	OnBatch func(runID string, step int, b track.BatchTime)
+	// OnChildResult, when set, receives the result of each sub-flow's run
+	// that succeeded (a run's own result is Exec's).
+	OnChildResult func(runID string, v json.RawMessage)
 	// Limiter holds the concurrency slots and rate buckets of throttled
 	// steps; runners that share one share their keys. nil: the runner's own.
 	Limiter *Limiter
@@ -96,6 +99,11 @@ type Runner struct {
 	runFrom     int
 	priority    int
 	limiter     *Limiter
+	// parent and parentStep start a sub-flow's runs: the run and step
+	// (1-based) that started them.
+	parent        string
+	parentStep    int
+	onChildResult func(string, json.RawMessage)
 
 	onFailedCall func(track.FailedCall)
 	onBatch      func(string, int, track.BatchTime)
@@ -106,7 +114,7 @@ var _ pipeline.Executor = (*Runner)(nil)
 // New makes a runner.
 func New(cfg Config) *Runner {
 	r := &Runner{broker: cfg.Broker, tenant: cfg.Tenant, policy: cfg.Policy, grants: cfg.Grants, modules: cfg.Modules, flowLimits: cfg.Limits, obs: cfg.Observer,
-		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, metrics: cfg.Metrics, runFrom: cfg.RunFrom, priority: cfg.Priority, limiter: cfg.Limiter, onFailedCall: cfg.OnFailedCall, onBatch: cfg.OnBatch}
+		maxParallel: cfg.MaxParallel, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax, cache: cfg.Cache, metrics: cfg.Metrics, runFrom: cfg.RunFrom, priority: cfg.Priority, limiter: cfg.Limiter, onChildResult: cfg.OnChildResult, onFailedCall: cfg.OnFailedCall, onBatch: cfg.OnBatch}
 	if r.obs == nil {
 		r.obs = track.ObserverFunc(func(track.Event) {})
 	}
@@ -215,6 +223,19 @@ func (r *Runner) cacheFor(step int) cache.Store {
 		return cache.WriteOnly(r.cache)
 	}
 	return r.cache
+}
+
+// child is a runner for a sub-flow started by step of run: the child
+// flow's limits and grants, all else the parent's.
+func (r *Runner) child(run string, step int, sub *pipeline.SubFlow) *Runner {
+	c := *r
+	c.flowLimits, c.grants, c.parent, c.parentStep, c.runFrom = sub.Limits, sub.Grants, run, step, 0
+	return &c
+}
+
+// started is the run_started event of run runID of this runner.
+func (r *Runner) started(runID, name string, steps []dag.StepInfo) track.Event {
+	return ChildStartedEvent(runID, r.tenant, name, steps, r.parent, r.parentStep)
 }
 
 // permit checks the runner's flow grants against its tenant's policy, as

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/flowhost/flowhost/dag"
@@ -16,7 +17,7 @@ import (
 func (r *Runner) ExecSequential(ctx context.Context, runID string, plan *dag.SeqPlan) (json.RawMessage, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r.obs.Event(RunStartedEvent(runID, r.tenant, plan.Name, (&dag.Plan{Seq: plan}).Steps()))
+	r.obs.Event(r.started(runID, plan.Name, (&dag.Plan{Seq: plan}).Steps()))
 	if err := r.permit(); err != nil {
 		err = Refused(err)
 		r.obs.Event(RunFinishedEvent(runID, err))
@@ -48,6 +49,15 @@ func (r *Runner) ExecSequential(ctx context.Context, runID string, plan *dag.Seq
 		if !st.First {
 			prev = OrNull(prev)
 		}
+		if st.Kind == pipeline.Flow {
+			res, err := r.execSub(ctx, runID, st, prev, plan.Inputs)
+			if err != nil {
+				r.obs.Event(RunFinishedEvent(runID, err))
+				return nil, err
+			}
+			prev = res
+			continue
+		}
 		res, err := r.execStep(ctx, cancel, runID, st, prev, st.First, plan.Inputs, logs)
 		if err != nil {
 			r.obs.Event(RunFinishedEvent(runID, err))
@@ -60,6 +70,46 @@ func (r *Runner) ExecSequential(ctx context.Context, runID string, plan *dag.Seq
 }
 
 func now() time.Time { return time.Now().UTC() }
+
+// execSub runs a flow step: its child flow, as a run of its own on the
+// same broker, cancelled with this run (ctx); its failure is the step's.
+func (r *Runner) execSub(ctx context.Context, runID string, st *dag.SeqStep, prev json.RawMessage, flow pipeline.Inputs) (json.RawMessage, error) {
+	ev := track.Event{RunID: runID, Step: st.Index, Name: st.Label, Kind: st.Kind, Total: 1}
+	fail := func(err error) (json.RawMessage, error) {
+		err = StepError(runID, st, -1, err)
+		if OwnFailure(err) {
+			r.obs.Event(StepFailedEvent(ev, err))
+		}
+		return nil, err
+	}
+	in, err := SubInputs(st, prev, flow)
+	if err != nil {
+		return fail(err)
+	}
+	plan, err := dag.Build(r.Catalog(), st.Sub.Flow.Sequential, st.Sub.Flow.Dataflow, in)
+	if err != nil {
+		return fail(fmt.Errorf("sub-flow %s: %w", st.Sub.Flow.Name, err))
+	}
+	child := NewRunID()
+	ev.Child = child
+	started := ev
+	started.Type, started.Time = track.StepStarted, now()
+	r.obs.Event(started)
+	v, err := r.child(runID, st.Index, st.Sub.Flow).Exec(ctx, child, plan)
+	if err != nil {
+		if ctx.Err() != nil { // this run was cancelled: the child with it
+			return nil, &RunError{RunID: runID, Step: st.Index, Label: st.Label, Element: -1, Err: context.Cause(ctx)}
+		}
+		return fail(SubError(st, child, err))
+	}
+	if r.onChildResult != nil {
+		r.onChildResult(child, v)
+	}
+	done := ev
+	done.Type, done.Time, done.Done = track.StepFinished, now(), 1
+	r.obs.Event(done)
+	return v, nil
+}
 
 func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID string, st *dag.SeqStep, prev json.RawMessage, first bool, flow pipeline.Inputs, logs *host.LogBudget) (json.RawMessage, error) {
 	ev := track.Event{RunID: runID, Step: st.Index, Name: st.Label, Kind: st.Kind}

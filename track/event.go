@@ -81,6 +81,12 @@ type Event struct {
 	// Case is the case a branch chose ("" for none), on its
 	// step_finished.
 	Case string `json:"case,omitempty"`
+	// Child is the run a flow step started, on its step_started and
+	// step_finished; Parent and ParentStep, on a sub-flow's run_started,
+	// the run and step that started it.
+	Child      string `json:"child,omitempty"`
+	Parent     string `json:"parent,omitempty"`
+	ParentStep int    `json:"parent_step,omitempty"`
 	// Cached counts the calls served from the result cache, on
 	// step_finished.
 	Cached int `json:"cached,omitempty"`

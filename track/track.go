@@ -35,6 +35,8 @@ type StepStatus struct {
 	Cached int `json:"cached,omitempty"`
 	// Case is the case a branch step chose.
 	Case string `json:"case,omitempty"`
+	// Child is the run a flow step started (a sub-flow).
+	Child string `json:"child,omitempty"`
 	// Deps are the steps (1-based) a dataflow node's inputs come from.
 	Deps []int `json:"deps,omitempty"`
 	// Fuel is the fuel the step's calls burned, all together (about one
@@ -62,6 +64,10 @@ type RunStatus struct {
 	// that tick (RFC 3339).
 	Schedule     string `json:"schedule,omitempty"`
 	ScheduledFor string `json:"scheduled_for,omitempty"`
+	// Parent and ParentStep are the run and step that started this one,
+	// when it is a sub-flow.
+	Parent     string `json:"parent,omitempty"`
+	ParentStep int    `json:"parent_step,omitempty"`
 }
 
 // Ended reports whether the run is over.
@@ -83,6 +89,8 @@ type step struct {
 
 type run struct {
 	id, name, tenant  string
+	parent            string
+	parentStep        int
 	names             []string
 	deps              [][]int
 	result            json.RawMessage
@@ -134,9 +142,11 @@ func (m *Memory) Event(e Event) {
 	switch e.Type {
 	case RunStarted:
 		r.nsteps, r.name, r.tenant, r.names, r.deps = e.Steps, e.Name, e.Tenant, e.StepNames, e.StepDeps
+		r.parent, r.parentStep = e.Parent, e.ParentStep
 	case StepStarted:
 		s.Status, s.started, s.Attempts, s.total = Running, e.Time, 1, e.Total
 		s.fanning = e.Kind == pipeline.Map || e.Kind == pipeline.Filter
+		s.Child = e.Child
 	case StepProgress:
 		s.done, s.Failed = e.Done, e.Failed
 	case StepRetried:
@@ -210,7 +220,7 @@ func (m *Memory) Runs() []*RunStatus {
 }
 
 func (r *run) snapshot() *RunStatus {
-	st := &RunStatus{RunID: r.id, Tenant: r.tenant, Name: r.name, Status: r.status, Error: r.err, Result: json.RawMessage("null"),
+	st := &RunStatus{RunID: r.id, Tenant: r.tenant, Name: r.name, Status: r.status, Error: r.err, Result: json.RawMessage("null"), Parent: r.parent, ParentStep: r.parentStep,
 		CreatedAt: stamp(r.started), FinishedAt: stamp(r.finished), Steps: []StepStatus{}}
 	if r.result != nil {
 		st.Result = r.result

@@ -47,6 +47,8 @@ type progress struct {
 	steps int
 	// plain mode: when each step last printed progress
 	lastLine map[int]time.Time
+	// run is the run shown: its sub-flows' runs are shown by their step.
+	run string
 }
 
 func newProgress(w io.Writer, tty bool) *progress {
@@ -76,6 +78,12 @@ func fanning(k pipeline.Kind) bool { return k == pipeline.Map || k == pipeline.F
 func (pr *progress) Event(e track.Event) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
+	if pr.run == "" && e.Type == track.RunStarted && e.Parent == "" {
+		pr.run = e.RunID
+	}
+	if e.RunID != pr.run {
+		return // a sub-flow's run: its flow step stands for it
+	}
 	st := pr.stats[e.Step]
 	switch e.Type {
 	case track.RunStarted:
@@ -99,6 +107,8 @@ func (pr *progress) Event(e track.Event) {
 				mpb.BarRemoveOnComplete())
 		case pr.p == nil && fanning(e.Kind):
 			pr.line("%s: started, %d elements", pr.name(e), e.Total)
+		case pr.p == nil && e.Child != "":
+			pr.line("%s: started run %s", pr.name(e), e.Child)
 		case pr.p == nil:
 			pr.line("%s: started", pr.name(e))
 		}
