@@ -3,6 +3,7 @@ package dag
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -17,7 +18,8 @@ type Graph struct {
 	Edges []GEdge
 }
 
-// GNode is one box. Shape is "task", "input", "output" or "branch".
+// GNode is one box. Shape is "task", "input", "output", "branch" or
+// "flow" (a sub-flow).
 type GNode struct {
 	ID, Label, Shape string
 }
@@ -106,6 +108,22 @@ func (p *SeqPlan) Graph() *Graph {
 			}
 		}
 		var cur []string
+		if st.Kind == pipeline.Flow {
+			id := fmt.Sprintf("s%d", st.Index)
+			label := "flow " + st.Sub.Flow.Name
+			if st.Sub.Flow.Path != "" {
+				label += " (" + filepath.Base(st.Sub.Flow.Path) + ")"
+			}
+			g.Nodes = append(g.Nodes, GNode{ID: id, Label: label + when(st.Cond), Shape: "flow"})
+			for _, from := range prev {
+				e := GEdge{From: from, To: id}
+				if entry != "" {
+					e.Label = entry
+				}
+				g.Edges = append(g.Edges, e)
+			}
+			cur = append(cur, id)
+		}
 		for j, t := range st.Tasks {
 			id := fmt.Sprintf("s%d_%d", st.Index, j)
 			label := t.Ref()
@@ -176,7 +194,7 @@ func (g *Graph) WriteDOT(w io.Writer) error {
 	fmt.Fprintf(&b, "digraph %s {\n", dotQuote(g.Title))
 	b.WriteString("  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n")
 	for _, n := range g.Nodes {
-		shape := map[string]string{"task": "box, style=rounded", "input": "ellipse", "output": "doubleoctagon", "branch": "diamond"}[n.Shape]
+		shape := map[string]string{"task": "box, style=rounded", "input": "ellipse", "output": "doubleoctagon", "branch": "diamond", "flow": "box3d"}[n.Shape]
 		fmt.Fprintf(&b, "  %s [label=%s, shape=%s];\n", n.ID, dotQuote(n.Label), shape)
 	}
 	for _, e := range g.Edges {
@@ -204,6 +222,8 @@ func (g *Graph) WriteMermaid(w io.Writer) error {
 			fmt.Fprintf(&b, "  %s{{%s}}\n", n.ID, l)
 		case "branch":
 			fmt.Fprintf(&b, "  %s{%s}\n", n.ID, l)
+		case "flow":
+			fmt.Fprintf(&b, "  %s[[%s]]\n", n.ID, l)
 		default:
 			fmt.Fprintf(&b, "  %s[%s]\n", n.ID, l)
 		}

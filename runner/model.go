@@ -317,7 +317,7 @@ func StepCalls(st *dag.SeqStep, task func(dag.TaskRef) (*host.Task, error), prev
 // the step, as a *RunError naming its element.
 func Collect(runID string, st *dag.SeqStep, outputs [][]byte, errs []error, elems []json.RawMessage) (json.RawMessage, error) {
 	switch st.Kind {
-	case pipeline.Call, pipeline.After:
+	case pipeline.Call, pipeline.After, pipeline.Flow:
 		return outputs[0], nil
 	case pipeline.Filter:
 		var keep [][]byte

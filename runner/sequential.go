@@ -78,7 +78,9 @@ func (r *Runner) execSub(ctx context.Context, runID string, st *dag.SeqStep, pre
 	fail := func(err error) (json.RawMessage, error) {
 		err = StepError(runID, st, -1, err)
 		if OwnFailure(err) {
-			r.obs.Event(StepFailedEvent(ev, err))
+			e := StepFailedEvent(ev, err)
+			e.Child = "" // the step's failure, as both drivers report it
+			r.obs.Event(e)
 		}
 		return nil, err
 	}

@@ -175,3 +175,34 @@ func TestConditionErrors(t *testing.T) {
 		t.Errorf("a dataflow task's when: exit %d, stderr %s\nwant %s", r.code, r.stderr, want)
 	}
 }
+
+// TestSubFlowErrors: a sub-flow that cannot run is a flow error with
+// file:line before anything runs: a cycle of flows, an input the child
+// does not read, a child that does not load, inputs without flow.
+func TestSubFlowErrors(t *testing.T) {
+	dir := t.TempDir()
+	textkit, _ := filepath.Abs("../plugins/examples/textkit-go/textkit.wasm")
+	plugins := "[plugins]\ntext = " + strconvQuote(textkit) + "\n"
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	write("child.toml", "name = \"child\"\n[inputs]\ntext = \"a\"\n"+plugins+"[[step]]\ncall = \"text.split\"\n")
+	write("a.toml", plugins+"[[step]]\nflow = \"b.toml\"\n")
+	write("b.toml", plugins+"[[step]]\nflow = \"a.toml\"\n")
+	write("broken.toml", plugins+"[[step]]\ncall = \"text.splt\"\n")
+	cases := []struct{ flow, want string }{
+		{write("p1.toml", plugins+"[[step]]\nflow = \"a.toml\"\n"), `p1.toml:4:1: step 1: sub-flow: ` + dir + `/a.toml:4:1: step 1: sub-flow: ` + dir + `/b.toml:4:1: step 1: sub-flow: the flows form a cycle: a.toml → b.toml → a.toml`},
+		{write("p2.toml", plugins+"[inputs]\ntext = \"a b\"\n[[step]]\nflow = \"child.toml\"\ninputs = { txt = \"inputs.text\" }\n"), `p2.toml:7:1: step 1: sub-flow child reads no input "txt"`},
+		{write("p3.toml", plugins+"[[step]]\nflow = \"child.toml\"\ninputs = { text = \"inputs.txt\" }\n"), `p3.toml:5:1: step 1: sub-flow child, input text: "inputs.txt" reads inputs.txt, but the flow has no input "txt"`},
+		{write("p4.toml", plugins+"[[step]]\nflow = \"broken.toml\"\n"), `p4.toml:4:1: step 1: sub-flow broken: step 1: "s1:text.splt": module textkit (s1:text) has no task "splt"; did you mean "split"?`},
+		{write("p5.toml", plugins+"[[step]]\nflow = \"missing.toml\"\n"), `p5.toml:4:1: step 1: sub-flow: open ` + dir + `/missing.toml: no such file or directory`},
+		{write("p6.toml", plugins+"[[step]]\ncall = \"text.split\"\ninputs = { text = \"'x'\" }\n"), `p6.toml:5:1: step 1: inputs = { … } gives a sub-flow's inputs: it goes with flow = "…"`},
+	}
+	for _, c := range cases {
+		if r := flowhost(t, "run", c.flow); r.code != 2 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: exit %d\n%s\nwant %s", filepath.Base(c.flow), r.code, r.stderr, c.want)
+		}
+	}
+}

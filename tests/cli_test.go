@@ -140,6 +140,8 @@ func TestExampleFlows(t *testing.T) {
 		{"examples/flows/conditions.toml", []string{"--input", "x=[1,2]"}, `5`},
 		{"examples/flows/scheduled.toml", nil, `{"count":8,"mean":5,"stddev":2}`},
 		{"examples/flows/throttled.toml", nil, `385`},
+		{"examples/flows/subflow.toml", nil, `true`},
+		{"examples/flows/subflow-child.toml", nil, `14`},
 	}
 	for _, c := range cases {
 		t.Run(filepath.Base(c.flow)+strings.Join(c.args, "_"), func(t *testing.T) {

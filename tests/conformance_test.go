@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -67,6 +68,10 @@ func newConfLab(t *testing.T) *confLab {
 	write("flaky.wasm", testmod.Module(t, "testdata/flaky.wat", "testdata/flaky.json"))
 	write("hostile.wasm", testmod.Module(t, "../host/testdata/hostile.wat", "../host/testdata/hostile.json"))
 	write("worker.toml", []byte(confPolicy))
+	stats, _ := filepath.Abs("../plugins/examples/stats-c/stats.wasm")
+	textkit, _ := filepath.Abs("../plugins/examples/textkit-go/textkit.wasm")
+	write("child-sum.toml", []byte("name = \"child-sum\"\n[plugins]\nstats = "+strconvQuote(stats)+"\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n[[step]]\ncall = \"stats.sum\"\n"))
+	write("child-fail.toml", []byte("name = \"child-fail\"\n[plugins]\ntext = "+strconvQuote(textkit)+"\n[[step]]\nmap = \"text.fail_if\"\nparam = \"flag\"\n"))
 	l.policyFile = filepath.Join(l.dir, "worker.toml")
 	// /fail2/KEY fails twice, then answers "ok".
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -191,6 +196,18 @@ func scenarios(l *confLab) []scenario {
 					t.Fatalf("%d steps skipped, want 3: %+v", skipped, o.run.Steps)
 				}
 			}},
+		{name: "sub-flow", body: "[inputs]\nx = [1, 2, 3]\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n[[step]]\nflow = \"child-sum.toml\"\ninputs = { x = \"result\" }\n[[step]]\ncall = \"stats.is_even\"\n",
+			check: func(t *testing.T, o outcome) {
+				if o.result != "true" || o.run.Steps[1].Child == "" { // 1 + 16 + 81 = 98, even
+					t.Fatalf("result %s, steps %+v", o.result, o.run.Steps)
+				}
+			}},
+		{name: "sub-flow-fails", body: "[inputs]\nflag = [false, true]\n[[step]]\nflow = \"child-fail.toml\"\ninputs = { flag = \"inputs.flag\" }\n",
+			check: func(t *testing.T, o outcome) {
+				if !strings.Contains(o.err, "step 1 (flow child-fail): sub-flow child-fail (run RUN): step 1 (map s1:text.fail_if), element 1: textkit.fail_if: fail_if: flag is true") {
+					t.Fatalf("error %q", o.err)
+				}
+			}},
 		{name: "cancel-during-map", cancel: true, loose: true, body: "[inputs]\nx = " + jsonRange(300) + "\n[[step]]\nmap = \"flaky.busy\"\nparam = \"x\"\nmax_parallel = 2\n"},
 	}
 }
@@ -248,7 +265,13 @@ func (l *confLab) inProcess(t *testing.T, h *fh.Host, sc scenario, path string) 
 	if !ok {
 		t.Fatalf("no status of run %s", id)
 	}
-	o := outcome{status: st.Status, events: events, run: st}
+	own := events[:0] // not its sub-flows' runs' events
+	for _, e := range events {
+		if e.RunID == id {
+			own = append(own, e)
+		}
+	}
+	o := outcome{status: st.Status, events: own, run: st}
 	if err == nil {
 		o.result = compactJSON(t, res)
 	}
@@ -334,6 +357,9 @@ func compactJSON(t *testing.T, b []byte) string {
 	return string(out)
 }
 
+// runIDs match run ids, which differ between drivers.
+var runIDs = regexp.MustCompile(`\b[0-9a-f]{23}\b`)
+
 // rank orders a step's events.
 var rank = map[track.EventType]int{track.RunStarted: 0, track.StepStarted: 1, track.StepRetried: 2, track.StepFailed: 3, track.StepFinished: 4, track.RunFinished: 5}
 
@@ -347,6 +373,10 @@ func normalEvents(in []track.Event) []string {
 			continue
 		}
 		e.Time, e.Worker, e.Err, e.RunID = time.Time{}, "", nil, ""
+		e.Error = runIDs.ReplaceAllString(e.Error, "RUN")
+		if e.Child != "" {
+			e.Child = "RUN"
+		}
 		e.Fuel, e.PeakMemory = measured(e.Fuel), measured(e.PeakMemory)
 		out = append(out, e)
 	}
@@ -383,11 +413,16 @@ func normalEvents(in []track.Event) []string {
 func normalStatus(st *track.RunStatus) track.RunStatus {
 	n := *st
 	n.RunID, n.CreatedAt, n.FinishedAt = "", "", ""
+	n.Error = runIDs.ReplaceAllString(n.Error, "RUN")
 	n.Result = json.RawMessage(compactOrNull(st.Result))
 	n.Steps = slices.Clone(st.Steps)
 	for i := range n.Steps {
 		s := &n.Steps[i]
 		s.StartedAt, s.FinishedAt, s.DurationMS, s.Worker = "", "", 0, ""
+		s.Error = runIDs.ReplaceAllString(s.Error, "RUN")
+		if s.Child != "" {
+			s.Child = "RUN"
+		}
 		s.Fuel, s.PeakMemory = measured(s.Fuel), measured(s.PeakMemory)
 		if s.Status != track.Succeeded && s.Done != nil {
 			zero := 0
@@ -427,8 +462,9 @@ func TestDriverConformance(t *testing.T) {
 			local := l.inProcess(t, h, sc, l.flow(t, sc.name+"-local", sc.body))
 			remote := l.onRedis(t, srv, sc, l.flow(t, sc.name+"-redis", sc.body))
 			// Both flows have their own name; the scenario is the same.
+			// A sub-flow's run has an id of its own.
 			for _, o := range []*outcome{&local, &remote} {
-				o.err = strings.ReplaceAll(strings.ReplaceAll(o.err, sc.name+"-local", sc.name), sc.name+"-redis", sc.name)
+				o.err = runIDs.ReplaceAllString(strings.ReplaceAll(strings.ReplaceAll(o.err, sc.name+"-local", sc.name), sc.name+"-redis", sc.name), "RUN")
 				o.run.Name = sc.name
 				for i := range o.events {
 					if o.events[i].Type == track.RunStarted {

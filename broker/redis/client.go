@@ -44,6 +44,10 @@ type Spec struct {
 	// Priority is the run's, 1 to 5 (0: the default): its messages go
 	// on the tenant's stream of that priority.
 	Priority int `json:"priority,omitempty"`
+	// Parent and ParentStep are the run and step (1-based) whose flow
+	// step started this run, a sub-flow's.
+	Parent     string `json:"parent,omitempty"`
+	ParentStep int    `json:"parent_step,omitempty"`
 }
 
 // Bounds of a stored spec.
@@ -82,6 +86,15 @@ func (s *Spec) check(run string) error {
 		}
 	}
 	if err := policy.CheckPriority(s.Priority); err != nil {
+		return err
+	}
+	if s.Parent != "" {
+		if err := policy.CheckRunID(s.Parent); err != nil {
+			return fmt.Errorf("parent: %w", err)
+		}
+	}
+	steps := 0
+	if err := checkSubs(s.Seq, s.DF, 0, &steps); err != nil {
 		return err
 	}
 	if s.RunFrom < 0 || s.RunFrom > maxSpecSteps {
@@ -230,6 +243,10 @@ func (c *Client) Status(ctx context.Context, tenant, id string) (*Status, error)
 	}
 	st := &Status{RunID: id, Tenant: tenant, Name: m["name"], Status: track.State(m["status"]), Error: m["error"], RerunOf: m["rerun_of"],
 		CreatedAt: m["created_at"], FinishedAt: m["finished_at"], Result: json.RawMessage("null"), Schedule: m["schedule"], ScheduledFor: m["scheduled_for"]}
+	if policy.CheckRunID(m["parent"]) == nil {
+		st.Parent = m["parent"]
+		st.ParentStep, _ = strconv.Atoi(m["parent_step"])
+	}
 	if r := m["result"]; r != "" {
 		st.Result = json.RawMessage(r)
 	}
@@ -268,28 +285,37 @@ func (c *Client) Cancel(ctx context.Context, tenant, id string) (bool, error) {
 	if err := checkNames(tenant, id); err != nil {
 		return false, err
 	}
+	return cancelRun(ctx, c.rdb, tenant, id, "cancelled by request")
+}
+
+// cancelRun ends a run as cancelled, if it is still going, tells its
+// parent (a sub-flow's run), interrupts its calls everywhere and cancels
+// its own sub-flows' runs.
+func cancelRun(ctx context.Context, rdb *goredis.Client, tenant, id, reason string) (bool, error) {
 	key := runKey(tenant, id)
-	ev := track.Event{Type: track.RunFinished, RunID: id, Status: track.Cancelled, Error: "cancelled by request"}.Encode()
+	ev := track.Event{Type: track.RunFinished, RunID: id, Status: track.Cancelled, Error: reason}.Encode()
 	ttl := 24 * time.Hour
 	var ended bool
 	cancel := func(tx *goredis.Tx) error {
-		st, err := tx.HGet(ctx, key, "status").Result()
-		if errors.Is(err, goredis.Nil) {
-			return nil
-		}
+		vals, err := tx.HMGet(ctx, key, "status", "parent", "parent_step", "parent_stream").Result()
 		if err != nil {
 			return err
 		}
-		if track.State(st).Ended() {
+		st, _ := vals[0].(string)
+		if st == "" || track.State(st).Ended() {
 			return nil
 		}
+		notify := parentNotice(tenant, vals[1], vals[2], vals[3])
 		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			p.HSet(ctx, key, "status", string(track.Cancelled), "result", "null", "error", "cancelled by request",
+			p.HSet(ctx, key, "status", string(track.Cancelled), "result", "null", "error", reason,
 				"finished_at", time.Now().UTC().Format(time.RFC3339Nano))
 			p.PExpire(ctx, key, ttl)
 			p.XAdd(ctx, &goredis.XAddArgs{Stream: eventsKey(tenant, id), MaxLen: 10000, Approx: true, Values: []any{"e", ev}})
 			p.PExpire(ctx, eventsKey(tenant, id), ttl)
 			p.Publish(ctx, doneTopic(tenant), id)
+			if notify != nil {
+				p.XAdd(ctx, notify)
+			}
 			return nil
 		})
 		ended = err == nil
@@ -297,17 +323,51 @@ func (c *Client) Cancel(ctx context.Context, tenant, id string) (bool, error) {
 	}
 	var err error
 	for range 10 {
-		if err = c.rdb.Watch(ctx, cancel, key); !errors.Is(err, goredis.TxFailedErr) {
+		if err = rdb.Watch(ctx, cancel, key); !errors.Is(err, goredis.TxFailedErr) {
 			break
 		}
 	}
 	if err != nil {
 		return false, err
 	}
-	if err := c.rdb.Publish(ctx, cancelTopic(tenant), id).Err(); err != nil {
+	if err := rdb.Publish(ctx, cancelTopic(tenant), id).Err(); err != nil {
 		return false, err
 	}
+	if ended {
+		cancelChildren(ctx, rdb, tenant, id)
+	}
 	return ended, nil
+}
+
+// cancelChildren cancels the runs of a run's sub-flows. The set is
+// read back from a key its tenant may write: each member is checked,
+// and a run ends once, so no set can make this loop.
+func cancelChildren(ctx context.Context, rdb *goredis.Client, tenant, id string) {
+	kids, err := rdb.SMembers(ctx, childrenKey(tenant, id)).Result()
+	if err != nil {
+		return
+	}
+	for _, k := range kids {
+		if policy.CheckRunID(k) == nil {
+			_, _ = cancelRun(ctx, rdb, tenant, k, "cancelled: its parent run "+id+" ended")
+		}
+	}
+}
+
+// parentNotice is the child message to a sub-flow's parent, from the
+// fields of the child's run hash; nil when it has no parent or a field
+// is not what a worker writes (the hash is its tenant's to write: the
+// stream must be one of the tenant's own).
+func parentNotice(tenant string, parent, step, stream any) *goredis.XAddArgs {
+	p, _ := parent.(string)
+	s, _ := step.(string)
+	st, _ := stream.(string)
+	n, err := strconv.Atoi(s)
+	if p == "" || policy.CheckRunID(p) != nil || err != nil || n < 1 || n > maxSpecSteps || !slices.Contains(tenantStreams(tenant), st) {
+		return nil
+	}
+	b, _ := json.Marshal(message{Kind: kindChild, Run: p, Step: n - 1})
+	return &goredis.XAddArgs{Stream: st, Values: []any{"m", string(b)}}
 }
 
 // checkNames refuses a tenant name or run id that could reach outside
@@ -349,7 +409,7 @@ func (c *Client) Runs(ctx context.Context, tenant string, limit int64) ([]*Statu
 type StepStatus = track.StepStatus
 
 // stepFields are the fields of a step's hash that status reads.
-var stepFields = []string{"started_at", "finished_at", "worker", "total", "retries", "done", "failed", "cached", "error", "started", "fuel", "peak_memory", "pass", "skipped", "case"}
+var stepFields = []string{"started_at", "finished_at", "worker", "total", "retries", "done", "failed", "cached", "error", "started", "fuel", "peak_memory", "pass", "skipped", "case", "child"}
 
 // Steps reads the state of a run's steps.
 func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]StepStatus, error) {
@@ -412,6 +472,9 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 			s.Attempts = 1 + retries
 		}
 		s.Case = h["case"]
+		if policy.CheckRunID(h["child"]) == nil {
+			s.Child = h["child"]
+		}
 		if s.Status == track.Succeeded { // as step_finished reports them
 			s.Fuel, _ = strconv.ParseUint(h["fuel"], 10, 64)
 			s.PeakMemory, _ = strconv.ParseUint(h["peak_memory"], 10, 64)

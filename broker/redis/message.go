@@ -25,6 +25,7 @@ const (
 	kindCall   = "call"   // run a batch of calls
 	kindDone   = "done"   // a dataflow node finished: start what became ready
 	kindFinish = "finish" // assemble the result and end the run
+	kindChild  = "child"  // a flow step's sub-flow run ended: settle the step
 )
 
 // message is a stream entry's body.
@@ -70,7 +71,7 @@ const maxBatchCalls = MaxBatchSize
 // is read for it.
 func (m *message) check() error {
 	switch m.Kind {
-	case kindInit, kindStep, kindCall, kindDone, kindFinish:
+	case kindInit, kindStep, kindCall, kindDone, kindFinish, kindChild:
 	default:
 		return fmt.Errorf("unknown message kind %.40q", m.Kind)
 	}
@@ -118,6 +119,9 @@ func (rs *runState) check(m *message) error {
 			return fmt.Errorf("no step %d (the run has %d)", m.Step+1, len(rs.seq.Steps))
 		}
 		st := &rs.seq.Steps[m.Step]
+		if m.Kind == kindChild && st.Kind != pipeline.Flow {
+			return fmt.Errorf("step %d runs no sub-flow", m.Step+1)
+		}
 		if m.Kind == kindCall {
 			if m.Task >= len(st.Tasks) {
 				return fmt.Errorf("step %d has no task %d", m.Step+1, m.Task)
@@ -127,6 +131,9 @@ func (rs *runState) check(m *message) error {
 			}
 		}
 		return nil
+	}
+	if m.Kind == kindChild {
+		return errors.New("a dataflow run has no flow step")
 	}
 	if m.Step >= len(rs.df.Nodes) {
 		return fmt.Errorf("no node %d (the run has %d)", m.Step, len(rs.df.Nodes))

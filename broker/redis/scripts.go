@@ -104,10 +104,12 @@ end
 return 1
 `)
 
-// endScript ends a run once, if it is still pending or running.
+// endScript ends a run once, if it is still pending or running, and,
+// for a sub-flow's run, tells its parent on the stream its hash names,
+// when that is one of the tenant's (ARGV[11] on).
 // KEYS: run hash, runs index, events stream. ARGV: status, result, error,
 // finished (RFC 3339), ttl ms, done topic, run id, message id (or ""),
-// stream, the run's finished event.
+// stream, the run's finished event, then the tenant's streams.
 var endScript = goredis.NewScript(`
 if ARGV[8] ~= '' then redis.call('XACK', ARGV[9], 'workers', ARGV[8]) end
 local st = redis.call('HGET', KEYS[1], 'status')
@@ -117,6 +119,16 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'e', ARGV[10])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[7])
+local p = redis.call('HMGET', KEYS[1], 'parent', 'parent_step', 'parent_stream')
+local step = tonumber(p[2])
+if p[1] and step and p[3] then
+  for i = 11, #ARGV do
+    if ARGV[i] == p[3] then
+      redis.call('XADD', p[3], '*', 'm', cjson.encode({k = 'child', r = p[1], s = step - 1}))
+      break
+    end
+  end
+end
 return 1
 `)
 

@@ -148,6 +148,8 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 			return w.pass(ctx, rs, m, d, runner.StepSkippedEvent(w.stepEvent(rs, m)), "skipped", 1)
 		case st.Kind == pipeline.Branch:
 			return w.pass(ctx, rs, m, d, runner.BranchEvent(w.stepEvent(rs, m), choice), "case", choice)
+		case st.Kind == pipeline.Flow:
+			return w.startSub(ctx, rs, m, d, st, prev)
 		}
 		calls, elems, err = runner.StepCalls(st, rs.task, prev, st.First, rs.spec.Inputs)
 		if err != nil {
@@ -592,9 +594,12 @@ func (w *Worker) end(ctx context.Context, m *message, d delivery, status track.S
 	}
 	w.mu.Unlock()
 	ev := track.Event{Type: track.RunFinished, RunID: m.Run, Worker: w.cfg.Name, Status: status, Error: errText}.Encode()
+	args := []any{string(status), result, errText, time.Now().UTC().Format(time.RFC3339Nano), ttl, doneTopic(m.Tenant), m.Run, d.id, d.stream, ev}
+	for _, s := range tenantStreams(m.Tenant) {
+		args = append(args, s)
+	}
 	err := w.whileRefused(ctx, m, func() error {
-		return endScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), runsKey(m.Tenant), eventsKey(m.Tenant, m.Run)}, string(status), result, errText,
-			time.Now().UTC().Format(time.RFC3339Nano), ttl, doneTopic(m.Tenant), m.Run, d.id, d.stream, ev).Err()
+		return endScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), runsKey(m.Tenant), eventsKey(m.Tenant, m.Run)}, args...).Err()
 	})
 	if err != nil {
 		w.log.Warn("cannot end run; the message will be delivered again", "run", m.Run, "err", err)
@@ -602,6 +607,7 @@ func (w *Worker) end(ctx context.Context, m *message, d delivery, status track.S
 	}
 	if status != track.Succeeded {
 		w.wrote(ctx, "cancel notice", w.rdb.Publish(ctx, cancelTopic(m.Tenant), m.Run).Err()) // stop the run's other calls everywhere
+		cancelChildren(ctx, w.rdb, m.Tenant, m.Run)
 	}
 	w.forget(m.Tenant, m.Run)
 }

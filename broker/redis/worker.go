@@ -296,6 +296,8 @@ func (w *Worker) handle(d delivery) {
 			return w.call(ctx, rs, &m, d, &pol)
 		case kindDone:
 			return w.nodeDone(ctx, rs, &m, d)
+		case kindChild:
+			return w.childDone(ctx, rs, &m, d)
 		default:
 			return w.finish(ctx, rs, &m, d)
 		}
