@@ -172,6 +172,10 @@ func describe(errs []*common.Error) string {
 // String is the expression's source.
 func (p *Program) String() string { return p.src }
 
+// Constant reports whether the expression reads no variable: its value
+// is the same at every evaluation.
+func (p *Program) Constant() bool { return len(p.uses) == 0 }
+
 // Uses reports whether the expression reads the variable name.
 func (p *Program) Uses(name string) bool { return p.uses[name] }
 

@@ -137,9 +137,14 @@ func (r *Runner) startFanout(ctx context.Context, spec fanSpec, done func(*fanRe
 	if spec.throttle != nil {
 		// One call a job, each with its keys.
 		f.tq, f.keys = &throttleQueue{}, make([]callKeys, n)
+		keyers := map[*host.Task]*Keyer{}
 		for _, b := range f.pending {
 			for _, i := range b {
-				conc, rate, err := CallKeys(spec.throttle, spec.calls[i].Task, spec.flow, spec.calls[i].Input)
+				t := spec.calls[i].Task
+				if keyers[t] == nil {
+					keyers[t] = NewKeyer(spec.throttle, t, spec.flow)
+				}
+				conc, rate, err := keyers[t].Keys(spec.calls[i].Input)
 				if err != nil {
 					f.failLocked(err, i)
 					return

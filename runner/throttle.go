@@ -18,31 +18,60 @@ import (
 // the task (its module's sha256 and name) for a rate per task. Each is
 // hashed: a key's value may be long, and it names a Redis key.
 func CallKeys(th *dag.Throttle, task *host.Task, flow pipeline.Inputs, input []byte) (conc, rate string, err error) {
+	return NewKeyer(th, task, flow).Keys(input)
+}
+
+// Keyer gives the keys (CallKeys) of a step's calls of one task; a key
+// that reads no variable, and a rate per task, are worked out once.
+type Keyer struct {
+	th         *dag.Throttle
+	task       *host.Task
+	flow       pipeline.Inputs
+	conc, rate string // the constant ones, once known
+}
+
+// NewKeyer makes the keyer of task's calls under th.
+func NewKeyer(th *dag.Throttle, task *host.Task, flow pipeline.Inputs) *Keyer {
+	return &Keyer{th: th, task: task, flow: flow}
+}
+
+// Keys are the keys of the call with input.
+func (k *Keyer) Keys(input []byte) (conc, rate string, err error) {
+	th := k.th
 	if th == nil {
 		return "", "", nil
 	}
-	eval := func(p *expr.Program) (string, error) {
-		return p.Key(expr.Vars{"inputs": inputsObject(p, flow), "args": input})
+	key := func(p *expr.Program, kind string, memo *string) (string, error) {
+		if *memo != "" {
+			return *memo, nil
+		}
+		v, err := p.Key(expr.Vars{"inputs": inputsObject(p, k.flow), "args": input})
+		if err != nil {
+			return "", err
+		}
+		h := keyHash(kind, v)
+		if p.Constant() {
+			*memo = h
+		}
+		return h, nil
 	}
 	if th.Key != nil {
-		v, err := eval(th.Key)
-		if err != nil {
+		if conc, err = key(th.Key, "c", &k.conc); err != nil {
 			return "", "", err
 		}
-		conc = keyHash("c", v)
 	}
 	if th.Rate > 0 {
-		if th.RateKey == nil {
-			rate = keyHash("t", task.Module().SHA256+"/"+task.Spec.Name)
-		} else {
-			v, err := eval(th.RateKey)
-			if err != nil {
-				return "", "", err
-			}
-			rate = keyHash("r", v)
+		switch {
+		case th.RateKey != nil:
+			rate, err = key(th.RateKey, "r", &k.rate)
+		case k.rate != "":
+			rate = k.rate
+		default:
+			k.rate = keyHash("t", k.task.Module().SHA256+"/"+k.task.Spec.Name)
+			rate = k.rate
 		}
 	}
-	return conc, rate, nil
+	return conc, rate, err
 }
 
 func keyHash(kind, v string) string {

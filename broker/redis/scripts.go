@@ -39,9 +39,11 @@ return 1
 // (or ""), its due time in Unix ms (or ""), the tenant, the fuel the
 // batch burned, the most memory one of its calls ended with, the batch's
 // field in the step's times hash (KEYS[6], at most 2,000 batches) and its
-// times (BatchTime).
+// times (BatchTime), and the holder of the concurrency slots the batch
+// gives back (KEYS[7] on, the slots' sets), or "".
 var completeScript = goredis.NewScript(`
 redis.call('XACK', KEYS[2], 'workers', ARGV[4])
+for i = 7, #KEYS do redis.call('ZREM', KEYS[i], ARGV[16]) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
 redis.call('HINCRBY', KEYS[1], 'done', ARGV[5])
@@ -132,12 +134,15 @@ end
 return 1
 `)
 
-// retryScript acknowledges a batch whose first call is to be retried and
-// puts the batch, from that call, in the delayed set until it is due.
+// retryScript acknowledges a batch whose first call is to be retried (or
+// waits for a slot or a token) and puts the batch, from that call, in
+// the delayed set until it is due, giving back the concurrency slots it
+// holds (KEYS[4] on, holder ARGV[5]).
 // KEYS: stream, delayed set, delayed index. ARGV: message id, due (Unix
-// ms), message, tenant.
+// ms), message, tenant, holder.
 var retryScript = goredis.NewScript(`
 redis.call('XACK', KEYS[1], 'workers', ARGV[1])
+for i = 4, #KEYS do redis.call('ZREM', KEYS[i], ARGV[5]) end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[3], 'LT', ARGV[2], ARGV[4])
 return 1

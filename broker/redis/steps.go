@@ -365,9 +365,11 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	// rest waits, holding no worker.
 	runnable := len(m.Inputs)
 	var keyErr error
+	var held *throttled // given back by the batch's last script, else at return
 	if th != nil {
-		n, held, again, kerr, err := w.throttle(ctx, m.Tenant, th, task, rs, inputs, w.cfg.Name+":"+d.id)
-		defer w.release(context.WithoutCancel(ctx), held)
+		n, h, again, kerr, err := w.throttle(ctx, m.Tenant, th, task, rs, inputs, w.cfg.Name+":"+d.id)
+		held = h
+		defer func() { w.release(context.WithoutCancel(ctx), held) }()
 		switch {
 		case err != nil:
 			return err // the message comes again
@@ -489,24 +491,35 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	if cached > 0 {
 		w.wrote(ctx, "cache count", w.rdb.HIncrBy(ctx, stepKey(m.Tenant, m.Run, m.Step), "cached", int64(cached)).Err())
 	}
+	holder, sems := "", []string(nil)
+	if held != nil {
+		holder, sems = held.holder, held.sems
+	}
+	gaveBack := func(err error) error {
+		if err == nil {
+			w.forgetHeld(held)
+			held = nil
+		}
+		return err
+	}
 	if len(br.Outputs) == 0 {
 		// The first call is to be retried: nothing to store.
-		return w.whileRefused(ctx, m, func() error {
-			return retryScript.Run(ctx, w.rdb, []string{d.stream, delayedKey(m.Tenant), delayedIndex}, d.id, dueMS, remainder, m.Tenant).Err()
-		})
+		return gaveBack(w.whileRefused(ctx, m, func() error {
+			return retryScript.Run(ctx, w.rdb, append([]string{d.stream, delayedKey(m.Tenant), delayedIndex}, sems...), d.id, dueMS, remainder, m.Tenant, holder).Err()
+		}))
 	}
-	return w.whileRefused(ctx, m, func() error {
+	return gaveBack(w.whileRefused(ctx, m, func() error {
 		// The batch's times: queued when its message was added to the
 		// stream (the entry's id, not a claim of the body), run from began.
 		queued, _, _ := strings.Cut(d.id, "-")
 		q, _ := strconv.ParseInt(queued, 10, 64)
 		bt, _ := json.Marshal(BatchTime{Index: m.Index, Attempt: m.Attempt, Calls: len(br.Outputs), Failed: failed,
 			Queued: q, Started: began.UnixMilli(), Finished: time.Now().UnixMilli()})
-		return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant), delayedIndex,
-			timesKey(m.Tenant, m.Run, m.Step)},
+		return completeScript.Run(ctx, w.rdb, append([]string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant), delayedIndex,
+			timesKey(m.Tenant, m.Run, m.Step)}, sems...),
 			batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), finJSON, remainder, dueMS, m.Tenant,
-			fuel, peak, fmt.Sprintf("%d:%d", m.Index, m.Attempt), bt).Err()
-	})
+			fuel, peak, fmt.Sprintf("%d:%d", m.Index, m.Attempt), bt, holder).Err()
+	}))
 }
 
 // recordFailure keeps a call's final failure for `flowhost call --from`:

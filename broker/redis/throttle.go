@@ -112,8 +112,9 @@ func (w *Worker) throttle(ctx context.Context, tenant string, th *dag.Throttle, 
 	semIdx, rateIdx := map[string]int{}, map[string]int{}
 	var sems, rates []string
 	args := []any{}
+	keyer := runner.NewKeyer(th, task, rs.spec.Inputs)
 	for i, in := range inputs {
-		conc, rate, err := runner.CallKeys(th, task, rs.spec.Inputs, in)
+		conc, rate, err := keyer.Keys(in)
 		if err != nil {
 			if i == 0 {
 				return 0, nil, 0, err, nil
@@ -166,15 +167,23 @@ func (w *Worker) throttle(ctx context.Context, tenant string, th *dag.Throttle, 
 	return n, held, again, keyErr, nil
 }
 
-// release gives back what a batch held.
+// release gives back what a batch held, when its last script did not.
 func (w *Worker) release(ctx context.Context, held *throttled) {
 	if held == nil || len(held.sems) == 0 {
+		return
+	}
+	w.forgetHeld(held)
+	w.wrote(ctx, "slot release", releaseScript.Run(ctx, w.rdb, held.sems, held.holder).Err())
+}
+
+// forgetHeld stops renewing what a batch held (it was given back).
+func (w *Worker) forgetHeld(held *throttled) {
+	if held == nil {
 		return
 	}
 	w.mu.Lock()
 	delete(w.held, held.holder)
 	w.mu.Unlock()
-	w.wrote(ctx, "slot release", releaseScript.Run(ctx, w.rdb, held.sems, held.holder).Err())
 }
 
 // renewSlots extends the leases of the slots the running batches hold.
