@@ -293,3 +293,32 @@ func TestDashboardInProcess(t *testing.T) {
 		t.Fatalf("no word of --hold:\n%s", p.output())
 	}
 }
+
+// TestDashboardControls: a run with a skipped step and a sub-flow, in a
+// real browser: the skipped step's badge, the flow step's link to its
+// child run, whose page links back to its parent.
+func TestDashboardControls(t *testing.T) {
+	srv := redistest.Start(t)
+	worker(t, srv, "w1", "--concurrency", "2")
+	url := serve(t, srv)
+	ctx := browser(t)
+	parent := writeFlow(t, "[inputs]\ntext = \"a b c\"\n[[step]]\ncall = \"text.split\"\nwhen = \"false\"\n[[step]]\nflow = \"child.toml\"\ninputs = { text = \"inputs.text\" }\n")
+	textkit, _ := filepath.Abs("../plugins/examples/textkit-go/textkit.wasm")
+	os.WriteFile(filepath.Join(filepath.Dir(parent), "child.toml"), []byte("name = \"child\"\n[plugins]\ntext = "+strconvQuote(textkit)+"\n[[step]]\ncall = \"text.split\"\n"), 0o644)
+	id := submit(t, srv, parent)
+	waitResult := flowhost(t, "wait", "--json", "--broker", srv.URL(), id)
+	if !strings.Contains(waitResult.stdout, `"succeeded"`) {
+		t.Fatalf("run: %s %s", waitResult.stdout, waitResult.stderr)
+	}
+	inBrowser(t, ctx, "the run's page shows the skipped step and the sub-flow",
+		chromedp.Navigate(url+"/#/runs/"+id),
+		chromedp.WaitVisible(css(`#steps .badge[data-status="skipped"]`)),
+		chromedp.WaitVisible(css(`#steps a.child`)))
+	inBrowser(t, ctx, "the child's page links back to its parent",
+		clickOn(`#steps a.child`),
+		chromedp.WaitVisible(css(`#parent a`)))
+	back := value(t, ctx, "the parent link", textOf(`#parent`))
+	if back != "sub-flow of "+id+", step 2" {
+		t.Fatalf("the child's page says %q", back)
+	}
+}
