@@ -220,3 +220,38 @@ func TestHostGrants(t *testing.T) {
 		t.Fatalf("a missing directory: %v", err)
 	}
 }
+
+// TestRunOnSchedule: a flow's schedule fired in this process runs it
+// once a tick, each run its own, until the context ends.
+func TestRunOnSchedule(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3200*time.Millisecond)
+	defer cancel()
+	h, err := flowhost.New(ctx, flowhost.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	stats, _ := filepath.Abs("plugins/examples/stats-c/stats.wasm")
+	path := filepath.Join(t.TempDir(), "tick.toml")
+	os.WriteFile(path, []byte("[schedule]\nevery = \"1s\"\n[plugins]\nstats = "+strconv.Quote(stats)+"\n[inputs]\nx = 3\n[[step]]\ncall = \"stats.square\"\n"), 0o644)
+	f, err := flowhost.LoadFlow(ctx, h.Engine(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ticks []time.Time
+	ids := map[string]bool{}
+	err = h.RunOnSchedule(ctx, f, flowhost.ExecOptions{}, func(tick time.Time, id string, v json.RawMessage, err error) {
+		if err != nil || string(v) != "9" {
+			t.Errorf("tick %s: %s %v", tick, v, err)
+		}
+		ticks, ids[id] = append(ticks, tick), true
+	}, nil)
+	if err != nil || len(ticks) < 2 || len(ids) != len(ticks) {
+		t.Fatalf("%d runs (%d ids) in 3.2 s of a 1 s schedule: %v", len(ticks), len(ids), err)
+	}
+	for i := 1; i < len(ticks); i++ {
+		if d := ticks[i].Sub(ticks[i-1]); d != time.Second {
+			t.Fatalf("ticks %v: %v apart", ticks, d)
+		}
+	}
+}

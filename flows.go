@@ -274,6 +274,43 @@ func (h *Host) Exec(ctx context.Context, f *Flow, o ExecOptions) (string, json.R
 	return id, v, err
 }
 
+// RunOnSchedule fires the flow's [schedule] in this process until ctx
+// ends: at each tick it runs the flow (as Exec, with o; each run its own
+// id) and hands each its tick, run id, result and error. Ticks missed
+// while a run went on are handled as the schedule's catch_up says
+// (schedule.Schedule.Due); skipped, when set, hears of those skipped.
+func (h *Host) RunOnSchedule(ctx context.Context, f *Flow, o ExecOptions, each func(tick time.Time, runID string, v json.RawMessage, err error), skipped func(upTo time.Time)) error {
+	sc := f.File.Schedule
+	if sc == nil {
+		return ErrNoSchedule
+	}
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Until(sc.Next(last))):
+		}
+		fire, skipTo := sc.Due(last, time.Now())
+		if !skipTo.IsZero() {
+			last = skipTo
+			if skipped != nil {
+				skipped(skipTo)
+			}
+		}
+		for _, tick := range fire {
+			last = tick
+			run := o
+			run.RunID = runner.NewRunID()
+			id, v, err := h.Exec(ctx, f, run)
+			if ctx.Err() != nil {
+				return nil
+			}
+			each(tick, id, v, err)
+		}
+	}
+}
+
 // SubmitOptions configure a run submitted to Redis workers.
 type SubmitOptions struct {
 	// RerunOf names the run this one runs again (`flowhost rerun`).

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flowhost/flowhost/broker/inproc"
 	"github.com/flowhost/flowhost/cache"
 	"github.com/flowhost/flowhost/dag"
 	"github.com/flowhost/flowhost/host"
@@ -39,14 +38,7 @@ func distinct(n, base int) []byte {
 //     warm (every node a hit).
 func BenchmarkCache(b *testing.B) {
 	ctx := context.Background()
-	e := engine(b, b.TempDir())
-	defer e.Close(ctx)
-	stats, err := e.Load(ctx, mustRead(b, "../plugins/examples/stats-c/stats.wasm"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	br := inproc.New(0)
-	defer br.Close()
+	e, stats, br := statsModule(b)
 	mapPlan := func(r *runner.Runner, in []byte) *dag.SeqPlan {
 		p, err := dag.PlanSequential(r.Catalog(), pipeline.New(nil).Map("stats.square", pipeline.Param("x")), pipeline.Inputs{"x": in})
 		if err != nil {

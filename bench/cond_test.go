@@ -11,6 +11,21 @@ import (
 	"github.com/flowhost/flowhost/runner"
 )
 
+// statsModule loads the C example module on an engine and starts an
+// in-process broker, both closed when b ends.
+func statsModule(b *testing.B) (*host.Engine, *host.Module, *inproc.Broker) {
+	ctx := context.Background()
+	e := engine(b, b.TempDir())
+	b.Cleanup(func() { e.Close(ctx) })
+	stats, err := e.Load(ctx, mustRead(b, "../plugins/examples/stats-c/stats.wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	br := inproc.New(0)
+	b.Cleanup(func() { br.Close() })
+	return e, stats, br
+}
+
 // BenchmarkWhen measures what a `when` costs a 20,000-element map step
 // of the C example's square, beside the same flow without it, in one
 // run: "inputs" tests a flow input; "result" reads the previous
@@ -19,14 +34,7 @@ import (
 // condition on the second.
 func BenchmarkWhen(b *testing.B) {
 	ctx := context.Background()
-	e := engine(b, b.TempDir())
-	defer e.Close(ctx)
-	stats, err := e.Load(ctx, mustRead(b, "../plugins/examples/stats-c/stats.wasm"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	br := inproc.New(0)
-	defer br.Close()
+	_, stats, br := statsModule(b)
 	r := runner.New(runner.Config{Broker: br, Modules: map[string]*host.Module{"stats": stats}})
 	in := pipeline.Inputs{"x": distinct(mapN, 0), "go": []byte("true")}
 	for _, c := range []struct{ name, when string }{{"off", ""}, {"inputs", "inputs.go"}, {"result", "size(result) > 0"}} {

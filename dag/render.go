@@ -188,6 +188,27 @@ func throttled(th *Throttle) string {
 	return l
 }
 
+// AddTrigger draws what starts the flow's runs (its schedule) as a box
+// with an edge to each task that no other task feeds.
+func (g *Graph) AddTrigger(label string) {
+	shape := map[string]string{}
+	for _, n := range g.Nodes {
+		shape[n.ID] = n.Shape
+	}
+	fed := map[string]bool{}
+	for _, e := range g.Edges {
+		if shape[e.From] != "input" {
+			fed[e.To] = true
+		}
+	}
+	g.Nodes = append([]GNode{{ID: "trigger", Label: label, Shape: "input"}}, g.Nodes...)
+	for _, n := range g.Nodes[1:] {
+		if n.Shape != "input" && n.Shape != "output" && !fed[n.ID] {
+			g.Edges = append(g.Edges, GEdge{From: "trigger", To: n.ID})
+		}
+	}
+}
+
 // WriteDOT writes the graph in Graphviz's DOT language.
 func (g *Graph) WriteDOT(w io.Writer) error {
 	var b strings.Builder

@@ -269,6 +269,24 @@ func TestGraph(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "flowchart LR") {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// The workflow controls, drawn.
+	for _, c := range []struct {
+		flow string
+		want []string
+	}{
+		{"examples/flows/conditions.toml", []string{`s1_0["map stats.square [each] [when inputs.square]"]`, `s2{"route"}`,
+			`s2 -->|"large: result.exists(v, v > 50)"| s3_0`, `s2 -->|"small"| s4_0`, `s2 --> result`}},
+		{"examples/flows/subflow.toml", []string{`s2[["flow sum-of-squares (subflow-child.toml)"]]`, `s1_0 --> s2`, `s2 -->|"x"| s3_0`}},
+		{"examples/flows/throttled.toml", []string{`[≤2 per args.x % 2] [20/s]`}},
+		{"examples/flows/scheduled.toml", []string{`trigger(["schedule: cron */15 * * * * (Europe/Paris)"])`, `trigger --> s1_0`}},
+	} {
+		r := flowhost(t, "graph", "--format", "mermaid", c.flow)
+		for _, w := range c.want {
+			if r.code != 0 || !strings.Contains(r.stdout, w) {
+				t.Errorf("%s: exit %d, the graph lacks %s:\n%s%s", c.flow, r.code, w, r.stdout, r.stderr)
+			}
+		}
+	}
 }
 
 func TestHumanOutput(t *testing.T) {

@@ -381,39 +381,37 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 			due = time.Now().Add(again)
 		}
 	}
+	// stopAt ends the batch before call i: what it did is stored, and
+	// the rest is sent on as a message of its own, its first call at
+	// this attempt (the attempt counts that call's failures).
+	stopAt := func(i, attempt int) {
+		rest := *m
+		rest.Index, rest.Inputs, rest.Attempt, rest.Priority = m.Index+i, m.Inputs[i:], attempt, d.priority
+		if m.Elems != nil {
+			rest.Elems = m.Elems[i:]
+		}
+		remainder = w.send(rest)
+		br.Outputs = br.Outputs[:i]
+		if br.Errs != nil {
+			br.Errs = br.Errs[:i]
+		}
+	}
 	for i, in := range m.Inputs {
 		if i == runnable {
 			if keyErr != nil {
 				return fail(m.Index+i, keyErr)
 			}
-			rest := *m
-			rest.Index, rest.Inputs, rest.Priority = m.Index+i, m.Inputs[i:], d.priority
-			if i > 0 {
-				rest.Attempt = 0 // the attempt counts the batch's first call's failures
+			attempt := 0
+			if i == 0 {
+				attempt = m.Attempt
 			}
-			if m.Elems != nil {
-				rest.Elems = m.Elems[i:]
-			}
-			remainder = w.send(rest)
-			br.Outputs = br.Outputs[:i]
-			if br.Errs != nil {
-				br.Errs = br.Errs[:i]
-			}
+			stopAt(i, attempt)
 			break
 		}
 		// A long batch yields its slot to another tenant's message
 		// waiting for one: it keeps what it did and sends the rest on.
 		if i > 0 && time.Since(began) >= yieldAfter && w.sched.othersWaiting(m.Tenant) {
-			rest := *m
-			rest.Index, rest.Inputs = m.Index+i, m.Inputs[i:]
-			if m.Elems != nil {
-				rest.Elems = m.Elems[i:]
-			}
-			remainder = w.send(rest)
-			br.Outputs = br.Outputs[:i]
-			if br.Errs != nil {
-				br.Errs = br.Errs[:i]
-			}
+			stopAt(i, 0)
 			break
 		}
 		elem := m.Index + i
@@ -437,16 +435,8 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 				// Retry later from this call, holding no slot meanwhile:
 				// what the batch did is stored, the rest waits in the
 				// tenant's delayed set until its backoff is over.
-				rest := *m
-				rest.Index, rest.Inputs, rest.Attempt, rest.Priority = m.Index+i, m.Inputs[i:], attempt+1, d.priority
-				if m.Elems != nil {
-					rest.Elems = m.Elems[i:]
-				}
-				remainder, due = w.send(rest), time.Now().Add(runner.RetryDelay(attempt+1))
-				br.Outputs = br.Outputs[:i]
-				if br.Errs != nil {
-					br.Errs = br.Errs[:i]
-				}
+				stopAt(i, attempt+1)
+				due = time.Now().Add(runner.RetryDelay(attempt + 1))
 				w.wrote(ctx, "retry count", w.rdb.HIncrBy(ctx, stepKey(m.Tenant, m.Run, m.Step), "retries", 1).Err())
 				w.emit(ctx, m, runner.StepRetriedEvent(w.stepEvent(rs, m), elem, attempt+1, err))
 			case runner.Skip:

@@ -30,6 +30,9 @@ func (c *graphCmd) Run(g *globals) error {
 	} else {
 		gr = f.Plan.DF.Graph()
 	}
+	if sc := f.File.Schedule; sc != nil {
+		gr.AddTrigger("schedule: " + sc.Describe())
+	}
 	switch c.Format {
 	case "mermaid":
 		return gr.WriteMermaid(g.stdout)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -167,41 +166,26 @@ func (c *scheduleRunCmd) Run(g *globals) error {
 	}
 	fmt.Fprintf(g.stderr, "%s: %s; next tick %s (Ctrl-C stops)\n", f.File.Name, sc.Describe(), sc.Next(time.Now()).Format(time.RFC3339))
 	enc := json.NewEncoder(g.stdout)
-	last := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Until(sc.Next(last))):
+	return h.RunOnSchedule(ctx, f, flowhost.ExecOptions{}, func(tick time.Time, id string, v json.RawMessage, err error) {
+		out := struct {
+			Tick   string          `json:"tick"`
+			RunID  string          `json:"run_id"`
+			Status track.State     `json:"status"`
+			Result json.RawMessage `json:"result"`
+			Error  string          `json:"error,omitempty"`
+		}{Tick: tick.Format(time.RFC3339Nano), RunID: id, Status: track.Succeeded, Result: v}
+		if err != nil {
+			out.Status, out.Result, out.Error = runner.RunState(err), json.RawMessage("null"), err.Error()
 		}
-		fire, skipTo := sc.Due(last, time.Now())
-		if !skipTo.IsZero() {
-			fmt.Fprintf(g.stderr, "ticks up to %s were missed and are skipped (catch_up = \"none\")\n", skipTo.Format(time.RFC3339))
-			last = skipTo
+		switch {
+		case c.JSON:
+			_ = enc.Encode(out)
+		case err != nil:
+			fmt.Fprintf(g.stdout, "%s  run %s %s: %s\n", tick.Format(time.RFC3339), id, out.Status, out.Error)
+		default:
+			fmt.Fprintf(g.stdout, "%s  run %s %s: %s\n", tick.Format(time.RFC3339), id, out.Status, out.Result)
 		}
-		for _, tick := range fire {
-			last = tick
-			id, v, err := h.Exec(ctx, f, flowhost.ExecOptions{RunID: runner.NewRunID()})
-			if errors.Is(ctx.Err(), context.Canceled) {
-				return nil
-			}
-			out := struct {
-				Tick   string          `json:"tick"`
-				RunID  string          `json:"run_id"`
-				Status track.State     `json:"status"`
-				Result json.RawMessage `json:"result"`
-				Error  string          `json:"error,omitempty"`
-			}{Tick: tick.Format(time.RFC3339Nano), RunID: id, Status: track.Succeeded, Result: v}
-			if err != nil {
-				out.Status, out.Result, out.Error = runner.RunState(err), json.RawMessage("null"), err.Error()
-			}
-			if c.JSON {
-				_ = enc.Encode(out)
-			} else if err != nil {
-				fmt.Fprintf(g.stdout, "%s  run %s %s: %s\n", tick.Format(time.RFC3339), id, out.Status, out.Error)
-			} else {
-				fmt.Fprintf(g.stdout, "%s  run %s %s: %s\n", tick.Format(time.RFC3339), id, out.Status, out.Result)
-			}
-		}
-	}
+	}, func(upTo time.Time) {
+		fmt.Fprintf(g.stderr, "ticks up to %s were missed and are skipped (catch_up = \"none\")\n", upTo.Format(time.RFC3339))
+	})
 }
