@@ -2,6 +2,7 @@ package dag
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/flowhost/flowhost/abi"
 	"github.com/flowhost/flowhost/expr"
@@ -20,6 +21,9 @@ type Plan struct {
 // Build checks the pipeline (exactly one of seq and df) against the
 // catalog and the flow inputs.
 func Build(c Catalog, seq *pipeline.Sequential, df *pipeline.Dataflow, in pipeline.Inputs) (*Plan, error) {
+	if n, bytes := exprBudget(seq, df); n > MaxExprs || bytes > MaxExprBytes {
+		return nil, &Error{Msg: fmt.Sprintf("the flow holds %d expressions of %d bytes in all (sub-flows included): at most %d, of %d bytes", n, bytes, MaxExprs, MaxExprBytes)}
+	}
 	switch {
 	case (seq == nil) == (df == nil):
 		return nil, errors.New("a flow holds exactly one pipeline, sequential or dataflow")
@@ -36,6 +40,59 @@ func Build(c Catalog, seq *pipeline.Sequential, df *pipeline.Dataflow, in pipeli
 		}
 		return &Plan{DF: p}, nil
 	}
+}
+
+// Bounds of a flow's expressions (conditions, cases, keys, sub-flow
+// inputs), sub-flows included: each is compiled whenever the flow is
+// planned, which a worker does for every run a tenant submits.
+const (
+	MaxExprs     = 1000
+	MaxExprBytes = 64 << 10
+)
+
+// exprBudget counts a pipeline's expressions and their bytes, its
+// sub-flows' too, before any is compiled.
+func exprBudget(seq *pipeline.Sequential, df *pipeline.Dataflow) (n, size int) {
+	add := func(src string) {
+		if src != "" {
+			n++
+			size += len(src)
+		}
+	}
+	opts := func(o pipeline.Options) {
+		add(o.When)
+		if o.Concurrency != nil {
+			add(o.Concurrency.Key)
+		}
+		if o.Rate != nil {
+			add(o.Rate.Key)
+		}
+	}
+	if df != nil {
+		for _, o := range df.TaskOptions {
+			opts(o)
+		}
+	}
+	if seq == nil {
+		return n, size
+	}
+	for _, st := range seq.Steps {
+		opts(st.Options)
+		for _, c := range st.Cases {
+			add(c.When)
+		}
+		if st.Sub != nil {
+			for _, src := range st.Sub.Inputs {
+				add(src)
+			}
+			sn, ss := exprBudget(st.Sub.Sequential, st.Sub.Dataflow)
+			n, size = n+sn, size+ss
+		}
+		if n > MaxExprs || size > MaxExprBytes {
+			break
+		}
+	}
+	return n, size
 }
 
 // StepInfo names one step (or dataflow node, in plan order) of a plan,

@@ -21,7 +21,6 @@ import (
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
-	"cel.dev/cel-go/ext"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -66,8 +65,10 @@ func Compile(src string, vars []string, want *cel.Type) (*Program, error) {
 	if len(src) > MaxSource {
 		return nil, fmt.Errorf("the expression is %d bytes, more than %d", len(src), MaxSource)
 	}
-	opts := []cel.EnvOption{cel.CrossTypeNumericComparisons(true), cel.ParserExpressionSizeLimit(MaxSource), cel.ParserRecursionLimit(64),
-		ext.Strings()} // split, lowerAscii, replace, trim, … on strings
+	// No string extensions: replace, join and format build their result
+	// before CEL can charge its size, so a short expression could
+	// allocate gigabytes within the cost limit.
+	opts := []cel.EnvOption{cel.CrossTypeNumericComparisons(true), cel.ParserExpressionSizeLimit(MaxSource), cel.ParserRecursionLimit(64)}
 	for _, v := range vars {
 		opts = append(opts, cel.Variable(v, cel.DynType))
 	}

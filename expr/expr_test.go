@@ -168,7 +168,7 @@ func TestJSON(t *testing.T) {
 		{"result", `[1, 2.5, {"a":true}]`}, // the value as it was
 		{"inputs.n", `12345678901234567`},  // no float on the way
 		{"result.size()", `3`},
-		{`{"words": inputs.text.split(" "), "k": 1}`, `{"k":1,"words":["a","b"]}`},
+		{`{"text": inputs.text, "k": 1}`, `{"k":1,"text":"a b"}`},
 		{"result[2]", `{"a":true}`},
 	}
 	for _, c := range cases {

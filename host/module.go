@@ -354,8 +354,12 @@ func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time
 		}
 	}
 	inst.funcs = make([]api.Function, len(m.exports))
+	byName := make(map[string]api.Function, len(m.exports)) // tasks may share an export: one call engine each
 	for i, name := range m.exports {
-		inst.funcs[i] = mod.ExportedFunction(name)
+		if byName[name] == nil {
+			byName[name] = mod.ExportedFunction(name)
+		}
+		inst.funcs[i] = byName[name]
 	}
 	if snapshot {
 		if err := m.takeSnapshot(inst); err != nil {

@@ -137,3 +137,25 @@ func BenchmarkDecideStep(b *testing.B) {
 		})
 	}
 }
+
+// TestExprBudget: a flow's expressions, sub-flows included, are bounded
+// in number and bytes before any is compiled (a worker plans every run).
+func TestExprBudget(t *testing.T) {
+	l := newLab(t, Config{})
+	p := seq()
+	for range dag.MaxExprs + 1 {
+		p.Map("m.double", pipeline.Param("x"), pipeline.When("true"))
+	}
+	if _, err := dag.PlanSequential(l.runner.Catalog(), p, in("x", "[1]")); err != nil {
+		t.Fatal("PlanSequential itself is not bounded; Build is:", err)
+	}
+	_, err := dag.Build(l.runner.Catalog(), p, nil, in("x", "[1]"))
+	if err == nil || !strings.Contains(err.Error(), "1001 expressions") {
+		t.Fatalf("error %v", err)
+	}
+	big := &pipeline.SubFlow{Name: "big", Sequential: seq().Map("m.double", pipeline.Param("x"), pipeline.When(strings.Repeat("true && ", 9000)+"true")),
+		Inputs: map[string]string{"x": "result"}}
+	if _, err := dag.Build(l.runner.Catalog(), seq().Map("m.double", pipeline.Param("x")).Flow(big), nil, in("x", "[1]")); err == nil || !strings.Contains(err.Error(), "bytes in all (sub-flows included)") {
+		t.Fatalf("a sub-flow's expressions: %v", err)
+	}
+}

@@ -161,6 +161,12 @@ func scenarios(l *confLab) []scenario {
 					t.Fatalf("result %s, steps %+v", o.result, o.run.Steps)
 				}
 			}},
+		{name: "skips-in-a-row", body: "[inputs]\nx = [1, 2, 3]\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\nwhen = \"false\"\n[[step]]\nmap = \"stats.square\"\nwhen = \"false\"\n[[step]]\nmap = \"stats.square\"\nwhen = \"size(result) > 5\"\n[[step]]\ngroup = [\"stats.sum\"]\n",
+			check: func(t *testing.T, o outcome) {
+				if o.result != "[6]" {
+					t.Fatalf("result %s", o.result)
+				}
+			}},
 		{name: "branch", body: "[inputs]\nx = [1, 2, 30]\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n[[step]]\nbranch = [{ case = \"large\", when = \"result.exists(v, v > 50)\" }, { case = \"small\" }]\n" +
 			"[[step]]\ncase = \"large\"\nmap = \"stats.square\"\n[[step]]\ncase = \"large\"\ngroup = [\"stats.sum\"]\n[[step]]\ncase = \"small\"\ncall = \"stats.sum\"\n[[step]]\nmap = \"stats.is_even\"\nwhen = \"size(result) == 1\"\n",
 			check: func(t *testing.T, o outcome) {

@@ -22,7 +22,7 @@ var tenantCommands = []string{
 	// modules (written at submit, read back by call --from)
 	"set", "get",
 	// runs: state, steps, index, expiry
-	"hset", "hget", "hgetall", "hmget", "hdel", "zadd", "zrevrange", "pexpire", "smembers",
+	"hset", "hget", "hgetall", "hmget", "hdel", "zadd", "zrevrange", "pexpire", "sscan",
 	// work and events
 	"xadd", "xread", "xrange", "xlen", "xgroup|create",
 	// completion and cancellation

@@ -292,6 +292,16 @@ func (c *Client) Cancel(ctx context.Context, tenant, id string) (bool, error) {
 // parent (a sub-flow's run), interrupts its calls everywhere and cancels
 // its own sub-flows' runs.
 func cancelRun(ctx context.Context, rdb *goredis.Client, tenant, id, reason string) (bool, error) {
+	ended, err := cancelOne(ctx, rdb, tenant, id, "", reason)
+	if ended {
+		cancelChildren(ctx, rdb, tenant, id)
+	}
+	return ended, err
+}
+
+// cancelOne ends one run as cancelled, if it is still going and (when
+// parent is set) it is that run's sub-flow, as its own hash says.
+func cancelOne(ctx context.Context, rdb *goredis.Client, tenant, id, parent, reason string) (bool, error) {
 	key := runKey(tenant, id)
 	ev := track.Event{Type: track.RunFinished, RunID: id, Status: track.Cancelled, Error: reason}.Encode()
 	ttl := 24 * time.Hour
@@ -302,7 +312,7 @@ func cancelRun(ctx context.Context, rdb *goredis.Client, tenant, id, reason stri
 			return err
 		}
 		st, _ := vals[0].(string)
-		if st == "" || track.State(st).Ended() {
+		if p, _ := vals[1].(string); st == "" || track.State(st).Ended() || (parent != "" && p != parent) {
 			return nil
 		}
 		notify := parentNotice(tenant, vals[1], vals[2], vals[3])
@@ -330,26 +340,46 @@ func cancelRun(ctx context.Context, rdb *goredis.Client, tenant, id, reason stri
 	if err != nil {
 		return false, err
 	}
-	if err := rdb.Publish(ctx, cancelTopic(tenant), id).Err(); err != nil {
-		return false, err
-	}
-	if ended {
-		cancelChildren(ctx, rdb, tenant, id)
+	if parent == "" || ended {
+		if err := rdb.Publish(ctx, cancelTopic(tenant), id).Err(); err != nil {
+			return ended, err
+		}
 	}
 	return ended, nil
 }
 
-// cancelChildren cancels the runs of a run's sub-flows. The set is
-// read back from a key its tenant may write: each member is checked,
-// and a run ends once, so no set can make this loop.
+// maxChildren bounds the sub-flow runs one cancellation ends: a run has
+// at most one a flow step, and a run's steps are bounded.
+const maxChildren = 10000
+
+// cancelChildren cancels the runs of a run's sub-flows, and theirs,
+// breadth first. The sets are read back from keys their tenant may
+// write: a member is cancelled only if its own hash names the run as its
+// parent, each run is looked at once, and at most maxChildren all told.
 func cancelChildren(ctx context.Context, rdb *goredis.Client, tenant, id string) {
-	kids, err := rdb.SMembers(ctx, childrenKey(tenant, id)).Result()
-	if err != nil {
-		return
-	}
-	for _, k := range kids {
-		if policy.CheckRunID(k) == nil {
-			_, _ = cancelRun(ctx, rdb, tenant, k, "cancelled: its parent run "+id+" ended")
+	seen := map[string]bool{id: true}
+	queue := []string{id}
+	for len(queue) > 0 && len(seen) <= maxChildren {
+		run := queue[0]
+		queue = queue[1:]
+		var cursor uint64
+		for {
+			kids, next, err := rdb.SScan(ctx, childrenKey(tenant, run), cursor, "", 256).Result()
+			if err != nil {
+				break
+			}
+			for _, k := range kids {
+				if seen[k] || policy.CheckRunID(k) != nil || len(seen) > maxChildren {
+					continue
+				}
+				seen[k] = true
+				if ended, _ := cancelOne(ctx, rdb, tenant, k, run, "cancelled: its parent run "+run+" ended"); ended {
+					queue = append(queue, k)
+				}
+			}
+			if cursor = next; cursor == 0 || len(seen) > maxChildren {
+				break
+			}
 		}
 	}
 }

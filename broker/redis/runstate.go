@@ -17,6 +17,11 @@ import (
 // This file rebuilds a run's plan from its stored spec, once per worker,
 // with the modules it names.
 
+// maxSpecBytes bounds a stored spec a worker reads: a run's inputs (at
+// most what a step may take, runner.MaxStepInput, and what a message
+// carries) and its pipeline.
+const maxSpecBytes = 2 * maxMessageBytes
+
 // runState is a run's plan, as a worker rebuilds it from the spec.
 type runState struct {
 	spec *Spec
@@ -27,10 +32,17 @@ type runState struct {
 
 // runState loads (once per worker) a run's spec, modules and plan.
 func (w *Worker) runState(ctx context.Context, tenant, run string) (*runState, track.State, error) {
-	vals, err := w.rdb.HMGet(ctx, runKey(tenant, run), "status", "spec").Result()
+	var size *goredis.IntCmd
+	var get *goredis.SliceCmd
+	_, err := w.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		size = p.HStrLen(ctx, runKey(tenant, run), "spec")
+		get = p.HMGet(ctx, runKey(tenant, run), "status")
+		return nil
+	})
 	if err != nil {
 		return nil, "", err
 	}
+	vals := []any{get.Val()[0], nil}
 	st, _ := vals[0].(string)
 	status := track.State(st)
 	if status == "" {
@@ -43,7 +55,16 @@ func (w *Worker) runState(ctx context.Context, tenant, run string) (*runState, t
 	if rs != nil {
 		return rs, status, nil
 	}
+	if n := size.Val(); n > maxSpecBytes {
+		return nil, status, fatal(fmt.Errorf("run %s: its spec is %d bytes, more than %d", run, n, maxSpecBytes))
+	}
+	if vals[1], err = w.rdb.HGet(ctx, runKey(tenant, run), "spec").Result(); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, status, err
+	}
 	specJSON, _ := vals[1].(string)
+	if len(specJSON) > maxSpecBytes {
+		return nil, status, fatal(fmt.Errorf("run %s: its spec is %d bytes, more than %d", run, len(specJSON), maxSpecBytes))
+	}
 	var spec Spec
 	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
 		return nil, status, fatal(fmt.Errorf("run %s: unreadable spec: %w", run, err))

@@ -239,7 +239,7 @@ func (w *Worker) schedules(ctx context.Context) {
 // fireDue handles the due ticks of a tenant's schedules and returns the
 // next tick of any of them.
 func (w *Worker) fireDue(ctx context.Context, tenant string, parsed map[string]*parsedDef) time.Time {
-	h, err := w.rdb.HGetAll(ctx, schedulesKey(tenant)).Result()
+	h, err := w.readSchedules(ctx, tenant)
 	if err != nil || len(h) == 0 {
 		return time.Time{}
 	}
@@ -270,9 +270,11 @@ func (w *Worker) fireDue(ctx context.Context, tenant string, parsed map[string]*
 		if p.err != nil {
 			continue
 		}
-		last, _ := strconv.ParseInt(h["l:"+name], 10, 64)
+		// As the script reads it (Lua's tonumber), so that both agree.
+		lastF, _ := strconv.ParseFloat(h["l:"+name], 64)
+		last := time.UnixMilli(int64(min(max(lastF, 0), 1<<53)))
 		now := time.Now()
-		fire, skipTo := p.sc.Due(time.UnixMilli(last), now)
+		fire, skipTo := p.sc.Due(last, now)
 		if !skipTo.IsZero() {
 			w.wrote(ctx, "schedule skip", w.fire(ctx, tenant, p.def, skipTo, true))
 		}
@@ -284,6 +286,56 @@ func (w *Worker) fireDue(ctx context.Context, tenant string, parsed map[string]*
 		}
 	}
 	return next
+}
+
+// readSchedules reads a tenant's schedules hash, bounded: the hash is
+// the tenant's to write, and a worker reads it every second, so one that
+// holds more fields than maxSchedules' worth is not read at all, and a
+// definition over maxScheduleBytes is left in Redis (it cannot fire).
+func (w *Worker) readSchedules(ctx context.Context, tenant string) (map[string]string, error) {
+	key := schedulesKey(tenant)
+	n, err := w.rdb.HLen(ctx, key).Result()
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	if n > 3*maxSchedules {
+		w.log.Warn("a tenant's schedules hash is too large to read; its schedules do not fire", "tenant", tenant, "fields", n, "most", 3*maxSchedules)
+		w.cfg.Metrics.Refused(tenant, "schedule")
+		return nil, nil
+	}
+	fields, err := w.rdb.HKeys(ctx, key).Result()
+	if err != nil {
+		return nil, err
+	}
+	sizes := make([]*goredis.IntCmd, len(fields))
+	if _, err := w.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, f := range fields {
+			sizes[i] = p.HStrLen(ctx, key, f)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	var want []string
+	for i, f := range fields {
+		if n, _ := sizes[i].Result(); n <= maxScheduleBytes {
+			want = append(want, f)
+		}
+	}
+	if len(want) == 0 {
+		return nil, nil
+	}
+	vals, err := w.rdb.HMGet(ctx, key, want...).Result()
+	if err != nil {
+		return nil, err
+	}
+	h := make(map[string]string, len(want))
+	for i, f := range want {
+		if v, ok := vals[i].(string); ok {
+			h[f] = v
+		}
+	}
+	return h, nil
 }
 
 // fire runs fireScript for one tick of a schedule (skip: record it

@@ -43,7 +43,7 @@ return 1
 // gives back (KEYS[7] on, the slots' sets), or "".
 var completeScript = goredis.NewScript(`
 redis.call('XACK', KEYS[2], 'workers', ARGV[4])
-for i = 7, #KEYS do redis.call('ZREM', KEYS[i], ARGV[16]) end
+for i = 7, #KEYS do redis.pcall('ZREM', KEYS[i], ARGV[16]) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
 redis.call('HINCRBY', KEYS[1], 'done', ARGV[5])
@@ -123,7 +123,7 @@ redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 local p = redis.call('HMGET', KEYS[1], 'parent', 'parent_step', 'parent_stream')
 local step = tonumber(p[2])
-if p[1] and step and p[3] then
+if p[1] and step and p[3] and step >= 1 and step <= 100000 and step == math.floor(step) then
   for i = 11, #ARGV do
     if ARGV[i] == p[3] then
       redis.call('XADD', p[3], '*', 'm', cjson.encode({k = 'child', r = p[1], s = step - 1}))
@@ -142,7 +142,7 @@ return 1
 // ms), message, tenant, holder.
 var retryScript = goredis.NewScript(`
 redis.call('XACK', KEYS[1], 'workers', ARGV[1])
-for i = 4, #KEYS do redis.call('ZREM', KEYS[i], ARGV[5]) end
+for i = 4, #KEYS do redis.pcall('ZREM', KEYS[i], ARGV[5]) end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[3], 'LT', ARGV[2], ARGV[4])
 return 1

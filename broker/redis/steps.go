@@ -145,9 +145,17 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 		case err != nil:
 			return w.failStep(ctx, rs, m, runner.StepError(m.Run, st, -1, err))
 		case !runs:
-			return w.pass(ctx, rs, m, d, runner.StepSkippedEvent(w.stepEvent(rs, m)), "skipped", 1)
+			from, err := w.passedFrom(ctx, rs, m)
+			if err != nil {
+				return err
+			}
+			return w.pass(ctx, rs, m, d, runner.StepSkippedEvent(w.stepEvent(rs, m)), "skipped", 1, "from", from)
 		case st.Kind == pipeline.Branch:
-			return w.pass(ctx, rs, m, d, runner.BranchEvent(w.stepEvent(rs, m), choice), "case", choice)
+			from, err := w.passedFrom(ctx, rs, m)
+			if err != nil {
+				return err
+			}
+			return w.pass(ctx, rs, m, d, runner.BranchEvent(w.stepEvent(rs, m), choice), "case", choice, "from", from)
 		case st.Kind == pipeline.Flow:
 			return w.startSub(ctx, rs, m, d, st, prev)
 		}
@@ -227,6 +235,59 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 	return w.rdb.XAck(ctx, d.stream, group, d.id).Err()
 }
 
+// passedFrom is where the result a sequential step that makes no call
+// passes on comes from, for its hash's "from" field, so that reading it
+// is one step's read however many steps pass it on: "none" (no result),
+// "in:K" (the flow input step K, a first map or filter, would have run
+// over), or the number of the step whose output it is.
+func (w *Worker) passedFrom(ctx context.Context, rs *runState, m *message) (string, error) {
+	st := &rs.seq.Steps[m.Step]
+	base := "none"
+	if m.Step > 0 {
+		vals, err := w.rdb.HMGet(ctx, stepKey(m.Tenant, m.Run, m.Step-1), "pass", "from").Result()
+		if err != nil {
+			return "", err
+		}
+		if p, _ := vals[0].(string); p == "" {
+			base = strconv.Itoa(m.Step - 1)
+		} else if f, _ := vals[1].(string); f != "" {
+			base = f
+		} else {
+			base = strconv.Itoa(m.Step - 1) // written before "from" was: read through it
+		}
+	}
+	if base == "none" && st.First && (st.Kind == pipeline.Map || st.Kind == pipeline.Filter) {
+		return "in:" + strconv.Itoa(m.Step), nil
+	}
+	return base, nil
+}
+
+// passed is the result a step that made no call passes on, from its
+// hash's "from" (passedFrom): read back from a key its tenant may write,
+// it must name an earlier step, or this one's flow input.
+func (w *Worker) passed(ctx context.Context, rs *runState, tenant, run string, step int, from string) (json.RawMessage, error) {
+	st := &rs.seq.Steps[step]
+	if k, ok := strings.CutPrefix(from, "in:"); ok {
+		if n, err := strconv.Atoi(k); err == nil && n >= 0 && n <= step {
+			return runner.Passed(&rs.seq.Steps[n], nil, rs.spec.Inputs), nil
+		}
+	}
+	if from == "none" {
+		return nil, nil
+	}
+	if n, err := strconv.Atoi(from); err == nil && n >= 0 && n < step {
+		return w.collect(ctx, rs, tenant, run, n)
+	}
+	var prev json.RawMessage // no "from": the step before it, as it was
+	if step > 0 {
+		var err error
+		if prev, err = w.collect(ctx, rs, tenant, run, step-1); err != nil {
+			return nil, err
+		}
+	}
+	return runner.Passed(st, prev, rs.spec.Inputs), nil
+}
+
 // pass ends a step or node that makes no call (skipped, or a branch)
 // with its event and the step hash's fields, and sends on what follows.
 func (w *Worker) pass(ctx context.Context, rs *runState, m *message, d delivery, e track.Event, fields ...any) error {
@@ -274,13 +335,7 @@ func (w *Worker) collect(ctx context.Context, rs *runState, tenant, run string, 
 	}
 	st := &rs.seq.Steps[step]
 	if h["pass"] != "" { // skipped, or a branch: the result before it
-		var prev json.RawMessage
-		if step > 0 {
-			if prev, err = w.collect(ctx, rs, tenant, run, step-1); err != nil {
-				return nil, err
-			}
-		}
-		return runner.Passed(st, prev, rs.spec.Inputs), nil
+		return w.passed(ctx, rs, tenant, run, step, h["from"])
 	}
 	bad := func(err error) error {
 		return fatal(fmt.Errorf("run %s step %d: stored results: %w", run, step+1, err))
@@ -610,7 +665,7 @@ func (w *Worker) end(ctx context.Context, m *message, d delivery, status track.S
 	}
 	if status != track.Succeeded {
 		w.wrote(ctx, "cancel notice", w.rdb.Publish(ctx, cancelTopic(m.Tenant), m.Run).Err()) // stop the run's other calls everywhere
-		cancelChildren(ctx, w.rdb, m.Tenant, m.Run)
+		go cancelChildren(context.Background(), w.rdb, m.Tenant, m.Run)                       // not in the worker's slot
 	}
 	w.forget(m.Tenant, m.Run)
 }

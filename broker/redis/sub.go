@@ -38,7 +38,11 @@ func childrenKey(tenant, run string) string {
 // of its message, sorted by its parent.
 func childRunID(parent string, step int) string {
 	sum := sha256.Sum256([]byte(parent + "/" + strconv.Itoa(step)))
-	return parent[:11] + hex.EncodeToString(sum[:6])
+	prefix := hex.EncodeToString(sum[6:12])[:11]
+	if len(parent) >= 11 && strings.Trim(parent[:11], "0123456789abcdef") == "" {
+		prefix = parent[:11] // sorted with its parent (a run id begins with its time)
+	}
+	return prefix + hex.EncodeToString(sum[:6])
 }
 
 // maxSubDepth bounds how deep a stored spec's sub-flows nest.
