@@ -43,8 +43,11 @@ type Broker struct {
 	lanes   map[string]*lane
 	active  []*lane // the lanes with jobs, in turn
 	turn    int
-	closed  bool
-	wg      sync.WaitGroup
+	// queued counts the jobs waiting; finishing the workers in a job's
+	// done callback, each of which takes a job next without being woken.
+	queued, finishing int
+	closed            bool
+	wg                sync.WaitGroup
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -97,8 +100,12 @@ func (b *Broker) Submit(job *broker.Job, done func(*broker.Job, *broker.Result))
 	}
 	l.q[p] = append(l.q[p], item{job, done})
 	l.n++
+	b.queued++
+	wake := b.queued > b.finishing // else a worker finishing a job takes it next
 	b.mu.Unlock()
-	b.cond.Signal()
+	if wake {
+		b.cond.Signal()
+	}
 	return nil
 }
 
@@ -134,6 +141,7 @@ func (b *Broker) next() (item, bool) {
 	if l.q[p] = l.q[p][1:]; len(l.q[p]) == 0 {
 		l.q[p] = nil
 	}
+	b.queued--
 	if l.n--; l.n == 0 {
 		b.active = append(b.active[:b.turn], b.active[b.turn+1:]...)
 		if len(b.lanes) > maxIdleLanes {
@@ -155,7 +163,14 @@ func (b *Broker) work() {
 		if !ok {
 			return
 		}
-		it.done(it.job, Run(it.job, b.metrics))
+		res := Run(it.job, b.metrics)
+		b.mu.Lock()
+		b.finishing++
+		b.mu.Unlock()
+		it.done(it.job, res)
+		b.mu.Lock()
+		b.finishing--
+		b.mu.Unlock()
 	}
 }
 
