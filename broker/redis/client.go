@@ -400,6 +400,20 @@ func parentNotice(tenant string, parent, step, stream any) *goredis.XAddArgs {
 	return &goredis.XAddArgs{Stream: st, Values: []any{"m", string(b)}}
 }
 
+// fieldMap is an HMGET's answer by field, the fields it found.
+func fieldMap(fields []string, vals []any) map[string]string {
+	h := make(map[string]string, len(fields))
+	for i, f := range fields {
+		if i >= len(vals) {
+			break
+		}
+		if v, ok := vals[i].(string); ok {
+			h[f] = v
+		}
+	}
+	return h
+}
+
 // checkNames refuses a tenant name or run id that could reach outside
 // the tenant's keys.
 func checkNames(tenant, id string) error {
@@ -461,12 +475,7 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 		if err != nil {
 			return nil, err
 		}
-		h := make(map[string]string, len(stepFields))
-		for j, f := range stepFields {
-			if v, ok := vs[j].(string); ok {
-				h[f] = v
-			}
-		}
+		h := fieldMap(stepFields, vs)
 		s := StepStatus{Name: label, Status: track.Pending, StartedAt: h["started_at"], FinishedAt: h["finished_at"], Worker: h["worker"]}
 		for _, d := range info.Deps {
 			if d >= 1 && d <= len(infos) { // a stored spec: checked

@@ -329,13 +329,7 @@ func (w *Worker) readSchedules(ctx context.Context, tenant string) (map[string]s
 	if err != nil {
 		return nil, err
 	}
-	h := make(map[string]string, len(want))
-	for i, f := range want {
-		if v, ok := vals[i].(string); ok {
-			h[f] = v
-		}
-	}
-	return h, nil
+	return fieldMap(want, vals), nil
 }
 
 // fire runs fireScript for one tick of a schedule (skip: record it
