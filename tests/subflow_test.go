@@ -61,6 +61,12 @@ func TestSubFlowCancel(t *testing.T) {
 
 	// The parent cancelled: the child with it.
 	id, kid := start()
+	if r := flowhost(t, "status", "--broker", srv.URL(), kid); !strings.Contains(r.stdout, "a sub-flow of run "+id+", step 1") {
+		t.Fatalf("the child's status: %s", r.stdout)
+	}
+	if r := flowhost(t, "status", "--broker", srv.URL(), id); !strings.Contains(r.stdout, "running (run "+kid+")") {
+		t.Fatalf("the parent's status: %s", r.stdout)
+	}
 	if r := flowhost(t, "cancel", "--broker", srv.URL(), id); r.code != 0 {
 		t.Fatalf("cancel: %d %s", r.code, r.stderr)
 	}

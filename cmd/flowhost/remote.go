@@ -170,6 +170,12 @@ func printStatus(ctx context.Context, g *globals, client *redis.Client, tenant, 
 		return enc.Encode(st)
 	}
 	fmt.Fprintf(g.stdout, "run %s (%s, tenant %s): %s\n", st.RunID, st.Name, st.Tenant, st.Status)
+	if st.Parent != "" {
+		fmt.Fprintf(g.stdout, "a sub-flow of run %s, step %d\n", st.Parent, st.ParentStep)
+	}
+	if st.Schedule != "" {
+		fmt.Fprintf(g.stdout, "made by schedule %s, tick %s\n", st.Schedule, dash(st.ScheduledFor))
+	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tSTATUS\tDONE\tSTARTED\tFINISHED")
 	for i, s := range steps {
@@ -180,7 +186,14 @@ func printStatus(ctx context.Context, g *globals, client *redis.Client, tenant, 
 				done += fmt.Sprintf(" (%d failed)", s.Failed)
 			}
 		}
-		fmt.Fprintf(tw, "%d %s\t%s\t%s\t%s\t%s\n", i+1, s.Name, s.Status, done, dash(s.StartedAt), dash(s.FinishedAt))
+		status := string(s.Status)
+		switch {
+		case s.Case != "":
+			status += " (case " + s.Case + ")"
+		case s.Child != "":
+			status += " (run " + s.Child + ")"
+		}
+		fmt.Fprintf(tw, "%d %s\t%s\t%s\t%s\t%s\n", i+1, s.Name, status, done, dash(s.StartedAt), dash(s.FinishedAt))
 	}
 	tw.Flush()
 	if st.Error != "" {
