@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/flowhost/flowhost/broker/redis"
@@ -151,19 +150,12 @@ func (fl *Flow) checkInputs(given map[string]bool) error {
 		case pruned[name]:
 			fl.Warnings = append(fl.Warnings, fmt.Sprintf("input %q is read only by tasks this run does not need (no requested output depends on them)", name))
 		case given[name]:
-			return fmt.Errorf("--input %s: no task of the flow reads an input %q%s (inputs its tasks read: %s)", name, name, text.Suggest(name, valid), orNone(valid))
+			return fmt.Errorf("--input %s: no task of the flow reads an input %q%s (inputs its tasks read: %s)", name, name, text.Suggest(name, valid), text.OrNone(valid))
 		default:
-			return fl.File.Errorf(fl.File.KeyPos("inputs", name), "input %q: no task of the flow reads it%s (inputs its tasks read: %s)", name, text.Suggest(name, valid), orNone(valid))
+			return fl.File.Errorf(fl.File.KeyPos("inputs", name), "input %q: no task of the flow reads it%s (inputs its tasks read: %s)", name, text.Suggest(name, valid), text.OrNone(valid))
 		}
 	}
 	return nil
-}
-
-func orNone(names []string) string {
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
 }
 
 func loadPlugin(ctx context.Context, eng *host.Engine, p flow.Plugin, wasm []byte) (*host.Module, error) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/flowhost/flowhost/expr"
+	"github.com/flowhost/flowhost/internal/text"
 	"github.com/flowhost/flowhost/pipeline"
 )
 
@@ -327,7 +328,7 @@ func checkReads(cond *expr.Program, src string, in pipeline.Inputs, tr *TaskRef)
 			}
 			sort.Strings(names)
 			return fmt.Errorf("%q reads inputs.%s, but the flow has no input %q%s (inputs: %s; test for an optional one with has(inputs.%s))",
-				src, f, f, suggest(f, names), orNone(names), f)
+				src, f, f, suggest(f, names), text.OrNone(names), f)
 		}
 	}
 	if tr != nil {
@@ -339,13 +340,6 @@ func checkReads(cond *expr.Program, src string, in pipeline.Inputs, tr *TaskRef)
 		}
 	}
 	return nil
-}
-
-func orNone(names []string) string {
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
 }
 
 // chooseParam decides which input of tr receives the previous result.

@@ -34,8 +34,7 @@ const maxCost = 1_000_000
 
 // Result types an expression may be compiled for.
 var (
-	Bool   = cel.BoolType
-	String = cel.StringType
+	Bool = cel.BoolType
 	// Any is an expression of any type (a key: checked when evaluated).
 	Any = cel.DynType
 )
@@ -195,19 +194,6 @@ func (p *Program) Bool(vars Vars) (bool, error) {
 		return false, fmt.Errorf("%q is %s, not true or false", p.src, preview(v))
 	}
 	return bool(b), nil
-}
-
-// Text evaluates a String expression.
-func (p *Program) Text(vars Vars) (string, error) {
-	v, err := p.eval(vars)
-	if err != nil {
-		return "", err
-	}
-	s, ok := v.(types.String)
-	if !ok {
-		return "", fmt.Errorf("%q is %s, not a string", p.src, preview(v))
-	}
-	return string(s), nil
 }
 
 // Key evaluates a key: a string, or a number or boolean, which is

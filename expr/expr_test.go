@@ -85,13 +85,19 @@ func TestReads(t *testing.T) {
 	}
 }
 
-func TestText(t *testing.T) {
-	p, err := Compile(`"k-" + string(inputs.n)`, []string{"inputs"}, String)
-	if err != nil {
-		t.Fatal(err)
+func TestKey(t *testing.T) {
+	for _, c := range []struct{ src, want string }{{`"k-" + string(inputs.n)`, "k-7"}, {"inputs.n", "7"}, {"inputs.n > 1", "true"}, {"2.5", "2.5"}} {
+		p, err := Compile(c.src, []string{"inputs"}, Any)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, err := p.Key(Vars{"inputs": []byte(`{"n":7}`)}); err != nil || s != c.want {
+			t.Errorf("%s: %q %v, want %q", c.src, s, err, c.want)
+		}
 	}
-	if s, err := p.Text(Vars{"inputs": []byte(`{"n":7}`)}); err != nil || s != "k-7" {
-		t.Fatalf("%q %v", s, err)
+	p, _ := Compile("[1]", []string{"inputs"}, Any)
+	if _, err := p.Key(nil); err == nil || !strings.Contains(err.Error(), "a key is a string or a number") {
+		t.Fatalf("a list as a key: %v", err)
 	}
 }
 

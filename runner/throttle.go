@@ -3,6 +3,7 @@ package runner
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -28,6 +29,8 @@ type Keyer struct {
 	task       *host.Task
 	flow       pipeline.Inputs
 	conc, rate string // the constant ones, once known
+	// inputs are the flow inputs each key reads, built once per keyer.
+	inputs map[*expr.Program]json.RawMessage
 }
 
 // NewKeyer makes the keyer of task's calls under th.
@@ -45,7 +48,15 @@ func (k *Keyer) Keys(input []byte) (conc, rate string, err error) {
 		if *memo != "" {
 			return *memo, nil
 		}
-		v, err := p.Key(expr.Vars{"inputs": inputsObject(p, k.flow), "args": input})
+		in, ok := k.inputs[p]
+		if !ok {
+			if k.inputs == nil {
+				k.inputs = map[*expr.Program]json.RawMessage{}
+			}
+			in = inputsObject(p, k.flow)
+			k.inputs[p] = in
+		}
+		v, err := p.Key(expr.Vars{"inputs": in, "args": input})
 		if err != nil {
 			return "", err
 		}

@@ -458,29 +458,35 @@ func TestTenantFairness(t *testing.T) {
 		t.Fatalf("submit the flood: %v\n%s", err, flood.output())
 	}
 	floodID := strings.TrimSpace(flood.output())
-	// Wait until A's map is queued and running.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r := flowhost(t, "status", "--json", "--tenant", "a", "--broker", srv.URL(), floodID)
-		if strings.Contains(r.stdout, `"total": 3000`) && strings.Contains(r.stdout, `"status": "running"`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the flood did not start: %s", r.stdout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	begin := time.Now()
-	out, r := runJSONOut(t, "--broker", srv.URL(), "--tenant", "b", "examples/flows/after.toml")
-	took := time.Since(begin)
-	if out.Status != "succeeded" {
-		t.Fatalf("tenant b: %s %s", r.stdout, r.stderr)
-	}
+	took := besideFlood(t, srv, "a", floodID, 3000, "--tenant", "b")
 	t.Logf("tenant b's run took %s while tenant a's 3,000-task map was running", took)
 	if took > 2*time.Second {
 		t.Fatalf("tenant b waited %s behind tenant a's flood", took)
 	}
 	flowhost(t, "cancel", "--tenant", "a", "--broker", srv.URL(), floodID)
+}
+
+// besideFlood waits until the flood (run id of tenant, a map of total
+// calls) runs, then runs examples/flows/after.toml with args and
+// returns how long it took; the run must succeed.
+func besideFlood(t *testing.T, srv *redistest.Server, tenant, id string, total int, args ...string) time.Duration {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r := flowhost(t, "status", "--json", "--tenant", tenant, "--broker", srv.URL(), id)
+		if strings.Contains(r.stdout, fmt.Sprintf(`"total": %d`, total)) && strings.Contains(r.stdout, `"status": "running"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flood did not start: %s", r.stdout)
+		}
+	}
+	begin := time.Now()
+	out, r := runJSONOut(t, append(append([]string{"--broker", srv.URL()}, args...), "examples/flows/after.toml")...)
+	took := time.Since(begin)
+	if out.Status != "succeeded" {
+		t.Fatalf("the run beside the flood: %s %s", r.stdout, r.stderr)
+	}
+	return took
 }
 
 // TestTenantPolicies: a worker's tenant maxima clamp what a flow asks for,

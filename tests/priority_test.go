@@ -78,21 +78,7 @@ func TestPriorities(t *testing.T) {
 	// Across tenants: fairness first.
 	worker(t, srv, "w-fair")
 	flood := submitAs(t, srv, busyFlow(t, 400), "--tenant", "a", "--priority", "5")
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		r := flowhost(t, "status", "--json", "--tenant", "a", "--broker", srv.URL(), flood)
-		if strings.Contains(r.stdout, `"total": 400`) && strings.Contains(r.stdout, `"status": "running"`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the flood did not start: %s", r.stdout)
-		}
-	}
-	begin := time.Now()
-	out, r := runJSONOut(t, "--broker", srv.URL(), "--tenant", "b", "--priority", "1", "examples/flows/after.toml")
-	took := time.Since(begin)
-	if out.Status != "succeeded" {
-		t.Fatalf("tenant b: %s %s", r.stdout, r.stderr)
-	}
+	took := besideFlood(t, srv, "a", flood, 400, "--tenant", "b", "--priority", "1")
 	t.Logf("tenant b's priority-1 run took %s beside tenant a's priority-5 flood", took)
 	if took > 3*time.Second {
 		t.Fatalf("tenant b's run waited %s behind tenant a's higher priority", took)

@@ -5,7 +5,10 @@
 // value reads the same everywhere.
 package text
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Suggest returns `; did you mean "x"?` for the valid word nearest to
 // word, when one is near enough to be a likely typo, else "".
@@ -40,4 +43,12 @@ func levenshtein(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// OrNone is names joined by ", ", or "none".
+func OrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
