@@ -365,6 +365,30 @@ func TestFuel(t *testing.T) {
 	}
 }
 
+// TestForgedIndices: a module whose code names a global, local or label
+// past its own is invalid, but would be valid once metered, naming what
+// the meter adds. Setting "global 0" in a module with no globals would
+// refuel the guest forever, past its fuel budget, its timeout and
+// cancellation. Such a module is refused at load, naming the index.
+func TestForgedIndices(t *testing.T) {
+	e := newEngine(t)
+	for _, tc := range []struct{ name, body, want string }{
+		{"fuel", `(loop $l (i64.const 100000000) (global.set 0) (br $l))`, "global index 0 out of range (0 globals)"},
+		{"depth", `(i32.const 100000000) (global.set 1)`, "global index 1 out of range (0 globals)"},
+		{"local", `(i32.const 1) (local.set 0)`, "local index 0 out of range (0 locals)"},
+		{"label", `(br 1)`, "branch to label 1 out of range (1 labels)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := `(module (memory (export "memory") 1) (func (export "spin") (result i32) ` + tc.body + ` (i32.const 0)))`
+			wasm := testmod.WithManifest(t, testmod.UncheckedWATText(t, src), `{"abi":1,"name":"m","tasks":[{"name":"spin","inputs":[],"outputs":["x"]}]}`)
+			_, err := e.Load(context.Background(), wasm)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load: err = %v, want it refused naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestCompilationCache(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -30,7 +30,22 @@ type instr struct {
 	// linear memory and globals: a table's elements or size, or which
 	// data and element segments are dropped.
 	segments bool
+	// index is the local (kLocal), the global (kGlobal) or the deepest
+	// label (kBranch) the instruction names: index spaces the
+	// instrumentation extends, which the original code may not reach past.
+	index uint32
+	ref   refKind
 }
+
+// refKind tells which index space instr.index is in.
+type refKind uint8
+
+const (
+	refNone refKind = iota
+	refLocal
+	refGlobal
+	refLabel
+)
 
 // decodeInstr reads one instruction at r's position. It knows the
 // immediates of the MVP, sign-extension, non-trapping float-to-int, bulk
@@ -60,11 +75,12 @@ func decodeInstr(r *reader) instr {
 	case 0x0b:
 		in.kind = kEnd
 	case 0x0c, 0x0d, 0xd5, 0xd6: // br br_if br_on_null br_on_non_null
-		r.u32()
+		in.ref, in.index = refLabel, r.u32()
 	case 0x0e: // br_table
 		n := r.u32()
+		in.ref = refLabel
 		for i := uint32(0); i <= n; i++ {
-			r.u32()
+			in.index = max(in.index, r.u32())
 		}
 	case 0x0f:
 		in.kind = kReturn
@@ -103,7 +119,11 @@ func decodeInstr(r *reader) instr {
 			in.catches = append(in.catches, r.u32())
 		}
 		in.kind = kTryTable
-	case 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26: // local.* global.* table.get table.set
+	case 0x20, 0x21, 0x22: // local.get local.set local.tee
+		in.ref, in.index = refLocal, r.u32()
+	case 0x23, 0x24: // global.get global.set
+		in.ref, in.index = refGlobal, r.u32()
+	case 0x25, 0x26: // table.get table.set
 		r.u32()
 		in.segments = op == 0x26
 	case 0x3f, 0x40: // memory.size memory.grow (memory index)

@@ -397,13 +397,16 @@ func (m *rewriter) readImports(r *reader) {
 	}
 }
 
-// skipLocals reads a function body's local declarations.
-func skipLocals(r *reader) {
+// skipLocals reads a function body's local declarations and returns
+// how many locals they declare.
+func skipLocals(r *reader) uint64 {
 	n := r.u32()
+	var locals uint64
 	for i := uint32(0); i < n; i++ {
-		r.u32()
+		locals += uint64(r.u32())
 		r.valType()
 	}
+	return locals
 }
 
 // scanCode is the first pass over the code: it computes the fuel cost of
@@ -415,7 +418,10 @@ func (m *rewriter) scanCode(r *reader) {
 		base := r.off()
 		body := r.bytes(uint64(size))
 		within(fmt.Sprintf("function %d", m.nImpFunc+i), func() {
-			p := scanBody(newReader(body, base))
+			if int(i) >= len(m.funcTypes) {
+				malformed(base, "the code section has more bodies than the function section declares (%d)", len(m.funcTypes))
+			}
+			p := scanBody(newReader(body, base), uint64(m.types[m.funcTypes[i]].nParams), m.nImpGlob+m.nGlobals)
 			m.tableGrows = m.tableGrows || p.tableGrows
 			m.segments = m.segments || p.segments
 			m.plans = append(m.plans, p)
@@ -423,16 +429,36 @@ func (m *rewriter) scanCode(r *reader) {
 	}
 }
 
-func scanBody(r *reader) (p funcPlan) {
-	skipLocals(r)
+// It also refuses a body that names a local, a global or a label past
+// those of its function and module: invalid in the original module, such
+// an index would be valid in the instrumented one, and would name what
+// the instrumentation adds (the fuel global, its wrapper block, its
+// locals), letting a guest refuel itself. nParams is the function's
+// parameters, and globals the module's globals, imported and defined.
+func scanBody(r *reader, nParams uint64, globals uint32) (p funcPlan) {
+	locals := nParams + skipLocals(r)
 	p.costs = []int64{0}
 	type frame struct{ region, loop int }
 	var open []frame // the labels open around the current instruction
 	cur := 0         // region of the current instruction: 0 for the function, else its loop
 	for {
+		at := r.off()
 		in := decodeInstr(r)
 		p.costs[cur]++
 		p.segments = p.segments || in.segments
+		switch {
+		case in.ref == refLocal && uint64(in.index) >= locals:
+			malformed(at, "local index %d out of range (%d locals)", in.index, locals)
+		case in.ref == refGlobal && in.index >= globals:
+			malformed(at, "global index %d out of range (%d globals)", in.index, globals)
+		case in.ref == refLabel && int(in.index) > len(open):
+			malformed(at, "branch to label %d out of range (%d labels)", in.index, len(open)+1)
+		}
+		for _, l := range in.catches {
+			if int(l) > len(open) {
+				malformed(at, "catch to label %d out of range (%d labels)", l, len(open)+1)
+			}
+		}
 		switch in.kind {
 		case kBlock:
 			open = append(open, frame{region: cur})

@@ -416,6 +416,15 @@ func TestRefused(t *testing.T) {
 		{"truncated body", fn(0x41), ErrMalformed, "unexpected end"},
 		{"bytes after end", fn(0x0b, 0x01), ErrMalformed, "after the end of the function body"},
 		{"call out of range", fn(0x10, 0x05, 0x0b), ErrMalformed, "function index 5 out of range"},
+		// Indices past the module's own would name what the
+		// instrumentation adds: global 0 would be the fuel, label 1 the
+		// function's own label past the wrapper block.
+		{"global.set of the fuel", fn(0x42, 0x7f, 0x24, 0x00, 0x0b), ErrMalformed, "global index 0 out of range (0 globals)"},
+		{"global.get past the globals", fn(0x23, 0x01, 0x1a, 0x0b), ErrMalformed, "global index 1 out of range"},
+		{"local past the locals", fn(0x41, 0x00, 0x21, 0x00, 0x0b), ErrMalformed, "local index 0 out of range (0 locals)"},
+		{"br past the function", fn(0x0c, 0x01, 0x0b), ErrMalformed, "branch to label 1 out of range (1 labels)"},
+		{"br_table past the function", fn(0x41, 0x00, 0x0e, 0x01, 0x00, 0x01, 0x0b), ErrMalformed, "branch to label 1 out of range"},
+		{"br_if past a block", fn(0x02, 0x40, 0x41, 0x00, 0x0d, 0x02, 0x0b, 0x0b), ErrMalformed, "branch to label 2 out of range (2 labels)"},
 		{"section out of order", append(fn(0x0b), appendSection(nil, secType, []byte{0})...), ErrMalformed, "out of order"},
 		{"section too long", []byte(hdr + "\x01\x10\x00"), ErrMalformed, "runs past the end"},
 		{"truncated module", fn(0x0b)[:len(fn(0x0b))-5], ErrMalformed, "unexpected end"},

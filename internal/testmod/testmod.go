@@ -15,12 +15,28 @@ import (
 // the compiler's message, when wat2wasm is missing or rejects the file.
 func WAT(t testing.TB, path string) []byte {
 	t.Helper()
+	return wat2wasm(t, path, "--enable-all")
+}
+
+// UncheckedWATText compiles WAT source text without validating it: for
+// tests of what the host does with an invalid module.
+func UncheckedWATText(t testing.TB, src string) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "module.wat")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return wat2wasm(t, path, "--enable-all", "--no-check")
+}
+
+func wat2wasm(t testing.TB, path string, flags ...string) []byte {
+	t.Helper()
 	bin, err := exec.LookPath("wat2wasm")
 	if err != nil {
 		t.Fatalf("wat2wasm not found (install the Debian package wabt): %v", err)
 	}
 	out := filepath.Join(t.TempDir(), filepath.Base(path)+".wasm")
-	cmd := exec.Command(bin, "--enable-all", path, "-o", out)
+	cmd := exec.Command(bin, append(flags, path, "-o", out)...)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("wat2wasm %s: %v\n%s", path, err, msg)
 	}
