@@ -5,6 +5,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -293,4 +294,47 @@ func extismPlugin(b *testing.B, wasm []byte) *extism.Plugin {
 		b.Fatal(err)
 	}
 	return p
+}
+
+// BenchmarkLargeCall measures calls that do real work on a large input
+// (the C example's describe over 10,000 numbers, the AssemblyScript
+// example's count_keys over a 2,000-key object), keeping the guest's
+// state and resetting it: what the meter's marks of written memory cost
+// a guest's own code, against what they save its reset.
+func BenchmarkLargeCall(b *testing.B) {
+	ctx := context.Background()
+	var nums, obj []byte
+	nums = append(nums, `{"values":[`...)
+	for i := range 10000 {
+		if i > 0 {
+			nums = append(nums, ',')
+		}
+		nums = append(nums, []byte(fmt.Sprint(i%977))...)
+	}
+	nums = append(nums, "]}"...)
+	obj = append(obj, `{"object":{`...)
+	for i := range 2000 {
+		if i > 0 {
+			obj = append(obj, ',')
+		}
+		obj = append(obj, []byte(fmt.Sprintf(`"k%d":[%d,"v"]`, i, i))...)
+	}
+	obj = append(obj, "}}"...)
+	for _, g := range []guest{
+		{"c-describe-10k", "describe", mustRead(b, "../plugins/examples/stats-c/stats.wasm"), nums},
+		{"as-count-keys-2k", "count_keys", mustRead(b, "../plugins/examples/jsonkit-as/jsonkit.wasm"), obj},
+	} {
+		for _, state := range []string{policy.StateKeep, policy.StateReset} {
+			b.Run(g.name+"/"+state, func(b *testing.B) {
+				t := flowhostTask(b, g.wasm, g.task)
+				lim := host.DefaultLimits
+				lim.State = state
+				for b.Loop() {
+					if out, err := t.Call(ctx, g.input, lim); err != nil || len(out) == 0 {
+						b.Fatal(out, err)
+					}
+				}
+			})
+		}
+	}
 }

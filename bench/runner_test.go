@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -40,20 +41,29 @@ func mapInput(b *testing.B) (path string, raw []byte) {
 	return path, []byte(sb.String())
 }
 
-// BenchmarkMap runs a 20,000-element map of a trivial task (the C
-// example's square): through the whole `flowhost run` process, through
-// the runner embedded in this process, and as a loop of Extism Go SDK
-// Plugin.Call on one warm plugin, the baseline. The metric to compare is
-// µs/element.
+// BenchmarkMap runs a 20,000-element map of a trivial task, the C
+// example's square and the WAT echo (the ABI's cost alone): through the
+// whole `flowhost run` process (with the result cache off, and warm: every
+// element a hit), through the runner embedded in this process, and as a
+// loop of Extism Go SDK Plugin.Call on one warm plugin, the baseline. The
+// metric to compare is µs/element.
 func BenchmarkMap(b *testing.B) {
 	ctx := context.Background()
 	stats, err := filepath.Abs("../plugins/examples/stats-c/stats.wasm")
 	if err != nil {
 		b.Fatal(err)
 	}
+	echoPath := filepath.Join(b.TempDir(), "trivial.wasm")
+	if err := os.WriteFile(echoPath, trivial(b), 0o644); err != nil {
+		b.Fatal(err)
+	}
 	inputPath, inputRaw := mapInput(b)
+	tasks := []struct{ name, path, task, param string }{
+		{"c-square", stats, "square", "x"},
+		{"wat-echo", echoPath, "echo", "value"},
+	}
 
-	b.Run("extism-go-sdk-loop", func(b *testing.B) {
+	b.Run("extism-go-sdk-loop/c-square", func(b *testing.B) {
 		p := extismPlugin(b, mustRead(b, stats))
 		defer p.Close(ctx)
 		var elems []json.RawMessage
@@ -71,58 +81,77 @@ func BenchmarkMap(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*mapN), "µs/element")
 	})
 
-	b.Run("flowhost-run-process", func(b *testing.B) {
-		dir := b.TempDir()
-		bin := filepath.Join(dir, "flowhost")
-		if out, err := exec.Command("go", "build", "-o", bin, "../cmd/flowhost").CombinedOutput(); err != nil {
-			b.Fatalf("build: %v\n%s", err, out)
-		}
-		flow := filepath.Join(dir, "map.toml")
-		src := fmt.Sprintf("[plugins]\nstats = %q\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n", stats)
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "flowhost")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/flowhost").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	for _, tc := range tasks {
+		flow := filepath.Join(dir, tc.name+".toml")
+		src := fmt.Sprintf("[plugins]\nm = %q\n[[step]]\nmap = \"m.%s\"\nparam = %q\n", tc.path, tc.task, tc.param)
 		if err := os.WriteFile(flow, []byte(src), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		cache := filepath.Join(dir, "cache")
-		run := func() {
-			cmd := exec.Command(bin, "run", "--json", "-q", "--input", "x=@"+inputPath, flow)
-			cmd.Env = append(os.Environ(), "FLOWHOST_CACHE_DIR="+cache)
-			out, err := cmd.Output()
-			if err != nil || !strings.HasPrefix(string(out), `{"run_id"`) || !strings.Contains(string(out), `"succeeded"`) {
-				b.Fatalf("run: %v\n%.300s", err, out)
+		for _, cached := range []bool{false, true} {
+			name := "flowhost-run-process/" + tc.name + "/no-cache"
+			if cached {
+				name = "flowhost-run-process/" + tc.name + "/cache-warm"
 			}
+			b.Run(name, func(b *testing.B) {
+				cache := filepath.Join(b.TempDir(), "cache")
+				run := func() {
+					args := []string{"run", "--json", "-q", "--input", tc.param + "=@" + inputPath}
+					if !cached {
+						args = append(args, "--no-cache")
+					}
+					cmd := exec.Command(bin, append(args, flow)...)
+					cmd.Env = append(os.Environ(), "FLOWHOST_CACHE_DIR="+cache)
+					out, err := cmd.Output()
+					if err != nil || !strings.HasPrefix(string(out), `{"run_id"`) || !strings.Contains(string(out), `"succeeded"`) {
+						b.Fatalf("run: %v\n%.300s", err, out)
+					}
+				}
+				run() // fill the compilation cache (and the result cache), as any earlier run would have
+				b.ResetTimer()
+				for b.Loop() {
+					run()
+				}
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*mapN), "µs/element")
+			})
 		}
-		run() // fill the compilation cache, as any earlier run would have
-		b.ResetTimer()
-		for b.Loop() {
-			run()
-		}
-		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*mapN), "µs/element")
-	})
+	}
 
-	b.Run("flowhost-embedded", func(b *testing.B) {
-		e := engine(b, b.TempDir())
-		defer e.Close(ctx)
-		m, err := e.Load(ctx, mustRead(b, stats))
-		if err != nil {
-			b.Fatal(err)
-		}
-		br := inproc.New(0)
-		defer br.Close()
-		r := runner.New(runner.Config{Broker: br, Modules: map[string]*host.Module{"stats": m}})
-		p := pipeline.New(nil).Map("stats.square", pipeline.Param("x"))
-		in := pipeline.Inputs{"x": inputRaw}
-		plan, err := dag.PlanSequential(r.Catalog(), p, in)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ResetTimer()
-		for b.Loop() {
-			if _, err := r.ExecSequential(ctx, "bench", plan); err != nil {
+	for _, tc := range tasks {
+		b.Run("flowhost-embedded/"+tc.name, func(b *testing.B) {
+			e := engine(b, b.TempDir())
+			defer e.Close(ctx)
+			m, err := e.Load(ctx, mustRead(b, tc.path))
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*mapN), "µs/element")
-	})
+			br := inproc.New(0)
+			defer br.Close()
+			r := runner.New(runner.Config{Broker: br, Modules: map[string]*host.Module{"m": m}})
+			p := pipeline.New(nil).Map("m."+tc.task, pipeline.Param(tc.param))
+			in := pipeline.Inputs{tc.param: inputRaw}
+			plan, err := dag.PlanSequential(r.Catalog(), p, in)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := r.ExecSequential(ctx, "bench", plan); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*mapN), "µs/element")
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N*mapN), "allocs/element")
+		})
+	}
 }
 
 // chainWAT is a module of n trivial tasks, all one export: each returns 1.

@@ -4,6 +4,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -56,6 +57,11 @@ type Config struct {
 	// MaxDepth bounds the guest call depth under InterruptMeter; 0 means
 	// DefaultMaxDepth.
 	MaxDepth int32
+	// MarkWrites chooses when calls that start from the state after
+	// start-up run a variant of the module that marks the memory it
+	// writes, so that only that is copied back (see Reset): MarkAuto,
+	// the default, MarkAlways or MarkNever.
+	MarkWrites MarkWrites
 }
 
 // DefaultCacheDir is the compilation cache under the user's cache directory.
@@ -244,7 +250,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	code := wasm
 	var st meter.State
 	if e.cfg.Interrupt == InterruptMeter {
-		if code, st, err = e.instrument(wasm, id); err != nil {
+		if code, st, err = e.instrument(wasm, id, meter.Options{}); err != nil {
 			return nil, err
 		}
 	} else if st, err = meter.Analyze(wasm); err != nil || st.GrowsTables {
@@ -261,9 +267,27 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	m := &Module{eng: e, SHA256: id, Size: len(wasm), Info: info, compiled: compiled,
 		state: st, reset: resetFor(e.cfg.Interrupt == InterruptMeter, st)}
 	m.pool.max = e.cfg.MaxIdle
-	m.hasInit = info.HasExport("_initialize")
+	if ft, ok := info.ExportedFunc("_initialize"); ok {
+		if len(ft.Params) != 0 || len(ft.Results) != 0 {
+			return nil, fmt.Errorf("%w: export _initialize has type %s; it must be () -> ()", ErrModuleRefused, ft)
+		}
+		m.hasInit = true
+	} else if info.HasExport("_initialize") {
+		return nil, fmt.Errorf("%w: export _initialize is not a function", ErrModuleRefused)
+	}
 	for _, mem := range info.Memories {
 		m.initialMemory += uint64(mem.Min) * abi.PageSize
+	}
+	if m.reset == ResetSnapshot {
+		switch e.cfg.MarkWrites {
+		case MarkAlways:
+			m.marked.decided.Store(true)
+			m.buildMarked(ctx, wasm)
+		case MarkAuto:
+			if len(wasm) <= maxMarkedSource {
+				m.marked.wasm = bytes.Clone(wasm) // for the variant that marks its writes, if it comes to that
+			}
+		}
 	}
 	for _, t := range info.Tables {
 		m.initialTables += uint64(t.Min)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flowhost/flowhost/abi"
 	"github.com/flowhost/flowhost/host"
+	"github.com/flowhost/flowhost/internal/leb128"
 	"github.com/flowhost/flowhost/internal/testmod"
 	"github.com/flowhost/flowhost/policy"
 )
@@ -580,5 +581,103 @@ func TestUngrantedPathNamed(t *testing.T) {
 	// (pooled) instance.
 	if _, err := task(t, m, "plain").Call(ctx, []byte(`{}`), testLimits); err == nil || strings.Contains(err.Error(), "asked for") {
 		t.Fatalf("a call that asked for nothing: %v", err)
+	}
+}
+
+// TestMeteringCannotBeOutrun: the work a guest gets for one unit of fuel
+// is bounded, so the deadline, cancellation and the budget are checked
+// often enough whatever it does: a bulk memory operation is charged by
+// its length, a random_get by its size, and a region that costs more than
+// the fuel handed out at a time runs only once the budget covers it.
+func TestMeteringCannotBeOutrun(t *testing.T) {
+	e := newEngine(t)
+	man := `{"abi":1,"name":"m","tasks":[{"name":"run","inputs":[],"outputs":["x"]}]}`
+	for _, tc := range []struct{ name, src string }{
+		{"memory.fill", `(module (memory 32) (func (export "run") (result i32)
+			(loop $l (memory.fill (i32.const 0) (i32.const 0) (i32.const 2097152)) (br $l)) (i32.const 0)))`},
+		{"memory.copy", `(module (memory 32) (func (export "run") (result i32)
+			(loop $l (memory.copy (i32.const 0) (i32.const 1048576) (i32.const 1048576)) (br $l)) (i32.const 0)))`},
+		{"random_get", `(module (import "wasi_snapshot_preview1" "random_get" (func $rg (param i32 i32) (result i32)))
+			(memory 1) (func (export "run") (result i32) (loop $l (drop (call $rg (i32.const 0) (i32.const 65536))) (br $l)) (i32.const 0)))`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := load(t, e, testmod.WithManifest(t, testmod.WATText(t, tc.src), man))
+			lim := testLimits
+			lim.Timeout = 100 * time.Millisecond
+			start := time.Now()
+			_, err := task(t, m, "run").Call(context.Background(), []byte(`{}`), lim)
+			if host.KindOf(err) != host.KindTimeout {
+				t.Fatalf("err = %v, want a timeout", err)
+			}
+			// Before the charges, these ran 10 to 20 s past a 100 ms timeout.
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("the 100ms timeout stopped the call after %s", d)
+			}
+		})
+	}
+	t.Run("region past a chunk", func(t *testing.T) {
+		// One straight-line function of 3,000,001 instructions, against a
+		// budget of one chunk and a unit: it must not run on the chunk.
+		body := []byte{0x00}
+		for range 1_000_000 {
+			body = append(body, 0x41, 0x01, 0x1a) // i32.const 1; drop
+		}
+		body = append(body, 0x41, 0x00, 0x0b)
+		wasm := []byte("\x00asm\x01\x00\x00\x00")
+		wasm = append(wasm, 1, 5, 1, 0x60, 0, 1, 0x7f) // type () -> i32
+		wasm = append(wasm, 3, 2, 1, 0)                // function 0: type 0
+		wasm = append(wasm, 5, 3, 1, 0, 1)             // memory 1
+		wasm = append(wasm, 7, 7, 1, 3, 'r', 'u', 'n', 0, 0)
+		code := leb128.AppendUint([]byte{1}, uint64(len(body)))
+		code = append(code, body...)
+		wasm = append(leb128.AppendUint(append(wasm, 10), uint64(len(code))), code...)
+		m := load(t, e, testmod.WithManifest(t, wasm, man))
+		lim := testLimits
+		lim.Fuel = 1<<20 + 1
+		_, err := task(t, m, "run").Call(context.Background(), []byte(`{}`), lim)
+		if host.KindOf(err) != host.KindFuel {
+			t.Fatalf("err = %v, want fuel exhausted", err)
+		}
+	})
+}
+
+// TestInitializeMustBeAFunction: an export called _initialize that is
+// not a () -> () function is refused at load (the host would otherwise
+// call what is not a function).
+func TestInitializeMustBeAFunction(t *testing.T) {
+	e := newEngine(t)
+	man := `{"abi":1,"name":"m","tasks":[{"name":"run","inputs":[],"outputs":["x"]}]}`
+	for _, tc := range []struct{ name, src, want string }{
+		{"memory", `(module (memory (export "_initialize") 1) (func (export "run") (result i32) (i32.const 0)))`, "export _initialize is not a function"},
+		{"global", `(module (memory 1) (global (export "_initialize") i32 (i32.const 0)) (func (export "run") (result i32) (i32.const 0)))`, "export _initialize is not a function"},
+		{"type", `(module (memory 1) (func (export "_initialize") (param i32)) (func (export "run") (result i32) (i32.const 0)))`, "export _initialize has type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.Load(context.Background(), testmod.WithManifest(t, testmod.WATText(t, tc.src), man))
+			if !errors.Is(err, host.ErrModuleRefused) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load: err = %v, want it refused: %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestWideGlobalsStartAfresh: a v128 global, which the host cannot save
+// and restore through the runtime, makes every call start on a new
+// instance, so that each sees the global's initial value.
+func TestWideGlobalsStartAfresh(t *testing.T) {
+	src := `(module (memory 1) (global $g (mut v128) (v128.const i64x2 1 2))
+		(func (export "run") (result i32)
+			(i32.wrap_i64 (i64x2.extract_lane 1 (global.get $g)))
+			(global.set $g (v128.const i64x2 5 9))))`
+	m := load(t, newEngine(t), testmod.WithManifest(t, testmod.WATText(t, src), `{"abi":1,"name":"m","tasks":[{"name":"run","inputs":[],"outputs":["x"]}]}`))
+	if m.Reset() != host.ResetFresh {
+		t.Fatalf("reset %v, want fresh", m.Reset())
+	}
+	for i := range 3 {
+		_, err := task(t, m, "run").Call(context.Background(), []byte(`{}`), testLimits)
+		var te *host.TaskError
+		if !errors.As(err, &te) || te.Kind != host.KindGuestError || te.Msg != "returned 2" {
+			t.Fatalf("call %d: %v, want the initial lane (returned 2)", i, err)
+		}
 	}
 }

@@ -106,16 +106,35 @@ func (s *meterState) refuel() {
 	if s.deadline != 0 && time.Now().UnixNano() > s.deadline {
 		fail(KindTimeout, "did not finish within %s", s.timeout)
 	}
-	chunk := uint64(fuelChunk)
-	if s.limited {
-		if s.left == 0 {
-			fail(KindFuel, "the call used up its budget of %d units", s.budget)
+	// A region (or a bulk operation) may cost more than a chunk: it runs
+	// only once the budget has covered all of it.
+	for fuel := int64(s.fuel.Get()); fuel < 0; {
+		chunk := uint64(fuelChunk)
+		if s.limited {
+			if s.left == 0 {
+				fail(KindFuel, "the call used up its budget of %d units", s.budget)
+			}
+			chunk = min(chunk, s.left)
+			s.left -= chunk
 		}
-		chunk = min(chunk, s.left)
-		s.left -= chunk
+		s.given += chunk
+		fuel += int64(chunk)
+		s.fuel.Set(uint64(fuel))
 	}
-	s.given += chunk
-	s.fuel.Set(uint64(int64(s.fuel.Get()) + int64(chunk)))
+}
+
+// charge takes n units from the guest's fuel for work a host function
+// does on its behalf (such as filling a buffer with random bytes), and
+// refuels, checking the deadline, cancellation and the budget, when that
+// spends it. A no-op outside a metered call.
+func (s *meterState) charge(n uint64) {
+	if s == nil || s.fuel == nil || n == 0 {
+		return
+	}
+	s.fuel.Set(uint64(int64(s.fuel.Get()) - int64(min(n, 1<<62))))
+	if int64(s.fuel.Get()) < 0 {
+		s.refuel()
+	}
 }
 
 // instantiateMeter defines the "flowhost:meter" host module.
@@ -140,10 +159,14 @@ func instantiateMeter(ctx context.Context, rt wazero.Runtime) error {
 // of its state, from the on-disk cache when it holds them (the analysis
 // of a large module costs tens of milliseconds: it is not done again at
 // every start-up).
-func (e *Engine) instrument(wasm []byte, sum string) ([]byte, meter.State, error) {
+func (e *Engine) instrument(wasm []byte, sum string, opts meter.Options) ([]byte, meter.State, error) {
 	var path string
 	if e.cacheDir != "" {
-		path = filepath.Join(e.cacheDir, "metered", meterKey(sum))
+		key := sum
+		if opts.MarkWrites {
+			key += "\x00marks"
+		}
+		path = filepath.Join(e.cacheDir, "metered", meterKey(key))
 		b, err := os.ReadFile(path)
 		var st meter.State
 		if err == nil {
@@ -154,7 +177,7 @@ func (e *Engine) instrument(wasm []byte, sum string) ([]byte, meter.State, error
 		}
 		e.cacheMisses.Add(1)
 	}
-	out, st, err := meter.InstrumentState(wasm)
+	out, st, err := meter.InstrumentWith(wasm, opts)
 	if err != nil {
 		return nil, st, fmt.Errorf("instrument: %w", err)
 	}

@@ -3,9 +3,11 @@ package host
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,8 +54,13 @@ type Module struct {
 	// policy.StateAuto.
 	mu                 sync.Mutex
 	measured, autoKeep bool
-	tasks              map[string]*Task
-	pool               pool
+	// marked is the variant of the module that marks what its calls
+	// write, which calls that start from the state after start-up use
+	// once useMarked is set (see useMarks).
+	marked    markedVariant
+	useMarked atomic.Bool
+	tasks     map[string]*Task
+	pool      pool
 }
 
 // Task returns the task called name.
@@ -174,6 +181,9 @@ func (t *Task) call(ctx context.Context, input []byte, lim Limits, st *CallStats
 	}
 	inst.clean = false
 	if keep && !keepState {
+		if err == nil && !inst.marked && m.marked.undecided() && inst.snap != nil {
+			m.observe(inst.k.meter.used(), len(inst.snap.mem))
+		}
 		keep = inst.restore() // the next call starts where this one did
 	}
 	if keep {
@@ -201,9 +211,21 @@ type pool struct {
 }
 
 func (m *Module) acquire(ctx context.Context, lim Limits, deadline time.Time, reset bool) (*instance, error) {
+	marked := reset && m.useMarked.Load()
 	for {
 		key := grantsKey(lim.Grants)
 		m.pool.mu.Lock()
+		var stale []*instance
+		if marked {
+			// Instances of the variant that does not mark its writes are
+			// no use to calls that reset any more.
+			m.pool.idle = slices.DeleteFunc(m.pool.idle, func(inst *instance) bool {
+				if !inst.marked {
+					stale = append(stale, inst)
+				}
+				return !inst.marked
+			})
+		}
 		i := len(m.pool.idle) - 1
 		// An instance serves only calls with the grants it was made with,
 		// and a call that must start from the state after start-up only
@@ -211,13 +233,19 @@ func (m *Module) acquire(ctx context.Context, lim Limits, deadline time.Time, re
 		for i >= 0 && (m.pool.idle[i].grants != key || (reset && !m.pool.idle[i].clean)) {
 			i--
 		}
-		if i < 0 {
-			m.pool.mu.Unlock()
+		var inst *instance
+		if i >= 0 {
+			inst = m.pool.idle[i]
+			m.pool.idle = append(m.pool.idle[:i], m.pool.idle[i+1:]...)
+		}
+		m.pool.mu.Unlock()
+		for _, s := range stale {
+			m.pool.discarded.Add(1)
+			s.close(ctx)
+		}
+		if inst == nil {
 			return m.newInstance(ctx, lim, deadline, reset)
 		}
-		inst := m.pool.idle[i]
-		m.pool.idle = append(m.pool.idle[:i], m.pool.idle[i+1:]...)
-		m.pool.mu.Unlock()
 		if lim.Memory != 0 && inst.mem.used() > lim.Memory {
 			// Grown past this call's cap by an earlier call: start afresh.
 			m.pool.discarded.Add(1)
@@ -260,6 +288,8 @@ type instance struct {
 	// clean: the instance is in its state after start-up (new, or
 	// restored), as a call that must start from it requires.
 	clean bool
+	// marked: the instance runs the variant that marks its writes.
+	marked bool
 }
 
 // newInstance starts an instance for a call with limits lim, which must
@@ -321,8 +351,10 @@ func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time
 	inst.k.grants = lim.Grants
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().WithStderr(&inst.stderr)
 	if lim.Grants == nil || !lim.Grants.Random {
-		inst.rand = &fixedRand{}
+		inst.rand = &fixedRand{meter: &inst.k.meter}
 		cfg = cfg.WithRandSource(inst.rand)
+	} else {
+		cfg = cfg.WithRandSource(&chargedRand{r: crand.Reader, meter: &inst.k.meter})
 	}
 	if lim.Grants == nil || !lim.Grants.Clock {
 		inst.clock = &fakeClock{}
@@ -333,7 +365,11 @@ func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time
 		return nil, err
 	}
 	inst.roots = roots
-	mod, err := e.rt.InstantiateModule(ictx, m.compiled, cfg)
+	compiled := m.compiled
+	if snapshot && m.useMarked.Load() {
+		compiled, inst.marked = m.marked.compiled, true
+	}
+	mod, err := e.rt.InstantiateModule(ictx, compiled, cfg)
 	if err != nil {
 		inst.close(ctx)
 		phase := "instantiation"

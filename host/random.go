@@ -1,6 +1,7 @@
 package host
 
 import (
+	"io"
 	"math/rand/v2"
 	"sync"
 )
@@ -25,12 +26,14 @@ var fixedPrefix = sync.OnceValue(func() []byte {
 // the start of every call, so that each call reads the same bytes
 // whatever the instance served before (its start-up included).
 type fixedRand struct {
-	pos  int           // bytes of the stream read since the restart
-	rest *rand.ChaCha8 // the stream past the prefix, at pos; nil until needed
+	pos   int           // bytes of the stream read since the restart
+	rest  *rand.ChaCha8 // the stream past the prefix, at pos; nil until needed
+	meter *meterState   // charged for what is read
 }
 
 // Read implements io.Reader for the runtime's random_get.
 func (r *fixedRand) Read(p []byte) (int, error) {
+	r.meter.charge(randomCost(len(p)))
 	n := 0
 	if r.pos < fixedPrefixLen {
 		n = copy(p, fixedPrefix()[r.pos:])
@@ -49,3 +52,20 @@ func (r *fixedRand) Read(p []byte) (int, error) {
 
 // restart rewinds the stream to its start.
 func (r *fixedRand) restart() { r.pos, r.rest = 0, nil }
+
+// randomCost is the fuel a random_get of n bytes costs: a unit per 16
+// bytes, as for the bulk memory instructions, so that a guest cannot have
+// the host fill buffers for minutes at a unit a call.
+func randomCost(n int) uint64 { return uint64(n) / 16 }
+
+// chargedRand is an instance's real randomness (when granted), charged
+// like fixedRand.
+type chargedRand struct {
+	r     io.Reader
+	meter *meterState
+}
+
+func (r *chargedRand) Read(p []byte) (int, error) {
+	r.meter.charge(randomCost(len(p)))
+	return r.r.Read(p)
+}

@@ -2,6 +2,10 @@ package host_test
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -113,5 +117,93 @@ func TestGrownMemoryIsNotReused(t *testing.T) {
 	}
 	if s := m.Stats(); s.Discarded < 2 {
 		t.Fatalf("instances that grew were kept: %+v", s)
+	}
+}
+
+// TestRestoredMemoryIsTheSnapshot: copying back only the chunks of memory
+// a call marked as written gives the whole snapshot back, for every task
+// of the example modules (C, AssemblyScript, Rust, WAT) on inputs of
+// every JSON kind, failing calls included.
+func TestRestoredMemoryIsTheSnapshot(t *testing.T) {
+	ctx := context.Background()
+	e, err := host.New(ctx, host.Config{CacheDir: t.TempDir(), MarkWrites: host.MarkAlways})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	mismatches := host.VerifyRestores()
+	defer mismatches()
+	values := []string{`7`, `-2.5`, `"hello, world"`, `[3,1,2]`, `{"a":1,"b":[true,null]}`, `""`, `[]`}
+	calls := 0
+	for _, path := range []string{"stats-c/stats.wasm", "jsonkit-as/jsonkit.wasm", "rustkit-rust/rustkit.wasm", "mathwat/mathwat.wasm"} {
+		wasm, err := os.ReadFile(filepath.Join("../plugins/examples", path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := load(t, e, wasm)
+		lim := testLimits
+		lim.State = policy.StateReset
+		if m.Reset() != host.ResetSnapshot || !m.Marked() {
+			t.Fatalf("%s: reset %v, marked %v: want a snapshot and marks", path, m.Reset(), m.Marked())
+		}
+		for _, spec := range m.Manifest.Tasks {
+			tk, _ := m.Task(spec.Name)
+			for range 3 {
+				for _, v := range values {
+					in := map[string]json.RawMessage{}
+					for _, input := range spec.Inputs {
+						in[input.Name] = json.RawMessage(v)
+					}
+					b, _ := json.Marshal(in)
+					if _, err := tk.Call(context.Background(), b, lim); err == nil || host.KindOf(err) == host.KindGuestError {
+						calls++
+					}
+				}
+			}
+		}
+	}
+	if n := mismatches(); n != 0 {
+		t.Fatalf("%d of %d calls left memory the marked chunks did not cover", n, calls)
+	}
+	if calls < 50 {
+		t.Fatalf("only %d calls ran to their end", calls)
+	}
+	t.Logf("%d calls, every memory put back", calls)
+}
+
+// TestMarkAuto: after its first calls that reset their state, a module
+// whose calls do little next to its snapshot (the C example's square)
+// runs the variant that marks its writes; one whose calls do much (the
+// same module's describe over 10,000 numbers) does not. Both go on
+// returning the same results.
+func TestMarkAuto(t *testing.T) {
+	ctx := context.Background()
+	wasm, err := os.ReadFile("../plugins/examples/stats-c/stats.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nums := `{"values":[` + strings.Repeat("5,", 9999) + `5]}`
+	for _, tc := range []struct {
+		task, input, want string
+		marked            bool
+	}{
+		{"square", `{"x":12}`, `144`, true},
+		{"describe", nums, `"count":10000`, false},
+	} {
+		t.Run(tc.task, func(t *testing.T) {
+			m := load(t, newEngine(t), wasm)
+			tk := task(t, m, tc.task)
+			lim := testLimits
+			lim.State = policy.StateReset
+			for i := range 40 {
+				out, err := tk.Call(ctx, []byte(tc.input), lim)
+				if err != nil || !strings.Contains(string(out), tc.want) {
+					t.Fatalf("call %d: %s, %v", i, out, err)
+				}
+			}
+			if m.Marked() != tc.marked {
+				t.Fatalf("marked = %v, want %v", m.Marked(), tc.marked)
+			}
+		})
 	}
 }

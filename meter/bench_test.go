@@ -29,6 +29,11 @@ func benchSetup(b *testing.B, mode, fn string) (api.Function, context.Context, f
 	switch mode {
 	case "fuel":
 		wasm = mustInstrument(b, wasm)
+	case "fuel+marks":
+		var err error
+		if wasm, _, err = InstrumentWith(wasm, Options{MarkWrites: true}); err != nil {
+			b.Fatal(err)
+		}
 	case "closeOnContextDone":
 		cfg = cfg.WithCloseOnContextDone(true)
 		var cancel context.CancelFunc
@@ -48,7 +53,7 @@ func benchSetup(b *testing.B, mode, fn string) (api.Function, context.Context, f
 	if err != nil {
 		b.Fatal(err)
 	}
-	if mode == "fuel" {
+	if mode != "plain" && mode != "closeOnContextDone" {
 		// What a host does before each call: a fresh budget and depth.
 		fuel, depth := meterGlobals(b, m)
 		before = func() {
@@ -76,6 +81,25 @@ func BenchmarkHotLoop(b *testing.B) {
 					want = stack[0]
 				} else if stack[0] != want {
 					b.Fatalf("result %d, then %d", want, stack[0])
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkStoreLoop runs 10M iterations of a loop with two stores per
+// op: what marking dirty chunks (Options.MarkWrites) costs a store-bound
+// guest.
+func BenchmarkStoreLoop(b *testing.B) {
+	for _, mode := range []string{"plain", "fuel", "fuel+marks"} {
+		b.Run(mode, func(b *testing.B) {
+			f, ctx, before := benchSetup(b, mode, "stores")
+			stack := make([]uint64, 1)
+			for b.Loop() {
+				before()
+				stack[0] = 10_000_000
+				if err := f.CallWithStack(ctx, stack); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})

@@ -101,7 +101,11 @@ func (m *rewriter) rewriteSection(id byte, r *reader) []byte {
 		}
 	case secGlobal:
 		n := count()
-		out = leb128.AppendUint(out, uint64(n)+2)
+		added := uint64(2)
+		if m.tracking() {
+			added = 4
+		}
+		out = leb128.AppendUint(out, uint64(n)+added)
 		for i := uint32(0); i < n; i++ {
 			start := r.pos
 			r.valType()
@@ -113,9 +117,17 @@ func (m *rewriter) rewriteSection(id byte, r *reader) []byte {
 		out = append(out, 0x0b)
 		out = leb128.AppendInt(append(out, 0x7f, 0x01, 0x41), int64(InitialDepth)) // mut i32, i32.const
 		out = append(out, 0x0b)
+		if m.tracking() {
+			out = append(out, 0x7e, 0x01, 0x42, 0x00, 0x0b) // $dirty: mut i64, i64.const 0
+			out = append(out, 0x7f, 0x01, 0x41, 0x00, 0x0b) // $shift: mut i32, i32.const 0
+		}
 	case secExport:
 		n := count()
-		out = leb128.AppendUint(out, uint64(n)+2+uint64(len(m.mutable)))
+		added := 2 + uint64(len(m.mutable))
+		if m.tracking() {
+			added += 2
+		}
+		out = leb128.AppendUint(out, uint64(n)+added)
 		for i := uint32(0); i < n; i++ {
 			name := r.name()
 			kind := r.byte()
@@ -128,6 +140,10 @@ func (m *rewriter) rewriteSection(id byte, r *reader) []byte {
 		}
 		out = leb128.AppendUint(append(appendName(out, GlobalFuel), 0x03), uint64(m.fuelGlobal))
 		out = leb128.AppendUint(append(appendName(out, GlobalDepth), 0x03), uint64(m.depthGlobal))
+		if m.tracking() {
+			out = leb128.AppendUint(append(appendName(out, GlobalDirty), 0x03), uint64(m.dirtyGlobal))
+			out = leb128.AppendUint(append(appendName(out, GlobalDirtyShift), 0x03), uint64(m.shiftGlobal))
+		}
 		for _, g := range m.mutable {
 			out = leb128.AppendUint(append(appendName(out, fmt.Sprintf("%s%d", GlobalPrefix, g)), 0x03), uint64(g))
 		}
@@ -155,6 +171,7 @@ func (m *rewriter) constExpr(r *reader, out []byte) []byte {
 		in := decodeInstr(r)
 		switch in.kind {
 		case kRefFunc:
+			m.noteRef(in.fn)
 			out = leb128.AppendUint(append(out, 0xd2), uint64(m.fn(r, in.fn)))
 		case kEnd:
 			return append(out, r.b[start:r.pos]...)
@@ -198,7 +215,9 @@ func (m *rewriter) rewriteElements(r *reader) []byte {
 			out = leb128.AppendUint(out, uint64(k))
 			for j := uint32(0); j < k; j++ {
 				if flags&4 == 0 {
-					out = leb128.AppendUint(out, uint64(m.fn(r, r.u32())))
+					f := r.u32()
+					m.noteRef(f)
+					out = leb128.AppendUint(out, uint64(m.fn(r, f)))
 				} else {
 					out = m.constExpr(r, out)
 				}
@@ -236,16 +255,38 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 		r.valType()
 	}
 	saved := int64(-1) // local holding the depth during the body, if the body catches
+	var added []byte   // local declarations added
+	var nAdded uint32
 	if p.catches {
-		if nLocals >= 1<<32-1 {
-			unsupported(r.off(), "too many locals to add one")
-		}
 		saved = int64(nLocals)
-		out = leb128.AppendUint(out, uint64(nDecl)+1)
-		out = append(out, r.b[declStart:r.pos]...)
-		out = append(out, 0x01, 0x7f) // (local $saved i32)
-	} else {
+		added, nAdded = append(added, 0x01, 0x7f), 1 // (local $saved i32)
+	}
+	track := m.tracking()
+	var mk marks // where the dirty marks go, and the temporaries
+	needs := 0
+	if p.bulk {
+		needs = needLen // bulk operations are charged by length
+	}
+	if track && p.needs != 0 {
+		needs |= p.needs
+		if !m.throws {
+			needs |= needAcc | needShift
+			mk.acc = true
+		}
+	}
+	if needs != 0 {
+		decls, n, local := temps(needs, nLocals+uint64(nAdded))
+		added, nAdded, mk.local = append(added, decls...), nAdded+n, local
+	}
+	if nAdded == 0 {
 		out = append(out, r.b[:r.pos]...)
+	} else {
+		if nLocals+uint64(nAdded) > 1<<32-1 {
+			unsupported(r.off(), "too many locals to add %d", nAdded)
+		}
+		out = leb128.AppendUint(out, uint64(nDecl)+uint64(len(added)/2))
+		out = append(out, r.b[declStart:r.pos]...)
+		out = append(out, added...)
 	}
 
 	out = m.depthEnter(out)
@@ -254,6 +295,7 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 		out = leb128.AppendUint(append(out, 0x21), uint64(saved))         // local.set $saved
 	}
 	out = m.fuelCheck(out, p.costs[0])
+	out = m.enterMarks(out, mk)
 	out = append(append(out, 0x02), m.wrapBT[i]...) // block (type of the results)
 
 	// restore[k] tells whether the k-th open label (in the original body) is
@@ -289,6 +331,7 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 			if len(restore) == 0 {
 				// end of the wrapper block, depth++, end of the function
 				out = append(out, 0x0b)
+				out = m.leaveMarks(out, mk)
 				return append(m.depthLeave(out, saved), 0x0b)
 			}
 			out = append(out, r.b[start:r.pos]...)
@@ -296,14 +339,40 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 				out = m.depthRestore(out, saved)
 			}
 			restore = restore[:len(restore)-1]
+		case kStore:
+			if track {
+				out = m.markStore(out, r.b[start:r.pos], in, mk)
+			} else {
+				out = append(out, r.b[start:r.pos]...)
+			}
+		case kBulk:
+			out = m.bulkCharge(out, in.memoryBulk(), mk.local[tempLen])
+			if track && in.memoryBulk() {
+				out = m.markBulk(out, r.b[start:r.pos], mk)
+			} else {
+				out = append(out, r.b[start:r.pos]...)
+			}
+		case kAtomicWrite:
+			if track {
+				out = m.markAll(out)
+			}
+			out = append(out, r.b[start:r.pos]...)
 		case kCall:
+			if track && m.writes(in.fn) {
+				out = m.markAll(out)
+			}
 			out = leb128.AppendUint(append(out, 0x10), uint64(m.fn(r, in.fn)))
 		case kRefFunc:
 			out = leb128.AppendUint(append(out, 0xd2), uint64(m.fn(r, in.fn)))
 		case kReturnCall:
+			if track && m.writes(in.fn) {
+				out = m.markAll(out)
+			}
+			out = m.leaveMarks(out, mk)
 			out = m.depthLeave(out, saved)
 			out = leb128.AppendUint(append(out, 0x12), uint64(m.fn(r, in.fn)))
 		case kReturnCallOther:
+			out = m.leaveMarks(out, mk)
 			out = m.depthLeave(out, saved)
 			out = append(out, r.b[start:r.pos]...)
 		case kReturn:
@@ -317,11 +386,5 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 			out = leb128.AppendUint(append(out, 0x10), uint64(m.tableGrow))
 			out = append(out, r.b[start:r.pos]...)
 		}
-	}
-}
-
-// skipConstExpr reads past a constant expression.
-func skipConstExpr(r *reader) {
-	for decodeInstr(r).kind != kEnd {
 	}
 }

@@ -32,12 +32,20 @@ func wat(t testing.TB, name string, flags ...string) []byte {
 	if b, ok := watCache[key]; ok {
 		return b
 	}
+	b := compileWAT(t, filepath.Join("testdata", name), append(append([]string{}, flags...), "--debug-names")...)
+	watCache[key] = b
+	return b
+}
+
+// compileWAT compiles the WAT file at path with wat2wasm and flags.
+func compileWAT(t testing.TB, path string, flags ...string) []byte {
+	t.Helper()
 	tool, err := exec.LookPath("wat2wasm")
 	if err != nil {
-		t.Fatalf("wat2wasm is needed to compile meter/testdata/%s (install the Debian package wabt): %v", name, err)
+		t.Fatalf("wat2wasm is needed to compile %s (install the Debian package wabt): %v", path, err)
 	}
-	out := filepath.Join(t.TempDir(), strings.TrimSuffix(name, ".wat")+".wasm")
-	args := append(append([]string{}, flags...), "--debug-names", "-o", out, filepath.Join("testdata", name))
+	out := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(path), ".wat")+".wasm")
+	args := append(append([]string{}, flags...), "-o", out, path)
 	if msg, err := exec.Command(tool, args...).CombinedOutput(); err != nil {
 		t.Fatalf("wat2wasm %s: %v\n%s", strings.Join(args, " "), err, msg)
 	}
@@ -45,7 +53,6 @@ func wat(t testing.TB, name string, flags ...string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	watCache[key] = b
 	return b
 }
 

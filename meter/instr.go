@@ -15,6 +15,18 @@ const (
 	kReturn                           // return: becomes br to the wrapper block
 	kReturnCallOther                  // return_call_indirect, return_call_ref: depth restored before it
 	kTableGrow                        // table.grow t: checked by the host before it
+	kStore                            // a store to linear memory: marks what it wrote
+	kBulk                             // memory.init/copy/fill, table.init/copy/fill: charged by length, marks what it wrote
+	kAtomicWrite                      // an atomic store or read-modify-write: marks all memory
+)
+
+// Value types of the values a store takes.
+const (
+	tI32  byte = 0x7f
+	tI64  byte = 0x7e
+	tF32  byte = 0x7d
+	tF64  byte = 0x7c
+	tV128 byte = 0x7b
 )
 
 // instr is one decoded instruction: its kind, the function index it names
@@ -35,6 +47,10 @@ type instr struct {
 	// instrumentation extends, which the original code may not reach past.
 	index uint32
 	ref   refKind
+	// A kStore's value type and memory offset; a kBulk's 0xfc sub-opcode.
+	valType byte
+	offset  uint64
+	sub     uint32
 }
 
 // refKind tells which index space instr.index is in.
@@ -144,18 +160,28 @@ func decodeInstr(r *reader) instr {
 		unsupported(at, "GC instruction (0xfb prefix)")
 	case 0xfc:
 		sub, idx := decodeMisc(r, at)
-		if sub == 15 {
+		switch sub {
+		case 15:
 			in.kind, in.table = kTableGrow, idx
+		case 8, 10, 11, 12, 14, 17: // memory.init, memory.copy, memory.fill, table.init, table.copy, table.fill
+			in.kind, in.sub = kBulk, sub
 		}
 		// data.drop, table.init, elem.drop, table.copy, table.grow, table.fill
 		in.segments = sub == 9 || (sub >= 12 && sub <= 15) || sub == 17
 	case 0xfd:
-		decodeSIMD(r, at)
+		if store, offset := decodeSIMD(r, at); store {
+			in.kind, in.valType, in.offset = kStore, tV128, offset
+		}
 	case 0xfe:
-		decodeAtomic(r, at)
+		if decodeAtomic(r, at) {
+			in.kind = kAtomicWrite
+		}
 	default:
 		switch {
-		case op >= 0x28 && op <= 0x3e: // loads and stores
+		case op >= 0x36 && op <= 0x3e: // stores
+			in.kind, in.offset = kStore, r.memarg()
+			in.valType = [...]byte{tI32, tI64, tF32, tF64, tI32, tI32, tI64, tI64, tI64}[op-0x36]
+		case op >= 0x28 && op <= 0x35: // loads
 			r.memarg()
 		case op >= 0x45 && op <= 0xc4: // numeric, sign extension
 		default:
@@ -185,24 +211,33 @@ func decodeMisc(r *reader, at int) (sub, imm uint32) {
 	return sub, imm
 }
 
-func decodeSIMD(r *reader, at int) {
+// decodeSIMD reads an instruction of the 0xfd prefix after the prefix;
+// store reports v128.store and the store lane instructions, whose memory
+// offset is offset.
+func decodeSIMD(r *reader, at int) (store bool, offset uint64) {
 	switch sub := r.u32(); {
 	case sub <= 11, sub == 92, sub == 93: // loads, store, load_zero
-		r.memarg()
+		offset = r.memarg()
+		store = sub == 11
 	case sub == 12, sub == 13: // v128.const, i8x16.shuffle
 		r.bytes(16)
 	case sub >= 21 && sub <= 34: // extract_lane, replace_lane
 		r.byte()
 	case sub >= 84 && sub <= 91: // load_lane, store_lane
-		r.memarg()
+		offset = r.memarg()
 		r.byte()
+		store = sub >= 88
 	case sub <= 0x113: // the rest, relaxed SIMD included, has no immediate
 	default:
 		unsupported(at, "unknown instruction 0xfd %d", sub)
 	}
+	return store, offset
 }
 
-func decodeAtomic(r *reader, at int) {
+// decodeAtomic reads an instruction of the 0xfe prefix after the prefix,
+// and reports whether it writes memory (a store, a read-modify-write or a
+// compare-exchange).
+func decodeAtomic(r *reader, at int) (writes bool) {
 	switch sub := r.u32(); {
 	case sub == 3: // atomic.fence
 		if c := r.byte(); c != 0 {
@@ -210,7 +245,9 @@ func decodeAtomic(r *reader, at int) {
 		}
 	case sub <= 2, sub >= 0x10 && sub <= 0x4e:
 		r.memarg()
+		writes = sub >= 0x17
 	default:
 		unsupported(at, "unknown instruction 0xfe %d", sub)
 	}
+	return writes
 }

@@ -35,8 +35,11 @@
 //     its nested loops. Each instruction is then executed at most once per
 //     charge of its region, so the fuel consumed is a deterministic upper
 //     bound of the number of original instructions executed (both arms of
-//     an if are charged, for example); bulk memory and table instructions
-//     count 1 whatever their length.
+//     an if are charged, for example). A bulk memory instruction
+//     (memory.fill, memory.copy, memory.init) is also charged a unit per
+//     16 bytes, and a bulk table instruction (table.fill, table.copy,
+//     table.init) a unit per element, just before it runs, and checked
+//     the same way: a guest cannot get a long operation for one unit.
 //
 //   - Tables. Before every table.grow the imported FuncTableGrow is called
 //     with the requested delta, the table's current size and its index,
@@ -45,6 +48,13 @@
 //     (no table can reach 2^32 elements). WebAssembly puts no bound on
 //     tables, and a runtime holds 8 bytes per element, so this is where
 //     the host bounds the memory tables take.
+//
+//   - Dirty chunks, with Options.MarkWrites. In a module whose writes it
+//     can account for, every
+//     store, bulk memory operation, atomic write and call of a WASI
+//     import also marks the chunks of memory it may have written, in two
+//     more exported globals, so that a host putting the memory back after
+//     a call copies only those (see GlobalDirty).
 //
 // Adding the imports shifts every defined function's index by 2 (or 3); calls,
 // ref.func, exports, the start function, element segments, global and table
@@ -152,6 +162,21 @@ type rewriter struct {
 	added                   uint32   // function imports added: 2, or 3 with tableGrows
 
 	plans []funcPlan // per defined function, from the first pass
+
+	// Dirty chunks (see dirty.go): the module's memories, whether one is
+	// imported, the defined one's limits flags; the imported functions
+	// that may write memory (by index), and whether one escapes a direct
+	// call; the added globals.
+	memories                 int
+	memImported              bool
+	memFlags                 byte
+	writers                  []bool
+	escapes                  bool
+	throws                   bool              // some function throws: a frame may be left by unwinding
+	marks                    bool              // Options.MarkWrites
+	wideGlobals              bool              // a mutable global is a v128
+	voidTypes                map[string]uint32 // index of () -> results, by encoded results (see typeFor)
+	dirtyGlobal, shiftGlobal uint32
 }
 
 // funcPlan is what the first pass over a body learns.
@@ -161,6 +186,10 @@ type funcPlan struct {
 	catchLoops map[int]bool // loops (by position in costs) a catch clause branches to
 	tableGrows bool         // the body has a table.grow
 	segments   bool         // the body changes a table or drops a segment
+	needs      int          // the temporaries its dirty marks need (needAddr...)
+	bulk       bool         // it has a bulk memory or table operation
+	throws     bool         // it throws an exception
+	escapes    bool         // it takes a ref.func of an import that may write memory
 }
 
 // Instrument returns a rewritten copy of a binary module that meters itself
@@ -175,9 +204,23 @@ func Instrument(wasm []byte) (out []byte, err error) {
 	return out, err
 }
 
+// Options are what InstrumentWith adds beyond fuel and depth.
+type Options struct {
+	// MarkWrites adds the dirty chunks' marks (see GlobalDirty) to a
+	// module they can account for; State.Dirty tells whether it did.
+	// They cost the guest's stores: about 40 % of a loop that does
+	// nothing but load and store, nothing to code without stores.
+	MarkWrites bool
+}
+
 // InstrumentState is Instrument that also reports what Analyze would,
 // from the same pass over the module.
 func InstrumentState(wasm []byte) (out []byte, st State, err error) {
+	return InstrumentWith(wasm, Options{})
+}
+
+// InstrumentWith is InstrumentState with options.
+func InstrumentWith(wasm []byte, opts Options) (out []byte, st State, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			de, ok := r.(*decodeError)
@@ -187,15 +230,16 @@ func InstrumentState(wasm []byte) (out []byte, st State, err error) {
 			out, st, err = nil, State{}, fmt.Errorf("meter: instrument: %w", de)
 		}
 	}()
-	m := &rewriter{in: wasm, exports: map[string]bool{}}
+	m := &rewriter{in: wasm, exports: map[string]bool{}, marks: opts.MarkWrites}
 	m.parseSections()
 	m.analyze()
 	m.plan()
-	return m.emit(), m.state(), nil
+	out = m.emit()
+	return out, m.state(), nil
 }
 
 func (m *rewriter) state() State {
-	return State{GrowsTables: m.tableGrows, Segments: m.segments, Globals: m.mutable}
+	return State{GrowsTables: m.tableGrows, Segments: m.segments, Globals: m.mutable, WideGlobals: m.wideGlobals, Dirty: m.tracking()}
 }
 
 // GrowsTables reports whether a function of the module uses table.grow,
@@ -219,6 +263,13 @@ type State struct {
 	// instrumented module exports each as GlobalPrefix + its index, so
 	// that the host can save and restore them.
 	Globals []uint32 `json:"globals,omitempty"`
+	// WideGlobals: a mutable global is a v128, which a host cannot save
+	// and restore through wazero's API (it reads and writes 64 bits).
+	WideGlobals bool `json:"wide_globals,omitempty"`
+	// Dirty: the instrumented module marks the chunks of memory it
+	// writes in GlobalDirty (see GlobalDirty). Analyze reports whether
+	// it would, with Options.MarkWrites.
+	Dirty bool `json:"dirty,omitempty"`
 }
 
 // GlobalPrefix names the exports of the module's own mutable globals in
@@ -237,7 +288,7 @@ func Analyze(wasm []byte) (st State, err error) {
 			st, err = State{}, fmt.Errorf("meter: %w", de)
 		}
 	}()
-	m := &rewriter{in: wasm, exports: map[string]bool{}}
+	m := &rewriter{in: wasm, exports: map[string]bool{}, marks: true}
 	m.parseSections()
 	m.analyze()
 	return m.state(), nil
@@ -312,26 +363,40 @@ func (m *rewriter) analyze() {
 			case secGlobal:
 				m.nGlobals = r.u32()
 				for i := uint32(0); i < m.nGlobals; i++ {
+					v128 := r.peek() == tV128
 					r.valType()
 					if r.byte() == 0x01 {
 						m.mutable = append(m.mutable, m.nImpGlob+i)
+						m.wideGlobals = m.wideGlobals || v128
 					}
-					skipConstExpr(r)
+					m.constExpr(r, nil)
 				}
 			case secExport:
 				n := r.u32()
 				for i := uint32(0); i < n; i++ {
 					name := r.name()
-					r.byte()
-					r.u32()
+					kind := r.byte()
+					idx := r.u32()
+					if kind == 0 {
+						m.noteRef(idx)
+					}
 					m.exports[name] = true
 				}
+			case secMemory:
+				n := r.u32()
+				m.memories += int(n)
+				for i := uint32(0); i < n; i++ {
+					m.memFlags = r.limits()
+				}
+			case secTable, secElement:
+				// Read for the functions they reference.
+				m.rewriteSection(s.id, r)
 			case secCode:
 				m.scanCode(r)
 			}
 		})
 	}
-	for _, g := range []string{GlobalFuel, GlobalDepth} {
+	for _, g := range []string{GlobalFuel, GlobalDepth, GlobalDirty, GlobalDirtyShift} {
 		if m.exports[g] {
 			unsupported(-1, "the module already exports %q (instrumented twice?)", g)
 		}
@@ -379,11 +444,14 @@ func (m *rewriter) readImports(r *reader) {
 				r.malformed("import %s.%s has type index %d out of range", mod, name, t)
 			}
 			m.nImpFunc++
+			m.writers = append(m.writers, mod != "extism:host/env")
 		case 1: // table
 			r.valType()
 			r.limits()
 		case 2: // memory
 			r.limits()
+			m.memories++
+			m.memImported = true
 		case 3: // global
 			r.valType()
 			r.byte()
@@ -395,6 +463,15 @@ func (m *rewriter) readImports(r *reader) {
 			r.malformed("import %s.%s has unknown kind %#x", mod, name, kind)
 		}
 	}
+}
+
+// scope is what scanBody checks a body against: its function's
+// parameters, the module's globals (imported and defined) and which
+// imported functions may write memory.
+type scope struct {
+	params  uint64
+	globals uint32
+	writers []bool
 }
 
 // skipLocals reads a function body's local declarations and returns
@@ -421,8 +498,10 @@ func (m *rewriter) scanCode(r *reader) {
 			if int(i) >= len(m.funcTypes) {
 				malformed(base, "the code section has more bodies than the function section declares (%d)", len(m.funcTypes))
 			}
-			p := scanBody(newReader(body, base), uint64(m.types[m.funcTypes[i]].nParams), m.nImpGlob+m.nGlobals)
+			p := scanBody(newReader(body, base), scope{params: uint64(m.types[m.funcTypes[i]].nParams), globals: m.nImpGlob + m.nGlobals, writers: m.writers})
 			m.tableGrows = m.tableGrows || p.tableGrows
+			m.escapes = m.escapes || p.escapes
+			m.throws = m.throws || p.throws
 			m.segments = m.segments || p.segments
 			m.plans = append(m.plans, p)
 		})
@@ -433,10 +512,10 @@ func (m *rewriter) scanCode(r *reader) {
 // those of its function and module: invalid in the original module, such
 // an index would be valid in the instrumented one, and would name what
 // the instrumentation adds (the fuel global, its wrapper block, its
-// locals), letting a guest refuel itself. nParams is the function's
-// parameters, and globals the module's globals, imported and defined.
-func scanBody(r *reader, nParams uint64, globals uint32) (p funcPlan) {
-	locals := nParams + skipLocals(r)
+// locals), letting a guest refuel itself.
+func scanBody(r *reader, sc scope) (p funcPlan) {
+	locals := sc.params + skipLocals(r)
+	globals := sc.globals
 	p.costs = []int64{0}
 	type frame struct{ region, loop int }
 	var open []frame // the labels open around the current instruction
@@ -446,6 +525,12 @@ func scanBody(r *reader, nParams uint64, globals uint32) (p funcPlan) {
 		in := decodeInstr(r)
 		p.costs[cur]++
 		p.segments = p.segments || in.segments
+		p.needs |= needsOf(in)
+		p.bulk = p.bulk || in.kind == kBulk
+		p.throws = p.throws || in.op == 0x08 || in.op == 0x0a // throw, throw_ref
+		if in.kind == kRefFunc && in.fn < uint32(len(sc.writers)) && sc.writers[in.fn] {
+			p.escapes = true
+		}
 		switch {
 		case in.ref == refLocal && uint64(in.index) >= locals:
 			malformed(at, "local index %d out of range (%d locals)", in.index, locals)
@@ -507,6 +592,7 @@ func (m *rewriter) plan() {
 	}
 	m.fuelGlobal = m.nImpGlob + m.nGlobals
 	m.depthGlobal = m.fuelGlobal + 1
+	m.dirtyGlobal, m.shiftGlobal = m.depthGlobal+1, m.depthGlobal+2
 	m.wrapBT = make([][]byte, len(m.funcTypes))
 	for i, ti := range m.funcTypes {
 		t := m.types[ti]
@@ -522,17 +608,27 @@ func (m *rewriter) plan() {
 }
 
 // typeFor returns the index of the type () -> results, adding it if needed.
+// The types () -> results are indexed on first use: a module of many
+// functions with many results must not cost a scan of its types each.
 func (m *rewriter) typeFor(results []byte, n uint32) uint32 {
-	for i, t := range m.types {
-		if t.nParams == 0 && t.nResults == n && bytes.Equal(t.results, results) {
-			return uint32(i)
+	if m.voidTypes == nil {
+		m.voidTypes = map[string]uint32{}
+		for i := len(m.types) - 1; i >= 0; i-- { // the first of equal types wins
+			if t := m.types[i]; t.nParams == 0 {
+				m.voidTypes[string(t.results)] = uint32(i)
+			}
 		}
+	}
+	if i, ok := m.voidTypes[string(results)]; ok {
+		return i
 	}
 	enc := leb128.AppendUint([]byte{0x60, 0x00}, uint64(n))
 	enc = append(enc, results...)
 	m.newTypes = append(m.newTypes, enc)
 	m.types = append(m.types, funcType{nResults: n, results: results})
-	return uint32(len(m.types) - 1)
+	i := uint32(len(m.types) - 1)
+	m.voidTypes[string(results)] = i
+	return i
 }
 
 // growType returns the index of the type (i32, i32, i32) -> i32, adding
@@ -557,6 +653,26 @@ func (m *rewriter) fn(r *reader, f uint32) uint32 {
 		return f + m.added
 	}
 	return f
+}
+
+// bulkCharge appends, before a bulk memory or table instruction whose
+// length is on top of the stack, the charge of that length (a unit per
+// 16 bytes of memory, per element of a table) and its check; len is a
+// temporary local.
+func (m *rewriter) bulkCharge(out []byte, memory bool, len uint64) []byte {
+	out = leb128.AppendUint(append(out, 0x22), len)                  // local.tee $len
+	out = leb128.AppendUint(append(out, 0x23), uint64(m.fuelGlobal)) // global.get $fuel
+	out = leb128.AppendUint(append(out, 0x20), len)                  // local.get $len
+	out = append(out, 0xad)                                          // i64.extend_i32_u
+	if memory {
+		out = append(out, 0x42, 0x04, 0x88) // i64.const 4; i64.shr_u
+	}
+	out = append(out, 0x7d)                                          // i64.sub
+	out = leb128.AppendUint(append(out, 0x24), uint64(m.fuelGlobal)) // global.set $fuel
+	out = leb128.AppendUint(append(out, 0x23), uint64(m.fuelGlobal)) // global.get $fuel
+	out = append(out, 0x42, 0x00, 0x53, 0x04, 0x40)                  // i64.const 0; i64.lt_s; if
+	out = leb128.AppendUint(append(out, 0x10), uint64(m.outOfFuel))  // call out_of_fuel
+	return append(out, 0x0b)                                         // end
 }
 
 // fuelCheck appends the fuel check charging cost.

@@ -155,8 +155,8 @@ func (r *reader) blockType() {
 }
 
 // limits reads table or memory limits (any flag combination: max, shared, 64-bit).
-func (r *reader) limits() {
-	flags := r.byte()
+func (r *reader) limits() (flags byte) {
+	flags = r.byte()
 	if flags > 0x07 {
 		r.malformed("invalid limits flags %#x", flags)
 	}
@@ -164,16 +164,17 @@ func (r *reader) limits() {
 	if flags&1 != 0 {
 		r.uleb(64)
 	}
+	return flags
 }
 
 // memarg reads a memory argument: alignment (bit 6 announces a memory
 // index, multi-memory) and offset (64-bit for memory64).
-func (r *reader) memarg() {
+func (r *reader) memarg() (offset uint64) {
 	align := r.u32()
 	if align&0x40 != 0 {
 		r.u32()
 	}
-	r.uleb(64)
+	return r.uleb(64)
 }
 
 func appendName(b []byte, s string) []byte {
