@@ -11,7 +11,3 @@ func VerifyRestores() (mismatches func() int64) {
 		return restoreMismatches.Load()
 	}
 }
-
-// Marked reports whether the module's calls that reset their state run
-// the variant that marks what they write.
-func (m *Module) Marked() bool { return m.useMarked.Load() }

@@ -78,7 +78,8 @@ func (m *Module) Stats() PoolStats {
 		mem += inst.mem.used()
 	}
 	m.pool.mu.Unlock()
-	return PoolStats{Created: m.pool.created.Load(), Reused: m.pool.reused.Load(), Discarded: m.pool.discarded.Load(), Idle: idle, IdleMemory: mem}
+	return PoolStats{Created: m.pool.created.Load(), Reused: m.pool.reused.Load(), Discarded: m.pool.discarded.Load(), Idle: idle, IdleMemory: mem,
+		MarksWrites: m.useMarked.Load()}
 }
 
 // PoolStats counts a module's instances.
@@ -90,6 +91,10 @@ type PoolStats struct {
 	// IdleMemory is the linear memory and tables of the idle instances,
 	// in bytes.
 	IdleMemory uint64
+	// MarksWrites: calls that start from the state after start-up run
+	// the variant of the module that marks what they write (see
+	// MarkWrites).
+	MarksWrites bool
 }
 
 // Task is one task of a module.

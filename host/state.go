@@ -266,7 +266,9 @@ func (m *Module) observe(fuel uint64, size int) {
 	v.decided.Store(true)
 	m.mu.Unlock()
 	if want {
-		m.buildMarked(context.Background(), wasm)
+		// In the background: a large module takes seconds to rewrite and
+		// compile, which no call should wait for.
+		go m.buildMarked(context.Background(), wasm)
 	}
 }
 
