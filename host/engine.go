@@ -87,6 +87,10 @@ type Engine struct {
 	// bytes in progress ends: the same bytes are never compiled twice at
 	// once (wazero's engine keeps one compiled module per content).
 	loading map[string]chan struct{}
+	// closed is set by Close, under mu; builds counts the marking
+	// variants being built in the background, which Close waits for.
+	closed bool
+	builds sync.WaitGroup
 
 	cacheHits, cacheMisses atomic.Int64
 }
@@ -177,6 +181,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 // Close releases every module, instance and compiled code of the engine.
 func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	e.builds.Wait()
 	err := e.rt.Close(ctx)
 	if e.cache != nil {
 		err = errors.Join(err, e.cache.Close(ctx))

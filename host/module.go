@@ -209,6 +209,7 @@ func (t *Task) call(ctx context.Context, input []byte, lim Limits, st *CallStats
 type pool struct {
 	mu        sync.Mutex
 	idle      []*instance
+	swept     bool // the idle instances that do not mark their writes are gone (see acquire)
 	max       int
 	created   atomic.Int64
 	reused    atomic.Int64
@@ -221,7 +222,7 @@ func (m *Module) acquire(ctx context.Context, lim Limits, deadline time.Time, re
 		key := grantsKey(lim.Grants)
 		m.pool.mu.Lock()
 		var stale []*instance
-		if marked {
+		if marked && !m.pool.swept {
 			// Instances of the variant that does not mark its writes are
 			// no use to calls that reset any more.
 			m.pool.idle = slices.DeleteFunc(m.pool.idle, func(inst *instance) bool {
@@ -230,6 +231,7 @@ func (m *Module) acquire(ctx context.Context, lim Limits, deadline time.Time, re
 				}
 				return !inst.marked
 			})
+			m.pool.swept = true
 		}
 		i := len(m.pool.idle) - 1
 		// An instance serves only calls with the grants it was made with,

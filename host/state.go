@@ -265,11 +265,22 @@ func (m *Module) observe(fuel uint64, size int) {
 	v.wasm = nil
 	v.decided.Store(true)
 	m.mu.Unlock()
-	if want {
-		// In the background: a large module takes seconds to rewrite and
-		// compile, which no call should wait for.
-		go m.buildMarked(context.Background(), wasm)
+	if !want {
+		return
 	}
+	// In the background: a large module takes seconds to rewrite and
+	// compile, which no call should wait for. Close waits for it.
+	e := m.eng
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	e.builds.Add(1)
+	go func() {
+		defer e.builds.Done()
+		m.buildMarked(context.Background(), wasm)
+	}()
 }
 
 // buildMarked instruments and compiles the marking variant, and has the
