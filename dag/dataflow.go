@@ -27,6 +27,8 @@ type Binding struct {
 type Node struct {
 	ID int
 	TaskRef
+	// Label is TaskRef.Ref(), made once.
+	Label   string
 	Options pipeline.Options
 	// Cond is the task's checked `when`, or nil.
 	Cond *expr.Program
@@ -184,7 +186,8 @@ func PlanDataflow(c Catalog, p *pipeline.Dataflow, in pipeline.Inputs) (*Dataflo
 	plan := &DataflowPlan{Name: p.Name, Outputs: outputs, Producer: map[string]*Node{}, Inputs: in}
 	nodeOf := map[int]*Node{}
 	for _, i := range order {
-		n := &Node{ID: len(plan.Nodes), TaskRef: sel[i], Options: p.TaskOptions[sel[i].Ref()]}
+		ref := sel[i].Ref()
+		n := &Node{ID: len(plan.Nodes), TaskRef: sel[i], Label: ref, Options: p.TaskOptions[ref]}
 		if _, msg := checkValues(n.TaskRef, n.Options.Args); msg != "" {
 			return nil, &Error{Ref: n.Ref(), Field: "tasks", Msg: msg}
 		}

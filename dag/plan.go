@@ -115,10 +115,20 @@ func (p *Plan) Steps() []StepInfo {
 		}
 		return out
 	}
+	out = make([]StepInfo, 0, len(p.DF.Nodes))
+	deps := 0
 	for _, n := range p.DF.Nodes {
-		si := StepInfo{Name: n.Ref()}
+		deps += len(n.Deps)
+	}
+	ids := make([]int, 0, deps) // every node's deps, in one array
+	for _, n := range p.DF.Nodes {
+		from := len(ids)
 		for _, d := range n.Deps {
-			si.Deps = append(si.Deps, d.ID+1)
+			ids = append(ids, d.ID+1)
+		}
+		si := StepInfo{Name: n.Label}
+		if len(n.Deps) > 0 {
+			si.Deps = ids[from:len(ids):len(ids)]
 		}
 		out = append(out, si)
 	}

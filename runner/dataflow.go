@@ -60,7 +60,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 	var start func(node *dag.Node)
 	var settle func(node *dag.Node, outs map[string]json.RawMessage)
 	start = func(node *dag.Node) {
-		ev := track.Event{RunID: runID, Step: node.ID + 1, Name: node.Ref(), Total: 1}
+		ev := track.Event{RunID: runID, Step: node.ID + 1, Name: node.Label, Total: 1}
 		fail := func(err error) {
 			err = NodeError(runID, node, err)
 			// A node canceled because the run is ending failed on
@@ -95,7 +95,7 @@ func (r *Runner) ExecDataflow(ctx context.Context, runID string, plan *dag.Dataf
 		st := ev
 		st.Type, st.Time = track.StepStarted, now()
 		r.obs.Event(st)
-		spec := fanSpec{logs: logs, runID: runID, label: node.Ref(), opts: node.Options, calls: []Call{{task, input}}, step: node.ID + 1,
+		spec := fanSpec{logs: logs, runID: runID, label: node.Label, opts: node.Options, calls: []Call{{task, input}}, step: node.ID + 1,
 			throttle: node.Throttle, flow: plan.Inputs,
 			limits: r.limits(node.Options),
 			onRetry: func(index, attempt int, err error) {

@@ -174,11 +174,30 @@ func (b *Broker) work() {
 	}
 }
 
+// result1 is the Result of a job of one call, with its slices' arrays:
+// one allocation, where a dataflow node's job would otherwise take three.
+type result1 struct {
+	broker.Result
+	outputs [1][]byte
+	errs    [1]error
+}
+
+// newResult makes the Result of a job of n calls.
+func newResult(n int) *broker.Result {
+	if n == 1 {
+		r := &result1{}
+		r.Outputs, r.Errs = r.outputs[:], r.errs[:]
+		return &r.Result
+	}
+	return &broker.Result{Outputs: make([][]byte, n), Errs: make([]error, n)}
+}
+
 // Run executes a job's calls in order on the calling goroutine, recording
 // them in m (which may be nil). Calls not yet started when the job's
 // context ends fail as canceled.
 func Run(job *broker.Job, m *metrics.Metrics) *broker.Result {
-	res := &broker.Result{Outputs: make([][]byte, len(job.Inputs)), Errs: make([]error, len(job.Inputs)), Started: time.Now()}
+	res := newResult(len(job.Inputs))
+	res.Started = time.Now()
 	tm := m.Task(job.Tenant, job.Task.Module().Name, job.Task.Spec.Name)
 	var start time.Time
 	calls, ok := 0, 0
