@@ -13,14 +13,16 @@ import (
 
 // FuzzInstrument checks that Instrument never panics, fails only with
 // ErrMalformed or ErrUnsupported, and that whenever wazero accepts the
-// original module it accepts the instrumented one. "go test" runs the
-// seeds; "go test -fuzz FuzzInstrument ./meter/" explores.
+// original module it accepts the instrumented one, with and without the
+// marks of written memory. "go test" runs the seeds; "go test -fuzz
+// FuzzInstrument ./meter/" explores.
 func FuzzInstrument(f *testing.F) {
 	f.Add(wat(f, "basic.wat"))
 	f.Add(wat(f, "features.wat", "--enable-threads"))
 	f.Add(wat(f, "tailcall.wat", "--enable-tail-call"))
 	f.Add(wat(f, "minimal.wat"))
 	f.Add(ehModule())
+	f.Add(wat(f, "dirty.wat", "--enable-threads"))
 	ctx := context.Background()
 	features := api.CoreFeaturesV2 | experimental.CoreFeaturesThreads |
 		experimental.CoreFeaturesTailCall | experimental.CoreFeaturesExceptionHandling
@@ -44,6 +46,13 @@ func FuzzInstrument(f *testing.F) {
 		}
 		if err := compile(ctx, r, out); err != nil {
 			t.Fatalf("wazero accepts the original but not the instrumented module: %v", err)
+		}
+		marked, _, err := InstrumentWith(wasm, Options{MarkWrites: true})
+		if err != nil {
+			t.Fatalf("instrumented without marks, refused with them: %v", err)
+		}
+		if err := compile(ctx, r, marked); err != nil {
+			t.Fatalf("wazero accepts the original but not the module with marks: %v", err)
 		}
 	})
 }
