@@ -255,3 +255,35 @@ func TestRunOnSchedule(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginsLoadAtOnce: a flow's modules load concurrently, and of
+// several that fail, the first in the file is the one reported, with its
+// line; the good ones load all the same.
+func TestPluginsLoadAtOnce(t *testing.T) {
+	ctx := context.Background()
+	h, err := flowhost.New(ctx, flowhost.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	stats, _ := filepath.Abs("plugins/examples/stats-c/stats.wasm")
+	json, _ := filepath.Abs("plugins/examples/jsonkit-as/jsonkit.wasm")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "flow.toml")
+	src := "[plugins]\nstats = " + strconv.Quote(stats) + "\nbad1 = \"missing-1.wasm\"\njson = " + strconv.Quote(json) + "\nbad2 = \"missing-2.wasm\"\n[[step]]\ncall = \"stats.square\"\n"
+	os.WriteFile(path, []byte(src), 0o644)
+	for range 5 {
+		_, err := flowhost.LoadFlow(ctx, h.Engine(), path, nil)
+		if err == nil || !strings.Contains(err.Error(), "flow.toml:3") || !strings.Contains(err.Error(), "plugin bad1") || strings.Contains(err.Error(), "bad2") {
+			t.Fatalf("err = %v, want plugin bad1's, at line 3", err)
+		}
+	}
+	os.WriteFile(path, []byte("[plugins]\nstats = "+strconv.Quote(stats)+"\njson = "+strconv.Quote(json)+"\n[[step]]\ncall = \"stats.square\"\n[inputs]\nx = 3\n"), 0o644)
+	f, err := flowhost.LoadFlow(ctx, h.Engine(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Modules["stats"] == nil || f.Modules["json"] == nil || f.Modules["json"].Name != "jsonkit" {
+		t.Fatalf("modules %v", f.Modules)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/flowhost/flowhost/broker/redis"
@@ -106,17 +107,34 @@ func load(ctx context.Context, eng *host.Engine, f *flow.File, given map[string]
 	}
 	fl := &Flow{File: f, Modules: map[string]*host.Module{}, wasm: map[string][]byte{}}
 	cat := dag.Catalog{}
-	for _, p := range f.Plugins {
-		b, err := wasm(p)
-		if err != nil {
+	// The modules load at once (each is decoded, validated and compiled
+	// or read from the cache on its own); the first failure, in the
+	// file's order, is the one reported.
+	type loaded struct {
+		m    *host.Module
+		wasm []byte
+		err  error
+	}
+	got := make([]loaded, len(f.Plugins))
+	var wg sync.WaitGroup
+	for i, p := range f.Plugins {
+		wg.Go(func() {
+			b, err := wasm(p)
+			if err != nil {
+				got[i].err = err
+				return
+			}
+			got[i].m, got[i].err = loadPlugin(ctx, eng, p, b)
+			got[i].wasm = b
+		})
+	}
+	wg.Wait()
+	for i, p := range f.Plugins {
+		if err := got[i].err; err != nil {
 			return nil, invalidf(f.Errorf(p.Pos, "plugin %s: %v", p.Alias, err))
 		}
-		m, err := loadPlugin(ctx, eng, p, b)
-		if err != nil {
-			return nil, invalidf(f.Errorf(p.Pos, "plugin %s: %v", p.Alias, err))
-		}
-		fl.Modules[p.Alias], fl.wasm[p.Alias] = m, b
-		cat[p.Alias] = m.Manifest
+		fl.Modules[p.Alias], fl.wasm[p.Alias] = got[i].m, got[i].wasm
+		cat[p.Alias] = got[i].m.Manifest
 	}
 	var err error
 	if fl.Plan, err = dag.Build(cat, f.Sequential, f.Dataflow, f.Inputs); err != nil {
