@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -69,5 +71,24 @@ func TestFlagDefaults(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want it about %q", code, errb.String(), c.want)
 			}
 		})
+	}
+}
+
+// TestCPUProfile: --cpuprofile writes a profile pprof reads (it starts
+// with gzip's magic), and an unwritable path is refused with exit code 2.
+func TestCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cpu.prof")
+	var out, errb bytes.Buffer
+	if code := run([]string{"--cpuprofile", path, "inspect", "../../plugins/examples/mathwat/mathwat.wasm"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile %d bytes, %v", len(b), err)
+	}
+	errb.Reset()
+	if code := run([]string{"--cpuprofile", filepath.Join(dir, "no", "such", "dir"), "inspect", "x.wasm"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--cpuprofile") {
+		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 }

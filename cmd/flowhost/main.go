@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/pprof"
 
 	"github.com/alecthomas/kong"
 )
@@ -23,9 +24,10 @@ const (
 )
 
 type cli struct {
-	CacheDir  string `name:"cache-dir" env:"FLOWHOST_CACHE_DIR" placeholder:"DIR" help:"Where compiled modules, cached task results (results/) and in-process run records (runs/, for rerun) are kept between runs (default: the user cache directory; \"off\" disables them)."`
-	LogFormat string `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
-	LogLevel  string `name:"log-level" enum:",debug,info,warn,error" default:"" help:"Least severe log level shown: debug, info, warn or error (default: info for worker, warn otherwise). Guest logs go through the same logger."`
+	CacheDir   string `name:"cache-dir" env:"FLOWHOST_CACHE_DIR" placeholder:"DIR" help:"Where compiled modules, cached task results (results/) and in-process run records (runs/, for rerun) are kept between runs (default: the user cache directory; \"off\" disables them)."`
+	LogFormat  string `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
+	LogLevel   string `name:"log-level" enum:",debug,info,warn,error" default:"" help:"Least severe log level shown: debug, info, warn or error (default: info for worker, warn otherwise). Guest logs go through the same logger."`
+	CPUProfile string `name:"cpuprofile" placeholder:"FILE" help:"Write a CPU profile of the command to FILE (for go tool pprof)." type:"path"`
 
 	Run      runCmd      `cmd:"" help:"Run a flow (flow.toml) and print its result: in this process, or on a broker's workers with --broker."`
 	Call     callCmd     `cmd:"" help:"Run one task of a module and print its output: the fastest way to try a task."`
@@ -105,6 +107,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	g.cacheDir, g.logFormat, g.logLevel = c.CacheDir, c.LogFormat, c.LogLevel
 	g.logger = g.newLogger(slog.LevelWarn)
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "flowhost: --cpuprofile:", err)
+			return exitInvalid
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	if err := kctx.Run(g); err != nil {
 		var se silentError
 		if !errors.As(err, &se) {
