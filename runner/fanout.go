@@ -93,7 +93,19 @@ type fanout struct {
 	keys     []callKeys
 	slotWait bool
 	timer    bool
+
+	// A fan-out of one call (a dataflow node, a call step) keeps its
+	// slices here: one allocation, not four.
+	one struct {
+		attempts [1]int
+		outputs  [1][]byte
+		pending  [1][]int
+		inputs   [1][]byte
+	}
 }
+
+// firstCall is the batch of a fan-out of one call; never written.
+var firstCall = []int{0}
 
 // callKeys are a throttled call's concurrency and rate keys (CallKeys).
 type callKeys struct{ conc, rate string }
@@ -105,8 +117,12 @@ const maxBatch = 64
 
 func (r *Runner) startFanout(ctx context.Context, spec fanSpec, done func(*fanResult)) {
 	n := len(spec.calls)
-	f := &fanout{r: r, ctx: host.WithLogInfo(ctx, spec.runID, spec.label, spec.logs), spec: spec, done: done, left: n, attempts: make([]int, n)}
-	f.res.outputs = make([][]byte, n)
+	f := &fanout{r: r, ctx: host.WithLogInfo(ctx, spec.runID, spec.label, spec.logs), spec: spec, done: done, left: n}
+	if n == 1 {
+		f.attempts, f.res.outputs = f.one.attempts[:], f.one.outputs[:]
+	} else {
+		f.attempts, f.res.outputs = make([]int, n), make([][]byte, n)
+	}
 	if spec.opts.SkipErrors {
 		f.res.errs = make([]error, n)
 	}
@@ -129,6 +145,9 @@ func (r *Runner) startFanout(ctx context.Context, spec fanSpec, done func(*fanRe
 		if f.nDone > 0 && spec.onProgress != nil {
 			spec.onProgress(f.nDone, 0)
 		}
+	} else if n == 1 {
+		f.one.pending[0] = firstCall
+		f.pending = f.one.pending[:]
 	} else {
 		f.pending = Batches(spec.calls, f.slots, maxBatch)
 	}
@@ -242,10 +261,15 @@ func (f *fanout) pump() {
 		idx := f.pending[0]
 		f.pending = f.pending[1:]
 		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Tenant: f.r.tenant, Attempt: f.attempts[idx[0]], Priority: f.r.priority,
-			Step: f.spec.label, Task: f.spec.calls[idx[0]].Task, Limits: f.spec.limits, Index: idx[0], Inputs: make([][]byte, len(idx)),
-			Cache: f.jobCache(idx)}
-		for k, i := range idx {
-			job.Inputs[k] = f.spec.calls[i].Input
+			Step: f.spec.label, Task: f.spec.calls[idx[0]].Task, Limits: f.spec.limits, Index: idx[0], Cache: f.jobCache(idx)}
+		if len(f.spec.calls) == 1 { // one job at a time: its retry comes after it
+			f.one.inputs[0] = f.spec.calls[0].Input
+			job.Inputs = f.one.inputs[:]
+		} else {
+			job.Inputs = make([][]byte, len(idx))
+			for k, i := range idx {
+				job.Inputs[k] = f.spec.calls[i].Input
+			}
 		}
 		f.inflight++
 		queued, attempt := time.Now(), job.Attempt
