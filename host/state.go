@@ -24,8 +24,10 @@ import (
 //
 //   - ResetSnapshot: the instance's memory and globals are saved once,
 //     after start-up, and copied back after each call (the meter exports
-//     the module's own mutable globals so that the host can set them). A
-//     call that grew the memory leaves an instance that cannot be put back
+//     the module's own mutable globals so that the host can set them);
+//     with the variant of the module that marks what it writes (see
+//     MarkWrites), only the marked parts of the memory are. A call that
+//     grew the memory leaves an instance that cannot be put back
 //     (WebAssembly memories do not shrink): it is discarded.
 //   - ResetFresh: the instance is discarded after each call and the next
 //     one starts a new instance. For modules whose state is also in tables,
@@ -35,9 +37,9 @@ import (
 // A call with Limits.State = policy.StateKeep skips the reset: faster
 // where a restore costs much (large memories), and then not a function of
 // its input. Under policy.StateAuto the host keeps the state of modules
-// whose reset costs more than resetCostLimit (measured once per module:
-// the Go guest's 3.3 MiB snapshot costs ~150 µs a call to copy back) and
-// resets the others (WAT, C, AssemblyScript: 64–128 KiB, 2–3 µs).
+// whose memory after start-up is over resetCopyLimit (the Go guest's
+// 3.3 MiB snapshot costs ~270 µs a call to copy back whole, ~17 µs with
+// the marks) and resets the others (WAT, C, AssemblyScript: 64–128 KiB).
 type Reset int
 
 // Reset strategies.
