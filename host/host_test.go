@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -678,6 +679,53 @@ func TestWideGlobalsStartAfresh(t *testing.T) {
 		var te *host.TaskError
 		if !errors.As(err, &te) || te.Kind != host.KindGuestError || te.Msg != "returned 2" {
 			t.Fatalf("call %d: %v, want the initial lane (returned 2)", i, err)
+		}
+	}
+}
+
+// TestLargeFramesBounded: the call depth counts a frame by its size, a
+// frame per KiB of parameters and locals, so that MaxDepth bounds the
+// stack the runtime allocates for a call, not only the count of calls. A
+// recursion whose frames each hold 1,000 live v128 locals (16 KiB) took
+// ~80 MiB of host memory, outside the memory limit, before the runtime's
+// own ceiling stopped it; it now stops at MaxDepth/16 frames, and a
+// recursion of small frames still goes MaxDepth deep.
+func TestLargeFramesBounded(t *testing.T) {
+	var set, use strings.Builder
+	for i := 1; i <= 1000; i++ {
+		fmt.Fprintf(&set, "(local.set %d (i32x4.splat (i32.add (local.get 0) (i32.const %d))))", i, i)
+		fmt.Fprintf(&use, "(global.set $g (v128.xor (global.get $g) (local.get %d)))", i)
+	}
+	ctx := context.Background()
+	e := newEngine(t) // MaxDepth: DefaultMaxDepth, 20,000
+	for _, tc := range []struct {
+		fn    string
+		depth int
+		ok    bool
+	}{
+		{"big", 1000, true},    // 1,000 frames of weight 16: within 20,000
+		{"big", 1300, false},   // 1,300 × 16 > 20,000
+		{"small", 19000, true}, // small frames weigh 1
+	} {
+		src := fmt.Sprintf(`(module (memory 1) (global $g (mut v128) (v128.const i64x2 0 0))
+		  (func $big (param $n i32) %s %s (if (local.get 0) (then (call $big (i32.sub (local.get 0) (i32.const 1))))) %s)
+		  (func $small (param $n i32) (if (local.get 0) (then (call $small (i32.sub (local.get 0) (i32.const 1))))))
+		  (func (export "run") (result i32) (call $%s (i32.const %d)) (i32.const 0)))`,
+			strings.Repeat("(local v128) ", 1000), set.String(), use.String(), tc.fn, tc.depth)
+		m := load(t, e, testmod.WithManifest(t, testmod.WATText(t, src), `{"abi":1,"name":"m","tasks":[{"name":"run","inputs":[],"outputs":["x"]}]}`))
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := task(t, m, "run").Call(ctx, []byte(`{}`), testLimits)
+		runtime.ReadMemStats(&after)
+		switch {
+		case tc.ok && host.KindOf(err) != host.KindBadOutput: // it returned, setting no output
+			t.Fatalf("%s(%d): %v, want it to return", tc.fn, tc.depth, err)
+		case !tc.ok && (host.KindOf(err) != host.KindStackOverflow || !strings.Contains(err.Error(), "went past 20000 frames")):
+			t.Fatalf("%s(%d): %v, want the depth limit", tc.fn, tc.depth, err)
+		}
+		if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 48<<20 {
+			t.Fatalf("%s(%d): the host's heap grew by %d MiB", tc.fn, tc.depth, grew>>20)
 		}
 	}
 }

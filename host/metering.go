@@ -146,7 +146,7 @@ func instantiateMeter(ctx context.Context, rt wazero.Runtime) error {
 		s.refuel()
 	}), nil, nil).Export(meter.FuncOutOfFuel).
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, _ []uint64) {
-		fail(KindStackOverflow, "the guest's call depth went past %d frames", kernelFrom(ctx).maxDepth)
+		fail(KindStackOverflow, "the guest's call depth went past %d frames (a frame of more than 1 KiB of locals counts as one a KiB)", kernelFrom(ctx).maxDepth)
 	}), nil, nil).Export(meter.FuncTooDeep).
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, s []uint64) {
 		s[0] = uint64(kernelFrom(ctx).mem.growTable(uint32(s[0]), uint32(s[1]), uint32(s[2])))

@@ -289,7 +289,7 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 		out = append(out, added...)
 	}
 
-	out = m.depthEnter(out)
+	out = m.depthEnter(out, p.weight)
 	if saved >= 0 {
 		out = leb128.AppendUint(append(out, 0x23), uint64(m.depthGlobal)) // global.get
 		out = leb128.AppendUint(append(out, 0x21), uint64(saved))         // local.set $saved
@@ -332,7 +332,7 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 				// end of the wrapper block, depth++, end of the function
 				out = append(out, 0x0b)
 				out = m.leaveMarks(out, mk)
-				return append(m.depthLeave(out, saved), 0x0b)
+				return append(m.depthLeave(out, saved, p.weight), 0x0b)
 			}
 			out = append(out, r.b[start:r.pos]...)
 			if restore[len(restore)-1] {
@@ -369,11 +369,11 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 				out = m.markAll(out)
 			}
 			out = m.leaveMarks(out, mk)
-			out = m.depthLeave(out, saved)
+			out = m.depthLeave(out, saved, p.weight)
 			out = leb128.AppendUint(append(out, 0x12), uint64(m.fn(r, in.fn)))
 		case kReturnCallOther:
 			out = m.leaveMarks(out, mk)
-			out = m.depthLeave(out, saved)
+			out = m.depthLeave(out, saved, p.weight)
 			out = append(out, r.b[start:r.pos]...)
 		case kReturn:
 			// br to the wrapper block, whose label index is the number of

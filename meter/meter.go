@@ -6,7 +6,9 @@
 // module that grows tables) and two exported mutable globals, and
 // rewrites every function body:
 //
-//   - Depth. At entry the i32 global GlobalDepth is decremented; if it is
+//   - Depth. At entry the i32 global GlobalDepth is decremented by the
+//     function's weight (1, or 1 more for each KiB of its parameters and
+//     locals: a frame's size, not only the count of frames, is bounded); if it is
 //     then 0 or less, the imported FuncTooDeep is called (the host traps).
 //     The original body is wrapped in a block of the function's result
 //     type, `return` becomes a branch to that block, and after the block the
@@ -87,8 +89,8 @@ const (
 	// GlobalFuel is the exported mutable i64 global holding the remaining fuel.
 	GlobalFuel = "flowhost_fuel"
 	// GlobalDepth is the exported mutable i32 global holding the remaining
-	// call depth. A value of d lets d-1 instrumented frames be active at
-	// once: the entry of the d-th calls FuncTooDeep.
+	// call depth. A value of d lets d-1 instrumented frames of weight 1 be
+	// active at once: the entry of the d-th calls FuncTooDeep.
 	GlobalDepth = "flowhost_depth"
 )
 
@@ -187,6 +189,7 @@ type funcPlan struct {
 	tableGrows bool         // the body has a table.grow
 	segments   bool         // the body changes a table or drops a segment
 	needs      int          // the temporaries its dirty marks need (needAddr...)
+	weight     int32        // what a frame of it costs against the depth (frameWeight)
 	bulk       bool         // it has a bulk memory or table operation
 	throws     bool         // it throws an exception
 	escapes    bool         // it takes a ref.func of an import that may write memory
@@ -469,21 +472,46 @@ func (m *rewriter) readImports(r *reader) {
 // parameters, the module's globals (imported and defined) and which
 // imported functions may write memory.
 type scope struct {
-	params  uint64
-	globals uint32
-	writers []bool
+	params     uint64
+	paramBytes uint64
+	globals    uint32
+	writers    []bool
 }
 
 // skipLocals reads a function body's local declarations and returns
-// how many locals they declare.
-func skipLocals(r *reader) uint64 {
+// how many locals they declare, and the bytes of stack they take (see
+// frameWeight).
+func skipLocals(r *reader) (locals, bytes uint64) {
 	n := r.u32()
-	var locals uint64
 	for i := uint32(0); i < n; i++ {
-		locals += uint64(r.u32())
+		k := uint64(r.u32())
+		locals += k
+		bytes += k * slotBytes(r.peek())
 		r.valType()
 	}
-	return locals
+	return locals, bytes
+}
+
+// slotBytes is what a value of the type starting with byte t takes on
+// the runtime's stack.
+func slotBytes(t byte) uint64 {
+	if t == tV128 {
+		return 16
+	}
+	return 8
+}
+
+// frameUnit is how many bytes of parameters and locals count as one
+// frame against the depth: a function with fewer (up to 128 scalars)
+// costs 1, one with 1,000 v128 locals 16, so that MaxDepth frames bound
+// the stack the runtime allocates, not only the count of calls (wazero
+// lets a call's stack grow to 400 MB).
+const frameUnit = 1024
+
+// frameWeight is what a frame of a function whose parameters and locals
+// take bytes costs against the depth, at least 1.
+func frameWeight(bytes uint64) int32 {
+	return int32(min(1+bytes/frameUnit, 1<<30))
 }
 
 // scanCode is the first pass over the code: it computes the fuel cost of
@@ -498,7 +526,12 @@ func (m *rewriter) scanCode(r *reader) {
 			if int(i) >= len(m.funcTypes) {
 				malformed(base, "the code section has more bodies than the function section declares (%d)", len(m.funcTypes))
 			}
-			p := scanBody(newReader(body, base), scope{params: uint64(m.types[m.funcTypes[i]].nParams), globals: m.nImpGlob + m.nGlobals, writers: m.writers})
+			ft := m.types[m.funcTypes[i]]
+			var paramBytes uint64
+			for _, b := range ft.params { // a typed reference's heap type counts too: a bound, not a size
+				paramBytes += slotBytes(b)
+			}
+			p := scanBody(newReader(body, base), scope{params: uint64(ft.nParams), paramBytes: paramBytes, globals: m.nImpGlob + m.nGlobals, writers: m.writers})
 			m.tableGrows = m.tableGrows || p.tableGrows
 			m.escapes = m.escapes || p.escapes
 			m.throws = m.throws || p.throws
@@ -514,7 +547,9 @@ func (m *rewriter) scanCode(r *reader) {
 // the instrumentation adds (the fuel global, its wrapper block, its
 // locals), letting a guest refuel itself.
 func scanBody(r *reader, sc scope) (p funcPlan) {
-	locals := sc.params + skipLocals(r)
+	declared, bytes := skipLocals(r)
+	locals := sc.params + declared
+	p.weight = frameWeight(bytes + sc.paramBytes)
 	globals := sc.globals
 	p.costs = []int64{0}
 	type frame struct{ region, loop int }
@@ -687,10 +722,12 @@ func (m *rewriter) fuelCheck(out []byte, cost int64) []byte {
 	return append(out, 0x0b)                                         // end
 }
 
-// depthEnter appends the depth decrement and check.
-func (m *rewriter) depthEnter(out []byte) []byte {
+// depthEnter appends the depth decrement by the function's weight, and
+// the check.
+func (m *rewriter) depthEnter(out []byte, weight int32) []byte {
 	out = leb128.AppendUint(append(out, 0x23), uint64(m.depthGlobal)) // global.get
-	out = append(out, 0x41, 0x01, 0x6b)                               // i32.const 1; i32.sub
+	out = leb128.AppendInt(append(out, 0x41), int64(weight))          // i32.const weight
+	out = append(out, 0x6b)                                           // i32.sub
 	out = leb128.AppendUint(append(out, 0x24), uint64(m.depthGlobal)) // global.set
 	out = leb128.AppendUint(append(out, 0x23), uint64(m.depthGlobal)) // global.get
 	out = append(out, 0x41, 0x00, 0x4c, 0x04, 0x40)                   // i32.const 0; i32.le_s; if
@@ -701,13 +738,14 @@ func (m *rewriter) depthEnter(out []byte) []byte {
 // depthLeave appends the depth increment. In a function that catches
 // exceptions (saved >= 0), the depth is recomputed from the value saved at
 // entry instead, since frames unwound by an exception did not restore it.
-func (m *rewriter) depthLeave(out []byte, saved int64) []byte {
+func (m *rewriter) depthLeave(out []byte, saved int64, weight int32) []byte {
 	if saved >= 0 {
 		out = leb128.AppendUint(append(out, 0x20), uint64(saved)) // local.get $saved
 	} else {
 		out = leb128.AppendUint(append(out, 0x23), uint64(m.depthGlobal)) // global.get
 	}
-	out = append(out, 0x41, 0x01, 0x6a)                                // i32.const 1; i32.add
+	out = leb128.AppendInt(append(out, 0x41), int64(weight))           // i32.const weight
+	out = append(out, 0x6a)                                            // i32.add
 	return leb128.AppendUint(append(out, 0x24), uint64(m.depthGlobal)) // global.set
 }
 
