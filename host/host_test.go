@@ -729,3 +729,31 @@ func TestLargeFramesBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestStartFunctionDepth: a start function runs within the engine's
+// MaxDepth too, not the meter's initial depth (10,000 frames).
+func TestStartFunctionDepth(t *testing.T) {
+	ctx := context.Background()
+	e, err := host.New(ctx, host.Config{CacheDir: t.TempDir(), MaxDepth: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	for _, tc := range []struct {
+		depth int
+		ok    bool
+	}{{40, true}, {9000, false}} {
+		src := fmt.Sprintf(`(module (memory 1)
+		  (func $rec (param $n i32) (if (local.get $n) (then (call $rec (i32.sub (local.get $n) (i32.const 1))))))
+		  (func $s (call $rec (i32.const %d))) (start $s)
+		  (func (export "run") (result i32) (i32.const 0)))`, tc.depth)
+		m := load(t, e, testmod.WithManifest(t, testmod.WATText(t, src), `{"abi":1,"name":"m","tasks":[{"name":"run","inputs":[],"outputs":["x"]}]}`))
+		_, err := task(t, m, "run").Call(ctx, []byte(`{}`), testLimits)
+		if tc.ok && host.KindOf(err) != host.KindBadOutput { // it ran, setting no output
+			t.Fatalf("start recursing %d: %v", tc.depth, err)
+		}
+		if !tc.ok && (host.KindOf(err) != host.KindStackOverflow || !strings.Contains(err.Error(), "start function")) {
+			t.Fatalf("start recursing %d: %v, want the depth limit during the start function", tc.depth, err)
+		}
+	}
+}

@@ -54,16 +54,18 @@ type meterState struct {
 	given       uint64 // fuel handed to the guest this call
 }
 
-// bind finds the metering globals of a new instance.
-func (s *meterState) bind(mod api.Module) {
+// bind finds the metering globals of a new instance, and reports
+// whether it did now (rather than at an earlier call).
+func (s *meterState) bind(mod api.Module) bool {
 	if s.fuel != nil {
-		return
+		return false
 	}
 	s.fuel, _ = mod.ExportedGlobal(meter.GlobalFuel).(api.MutableGlobal)
 	s.depth, _ = mod.ExportedGlobal(meter.GlobalDepth).(api.MutableGlobal)
 	if s.fuel == nil || s.depth == nil {
 		panic("host: metered module lacks its metering globals")
 	}
+	return true
 }
 
 // arm prepares the metering globals for a call that must end by
@@ -141,8 +143,14 @@ func (s *meterState) charge(n uint64) {
 func instantiateMeter(ctx context.Context, rt wazero.Runtime) error {
 	_, err := rt.NewHostModuleBuilder(meter.ImportModule).
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, _ []uint64) {
-		s := &kernelFrom(ctx).meter
-		s.bind(mod) // a start function runs before newInstance can bind
+		k := kernelFrom(ctx)
+		s := &k.meter
+		if s.bind(mod) && k.maxDepth+1 < meter.InitialDepth {
+			// A start function runs before newInstance can bind, from the
+			// meter's initial depth: bring what is left of it down to the
+			// engine's MaxDepth.
+			s.depth.Set(api.EncodeI32(api.DecodeI32(s.depth.Get()) - (meter.InitialDepth - k.maxDepth - 1)))
+		}
 		s.refuel()
 	}), nil, nil).Export(meter.FuncOutOfFuel).
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, _ []uint64) {
