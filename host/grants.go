@@ -88,7 +88,7 @@ func grantsConfig(g *Grants, cfg wazero.ModuleConfig, asked *askedPaths) (wazero
 				return nil, nil, fmt.Errorf("grant files %s: %w", guest, err)
 			}
 			roots = append(roots, root)
-			fsc = fsc.WithFSMount(grantFS{root.FS()}, guest)
+			fsc = fsc.WithFSMount(grantFS{root.FS(), asked}, guest)
 		}
 	}
 	// Everywhere else, nothing: but what the guest asked for is kept, so
@@ -121,10 +121,16 @@ func grantsConfig(g *Grants, cfg wazero.ModuleConfig, asked *askedPaths) (wazero
 // open that os.Root refuses for escaping the directory fails with EPERM:
 // the root's own error, which is no system error, would reach the guest
 // as EIO.
-type grantFS struct{ fs.FS }
+type grantFS struct {
+	fs.FS
+	asked *askedPaths
+}
 
 func (g grantFS) Open(name string) (fs.File, error) {
 	f, err := g.FS.Open(name)
+	if err == nil {
+		g.asked.opened()
+	}
 	var errno syscall.Errno
 	if err != nil && !errors.As(err, &errno) && !errors.Is(err, fs.ErrInvalid) && !errors.Is(err, fs.ErrNotExist) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
@@ -134,11 +140,29 @@ func (g grantFS) Open(name string) (fs.File, error) {
 
 // askedPaths are the paths a call's guest asked for where no directory
 // is granted (a few: enough to name the culprit).
-type askedPaths struct{ paths []string }
+//
+// It also records whether, since the instance started (sealed), the
+// table of descriptors the runtime keeps for it may have changed: a file
+// or directory opened, the root closed. No reset empties that table, so
+// an instance whose call changed it is not used again (see Task.call): a
+// call must not see what another opened, nor fill the table call after
+// call outside any limit.
+type askedPaths struct {
+	paths   []string
+	sealed  bool // the instance has started
+	changed bool // a descriptor was opened or closed since
+}
 
 const maxAsked = 4
 
 func (a *askedPaths) reset() { a.paths = a.paths[:0] }
+
+// opened records a descriptor opened or closed, once the instance started.
+func (a *askedPaths) opened() {
+	if a.sealed {
+		a.changed = true
+	}
+}
 
 // hint says what the guest asked for that no grant gives, for the error
 // of a call that failed; "" when it asked for nothing.
@@ -165,7 +189,8 @@ type ungrantedFS struct{ asked *askedPaths }
 
 func (u ungrantedFS) Open(name string) (fs.File, error) {
 	if name == "." {
-		return emptyDir{}, nil // the mount point itself
+		u.asked.opened()
+		return emptyDir{u.asked}, nil // the mount point itself
 	}
 	if len(u.asked.paths) < maxAsked {
 		p := "/" + name
@@ -180,13 +205,18 @@ func (u ungrantedFS) Open(name string) (fs.File, error) {
 }
 
 // emptyDir is the directory "/" of ungrantedFS: it lists nothing.
-type emptyDir struct{}
+type emptyDir struct{ asked *askedPaths }
 
-func (emptyDir) Stat() (fs.FileInfo, error) { return emptyDir{}, nil }
+func (d emptyDir) Stat() (fs.FileInfo, error) { return d, nil }
 func (emptyDir) Read([]byte) (int, error) {
 	return 0, &fs.PathError{Op: "read", Path: "/", Err: syscall.EISDIR}
 }
-func (emptyDir) Close() error                       { return nil }
+func (d emptyDir) Close() error {
+	if d.asked != nil {
+		d.asked.opened()
+	}
+	return nil
+}
 func (emptyDir) ReadDir(int) ([]fs.DirEntry, error) { return nil, nil }
 func (emptyDir) Name() string                       { return "/" }
 func (emptyDir) Size() int64                        { return 0 }

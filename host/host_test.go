@@ -757,3 +757,52 @@ func TestStartFunctionDepth(t *testing.T) {
 		}
 	}
 }
+
+// TestDescriptorsDoNotCarryOver: the runtime's table of a guest's WASI
+// descriptors is not part of what a reset puts back, so an instance whose
+// call opened one (here "/" itself, which a guest may open without any
+// grant) is not used again: otherwise each call saw the descriptors the
+// earlier ones left (returned 4, 5, 6, …), one task could pass a count to
+// another, and 200,000 opens a call filled the host's memory outside the
+// memory limit.
+func TestDescriptorsDoNotCarryOver(t *testing.T) {
+	src := `(module
+	  (import "wasi_snapshot_preview1" "path_open" (func $po (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+	  (memory (export "memory") 1)
+	  (data (i32.const 500) ".")
+	  (func $open (result i32)
+	    (if (result i32) (call $po (i32.const 3) (i32.const 0) (i32.const 500) (i32.const 1) (i32.const 2) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 600))
+	      (then (i32.const -1)) (else (i32.load (i32.const 600)))))
+	  (func (export "put") (result i32) (local i32)
+	    (loop $l (drop (call $open)) (local.set 0 (i32.add (local.get 0) (i32.const 1))) (br_if $l (i32.lt_u (local.get 0) (i32.const 42))))
+	    (i32.const 0))
+	  (func (export "get") (result i32) (call $open)))`
+	man := `{"abi":1,"name":"fd","tasks":[{"name":"put","inputs":[],"outputs":["x"]},{"name":"get","inputs":[],"outputs":["x"]}]}`
+	for _, state := range []string{policy.StateReset, policy.StateKeep} {
+		t.Run(state, func(t *testing.T) {
+			m := load(t, newEngine(t), testmod.WithManifest(t, testmod.WATText(t, src), man))
+			lim := testLimits
+			lim.State = state
+			ctx := context.Background()
+			var first string
+			for i := range 6 {
+				if i%2 == 1 {
+					task(t, m, "put").Call(ctx, []byte(`{}`), lim)
+					continue
+				}
+				_, err := task(t, m, "get").Call(ctx, []byte(`{}`), lim)
+				if err == nil {
+					t.Fatal("get set an output")
+				}
+				if i == 0 {
+					first = err.Error()
+				} else if err.Error() != first {
+					t.Fatalf("call %d: %v; the first: %s", i, err, first)
+				}
+			}
+			if !strings.Contains(first, "returned 4") {
+				t.Fatalf("get: %s, want the first free descriptor (4)", first)
+			}
+		})
+	}
+}

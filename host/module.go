@@ -185,6 +185,11 @@ func (t *Task) call(ctx context.Context, input []byte, lim Limits, st *CallStats
 		}
 	}
 	inst.clean = false
+	if inst.asked.changed {
+		// The call opened or closed a descriptor: the runtime's table
+		// of them cannot be put back (see askedPaths).
+		keep = false
+	}
 	if keep && !keepState {
 		if err == nil && !inst.marked && m.marked.undecided() && inst.snap != nil {
 			m.observe(inst.k.meter.used(), len(inst.snap.mem))
@@ -411,6 +416,7 @@ func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time
 		}
 	}
 	inst.clean = true
+	inst.asked.sealed = true
 	m.pool.created.Add(1)
 	return inst, nil
 }
