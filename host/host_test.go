@@ -806,3 +806,38 @@ func TestDescriptorsDoNotCarryOver(t *testing.T) {
 		})
 	}
 }
+
+// TestStdioStaysOpen: no reset could reopen stdin, stdout or stderr, so
+// a guest's fd_close of one succeeds without closing it, and its
+// fd_renumber onto one fails: a later call finds them as every call
+// does. A module that could call fd_close other than directly (through a
+// table) gets a new instance for every call instead.
+func TestStdioStaysOpen(t *testing.T) {
+	man := `{"abi":1,"name":"m","tasks":[{"name":"run","inputs":[],"outputs":["x"]}]}`
+	src := `(module
+	  (import "wasi_snapshot_preview1" "fd_close" (func $fc (param i32) (result i32)))
+	  (import "wasi_snapshot_preview1" "fd_renumber" (func $fr (param i32 i32) (result i32)))
+	  (import "wasi_snapshot_preview1" "fd_write" (func $fw (param i32 i32 i32 i32) (result i32)))
+	  (memory (export "memory") 1)
+	  (func (export "run") (result i32)
+	    ;; stdout writable? (an empty write: iovec at 0 of length 0)
+	    (i32.add (i32.mul (i32.const 1000) (call $fw (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 16)))
+	      (i32.add (i32.mul (i32.const 100) (call $fc (i32.const 1)))
+	        (call $fr (i32.const 3) (i32.const 2))))))`
+	e := newEngine(t)
+	m := load(t, e, testmod.WithManifest(t, testmod.WATText(t, src), man))
+	for i := range 4 {
+		_, err := task(t, m, "run").Call(context.Background(), []byte(`{}`), testLimits)
+		// fd_write 0 (ok), fd_close 0 (pretended), fd_renumber 8 (EBADF)
+		if err == nil || !strings.HasSuffix(err.Error(), "returned 8") {
+			t.Fatalf("call %d: %v, want returned 8", i, err)
+		}
+	}
+	if s := m.Stats(); s.Reused == 0 {
+		t.Fatalf("no instance reused: %+v", s)
+	}
+	escapes := strings.Replace(src, `(memory (export "memory") 1)`, `(memory (export "memory") 1) (table 1 funcref) (elem (i32.const 0) $fc)`, 1)
+	if m := load(t, e, testmod.WithManifest(t, testmod.WATText(t, escapes), man)); m.Reset() != host.ResetFresh {
+		t.Fatalf("fd_close in a table: reset %v, want fresh", m.Reset())
+	}
+}

@@ -60,7 +60,7 @@ func (m *Module) Reset() Reset { return m.reset }
 
 // resetFor chooses a module's strategy from what the meter found in it.
 func resetFor(metered bool, st meter.State) Reset {
-	if !metered || st.Segments || st.WideGlobals {
+	if !metered || st.Segments || st.WideGlobals || st.Descriptors {
 		return ResetFresh
 	}
 	return ResetSnapshot

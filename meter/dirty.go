@@ -59,6 +59,38 @@ func (m *rewriter) noteRef(f uint32) {
 	if m.writes(f) {
 		m.escapes = true
 	}
+	if m.stdio[f] != "" {
+		m.stdioEscapes = true
+	}
+}
+
+// stdioGuard appends a direct call of WASI's fd_close or fd_renumber
+// (import f), guarded: closing descriptor 0, 1 or 2 (stdin, stdout,
+// stderr) succeeds without closing it, and renumbering from or onto one
+// fails with EBADF, since no reset reopens them and a later call of the
+// instance would find them gone (a channel from call to call). Other
+// descriptors were opened by the call itself, and the host discards such
+// an instance after it. Two i32 temporaries are needed.
+func (m *rewriter) stdioGuard(out []byte, f uint32, mk marks) []byte {
+	a, b := mk.local[tempAddr], mk.local[tempMid]
+	if m.stdio[f] == "fd_close" {
+		out = leb128.AppendUint(append(out, 0x22), a)                    // local.tee $fd
+		out = append(out, 0x41, 0x03, 0x49, 0x04, 0x7f)                  // i32.const 3; i32.lt_u; if (result i32)
+		out = append(out, 0x41, 0x00, 0x05)                              // i32.const 0; else
+		out = leb128.AppendUint(append(out, 0x20), a)                    // local.get $fd
+		out = leb128.AppendUint(append(out, 0x10), uint64(m.fn(nil, f))) // call fd_close
+		return append(out, 0x0b)                                         // end
+	}
+	out = leb128.AppendUint(append(out, 0x21), b)                    // local.set $to
+	out = leb128.AppendUint(append(out, 0x22), a)                    // local.tee $from
+	out = append(out, 0x41, 0x03, 0x49)                              // i32.const 3; i32.lt_u
+	out = leb128.AppendUint(append(out, 0x20), b)                    // local.get $to
+	out = append(out, 0x41, 0x03, 0x49, 0x72, 0x04, 0x7f)            // i32.const 3; i32.lt_u; i32.or; if (result i32)
+	out = append(out, 0x41, 0x08, 0x05)                              // i32.const 8 (EBADF); else
+	out = leb128.AppendUint(append(out, 0x20), a)                    // local.get $from
+	out = leb128.AppendUint(append(out, 0x20), b)                    // local.get $to
+	out = leb128.AppendUint(append(out, 0x10), uint64(m.fn(nil, f))) // call fd_renumber
+	return append(out, 0x0b)                                         // end
 }
 
 // Temporary locals a function's marks need, as bits of a mask.

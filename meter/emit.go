@@ -267,6 +267,9 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 	if p.bulk {
 		needs = needLen // bulk operations are charged by length
 	}
+	if p.stdio {
+		needs |= needAddr | needI32 // the guards of fd_close and fd_renumber
+	}
 	if track && p.needs != 0 {
 		needs |= p.needs
 		if !m.throws {
@@ -361,12 +364,22 @@ func (m *rewriter) rewriteBody(out []byte, r *reader, i int) []byte {
 			if track && m.writes(in.fn) {
 				out = m.markAll(out)
 			}
-			out = leb128.AppendUint(append(out, 0x10), uint64(m.fn(r, in.fn)))
+			if m.stdio[in.fn] != "" {
+				out = m.stdioGuard(out, in.fn, mk)
+			} else {
+				out = leb128.AppendUint(append(out, 0x10), uint64(m.fn(r, in.fn)))
+			}
 		case kRefFunc:
 			out = leb128.AppendUint(append(out, 0xd2), uint64(m.fn(r, in.fn)))
 		case kReturnCall:
 			if track && m.writes(in.fn) {
 				out = m.markAll(out)
+			}
+			if m.stdio[in.fn] != "" {
+				// a guarded call, then a return through the wrapper block
+				out = m.stdioGuard(out, in.fn, mk)
+				out = leb128.AppendUint(append(out, 0x0c), uint64(len(restore)))
+				continue
 			}
 			out = m.leaveMarks(out, mk)
 			out = m.depthLeave(out, saved, p.weight)

@@ -169,30 +169,37 @@ type rewriter struct {
 	// imported, the defined one's limits flags; the imported functions
 	// that may write memory (by index), and whether one escapes a direct
 	// call; the added globals.
-	memories                 int
-	memImported              bool
-	memFlags                 byte
-	writers                  []bool
-	escapes                  bool
-	throws                   bool              // some function throws: a frame may be left by unwinding
-	marks                    bool              // Options.MarkWrites
-	wideGlobals              bool              // a mutable global is a v128
+	memories    int
+	memImported bool
+	memFlags    byte
+	writers     []bool
+	escapes     bool
+	throws      bool // some function throws: a frame may be left by unwinding
+	marks       bool // Options.MarkWrites
+	wideGlobals bool // a mutable global is a v128
+	// stdio are the imports of WASI's fd_close and fd_renumber, by
+	// function index, whose direct calls are guarded (see stdioGuard);
+	// stdioEscapes: one may be called other than directly.
+	stdio                    map[uint32]string
+	stdioEscapes             bool
 	voidTypes                map[string]uint32 // index of () -> results, by encoded results (see typeFor)
 	dirtyGlobal, shiftGlobal uint32
 }
 
 // funcPlan is what the first pass over a body learns.
 type funcPlan struct {
-	costs      []int64      // fuel charged at entry, then at each loop head, in order
-	catches    bool         // the body has a try_table
-	catchLoops map[int]bool // loops (by position in costs) a catch clause branches to
-	tableGrows bool         // the body has a table.grow
-	segments   bool         // the body changes a table or drops a segment
-	needs      int          // the temporaries its dirty marks need (needAddr...)
-	weight     int32        // what a frame of it costs against the depth (frameWeight)
-	bulk       bool         // it has a bulk memory or table operation
-	throws     bool         // it throws an exception
-	escapes    bool         // it takes a ref.func of an import that may write memory
+	costs        []int64      // fuel charged at entry, then at each loop head, in order
+	catches      bool         // the body has a try_table
+	catchLoops   map[int]bool // loops (by position in costs) a catch clause branches to
+	tableGrows   bool         // the body has a table.grow
+	segments     bool         // the body changes a table or drops a segment
+	needs        int          // the temporaries its dirty marks need (needAddr...)
+	weight       int32        // what a frame of it costs against the depth (frameWeight)
+	bulk         bool         // it has a bulk memory or table operation
+	stdio        bool         // it calls fd_close or fd_renumber directly (guarded)
+	stdioEscapes bool         // it takes a ref.func of one
+	throws       bool         // it throws an exception
+	escapes      bool         // it takes a ref.func of an import that may write memory
 }
 
 // Instrument returns a rewritten copy of a binary module that meters itself
@@ -242,7 +249,8 @@ func InstrumentWith(wasm []byte, opts Options) (out []byte, st State, err error)
 }
 
 func (m *rewriter) state() State {
-	return State{GrowsTables: m.tableGrows, Segments: m.segments, Globals: m.mutable, WideGlobals: m.wideGlobals, Dirty: m.tracking()}
+	return State{GrowsTables: m.tableGrows, Segments: m.segments, Globals: m.mutable, WideGlobals: m.wideGlobals, Dirty: m.tracking(),
+		Descriptors: m.stdioEscapes}
 }
 
 // GrowsTables reports whether a function of the module uses table.grow,
@@ -266,6 +274,11 @@ type State struct {
 	// instrumented module exports each as GlobalPrefix + its index, so
 	// that the host can save and restore them.
 	Globals []uint32 `json:"globals,omitempty"`
+	// Descriptors: WASI's fd_close or fd_renumber may be called other
+	// than directly (through a table, an export, ref.func), where the
+	// rewrite cannot keep a guest from closing its standard descriptors,
+	// which no host can reopen from outside.
+	Descriptors bool `json:"descriptors,omitempty"`
 	// WideGlobals: a mutable global is a v128, which a host cannot save
 	// and restore through wazero's API (it reads and writes 64 bits).
 	WideGlobals bool `json:"wide_globals,omitempty"`
@@ -448,6 +461,12 @@ func (m *rewriter) readImports(r *reader) {
 			}
 			m.nImpFunc++
 			m.writers = append(m.writers, mod != "extism:host/env")
+			if mod == "wasi_snapshot_preview1" && (name == "fd_close" || name == "fd_renumber") {
+				if m.stdio == nil {
+					m.stdio = map[uint32]string{}
+				}
+				m.stdio[m.nImpFunc-1] = name
+			}
 		case 1: // table
 			r.valType()
 			r.limits()
@@ -476,6 +495,7 @@ type scope struct {
 	paramBytes uint64
 	globals    uint32
 	writers    []bool
+	stdio      map[uint32]string
 }
 
 // skipLocals reads a function body's local declarations and returns
@@ -531,9 +551,10 @@ func (m *rewriter) scanCode(r *reader) {
 			for _, b := range ft.params { // a typed reference's heap type counts too: a bound, not a size
 				paramBytes += slotBytes(b)
 			}
-			p := scanBody(newReader(body, base), scope{params: uint64(ft.nParams), paramBytes: paramBytes, globals: m.nImpGlob + m.nGlobals, writers: m.writers})
+			p := scanBody(newReader(body, base), scope{params: uint64(ft.nParams), paramBytes: paramBytes, globals: m.nImpGlob + m.nGlobals, writers: m.writers, stdio: m.stdio})
 			m.tableGrows = m.tableGrows || p.tableGrows
 			m.escapes = m.escapes || p.escapes
+			m.stdioEscapes = m.stdioEscapes || p.stdioEscapes
 			m.throws = m.throws || p.throws
 			m.segments = m.segments || p.segments
 			m.plans = append(m.plans, p)
@@ -565,6 +586,14 @@ func scanBody(r *reader, sc scope) (p funcPlan) {
 		p.throws = p.throws || in.op == 0x08 || in.op == 0x0a // throw, throw_ref
 		if in.kind == kRefFunc && in.fn < uint32(len(sc.writers)) && sc.writers[in.fn] {
 			p.escapes = true
+		}
+		if (in.kind == kCall || in.kind == kReturnCall || in.kind == kRefFunc) && sc.stdio[in.fn] != "" {
+			if in.kind == kRefFunc {
+				p.stdioEscapes = true
+			} else {
+				p.needs |= needAddr | needI32
+				p.stdio = true
+			}
 		}
 		switch {
 		case in.ref == refLocal && uint64(in.index) >= locals:

@@ -3,4 +3,4 @@ package meter
 // Version identifies the rewrite Instrument performs. Caches of metered
 // modules are keyed by it: change it whenever the output of Instrument
 // changes for some input.
-const Version = "6"
+const Version = "7"
