@@ -4,7 +4,6 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -286,17 +285,6 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	for _, mem := range info.Memories {
 		m.initialMemory += uint64(mem.Min) * abi.PageSize
 	}
-	if m.reset == ResetSnapshot {
-		switch e.cfg.MarkWrites {
-		case MarkAlways:
-			m.marked.decided.Store(true)
-			m.buildMarked(ctx, wasm)
-		case MarkAuto:
-			if len(wasm) <= maxMarkedSource {
-				m.marked.wasm = bytes.Clone(wasm) // for the variant that marks its writes, if it comes to that
-			}
-		}
-	}
 	for _, t := range info.Tables {
 		m.initialTables += uint64(t.Min)
 	}
@@ -329,6 +317,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte) (*Module, error) {
 		m.exports = append(m.exports, spec.Export)
 		m.tasks[spec.Name] = newTask(m, spec, i)
 	}
+	m.prepareMarks(ctx, wasm)
 
 	e.mu.Lock()
 	defer e.mu.Unlock()

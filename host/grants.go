@@ -129,7 +129,7 @@ type grantFS struct {
 func (g grantFS) Open(name string) (fs.File, error) {
 	f, err := g.FS.Open(name)
 	if err == nil {
-		g.asked.opened()
+		g.asked.descriptorChanged()
 	}
 	var errno syscall.Errno
 	if err != nil && !errors.As(err, &errno) && !errors.Is(err, fs.ErrInvalid) && !errors.Is(err, fs.ErrNotExist) {
@@ -157,8 +157,9 @@ const maxAsked = 4
 
 func (a *askedPaths) reset() { a.paths = a.paths[:0] }
 
-// opened records a descriptor opened or closed, once the instance started.
-func (a *askedPaths) opened() {
+// descriptorChanged records a descriptor opened or closed, once the
+// instance started.
+func (a *askedPaths) descriptorChanged() {
 	if a.sealed {
 		a.changed = true
 	}
@@ -189,7 +190,7 @@ type ungrantedFS struct{ asked *askedPaths }
 
 func (u ungrantedFS) Open(name string) (fs.File, error) {
 	if name == "." {
-		u.asked.opened()
+		u.asked.descriptorChanged()
 		return emptyDir{u.asked}, nil // the mount point itself
 	}
 	if len(u.asked.paths) < maxAsked {
@@ -213,7 +214,7 @@ func (emptyDir) Read([]byte) (int, error) {
 }
 func (d emptyDir) Close() error {
 	if d.asked != nil {
-		d.asked.opened()
+		d.asked.descriptorChanged()
 	}
 	return nil
 }

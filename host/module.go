@@ -56,7 +56,7 @@ type Module struct {
 	measured, autoKeep bool
 	// marked is the variant of the module that marks what its calls
 	// write, which calls that start from the state after start-up use
-	// once useMarked is set (see useMarks).
+	// once useMarked is set (see observe).
 	marked    markedVariant
 	useMarked atomic.Bool
 	tasks     map[string]*Task
@@ -191,7 +191,7 @@ func (t *Task) call(ctx context.Context, input []byte, lim Limits, st *CallStats
 		keep = false
 	}
 	if keep && !keepState {
-		if err == nil && !inst.marked && m.marked.undecided() && inst.snap != nil {
+		if err == nil && !inst.marked && m.marked.pending.Load() && inst.snap != nil {
 			m.observe(inst.k.meter.used(), len(inst.snap.mem))
 		}
 		keep = inst.restore() // the next call starts where this one did

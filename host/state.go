@@ -234,17 +234,33 @@ const (
 // markedVariant is the module's variant that marks its writes, built
 // when it is first wanted.
 type markedVariant struct {
-	// wasm is the module's code while the variant may yet be built; nil
-	// once decided (or when it never will be: a module whose state is
-	// kept or rebuilt, or MarkNever).
-	wasm     []byte
+	// pending: the variant may yet be built under MarkAuto, from wasm,
+	// once markSample calls have burned fuel; cleared when decided.
+	pending atomic.Bool
+	wasm    []byte // guarded by Module.mu, as are fuel and calls
+	fuel    uint64
+	calls   int
+	// compiled is set before Module.useMarked, and never after.
 	compiled wazero.CompiledModule
-	fuel     uint64 // burned by the calls measured so far
-	calls    int
-	decided  atomic.Bool
 }
 
-func (v *markedVariant) undecided() bool { return v.wasm != nil && !v.decided.Load() }
+// prepareMarks readies, for a loaded module that resets by snapshot, the
+// variant that marks its writes: built now under MarkAlways, its source
+// kept for observe under MarkAuto.
+func (m *Module) prepareMarks(ctx context.Context, wasm []byte) {
+	if m.reset != ResetSnapshot {
+		return
+	}
+	switch m.eng.cfg.MarkWrites {
+	case MarkAlways:
+		m.buildMarked(ctx, wasm)
+	case MarkAuto:
+		if len(wasm) <= maxMarkedSource {
+			m.marked.wasm = bytes.Clone(wasm) // the caller may reuse its buffer
+			m.marked.pending.Store(true)
+		}
+	}
+}
 
 // observe counts a call that reset its state and burned fuel, on a
 // snapshot of size bytes, and decides under MarkAuto once markSample
@@ -252,7 +268,7 @@ func (v *markedVariant) undecided() bool { return v.wasm != nil && !v.decided.Lo
 func (m *Module) observe(fuel uint64, size int) {
 	m.mu.Lock()
 	v := &m.marked
-	if v.wasm == nil || v.decided.Load() {
+	if !v.pending.Load() {
 		m.mu.Unlock()
 		return
 	}
@@ -265,7 +281,7 @@ func (m *Module) observe(fuel uint64, size int) {
 	}
 	wasm := v.wasm
 	v.wasm = nil
-	v.decided.Store(true)
+	v.pending.Store(false)
 	m.mu.Unlock()
 	if !want {
 		return

@@ -3,6 +3,7 @@ package host_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -214,5 +215,44 @@ func TestMarkAuto(t *testing.T) {
 			}
 			calls(20)
 		})
+	}
+}
+
+// TestMarkAutoConcurrent: calls from several goroutines while the host
+// decides and switches to the marking variant all return the right
+// result (run with -race: the decision's state is shared).
+func TestMarkAutoConcurrent(t *testing.T) {
+	wasm, err := os.ReadFile("../plugins/examples/stats-c/stats.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := load(t, newEngine(t), wasm)
+	tk := task(t, m, "square")
+	lim := testLimits
+	lim.State = policy.StateReset
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				in := fmt.Sprintf(`{"x":%d}`, g*1000+i)
+				out, err := tk.Call(context.Background(), []byte(in), lim)
+				if want := fmt.Sprint((g*1000 + i) * (g*1000 + i)); err != nil || string(out) != want {
+					errs <- fmt.Sprintf("square(%d) = %s, %v", g*1000+i, out, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !m.Stats().MarksWrites && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !m.Stats().MarksWrites {
+		t.Fatal("the module never switched to the marking variant")
 	}
 }
