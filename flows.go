@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -107,9 +108,10 @@ func load(ctx context.Context, eng *host.Engine, f *flow.File, given map[string]
 	}
 	fl := &Flow{File: f, Modules: map[string]*host.Module{}, wasm: map[string][]byte{}}
 	cat := dag.Catalog{}
-	// The modules load at once (each is decoded, validated and compiled
-	// or read from the cache on its own); the first failure, in the
-	// file's order, is the one reported.
+	// The modules load at once, as many at a time as there are cores
+	// (each is decoded, validated and compiled or read from the cache on
+	// its own; a flow sent to the API may name any number); the first
+	// failure, in the file's order, is the one reported.
 	type loaded struct {
 		m    *host.Module
 		wasm []byte
@@ -117,8 +119,11 @@ func load(ctx context.Context, eng *host.Engine, f *flow.File, given map[string]
 	}
 	got := make([]loaded, len(f.Plugins))
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i, p := range f.Plugins {
+		slots <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-slots }()
 			b, err := wasm(p)
 			if err != nil {
 				got[i].err = err
