@@ -591,8 +591,7 @@ func scanBody(r *reader, sc scope) (p funcPlan) {
 			if in.kind == kRefFunc {
 				p.stdioEscapes = true
 			} else {
-				p.needs |= needAddr | needI32
-				p.stdio = true
+				p.stdio = true // its guard's temporaries: see rewriteBody
 			}
 		}
 		switch {
