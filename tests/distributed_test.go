@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -168,6 +169,47 @@ func TestWorkerKilled(t *testing.T) {
 	// w2 alone needs ~1.5 s for the rest; the lease is 2 s.
 	if d := time.Since(killed); d > 10*time.Second {
 		t.Fatalf("the dead worker's task was re-run only after %s", d)
+	}
+}
+
+// TestWorkerKilledInline kills the worker running a step of one batch,
+// which the worker that started the step runs itself, its record the
+// message that started it: that message comes again, and the batch is
+// run again, by the other worker, to the right result.
+func TestWorkerKilledInline(t *testing.T) {
+	srv := redistest.Start(t)
+	ws := map[string]*proc{}
+	for _, name := range []string{"w1", "w2"} {
+		ws[name] = worker(t, srv, name)
+	}
+	id := submit(t, srv, writeFlow(t, "[limits]\ntimeout = \"60s\"\n[[step]]\ncall = \"flaky.slow\"\n")) // one call of ~2 s
+	rdb := srv.Client()
+	ctx := context.Background()
+	step := "fh:t:default:run:" + id + ":step:0"
+	var running string
+	for deadline := time.Now().Add(30 * time.Second); running == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if h := rdb.HGetAll(ctx, step).Val(); h["inline"] == "1" {
+			running = h["worker"]
+		}
+	}
+	if ws[running] == nil {
+		t.Fatalf("the step was not started inline by a worker (worker %q)", running)
+	}
+	time.Sleep(300 * time.Millisecond) // part way through its call
+	if err := ws[running].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r := flowhost(t, "wait", "--json", "--broker", srv.URL(), id)
+	var out runJSON
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Status != "succeeded" || string(out.Result) != "1" {
+		t.Fatalf("run %s: exit %d %s %s", id, r.code, r.stdout, r.stderr)
+	}
+	h := rdb.HGetAll(ctx, step).Val()
+	if h["done"] != "1" || h["total"] != "1" || h["worker"] != running {
+		t.Fatalf("step: done %s of %s, worker %s", h["done"], h["total"], h["worker"])
+	}
+	if n := rdb.XLen(ctx, "fh:t:default:q").Val(); n != 1 {
+		t.Fatalf("%d messages on the stream: want only the run's init", n)
 	}
 }
 

@@ -93,8 +93,9 @@ func TestHostileSlots(t *testing.T) {
 	rdb.Set(ctx, sem, "not a set", 0)
 	step := stepKey("default", "1a0000000000000000000cc", 0)
 	rdb.HSet(ctx, step, "left", 1, "total", 1, "done", 0)
-	err := completeScript.Run(ctx, f.client.rdb, []string{step, "fh:t:default:q", eventsKey("default", "r"), delayedKey("default"), delayedIndex, timesKey("default", "r", 0), sem},
-		batchField(0), `{"i":0,"o":[1]}`, `{"k":"finish","r":"1a0000000000000000000cc"}`, id, 1, 0, "now", `{"type":"step_finished"}`, "", "", "default", 0, 0, "0:0", "{}", "holder").Err()
+	err := completeScript.Run(ctx, f.client.rdb, []string{step, "fh:t:default:q", eventsKey("default", "r"), delayedKey("default"), delayedIndex, timesKey("default", "r", 0), runKey("default", "r"), sem},
+		batchField(0), `{"i":0,"o":[1]}`, `{"k":"finish","r":"1a0000000000000000000cc"}`, id, 1, 0, "now", `{"type":"step_finished"}`, "", "", "default", 0, 0, "0:0", "{}", "holder",
+		"", 1, 1000, doneTopic("default"), "r", "{}", 0).Err()
 	if err != nil || rdb.HGet(ctx, step, batchField(0)).Val() == "" {
 		t.Fatalf("completion with a slot key of another type: %v", err)
 	}

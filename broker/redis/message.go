@@ -47,6 +47,9 @@ type message struct {
 	// to (0: the default), set from the stream the batch was read from.
 	// Only a tenant's own streams are ever named by it.
 	Priority int `json:"p,omitempty"`
+	// starts is set on the first step of a run that its init message
+	// starts: the script that starts the step moves the run to running.
+	starts bool
 }
 
 // batchResult is what a call batch stores in its step's hash.

@@ -32,36 +32,38 @@ type runState struct {
 
 // runState loads (once per worker) a run's spec, modules and plan.
 func (w *Worker) runState(ctx context.Context, tenant, run string) (*runState, track.State, error) {
-	var size *goredis.IntCmd
-	var get *goredis.SliceCmd
-	_, err := w.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		size = p.HStrLen(ctx, runKey(tenant, run), "spec")
-		get = p.HMGet(ctx, runKey(tenant, run), "status")
-		return nil
-	})
+	key := tenant + "/" + run
+	w.mu.Lock()
+	rs, _ := w.runs.get(key)
+	w.mu.Unlock()
+	want := "1" // the spec, unless the run's plan is loaded already
+	if rs != nil {
+		want = "0"
+	}
+	// One round trip: the status, and the spec when it is wanted and
+	// not too large to read.
+	vals, err := specScript.Run(ctx, w.rdb, []string{runKey(tenant, run)}, want, maxSpecBytes).Slice()
 	if err != nil {
 		return nil, "", err
 	}
-	vals := []any{get.Val()[0], nil}
 	st, _ := vals[0].(string)
 	status := track.State(st)
 	if status == "" {
 		return nil, "", ErrNoRun
 	}
-	key := tenant + "/" + run
-	w.mu.Lock()
-	rs, _ := w.runs.get(key)
-	w.mu.Unlock()
 	if rs != nil {
 		return rs, status, nil
 	}
-	if n := size.Val(); n > maxSpecBytes {
+	if len(vals) < 2 {
+		return nil, status, fatal(fmt.Errorf("run %s: no spec", run))
+	}
+	if n, _ := vals[1].(int64); n > maxSpecBytes {
 		return nil, status, fatal(fmt.Errorf("run %s: its spec is %d bytes, more than %d", run, n, maxSpecBytes))
 	}
-	if vals[1], err = w.rdb.HGet(ctx, runKey(tenant, run), "spec").Result(); err != nil && !errors.Is(err, goredis.Nil) {
-		return nil, status, err
+	specJSON := ""
+	if len(vals) > 2 {
+		specJSON, _ = vals[2].(string)
 	}
-	specJSON, _ := vals[1].(string)
 	if len(specJSON) > maxSpecBytes {
 		return nil, status, fatal(fmt.Errorf("run %s: its spec is %d bytes, more than %d", run, len(specJSON), maxSpecBytes))
 	}

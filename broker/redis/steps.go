@@ -70,14 +70,19 @@ func (w *Worker) ttl(rs *runState) string {
 }
 
 // initRun starts a run: the first step, or every dataflow node without producers.
-func (w *Worker) initRun(ctx context.Context, rs *runState, m *message, d delivery) error {
-	if err := w.started(ctx, rs, m); err != nil {
-		return err
-	}
+func (w *Worker) initRun(ctx context.Context, rs *runState, m *message, d delivery, pol *tenant.Policy) error {
 	if rs.seq != nil {
 		first := *m
 		first.Kind, first.Step = kindStep, 0
-		return w.startStep(ctx, rs, &first, d)
+		if st := &rs.seq.Steps[0]; st.Cond == nil && st.Kind != pipeline.Branch && st.Kind != pipeline.Flow {
+			first.starts = true // the script that starts its calls starts the run
+		} else if err := w.started(ctx, rs, m); err != nil {
+			return err
+		}
+		return w.startStep(ctx, rs, &first, d, pol)
+	}
+	if err := w.started(ctx, rs, m); err != nil {
+		return err
 	}
 	// Dataflow: counters of producers still to finish, then the ready nodes.
 	var msgs []string
@@ -98,9 +103,14 @@ func (w *Worker) initRun(ctx context.Context, rs *runState, m *message, d delive
 // started moves a pending run to running and records its run_started
 // event, once.
 func (w *Worker) started(ctx context.Context, rs *runState, m *message) error {
+	return runningScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), eventsKey(m.Tenant, m.Run)}, time.Now().UTC().Format(time.RFC3339Nano), w.runStarted(rs, m)).Err()
+}
+
+// runStarted is the run_started event of m's run.
+func (w *Worker) runStarted(rs *runState, m *message) string {
 	started := runner.RunStartedEvent(m.Run, m.Tenant, rs.spec.Name, rs.plan().Steps())
 	started.Worker = w.cfg.Name
-	return runningScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), eventsKey(m.Tenant, m.Run)}, time.Now().UTC().Format(time.RFC3339Nano), started.Encode()).Err()
+	return started.Encode()
 }
 
 // next is the message that follows the end of step s.
@@ -115,8 +125,10 @@ func (w *Worker) next(rs *runState, m *message) string {
 	return w.send(n)
 }
 
-// startStep enqueues the call batches of a sequential step or a dataflow node.
-func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d delivery) error {
+// startStep enqueues the call batches of a sequential step or a dataflow
+// node; a step of one batch it runs itself, with d as its record
+// (startScript).
+func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d delivery, pol *tenant.Policy) error {
 	var calls []runner.Call
 	var elems []json.RawMessage
 	var taskOf func(i int) int
@@ -161,6 +173,9 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 		}
 		calls, elems, err = runner.StepCalls(st, rs.task, prev, st.First, rs.spec.Inputs)
 		if err != nil {
+			if m.starts {
+				w.wrote(ctx, "run started", w.started(ctx, rs, m))
+			}
 			return w.failStep(ctx, rs, m, runner.StepError(m.Run, st, -1, err))
 		}
 		tasks := make([]*host.Task, len(st.Tasks))
@@ -213,7 +228,13 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 	started.Type, started.Total = track.StepStarted, len(calls)
 	finished := started
 	finished.Type = track.StepFinished
-	args := []any{len(calls), w.ttl(rs), w.next(rs, m), time.Now().UTC().Format(time.RFC3339Nano), started.Encode(), finished.Encode()}
+	runStarted := ""
+	if m.starts {
+		runStarted = w.runStarted(rs, m)
+	}
+	args := []any{len(calls), w.ttl(rs), w.next(rs, m), time.Now().UTC().Format(time.RFC3339Nano), started.Encode(), finished.Encode(),
+		d.id, w.cfg.Name, "1", runStarted}
+	var one message // the step's batch, when it has one
 	for _, b := range runner.Batches(calls, w.cfg.Concurrency, w.cfg.BatchSize) {
 		i, j := b[0], b[len(b)-1]+1
 		bm := message{Kind: kindCall, Run: m.Run, Tenant: m.Tenant, Step: m.Step, Index: i, Task: taskOf(i)}
@@ -224,15 +245,16 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 			bm.Elems = elems[i:j]
 		}
 		args = append(args, w.send(bm))
+		one = bm
 	}
-	started1, err := startScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run)}, args...).Int()
+	code, err := startScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), runKey(m.Tenant, m.Run)}, args...).Int()
 	if err != nil {
 		return err
 	}
-	if started1 == 1 {
-		w.wrote(ctx, "step worker", w.rdb.HSet(ctx, stepKey(m.Tenant, m.Run, m.Step), "worker", w.cfg.Name).Err())
+	if code == 2 || code == 3 {
+		return w.call(ctx, rs, &one, d, pol)
 	}
-	return w.rdb.XAck(ctx, d.stream, group, d.id).Err()
+	return nil
 }
 
 // passedFrom is where the result a sequential step that makes no call
@@ -337,12 +359,18 @@ func (w *Worker) collect(ctx context.Context, rs *runState, tenant, run string, 
 	if h["pass"] != "" { // skipped, or a branch: the result before it
 		return w.passed(ctx, rs, tenant, run, step, h["from"])
 	}
-	bad := func(err error) error {
-		return fatal(fmt.Errorf("run %s step %d: stored results: %w", run, step+1, err))
-	}
 	total, brs, err := parseBatches(h)
 	if err != nil {
-		return nil, bad(err)
+		return nil, fatal(fmt.Errorf("run %s step %d: stored results: %w", run, step+1, err))
+	}
+	return stepResult(run, st, total, brs)
+}
+
+// stepResult assembles a sequential step's result from its batches'
+// results, in call order, which hold its total calls (parseBatches).
+func stepResult(run string, st *dag.SeqStep, total int, brs []batchResult) (json.RawMessage, error) {
+	bad := func(err error) error {
+		return fatal(fmt.Errorf("run %s step %d: stored results: %w", run, st.Index, err))
 	}
 	if st.Kind == pipeline.Filter {
 		// Each batch kept its elements as it ran (runner.FilterKeep).
@@ -533,9 +561,6 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	if !due.IsZero() {
 		dueMS = strconv.FormatInt(due.UnixMilli(), 10)
 	}
-	if cached > 0 {
-		w.wrote(ctx, "cache count", w.rdb.HIncrBy(ctx, stepKey(m.Tenant, m.Run, m.Step), "cached", int64(cached)).Err())
-	}
 	holder, sems := "", []string(nil)
 	if held != nil {
 		holder, sems = held.holder, held.sems
@@ -553,6 +578,14 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 			return retryScript.Run(ctx, w.rdb, append([]string{d.stream, delayedKey(m.Tenant), delayedIndex}, sems...), d.id, dueMS, remainder, m.Tenant, holder).Err()
 		}))
 	}
+	// A batch that is the whole of a sequential run's last step ends the
+	// run itself, with the result the finish message would assemble.
+	var runResult json.RawMessage
+	if rs.seq != nil && m.Step == len(rs.seq.Steps)-1 && m.Index == 0 && remainder == "" {
+		if r, err := stepResult(m.Run, &rs.seq.Steps[m.Step], len(br.Outputs), []batchResult{br}); err == nil {
+			runResult = runner.OrNull(r)
+		}
+	}
 	return gaveBack(w.whileRefused(ctx, m, func() error {
 		// The batch's times: queued when its message was added to the
 		// stream (the entry's id, not a claim of the body), run from began.
@@ -560,11 +593,46 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 		q, _ := strconv.ParseInt(queued, 10, 64)
 		bt, _ := json.Marshal(BatchTime{Index: m.Index, Attempt: m.Attempt, Calls: len(br.Outputs), Failed: failed,
 			Queued: q, Started: began.UnixMilli(), Finished: time.Now().UnixMilli()})
-		return completeScript.Run(ctx, w.rdb, append([]string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant), delayedIndex,
-			timesKey(m.Tenant, m.Run, m.Step)}, sems...),
-			batchField(m.Index), res, w.next(rs, m), d.id, len(br.Outputs), failed, time.Now().UTC().Format(time.RFC3339Nano), finJSON, remainder, dueMS, m.Tenant,
-			fuel, peak, fmt.Sprintf("%d:%d", m.Index, m.Attempt), bt, holder).Err()
+		return w.complete(ctx, rs, m, d, completion{result: res, calls: len(br.Outputs), failed: failed, cached: cached, finished: finJSON,
+			remainder: remainder, due: dueMS, fuel: fuel, peak: peak, times: bt, holder: holder, sems: sems, runResult: runResult})
 	}))
+}
+
+// completion is what the end of a batch stores (completeScript).
+type completion struct {
+	result        []byte // the batchResult
+	calls, failed int
+	cached        int    // calls whose result came from the cache
+	finished      string // the step's step_finished event, its counts to be filled in
+	remainder     string // the message of the batch's calls left to run, or ""
+	due           string // when the remainder is due (Unix ms), or "": now
+	fuel, peak    uint64
+	times         []byte // the batch's BatchTime
+	holder        string // of the concurrency slots the batch gives back (sems), or ""
+	sems          []string
+	runResult     json.RawMessage // the run's result, when the batch is all of its last step; or nil
+}
+
+// complete stores the end of message m's batch.
+func (w *Worker) complete(ctx context.Context, rs *runState, m *message, d delivery, c completion) error {
+	keys := append([]string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant), delayedIndex,
+		timesKey(m.Tenant, m.Run, m.Step), runKey(m.Tenant, m.Run)}, c.sems...)
+	final := ""
+	if c.runResult != nil {
+		final = string(c.runResult)
+	}
+	ended := track.Event{Type: track.RunFinished, RunID: m.Run, Worker: w.cfg.Name, Status: track.Succeeded}.Encode()
+	args := []any{batchField(m.Index), c.result, w.next(rs, m), d.id, c.calls, c.failed, time.Now().UTC().Format(time.RFC3339Nano), c.finished,
+		c.remainder, c.due, m.Tenant, c.fuel, c.peak, fmt.Sprintf("%d:%d", m.Index, m.Attempt), c.times, c.holder,
+		final, c.calls, rs.spec.ResultTTL.Milliseconds(), doneTopic(m.Tenant), m.Run, ended, c.cached}
+	for _, s := range tenantStreams(m.Tenant) {
+		args = append(args, s)
+	}
+	left, err := completeScript.Run(ctx, w.rdb, keys, args...).Int()
+	if err == nil && left == -3 {
+		w.forget(m.Tenant, m.Run) // the run ended
+	}
+	return err
 }
 
 // recordFailure keeps a call's final failure for `flowhost call --from`:

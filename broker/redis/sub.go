@@ -175,7 +175,5 @@ func (w *Worker) childDone(ctx context.Context, rs *runState, m *message, d deli
 	queued, _, _ := strings.Cut(d.id, "-")
 	q, _ := strconv.ParseInt(queued, 10, 64)
 	bt, _ := json.Marshal(BatchTime{Calls: 1, Queued: q, Started: q, Finished: time.Now().UnixMilli()})
-	return completeScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant), delayedIndex,
-		timesKey(m.Tenant, m.Run, m.Step)},
-		batchField(0), res, w.next(rs, m), d.id, 1, 0, time.Now().UTC().Format(time.RFC3339Nano), fin.Encode(), "", "", m.Tenant, 0, 0, "0:0", bt, "").Err()
+	return w.complete(ctx, rs, m, d, completion{result: res, calls: 1, finished: fin.Encode(), times: bt})
 }

@@ -289,9 +289,9 @@ func (w *Worker) handle(d delivery) {
 	err = w.whileRefused(ctx, &m, func() error {
 		switch m.Kind {
 		case kindInit:
-			return w.initRun(ctx, rs, &m, d)
+			return w.initRun(ctx, rs, &m, d, &pol)
 		case kindStep:
-			return w.startStep(ctx, rs, &m, d)
+			return w.startStep(ctx, rs, &m, d, &pol)
 		case kindCall:
 			return w.call(ctx, rs, &m, d, &pol)
 		case kindDone:

@@ -3,6 +3,7 @@
 ;;          (only under state = "keep": otherwise every call starts afresh)
 ;;   spin:  never returns
 ;;   busy:  burns ~50 ms of CPU, then returns 1
+;;   slow:  burns ~2 s of CPU (busy's loop 40 times), then returns 1
 (module
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
   (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
@@ -38,6 +39,13 @@
     (loop $more
       (local.set $i (i64.add (local.get $i) (i64.const 1)))
       (br_if $more (i64.lt_u (local.get $i) (i64.const 40000000))))
+    (call $output_set (call $block (i32.const 48) (i32.const 1)) (i64.const 1))
+    (i32.const 0))
+  (func (export "slow") (result i32)
+    (local $i i64)
+    (loop $more
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $more (i64.lt_u (local.get $i) (i64.const 1600000000))))
     (call $output_set (call $block (i32.const 48) (i32.const 1)) (i64.const 1))
     (i32.const 0))
   (data (i32.const 48) "1")
