@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,11 @@ func FuzzMessage(f *testing.F) {
 		}
 		if m.Tenant != "" {
 			t.Fatalf("the body set the tenant: %q", m.Tenant)
+		}
+		// What a worker writes of it reads back the same.
+		var again message
+		if err := json.Unmarshal([]byte(m.encode()), &again); err != nil || !reflect.DeepEqual(m, again) {
+			t.Fatalf("encoded %+v as %s: read back %+v (%v)", m, m.encode(), again, err)
 		}
 		if policy.CheckRunID(m.Run) != nil || m.Step < 0 || m.Index < 0 || len(m.Inputs) > maxBatchCalls {
 			t.Fatalf("accepted %+v", m)

@@ -60,10 +60,7 @@ func (w *Worker) failStep(ctx context.Context, rs *runState, m *message, err err
 	return fatal(err)
 }
 
-func (w *Worker) send(m message) string {
-	b, _ := json.Marshal(m)
-	return string(b)
-}
+func (w *Worker) send(m message) string { return m.encode() }
 
 func (w *Worker) ttl(rs *runState) string {
 	return strconv.FormatInt((7 * rs.spec.ResultTTL).Milliseconds(), 10)
@@ -553,7 +550,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 			failed++
 		}
 	}
-	res, _ := json.Marshal(br)
+	res := br.encode()
 	fin := w.stepEvent(rs, m)
 	fin.Type = track.StepFinished // the script sets its counts
 	finJSON := fin.Encode()

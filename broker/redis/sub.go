@@ -169,7 +169,7 @@ func (w *Worker) childDone(ctx context.Context, rs *runState, m *message, d deli
 		w.refuse(ctx, d, "invalid", fmt.Errorf("run %s step %d: its sub-flow %s has not ended", m.Run, m.Step+1, child))
 		return nil
 	}
-	res, _ := json.Marshal(batchResult{Index: 0, Outputs: []json.RawMessage{json.RawMessage(result)}})
+	res := (&batchResult{Index: 0, Outputs: []json.RawMessage{json.RawMessage(result)}}).encode()
 	fin := w.stepEvent(rs, m)
 	fin.Type, fin.Child = track.StepFinished, child
 	queued, _, _ := strings.Cut(d.id, "-")
