@@ -20,24 +20,17 @@ type Call struct {
 	Input []byte
 }
 
-// fanSpec describes a set of calls run as one unit: a step's elements, a
-// group's tasks, or one dataflow node.
-type fanSpec struct {
+// unitSpec is what the calls of a unit share: the calls of a fan-out (a
+// step's elements, a group's tasks), or the one call of a dataflow node
+// (oneCall).
+type unitSpec struct {
 	runID  string
 	label  string
 	kind   pipeline.Kind // "" for a dataflow node
 	opts   pipeline.Options
-	calls  []Call
 	limits host.Limits
 	// step is the step's (or node's) number, for the cache (Runner.cacheFor).
 	step int
-	// check, when set, judges each successful call's output: an error
-	// fails the call, and the step (a filter's answer that is no boolean).
-	check func(out []byte) error
-	// onProgress is called, under no lock, after each batch.
-	onProgress func(done, failed int)
-	// onRetry is called when a call is scheduled again.
-	onRetry func(index, attempt int, err error)
 	// logs rate-limits the guest logs of the run's calls.
 	logs *host.LogBudget
 	// throttle, when set, is the step's concurrency key and rate: each
@@ -45,6 +38,20 @@ type fanSpec struct {
 	// no worker. flow is what the keys read as `inputs`.
 	throttle *dag.Throttle
 	flow     pipeline.Inputs
+}
+
+// fanSpec describes a set of calls run as one unit: a step's elements or
+// a group's tasks.
+type fanSpec struct {
+	unitSpec
+	calls []Call
+	// check, when set, judges each successful call's output: an error
+	// fails the call, and the step (a filter's answer that is no boolean).
+	check func(out []byte) error
+	// onProgress is called, under no lock, after each batch.
+	onProgress func(done, failed int)
+	// onRetry is called when a call is scheduled again.
+	onRetry func(index, attempt int, err error)
 }
 
 // fanResult is the outcome of a fan-out: every call's output, or, when
@@ -72,29 +79,23 @@ type fanout struct {
 	spec fanSpec
 	done func(*fanResult)
 
-	mu       sync.Mutex
+	sync.Mutex
+	waits
 	res      fanResult
 	attempts []int
 	pending  [][]int // batches of call indexes waiting for a slot
 	inflight int
 	left     int // calls not yet settled
 	finished bool
-	waiting  bool // for a slot of the tenant's (Runner.gate)
 	nDone    int
 	nFailed  int
 	slots    int
-	// lookups are the calls' cache lookups, by call (nil: no cache);
-	// pos is each call's place in its lookup.
-	lookups []*cache.Batch
-	pos     []int
-	// A throttled fan-out's calls wait in tq, with their keys; it is
-	// woken by a slot given back (slotWait) or a token's time (timer).
-	tq       *throttleQueue
-	keys     []callKeys
-	slotWait bool
-	timer    bool
+	lookups
+	// A throttled fan-out's calls wait in tq, with their keys.
+	tq   *throttleQueue
+	keys []callKeys
 
-	// A fan-out of one call (a dataflow node, a call step) keeps its
+	// A fan-out of one call (a call step) keeps its
 	// slices here: one allocation, not four.
 	one struct {
 		attempts [1]int
@@ -104,7 +105,8 @@ type fanout struct {
 	}
 }
 
-// firstCall is the batch of a fan-out of one call; never written.
+// firstCall is the batch of a unit of one call (a fan-out's, a
+// oneCall's); never written.
 var firstCall = []int{0}
 
 // callKeys are a throttled call's concurrency and rate keys (CallKeys).
@@ -136,7 +138,13 @@ func (r *Runner) startFanout(ctx context.Context, spec fanSpec, done func(*fanRe
 	}
 	if store := r.cacheFor(spec.step); store != nil {
 		// Hits are served here, at once; only the misses are handed on.
-		f.pending = f.lookup(store)
+		var miss []int
+		f.lookups, miss = r.lookup(f.ctx, store, &spec.unitSpec, spec.calls, spec.check, f.res.outputs)
+		hits := n - len(miss)
+		f.res.cached += hits
+		f.nDone += hits
+		f.left -= hits
+		f.pending = f.batches(miss)
 		if f.left == 0 {
 			f.finished = true
 			done(&f.res)
@@ -151,8 +159,8 @@ func (r *Runner) startFanout(ctx context.Context, spec fanSpec, done func(*fanRe
 	} else {
 		f.pending = Batches(spec.calls, f.slots, maxBatch)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.Lock()
+	defer f.Unlock()
 	if spec.throttle != nil {
 		// One call a job, each with its keys.
 		f.tq, f.keys = &throttleQueue{}, make([]callKeys, n)
@@ -177,18 +185,17 @@ func (r *Runner) startFanout(ctx context.Context, spec fanSpec, done func(*fanRe
 	f.pump()
 }
 
-// lookup looks every call up in store, one batch per task, serves the
-// hits and returns the batches of the calls left to run. Called before
-// any job is submitted.
-func (f *fanout) lookup(store cache.Store) [][]int {
-	calls := f.spec.calls
-	f.lookups, f.pos = make([]*cache.Batch, len(calls)), make([]int, len(calls))
-	var miss []int
+// lookup looks each of calls (of spec) up in store, one batch per
+// task, and serves the hits whose output check (when set) accepts: their
+// outputs go to outputs. It returns the calls' lookups and the calls left
+// to run, in order. Called before any of the calls is submitted.
+func (r *Runner) lookup(ctx context.Context, store cache.Store, spec *unitSpec, calls []Call, check func([]byte) error, outputs [][]byte) (l lookups, miss []int) {
+	l.batches, l.pos = make([]*cache.Batch, len(calls)), make([]int, len(calls))
 	for start := 0; start < len(calls); {
 		t := calls[start].Task
 		var idx []int
 		for i := start; i < len(calls); i++ {
-			if calls[i].Task == t && f.lookups[i] == nil {
+			if calls[i].Task == t && l.batches[i] == nil {
 				idx = append(idx, i)
 			}
 		}
@@ -196,31 +203,34 @@ func (f *fanout) lookup(store cache.Store) [][]int {
 		for k, i := range idx {
 			inputs[k] = calls[i].Input
 		}
-		b := cache.NewBatch(f.ctx, store, t, f.spec.limits, inputs)
+		b := cache.NewBatch(ctx, store, t, spec.limits, inputs)
 		hits := 0
 		for k, i := range idx {
-			f.lookups[i], f.pos[i] = b, k
+			l.batches[i], l.pos[i] = b, k
 			// A stored answer the step's check refuses (a filter's that is
 			// no boolean) is not served: the call runs.
-			if out, ok := b.Hit(k); ok && (f.spec.check == nil || f.spec.check(out) == nil) {
-				f.res.outputs[i] = out
+			if out, ok := b.Hit(k); ok && (check == nil || check(out) == nil) {
+				outputs[i] = out
 				hits++
 				continue
 			}
 			miss = append(miss, i)
 		}
-		f.res.cached += hits
-		f.nDone += hits
-		f.left -= hits
-		f.r.metrics.Task(f.r.tenant, t.Module().Name, t.Spec.Name).Served(hits)
-		for start < len(calls) && f.lookups[start] != nil {
+		r.metrics.Task(r.tenant, t.Module().Name, t.Spec.Name).Served(hits)
+		for start < len(calls) && l.batches[start] != nil {
 			start++
 		}
 	}
 	slices.Sort(miss) // a group's calls, looked up task by task
+	return l, miss
+}
+
+// batches are the batches of the fan-out's calls miss, the ones its
+// cache did not serve.
+func (f *fanout) batches(miss []int) [][]int {
 	todo := make([]Call, len(miss))
 	for k, i := range miss {
-		todo[k] = calls[i]
+		todo[k] = f.spec.calls[i]
 	}
 	batches := Batches(todo, f.slots, maxBatch)
 	for _, b := range batches {
@@ -231,56 +241,127 @@ func (f *fanout) lookup(store cache.Store) [][]int {
 	return batches
 }
 
+// lookups are a unit's cache lookups of its calls (cache.Batch), by call,
+// and each call's place in its lookup; nil without a cache.
+type lookups struct {
+	batches []*cache.Batch
+	pos     []int
+}
+
 // jobCache is the cache lookups of the calls idx (of one task), for
 // their job; nil without a cache.
-func (f *fanout) jobCache(idx []int) *cache.Batch {
-	if f.lookups == nil {
+func (l *lookups) jobCache(idx []int) *cache.Batch {
+	if l.batches == nil {
 		return nil
 	}
 	pos := make([]int, len(idx))
 	for k, i := range idx {
-		pos[k] = f.pos[i]
+		pos[k] = l.pos[i]
 	}
-	return f.lookups[idx[0]].Sub(pos)
+	return l.batches[idx[0]].Sub(pos)
 }
 
-// pump submits pending batches while slots are free. Called with f.mu held.
+// input is the input call i runs on (cache.Batch.Input), given its own.
+func (l *lookups) input(i int, input []byte) []byte {
+	if l.batches == nil {
+		return input
+	}
+	return l.batches[i].Input(l.pos[i], input)
+}
+
+// job is the job of call c of spec, the index-th of its unit, on its
+// attempt-th retry (0: the first try), with the call's lookup (or nil);
+// its Inputs are the caller's to set.
+func (r *Runner) job(ctx context.Context, spec *unitSpec, c Call, index, attempt int, lookup *cache.Batch) broker.Job {
+	return broker.Job{Ctx: ctx, RunID: spec.runID, Tenant: r.tenant, Attempt: attempt, Priority: r.priority,
+		Step: spec.label, Task: c.Task, Limits: spec.limits, Index: index, Cache: lookup}
+}
+
+// release gives back the slots a call held: its concurrency key's (conc,
+// "" for none) and the tenant's.
+func (r *Runner) release(conc string) {
+	r.limiter.give(conc)
+	r.gate.give()
+}
+
+// retry has u run a failed call again after the backoff of its
+// attempt-th retry: requeue puts it back to wait for its turn, under
+// u's lock, and u is pumped.
+func (r *Runner) retry(u pumper, attempt int, requeue func()) {
+	time.AfterFunc(backoff(r.retryBase, r.retryMax, attempt), func() {
+		u.Lock()
+		requeue()
+		u.pump()
+		u.Unlock()
+	})
+}
+
+// pumper is a unit of calls (a fanout, a oneCall): pump, called with its
+// lock held, submits the calls that may start.
+type pumper interface {
+	sync.Locker
+	pump()
+}
+
+// waits are the wake-ups a unit of calls waits for, at most one of each
+// pending: a slot of the tenant's (Runner.gate), a slot of a concurrency
+// key given back, a rate's token. Each pumps the unit again. Guarded by
+// the unit's lock.
+type waits struct{ gate, slot, timer bool }
+
+// repump is a wake-up of u: it clears the flag of its wait, then pumps u.
+func repump(u pumper, pending *bool) func() {
+	return func() {
+		u.Lock()
+		*pending = false
+		u.pump()
+		u.Unlock()
+	}
+}
+
+// admit takes a slot of the tenant's for a call of u; when none is free,
+// u is pumped again once one is given back. Called with u's lock held.
+func (w *waits) admit(g *gate, u pumper) bool {
+	if g.take() {
+		return true
+	}
+	if !w.gate {
+		w.gate = true
+		g.wait(repump(u, &w.gate))
+	}
+	return false
+}
+
+// throttled gives back the tenant's slot u took for a call its throttle
+// holds back, and has u pumped again when a concurrency key's slot is
+// given back and, when wait is positive, once a token may have come.
+// Called with u's lock held.
+func (w *waits) throttled(r *Runner, wait time.Duration, u pumper) {
+	go r.gate.give() // not under u's lock: give may wake u
+	if wait > 0 && !w.timer {
+		w.timer = true
+		time.AfterFunc(wait, repump(u, &w.timer))
+	}
+	if !w.slot {
+		w.slot = true
+		r.limiter.wait(repump(u, &w.slot))
+	}
+}
+
+// pump submits pending batches while slots are free. Called with f's
+// lock held.
 func (f *fanout) pump() {
 	if f.tq != nil {
 		f.pumpThrottled()
 		return
 	}
 	for f.inflight < f.slots && len(f.pending) > 0 && !f.finished {
-		if !f.r.gate.take() {
-			if !f.waiting {
-				f.waiting = true
-				f.r.gate.wait(f.wake)
-			}
+		if !f.admit(f.r.gate, f) {
 			return
 		}
 		idx := f.pending[0]
 		f.pending = f.pending[1:]
-		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Tenant: f.r.tenant, Attempt: f.attempts[idx[0]], Priority: f.r.priority,
-			Step: f.spec.label, Task: f.spec.calls[idx[0]].Task, Limits: f.spec.limits, Index: idx[0], Cache: f.jobCache(idx)}
-		if len(f.spec.calls) == 1 { // one job at a time: its retry comes after it
-			f.one.inputs[0] = f.spec.calls[0].Input
-			job.Inputs = f.one.inputs[:]
-		} else {
-			job.Inputs = make([][]byte, len(idx))
-			for k, i := range idx {
-				job.Inputs[k] = f.spec.calls[i].Input
-			}
-		}
-		f.inflight++
-		queued, attempt := time.Now(), job.Attempt
-		if err := f.r.broker.Submit(job, func(_ *broker.Job, res *broker.Result) {
-			f.r.gate.give()
-			f.batchDone(idx, attempt, queued, res)
-			f.settle(idx, res)
-		}); err != nil {
-			go f.r.gate.give() // not under f.mu: give may wake this fan-out
-			f.inflight--
-			f.failLocked(err, idx[0])
+		if !f.submit(idx, "") {
 			return
 		}
 	}
@@ -289,58 +370,53 @@ func (f *fanout) pump() {
 // pumpThrottled submits the calls whose key has a free slot and whose
 // rate a token, one a job, while the fan-out's slots allow; when none
 // may start, it waits for a slot or a token holding no worker. Called
-// with f.mu held.
+// with f's lock held.
 func (f *fanout) pumpThrottled() {
-	lim := f.r.limiter
 	for f.inflight < f.slots && !f.tq.empty() && !f.finished {
-		if !f.r.gate.take() {
-			if !f.waiting {
-				f.waiting = true
-				f.r.gate.wait(f.wake)
-			}
+		if !f.admit(f.r.gate, f) {
 			return
 		}
-		i, conc, ok, wait := f.tq.next(lim, f.spec.throttle)
+		i, conc, ok, wait := f.tq.next(f.r.limiter, f.spec.throttle)
 		if !ok {
-			go f.r.gate.give() // not under f.mu: give may wake this fan-out
-			if wait > 0 && !f.timer {
-				f.timer = true
-				time.AfterFunc(wait, func() {
-					f.mu.Lock()
-					f.timer = false
-					f.pump()
-					f.mu.Unlock()
-				})
-			}
-			if !f.slotWait {
-				f.slotWait = true
-				lim.wait(func() {
-					f.mu.Lock()
-					f.slotWait = false
-					f.pump()
-					f.mu.Unlock()
-				})
-			}
+			f.throttled(f.r, wait, f)
 			return
 		}
-		idx := []int{i}
-		job := &broker.Job{Ctx: f.ctx, RunID: f.spec.runID, Tenant: f.r.tenant, Attempt: f.attempts[i], Priority: f.r.priority,
-			Step: f.spec.label, Task: f.spec.calls[i].Task, Limits: f.spec.limits, Index: i, Inputs: [][]byte{f.spec.calls[i].Input},
-			Cache: f.jobCache(idx)}
-		f.inflight++
-		queued, attempt := time.Now(), job.Attempt
-		if err := f.r.broker.Submit(job, func(_ *broker.Job, res *broker.Result) {
-			lim.give(conc)
-			f.r.gate.give()
-			f.batchDone(idx, attempt, queued, res)
-			f.settle(idx, res)
-		}); err != nil {
-			go func() { lim.give(conc); f.r.gate.give() }()
-			f.inflight--
-			f.failLocked(err, i)
+		if !f.submit([]int{i}, conc) {
 			return
 		}
 	}
+}
+
+// submit hands the calls idx to the broker as one job, holding a slot of
+// the tenant's and, for a throttled call, its key's (conc). It reports
+// whether the broker took the job; when not, the fan-out fails. Called
+// with f's lock held.
+func (f *fanout) submit(idx []int, conc string) bool {
+	i := idx[0]
+	job := new(broker.Job)
+	*job = f.r.job(f.ctx, &f.spec.unitSpec, f.spec.calls[i], i, f.attempts[i], f.jobCache(idx))
+	if len(f.spec.calls) == 1 { // one job at a time: its retry comes after it
+		f.one.inputs[0] = f.spec.calls[0].Input
+		job.Inputs = f.one.inputs[:]
+	} else {
+		job.Inputs = make([][]byte, len(idx))
+		for k, i := range idx {
+			job.Inputs[k] = f.spec.calls[i].Input
+		}
+	}
+	f.inflight++
+	queued, attempt := time.Now(), job.Attempt
+	if err := f.r.broker.Submit(job, func(_ *broker.Job, res *broker.Result) {
+		f.r.release(conc)
+		f.batchDone(idx, attempt, queued, res)
+		f.settle(idx, res)
+	}); err != nil {
+		go f.r.release(conc) // not under f's lock: giving may wake this fan-out
+		f.inflight--
+		f.failLocked(err, i)
+		return false
+	}
+	return true
 }
 
 // requeue puts call i back to wait for its turn (a retry).
@@ -352,20 +428,12 @@ func (f *fanout) requeue(i int) {
 	f.pending = append(f.pending, []int{i})
 }
 
-// wake pumps again once a slot of the tenant's is free.
-func (f *fanout) wake() {
-	f.mu.Lock()
-	f.waiting = false
-	f.pump()
-	f.mu.Unlock()
-}
-
 // settle records a batch's results.
 func (f *fanout) settle(idx []int, res *broker.Result) {
-	f.mu.Lock()
+	f.Lock()
 	f.inflight--
 	if f.finished {
-		f.mu.Unlock()
+		f.Unlock()
 		return
 	}
 	f.res.cached += res.Cached
@@ -380,7 +448,7 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 		if err == nil && f.spec.check != nil {
 			if err = f.spec.check(res.Outputs[k]); err != nil {
 				f.failLocked(err, i)
-				f.mu.Unlock()
+				f.Unlock()
 				return
 			}
 		}
@@ -394,13 +462,7 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 		case Retry:
 			f.attempts[i]++
 			retries = append(retries, retry{i, f.attempts[i], err})
-			i := i
-			time.AfterFunc(backoff(f.r.retryBase, f.r.retryMax, f.attempts[i]), func() {
-				f.mu.Lock()
-				f.requeue(i)
-				f.pump()
-				f.mu.Unlock()
-			})
+			f.r.retry(f, f.attempts[i], func() { f.requeue(i) })
 			continue
 		case Skip:
 			f.recordFailure(i, err)
@@ -412,7 +474,7 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 		}
 		f.recordFailure(i, err)
 		f.failLocked(err, i)
-		f.mu.Unlock()
+		f.Unlock()
 		return
 	}
 	nd, nf := f.nDone, f.nFailed
@@ -422,7 +484,7 @@ func (f *fanout) settle(idx []int, res *broker.Result) {
 	} else {
 		f.pump()
 	}
-	f.mu.Unlock()
+	f.Unlock()
 	for _, rt := range retries {
 		if f.spec.onRetry != nil {
 			f.spec.onRetry(rt.index, rt.attempt, rt.err)
@@ -455,28 +517,29 @@ func (f *fanout) batchDone(idx []int, attempt int, queued time.Time, res *broker
 		Queued: queued.UnixMilli(), Started: started.UnixMilli(), Finished: time.Now().UnixMilli()})
 }
 
-// recordFailure hands call i's final failure to Config.OnFailedCall:
-// the exact input the task saw, its module and limits. A call canceled
-// because its run ended failed on another's account: not recorded.
+// recordFailure hands call i's final failure to Config.OnFailedCall.
 func (f *fanout) recordFailure(i int, err error) {
-	if f.r.onFailedCall == nil || !OwnFailure(err) {
-		return
-	}
-	c := f.spec.calls[i]
-	input := c.Input
-	if f.lookups != nil {
-		input = f.lookups[i].Input(f.pos[i], input)
-	}
-	elem := -1
-	switch f.spec.kind {
-	case pipeline.Map, pipeline.Filter, pipeline.Group:
-		elem = i
-	}
-	f.r.onFailedCall(track.FailedCall{Step: f.spec.step, Element: elem, Label: f.spec.label, Module: f.r.alias(c.Task.Module()),
-		SHA256: c.Task.Module().SHA256, Task: c.Task.Spec.Name, Input: input, Limits: f.spec.limits, Attempts: f.attempts[i] + 1, Error: err.Error()})
+	f.r.recordFailure(&f.spec.unitSpec, &f.lookups, f.spec.calls[i], i, f.attempts[i]+1, err)
 }
 
-// failLocked ends the fan-out with err. Called with f.mu held; calls done
+// recordFailure hands the final failure of call c, the i-th of a unit of
+// spec, after attempts tries, to Config.OnFailedCall: the exact input the
+// task saw (l has the unit's lookups), its module and limits. A call
+// canceled because its run ended failed on another's account: not
+// recorded.
+func (r *Runner) recordFailure(spec *unitSpec, l *lookups, c Call, i, attempts int, err error) {
+	if r.onFailedCall == nil || !OwnFailure(err) {
+		return
+	}
+	elem := -1
+	if fans(spec.kind) {
+		elem = i
+	}
+	r.onFailedCall(track.FailedCall{Step: spec.step, Element: elem, Label: spec.label, Module: r.alias(c.Task.Module()),
+		SHA256: c.Task.Module().SHA256, Task: c.Task.Spec.Name, Input: l.input(i, c.Input), Limits: spec.limits, Attempts: attempts, Error: err.Error()})
+}
+
+// failLocked ends the fan-out with err. Called with f's lock held; calls done
 // on another goroutine so the caller may keep its lock. It does not cancel
 // the run itself: done records err as the run's failure first and then
 // cancels, so that no call canceled on its account can be reported

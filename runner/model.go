@@ -79,6 +79,17 @@ func NodeError(runID string, node *dag.Node, err error) *RunError {
 // ErrSkipped for one that was skipped.
 type Produced func(node *dag.Node) (map[string]json.RawMessage, error)
 
+// output is produced as an outputOf.
+func (p Produced) output(node *dag.Node, name string) (json.RawMessage, error) {
+	outs, err := p(node)
+	return outs[name], err
+}
+
+// outputOf returns output name of a dataflow node that completed, or
+// ErrSkipped for one that was skipped: what Produced tells, an output at
+// a time, of outputs kept in any form.
+type outputOf func(node *dag.Node, name string) (json.RawMessage, error)
+
 // ErrSkipped is what Produced returns for a node that did not run: its
 // `when` did not hold, or it needed what a skipped node would have made.
 var ErrSkipped = errors.New("the task was skipped")
@@ -89,11 +100,16 @@ var ErrSkipped = errors.New("the task was skipped")
 // takes its declared default; without one, the node is skipped too
 // (ErrSkipped).
 func NodeInput(plan *dag.DataflowPlan, node *dag.Node, task *host.Task, produced Produced) ([]byte, error) {
+	return nodeInput(plan, node, task, produced.output)
+}
+
+// nodeInput is NodeInput, reading the producers' outputs with output.
+func nodeInput(plan *dag.DataflowPlan, node *dag.Node, task *host.Task, output outputOf) ([]byte, error) {
 	values := make(map[string]json.RawMessage, len(node.Inputs))
 	for _, b := range node.Inputs {
 		switch {
 		case b.From != nil:
-			outs, err := produced(b.From)
+			v, err := output(b.From, b.Input)
 			if errors.Is(err, ErrSkipped) {
 				if in, _ := node.Task.Input(b.Input); in != nil && !in.Required() {
 					continue // its default
@@ -103,7 +119,7 @@ func NodeInput(plan *dag.DataflowPlan, node *dag.Node, task *host.Task, produced
 			if err != nil {
 				return nil, err
 			}
-			values[b.Input] = outs[b.Input]
+			values[b.Input] = v
 		case b.Flow:
 			values[b.Input] = plan.Inputs[b.Input]
 		default:
@@ -240,12 +256,18 @@ func inputsObject(p *expr.Program, flow pipeline.Inputs) json.RawMessage {
 // outputs, in the plan's order; an output whose producer was skipped is
 // null.
 func DataflowResult(plan *dag.DataflowPlan, produced Produced) (json.RawMessage, error) {
+	return dataflowResult(plan, produced.output)
+}
+
+// dataflowResult is DataflowResult, reading the producers' outputs with
+// output.
+func dataflowResult(plan *dag.DataflowPlan, output outputOf) (json.RawMessage, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	for i, o := range plan.Outputs {
-		outs, err := produced(plan.Producer[o])
+		v, err := output(plan.Producer[o], o)
 		if errors.Is(err, ErrSkipped) {
-			outs, err = map[string]json.RawMessage{o: json.RawMessage("null")}, nil
+			v, err = json.RawMessage("null"), nil
 		}
 		if err != nil {
 			return nil, err
@@ -256,7 +278,7 @@ func DataflowResult(plan *dag.DataflowPlan, produced Produced) (json.RawMessage,
 		key, _ := json.Marshal(o)
 		b.Write(key)
 		b.WriteByte(':')
-		b.Write(outs[o])
+		b.Write(v)
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
@@ -477,11 +499,15 @@ func RunStartedEvent(runID, tenant, name string, steps []dag.StepInfo) track.Eve
 func ChildStartedEvent(runID, tenant, name string, steps []dag.StepInfo, parent string, step int) track.Event {
 	e := track.Event{Type: track.RunStarted, RunID: runID, Time: now(), Name: name, Tenant: tenant, Steps: len(steps), Parent: parent, ParentStep: step}
 	deps := false
+	if len(steps) > 0 {
+		e.StepNames = make([]string, 0, len(steps))
+	}
 	for _, s := range steps {
 		e.StepNames = append(e.StepNames, s.Name)
 		deps = deps || len(s.Deps) > 0
 	}
 	if deps {
+		e.StepDeps = make([][]int, 0, len(steps))
 		for _, s := range steps {
 			e.StepDeps = append(e.StepDeps, s.Deps)
 		}

@@ -127,8 +127,8 @@ func (r *Runner) execStep(ctx context.Context, cancel context.CancelFunc, runID 
 	start.Type, start.Time = track.StepStarted, now()
 	r.obs.Event(start)
 
-	spec := fanSpec{logs: logs, runID: runID, label: st.Label, kind: st.Kind, opts: st.Options, calls: calls, limits: r.limits(st.Options), step: st.Index,
-		throttle: st.Throttle, flow: flow,
+	spec := fanSpec{unitSpec: unitSpec{logs: logs, runID: runID, label: st.Label, kind: st.Kind, opts: st.Options, limits: r.limits(st.Options), step: st.Index,
+		throttle: st.Throttle, flow: flow}, calls: calls,
 		onProgress: func(done, failed int) {
 			e := ev
 			e.Type, e.Time, e.Done, e.Failed = track.StepProgress, now(), done, failed
