@@ -75,6 +75,7 @@ func DefaultCacheDir() string {
 // Engine loads modules and runs their tasks. It is safe for concurrent use.
 type Engine struct {
 	rt       wazero.Runtime
+	kernel   wazero.CompiledModule // the WebAssembly half of the kernel (kernel.wat)
 	cache    wazero.CompilationCache
 	cacheDir string // "" when there is no on-disk cache
 	cfg      Config
@@ -165,7 +166,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("host: instantiate WASI: %w", err)
 	}
-	if err := instantiateKernel(ctx, rt); err != nil {
+	kernel, err := instantiateKernel(ctx, rt)
+	if err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("host: instantiate %s: %w", abi.ExtismEnv, err)
 	}
@@ -175,7 +177,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("host: instantiate the meter: %w", err)
 		}
 	}
-	return &Engine{rt: rt, cache: cache, cacheDir: cacheDir, cfg: cfg, logger: logger, modules: map[string]*Module{}}, nil
+	return &Engine{rt: rt, kernel: kernel, cache: cache, cacheDir: cacheDir, cfg: cfg, logger: logger, modules: map[string]*Module{}}, nil
 }
 
 // Close releases every module, instance and compiled code of the engine.

@@ -588,7 +588,8 @@ func TestUngrantedPathNamed(t *testing.T) {
 // TestMeteringCannotBeOutrun: the work a guest gets for one unit of fuel
 // is bounded, so the deadline, cancellation and the budget are checked
 // often enough whatever it does: a bulk memory operation is charged by
-// its length, a random_get by its size, and a region that costs more than
+// its length, a random_get by its size, an alloc by what it zeroes, a
+// var_get or config_get by what it copies, and a region that costs more than
 // the fuel handed out at a time runs only once the budget covers it.
 func TestMeteringCannotBeOutrun(t *testing.T) {
 	e := newEngine(t)
@@ -600,6 +601,21 @@ func TestMeteringCannotBeOutrun(t *testing.T) {
 			(loop $l (memory.copy (i32.const 0) (i32.const 1048576) (i32.const 1048576)) (br $l)) (i32.const 0)))`},
 		{"random_get", `(module (import "wasi_snapshot_preview1" "random_get" (func $rg (param i32 i32) (result i32)))
 			(memory 1) (func (export "run") (result i32) (loop $l (drop (call $rg (i32.const 0) (i32.const 65536))) (br $l)) (i32.const 0)))`},
+		// The host zeroes the block an alloc makes, and copies a var
+		// into one: the guest pays for both.
+		{"alloc and free", `(module (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+			(import "extism:host/env" "free" (func $free (param i64)))
+			(memory 1) (func (export "run") (result i32) (loop $l (call $free (call $alloc (i64.const 1048576))) (br $l)) (i32.const 0)))`},
+		{"var_get", `(module (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+			(import "extism:host/env" "free" (func $free (param i64)))
+			(import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+			(import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
+			(import "extism:host/env" "var_get" (func $var_get (param i64) (result i64)))
+			(memory 1) (func (export "run") (result i32) (local $k i64)
+			(local.set $k (call $alloc (i64.const 1)))
+			(call $store_u8 (local.get $k) (i32.const 120))
+			(call $var_set (local.get $k) (call $alloc (i64.const 1048576)))
+			(loop $l (call $free (call $var_get (local.get $k))) (br $l)) (i32.const 0)))`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := load(t, e, testmod.WithManifest(t, testmod.WATText(t, tc.src), man))
@@ -610,7 +626,7 @@ func TestMeteringCannotBeOutrun(t *testing.T) {
 			if host.KindOf(err) != host.KindTimeout {
 				t.Fatalf("err = %v, want a timeout", err)
 			}
-			// Before the charges, these ran 10 to 20 s past a 100 ms timeout.
+			// Before the charges, these ran 5 to 20 s past a 100 ms timeout.
 			if d := time.Since(start); d > 3*time.Second {
 				t.Fatalf("the 100ms timeout stopped the call after %s", d)
 			}

@@ -190,6 +190,9 @@ func (t *Task) call(ctx context.Context, input []byte, lim Limits, st *CallStats
 		// of them cannot be put back (see askedPaths).
 		keep = false
 	}
+	if inst.k.wasm.mem.size() > maxKeptKernel {
+		keep = false // no large arena stays alive between calls
+	}
 	if keep && !keepState {
 		if err == nil && !inst.marked && m.marked.pending.Load() && inst.snap != nil {
 			m.observe(inst.k.meter.used(), len(inst.snap.mem))
@@ -381,6 +384,16 @@ func (m *Module) newInstance(ctx context.Context, lim Limits, deadline time.Time
 	if snapshot && m.useMarked.Load() {
 		compiled, inst.marked = m.marked.compiled, true
 	}
+	if err := inst.k.start(ctx, e, lim); err != nil {
+		inst.close(ctx)
+		return nil, err
+	}
+	ictx = experimental.WithImportResolver(ictx, func(name string) api.Module {
+		if name == abi.ExtismEnv {
+			return inst.k.wasm.mod // this instance's own
+		}
+		return nil
+	})
 	mod, err := e.rt.InstantiateModule(ictx, compiled, cfg)
 	if err != nil {
 		inst.close(ctx)
@@ -425,6 +438,7 @@ func (inst *instance) close(ctx context.Context) {
 	if inst.mod != nil {
 		_ = inst.mod.Close(ctx)
 	}
+	inst.k.close(ctx)
 	closeRoots(inst.roots)
 }
 
@@ -432,8 +446,10 @@ func (inst *instance) close(ctx context.Context) {
 // another call: it may not after any trap, timeout or limit.
 func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limits, deadline time.Time) (out []byte, keep bool, err error) {
 	k := inst.k
-	k.reset(input, lim.Memory, lim.MaxOutput)
 	k.task = t.Spec.Name
+	if hp := k.reset(input, lim.Memory, lim.MaxOutput); hp != nil {
+		return nil, false, &TaskError{Kind: hp.kind, Module: t.mod.Name, Task: t.Spec.Name, Msg: hp.msg}
+	}
 	k.callCtx = ctx
 	inst.mem.limit = lim.Memory
 	inst.mem.exceeded = 0
@@ -462,20 +478,16 @@ func (inst *instance) call(ctx context.Context, t *Task, input []byte, lim Limit
 	}
 	if rc := int32(uint32(stack[0])); rc != 0 {
 		msg := fmt.Sprintf("returned %d", rc)
-		if k.errOff != 0 {
-			if i := k.find(k.errOff); i >= 0 {
-				msg = string(k.arena[k.errOff-arenaBase : k.errOff-arenaBase+k.blocks[i].len])
-			}
+		if b := k.errorBlock(); b != nil {
+			msg = string(b)
 		}
 		return nil, true, &TaskError{Kind: KindGuestError, Module: t.mod.Name, Task: t.Spec.Name, Msg: msg}
 	}
-	if !k.outSet {
+	o, set := k.output()
+	if !set {
 		return nil, true, nil
 	}
-	o := k.outOff - arenaBase
-	out = make([]byte, k.outLen)
-	copy(out, k.arena[o:o+k.outLen])
-	return out, true, nil
+	return bytes.Clone(o), true, nil
 }
 
 func (inst *instance) classify(ctx context.Context, t *Task, lim Limits, err error) *TaskError {
@@ -497,6 +509,9 @@ func (inst *instance) failure(ctx context.Context, err error, lim Limits, timeou
 	var exit *sys.ExitError
 	switch {
 	case errors.As(err, &hp):
+		kind, msg = hp.kind, hp.msg
+	case inst.k.kernelFailure() != nil:
+		hp = inst.k.kernelFailure()
 		kind, msg = hp.kind, hp.msg
 	case inst.mem.tableOver != "":
 		kind, msg = KindMemory, inst.mem.tableOver

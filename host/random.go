@@ -56,7 +56,7 @@ func (r *fixedRand) restart() { r.pos, r.rest = 0, nil }
 // randomCost is the fuel a random_get of n bytes costs: a unit per 16
 // bytes, as for the bulk memory instructions, so that a guest cannot have
 // the host fill buffers for minutes at a unit a call.
-func randomCost(n int) uint64 { return uint64(n) / 16 }
+func randomCost(n int) uint64 { return bulkCost(uint64(n)) }
 
 // chargedRand is an instance's real randomness (when granted), charged
 // like fixedRand.
