@@ -22,7 +22,7 @@ import (
 // them (a run hash, its place in the index), and one run of a map of
 // elems elements whose step hash holds its batch results; it returns the
 // map run's id.
-func seedRuns(b *testing.B, rdb *goredis.Client, n, elems int) string {
+func seedRuns(b *testing.B, rdb goredis.UniversalClient, n, elems int) string {
 	ctx := context.Background()
 	now := time.Now()
 	pipe := rdb.Pipeline()

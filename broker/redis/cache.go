@@ -20,7 +20,7 @@ const DefaultCacheTTL = 7 * 24 * time.Hour
 // it was stored. Redis's maxmemory policy (volatile-lru) bounds their
 // total, evicting the least recently read first.
 type CacheStore struct {
-	rdb    *goredis.Client
+	rdb    goredis.UniversalClient
 	tenant string
 	ttl    time.Duration
 }

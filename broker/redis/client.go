@@ -115,11 +115,33 @@ type Status = track.RunStatus
 
 // Client submits runs and reads their state.
 type Client struct {
-	rdb *goredis.Client
+	rdb goredis.UniversalClient
+	// cluster is set on a Redis Cluster (a redis+cluster:// URL).
+	cluster bool
 }
 
-// Dial connects to redis://[user:pass@]host:port/db or rediss:// (TLS).
+// Dial connects to redis://[user:pass@]host:port/db or rediss:// (TLS),
+// or to a Redis Cluster through any of its nodes:
+// redis+cluster://[user:pass@]host:port[,host:port…] or rediss+cluster://.
 func Dial(ctx context.Context, url string) (*Client, error) {
+	if cu, ok, err := clusterURL(url); ok {
+		var opts *goredis.ClusterOptions
+		if err == nil {
+			opts, err = goredis.ParseClusterURL(cu)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("broker URL %q: %w", url, err)
+		}
+		if !clusterReady {
+			return nil, fmt.Errorf("broker URL %q: flowhost does not run on a Redis Cluster yet (its keys are not yet tagged to shard); use one redis-server", url)
+		}
+		rdb := goredis.NewClusterClient(opts)
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			rdb.Close()
+			return nil, fmt.Errorf("broker cluster %s: %w", strings.Join(opts.Addrs, ","), err)
+		}
+		return &Client{rdb: rdb, cluster: true}, nil
+	}
 	opts, err := goredis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("broker URL %q: %w", url, err)
@@ -132,11 +154,57 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 	return &Client{rdb: rdb}, nil
 }
 
+// clusterReady is set once every key of a tenant carries its hash tag
+// and every command of the broker touches one slot.
+const clusterReady = false
+
+// clusterURL turns a redis+cluster:// (or rediss+cluster://) URL into
+// the form go-redis's ParseClusterURL reads: the first node in the host,
+// the others as addr parameters. ok is false for any other URL.
+func clusterURL(url string) (string, bool, error) {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok || (scheme != "redis+cluster" && scheme != "rediss+cluster") {
+		return "", false, nil
+	}
+	scheme = strings.TrimSuffix(scheme, "+cluster")
+	userinfo, hosts := "", rest
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		userinfo, hosts = rest[:i+1], rest[i+1:]
+	}
+	query := ""
+	if i := strings.IndexAny(hosts, "/?"); i >= 0 {
+		hosts, query = hosts[:i], hosts[i:]
+	}
+	// A cluster has one database: a path of /0 is accepted, and dropped.
+	path, q, _ := strings.Cut(query, "?")
+	if path != "" && path != "/" && path != "/0" {
+		return "", true, fmt.Errorf("a cluster has only database 0, not %s", strings.TrimPrefix(path, "/"))
+	}
+	nodes := strings.Split(hosts, ",")
+	for _, n := range nodes {
+		if n == "" {
+			return "", true, errors.New("an empty node address in the list")
+		}
+	}
+	var params []string
+	for _, n := range nodes[1:] {
+		params = append(params, "addr="+n)
+	}
+	if q != "" {
+		params = append(params, q)
+	}
+	out := scheme + "://" + userinfo + nodes[0]
+	if len(params) > 0 {
+		out += "?" + strings.Join(params, "&")
+	}
+	return out, true, nil
+}
+
 // Close closes the connection.
 func (c *Client) Close() error { return c.rdb.Close() }
 
 // Redis returns the underlying client.
-func (c *Client) Redis() *goredis.Client { return c.rdb }
+func (c *Client) Redis() goredis.UniversalClient { return c.rdb }
 
 // Upload stores a module under the tenant's namespace and its sha256,
 // once: the tenant's workers fetch it from there.
@@ -155,7 +223,7 @@ func (c *Client) Upload(ctx context.Context, tenant, sha string, wasm []byte) er
 // workers and operators may): then the tenant must be registered already
 // (`flowhost tenants add`, or named in the workers' worker.toml), and
 // the refusal is not an error.
-func ensureTenant(ctx context.Context, rdb *goredis.Client, tenant string) error {
+func ensureTenant(ctx context.Context, rdb goredis.UniversalClient, tenant string) error {
 	if err := rdb.SAdd(ctx, tenantsKey, tenant).Err(); err != nil && !isNoPerm(err) {
 		return err
 	}
@@ -164,7 +232,7 @@ func ensureTenant(ctx context.Context, rdb *goredis.Client, tenant string) error
 
 // ensureGroup makes a tenant's streams (one per priority) and the
 // workers' consumer group on each.
-func ensureGroup(ctx context.Context, rdb *goredis.Client, tenant string) error {
+func ensureGroup(ctx context.Context, rdb goredis.UniversalClient, tenant string) error {
 	streams := tenantStreams(tenant)
 	cmds := make([]*goredis.StatusCmd, len(streams))
 	_, _ = rdb.Pipelined(ctx, func(p goredis.Pipeliner) error { // one round trip
@@ -291,7 +359,7 @@ func (c *Client) Cancel(ctx context.Context, tenant, id string) (bool, error) {
 // cancelRun ends a run as cancelled, if it is still going, tells its
 // parent (a sub-flow's run), interrupts its calls everywhere and cancels
 // its own sub-flows' runs.
-func cancelRun(ctx context.Context, rdb *goredis.Client, tenant, id, reason string) (bool, error) {
+func cancelRun(ctx context.Context, rdb goredis.UniversalClient, tenant, id, reason string) (bool, error) {
 	ended, err := cancelOne(ctx, rdb, tenant, id, "", reason)
 	if ended {
 		cancelChildren(ctx, rdb, tenant, id)
@@ -301,7 +369,7 @@ func cancelRun(ctx context.Context, rdb *goredis.Client, tenant, id, reason stri
 
 // cancelOne ends one run as cancelled, if it is still going and (when
 // parent is set) it is that run's sub-flow, as its own hash says.
-func cancelOne(ctx context.Context, rdb *goredis.Client, tenant, id, parent, reason string) (bool, error) {
+func cancelOne(ctx context.Context, rdb goredis.UniversalClient, tenant, id, parent, reason string) (bool, error) {
 	key := runKey(tenant, id)
 	ev := track.Event{Type: track.RunFinished, RunID: id, Status: track.Cancelled, Error: reason}.Encode()
 	ttl := 24 * time.Hour
@@ -356,7 +424,7 @@ const maxChildren = 10000
 // breadth first. The sets are read back from keys their tenant may
 // write: a member is cancelled only if its own hash names the run as its
 // parent, each run is looked at once, and at most maxChildren all told.
-func cancelChildren(ctx context.Context, rdb *goredis.Client, tenant, id string) {
+func cancelChildren(ctx context.Context, rdb goredis.UniversalClient, tenant, id string) {
 	seen := map[string]bool{id: true}
 	queue := []string{id}
 	for len(queue) > 0 && len(seen) <= maxChildren {

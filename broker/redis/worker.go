@@ -53,7 +53,7 @@ type WorkerConfig struct {
 // Worker serves the tasks of every tenant's stream.
 type Worker struct {
 	cfg WorkerConfig
-	rdb *goredis.Client
+	rdb goredis.UniversalClient
 	log *slog.Logger
 
 	mu       sync.Mutex
