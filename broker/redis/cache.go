@@ -21,6 +21,7 @@ const DefaultCacheTTL = 7 * 24 * time.Hour
 // total, evicting the least recently read first.
 type CacheStore struct {
 	rdb    goredis.UniversalClient
+	k      keyspace
 	tenant string
 	ttl    time.Duration
 }
@@ -29,7 +30,7 @@ var _ cache.Store = (*CacheStore)(nil)
 
 // Get implements cache.Store. A corrupt entry is a miss, and removed.
 func (s *CacheStore) Get(ctx context.Context, key cache.Key) ([]byte, bool, error) {
-	b, err := s.rdb.Get(ctx, cacheKey(s.tenant, key)).Bytes()
+	b, err := s.rdb.Get(ctx, s.k.cacheKey(s.tenant, key)).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return nil, false, nil
 	}
@@ -38,7 +39,7 @@ func (s *CacheStore) Get(ctx context.Context, key cache.Key) ([]byte, bool, erro
 	}
 	v, ok := cache.Unseal(b)
 	if !ok {
-		s.rdb.Del(ctx, cacheKey(s.tenant, key))
+		s.rdb.Del(ctx, s.k.cacheKey(s.tenant, key))
 		return nil, false, nil
 	}
 	return v, true, nil
@@ -46,7 +47,7 @@ func (s *CacheStore) Get(ctx context.Context, key cache.Key) ([]byte, bool, erro
 
 // Put implements cache.Store.
 func (s *CacheStore) Put(ctx context.Context, key cache.Key, value []byte) error {
-	return s.rdb.Set(ctx, cacheKey(s.tenant, key), cache.Seal(value), s.ttl).Err()
+	return s.rdb.Set(ctx, s.k.cacheKey(s.tenant, key), cache.Seal(value), s.ttl).Err()
 }
 
 // GetMany implements cache.Many: the entries of a batch in one command.
@@ -55,7 +56,7 @@ func (s *CacheStore) GetMany(ctx context.Context, keys []cache.Key) ([][]byte, e
 	at := make([]int, 0, len(keys))
 	for i, k := range keys {
 		if k != (cache.Key{}) {
-			names, at = append(names, cacheKey(s.tenant, k)), append(at, i)
+			names, at = append(names, s.k.cacheKey(s.tenant, k)), append(at, i)
 		}
 	}
 	out := make([][]byte, len(keys))
@@ -84,7 +85,7 @@ func (s *CacheStore) GetMany(ctx context.Context, keys []cache.Key) ([][]byte, e
 func (s *CacheStore) PutMany(ctx context.Context, keys []cache.Key, values [][]byte) error {
 	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, k := range keys {
-			p.Set(ctx, cacheKey(s.tenant, k), cache.Seal(values[i]), s.ttl)
+			p.Set(ctx, s.k.cacheKey(s.tenant, k), cache.Seal(values[i]), s.ttl)
 		}
 		return nil
 	})
@@ -101,7 +102,7 @@ func (w *Worker) cacheStore(tenant string) cache.Store {
 	if ttl == 0 {
 		ttl = DefaultCacheTTL
 	}
-	return &CacheStore{rdb: w.rdb, tenant: tenant, ttl: ttl}
+	return &CacheStore{rdb: w.rdb, k: w.k, tenant: tenant, ttl: ttl}
 }
 
 // CacheStats counts a tenant's cache entries and their bytes.
@@ -110,7 +111,7 @@ func (c *Client) CacheStats(ctx context.Context, tenant string) (cache.Stats, er
 	if err := policy.CheckTenant(tenant); err != nil {
 		return st, err
 	}
-	iter := c.rdb.Scan(ctx, 0, cachePattern(tenant), 1000).Iterator()
+	iter := c.rdb.Scan(ctx, 0, c.k.cachePattern(tenant), 1000).Iterator()
 	for iter.Next(ctx) {
 		n, err := c.rdb.StrLen(ctx, iter.Val()).Result()
 		if err == nil {
@@ -127,7 +128,7 @@ func (c *Client) ClearCache(ctx context.Context, tenant string) (int, error) {
 		return 0, err
 	}
 	n := 0
-	iter := c.rdb.Scan(ctx, 0, cachePattern(tenant), 1000).Iterator()
+	iter := c.rdb.Scan(ctx, 0, c.k.cachePattern(tenant), 1000).Iterator()
 	for iter.Next(ctx) {
 		if c.rdb.Del(ctx, iter.Val()).Val() == 1 {
 			n++

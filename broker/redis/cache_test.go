@@ -29,11 +29,11 @@ func TestCacheTenants(t *testing.T) {
 		t.Fatal("bravo read acme's entries")
 	}
 	// A corrupt entry (its tenant may write its keys) is a miss, removed.
-	f.client.rdb.Set(ctx, cacheKey("acme", keys[1]), "not sealed", time.Hour)
+	f.client.rdb.Set(ctx, f.client.k.cacheKey("acme", keys[1]), "not sealed", time.Hour)
 	if vs, _ := acme.GetMany(ctx, keys); vs[0] == nil || vs[1] != nil {
 		t.Fatalf("after corruption: %q", vs)
 	}
-	if n := f.client.rdb.Exists(ctx, cacheKey("acme", keys[1])).Val(); n != 0 {
+	if n := f.client.rdb.Exists(ctx, f.client.k.cacheKey("acme", keys[1])).Val(); n != 0 {
 		t.Fatal("the corrupt entry was kept")
 	}
 	st, err := f.client.CacheStats(ctx, "acme")

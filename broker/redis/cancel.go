@@ -26,7 +26,7 @@ func (w *Worker) cancellations(ctx context.Context) {
 			// The channel, which only its tenant may publish to, says whose
 			// run it is; fh:t:*:cancel also matches fh:t:acme:x:cancel,
 			// whose "tenant" is not a valid name and is ignored.
-			tenant, ok := cancelTopicTenant(msg.Channel)
+			tenant, ok := w.k.cancelTopicTenant(msg.Channel)
 			if !ok || policy.CheckRunID(msg.Payload) != nil {
 				continue
 			}

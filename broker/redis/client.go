@@ -116,8 +116,7 @@ type Status = track.RunStatus
 // Client submits runs and reads their state.
 type Client struct {
 	rdb goredis.UniversalClient
-	// cluster is set on a Redis Cluster (a redis+cluster:// URL).
-	cluster bool
+	k   keyspace // tagged on a Redis Cluster (a redis+cluster:// URL)
 }
 
 // Dial connects to redis://[user:pass@]host:port/db or rediss:// (TLS),
@@ -140,7 +139,7 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 			rdb.Close()
 			return nil, fmt.Errorf("broker cluster %s: %w", strings.Join(opts.Addrs, ","), err)
 		}
-		return &Client{rdb: rdb, cluster: true}, nil
+		return &Client{rdb: rdb, k: keyspace{tagged: true}}, nil
 	}
 	opts, err := goredis.ParseURL(url)
 	if err != nil {
@@ -215,7 +214,7 @@ func (c *Client) Upload(ctx context.Context, tenant, sha string, wasm []byte) er
 	if err := checkNames(tenant, ""); err != nil {
 		return err
 	}
-	return c.rdb.SetNX(ctx, moduleKey(tenant, sha), wasm, 0).Err()
+	return c.rdb.SetNX(ctx, c.k.moduleKey(tenant, sha), wasm, 0).Err()
 }
 
 // ensureTenant registers a tenant and makes its stream and consumer
@@ -223,17 +222,17 @@ func (c *Client) Upload(ctx context.Context, tenant, sha string, wasm []byte) er
 // workers and operators may): then the tenant must be registered already
 // (`flowhost tenants add`, or named in the workers' worker.toml), and
 // the refusal is not an error.
-func ensureTenant(ctx context.Context, rdb goredis.UniversalClient, tenant string) error {
+func ensureTenant(ctx context.Context, rdb goredis.UniversalClient, k keyspace, tenant string) error {
 	if err := rdb.SAdd(ctx, tenantsKey, tenant).Err(); err != nil && !isNoPerm(err) {
 		return err
 	}
-	return ensureGroup(ctx, rdb, tenant)
+	return ensureGroup(ctx, rdb, k, tenant)
 }
 
 // ensureGroup makes a tenant's streams (one per priority) and the
 // workers' consumer group on each.
-func ensureGroup(ctx context.Context, rdb goredis.UniversalClient, tenant string) error {
-	streams := tenantStreams(tenant)
+func ensureGroup(ctx context.Context, rdb goredis.UniversalClient, k keyspace, tenant string) error {
+	streams := k.tenantStreams(tenant)
 	cmds := make([]*goredis.StatusCmd, len(streams))
 	_, _ = rdb.Pipelined(ctx, func(p goredis.Pipeliner) error { // one round trip
 		for i, s := range streams {
@@ -264,7 +263,7 @@ func (c *Client) Submit(ctx context.Context, spec *Spec) error {
 	if spec.ResultTTL <= 0 {
 		spec.ResultTTL = 24 * time.Hour
 	}
-	if err := ensureTenant(ctx, c.rdb, spec.Tenant); err != nil {
+	if err := ensureTenant(ctx, c.rdb, c.k, spec.Tenant); err != nil {
 		return fmt.Errorf("submit: %w", err)
 	}
 	b, err := json.Marshal(spec)
@@ -282,10 +281,10 @@ func (c *Client) Submit(ctx context.Context, spec *Spec) error {
 	fields := map[string]any{"spec": b, "steps": steps, "status": string(track.Pending), "tenant": spec.Tenant, "name": spec.Name, "rerun_of": spec.RerunOf,
 		"created_at": now.UTC().Format(time.RFC3339Nano)}
 	_, err = c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.HSet(ctx, runKey(spec.Tenant, spec.ID), fields)
-		p.PExpire(ctx, runKey(spec.Tenant, spec.ID), 7*spec.ResultTTL)
-		p.ZAdd(ctx, runsKey(spec.Tenant), goredis.Z{Score: float64(now.UnixMilli()), Member: spec.ID})
-		p.XAdd(ctx, &goredis.XAddArgs{Stream: priorityStream(spec.Tenant, spec.Priority), Values: []any{"m", first}})
+		p.HSet(ctx, c.k.runKey(spec.Tenant, spec.ID), fields)
+		p.PExpire(ctx, c.k.runKey(spec.Tenant, spec.ID), 7*spec.ResultTTL)
+		p.ZAdd(ctx, c.k.runsKey(spec.Tenant), goredis.Z{Score: float64(now.UnixMilli()), Member: spec.ID})
+		p.XAdd(ctx, &goredis.XAddArgs{Stream: c.k.priorityStream(spec.Tenant, spec.Priority), Values: []any{"m", first}})
 		return nil
 	})
 	if err != nil {
@@ -302,7 +301,7 @@ func (c *Client) Status(ctx context.Context, tenant, id string) (*Status, error)
 	if err := checkNames(tenant, id); err != nil {
 		return nil, err
 	}
-	m, err := c.rdb.HGetAll(ctx, runKey(tenant, id)).Result()
+	m, err := c.rdb.HGetAll(ctx, c.k.runKey(tenant, id)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +323,7 @@ func (c *Client) Status(ctx context.Context, tenant, id string) (*Status, error)
 // Wait blocks until the run ends or ctx is done. It rides out Redis
 // going away, retrying until ctx ends.
 func (c *Client) Wait(ctx context.Context, tenant, id string) (*Status, error) {
-	sub := c.rdb.Subscribe(ctx, doneTopic(tenant))
+	sub := c.rdb.Subscribe(ctx, c.k.doneTopic(tenant))
 	defer sub.Close()
 	ch := sub.Channel()
 	tick := time.NewTicker(250 * time.Millisecond) // in case a notice is missed
@@ -353,24 +352,24 @@ func (c *Client) Cancel(ctx context.Context, tenant, id string) (bool, error) {
 	if err := checkNames(tenant, id); err != nil {
 		return false, err
 	}
-	return cancelRun(ctx, c.rdb, tenant, id, "cancelled by request")
+	return cancelRun(ctx, c.rdb, c.k, tenant, id, "cancelled by request")
 }
 
 // cancelRun ends a run as cancelled, if it is still going, tells its
 // parent (a sub-flow's run), interrupts its calls everywhere and cancels
 // its own sub-flows' runs.
-func cancelRun(ctx context.Context, rdb goredis.UniversalClient, tenant, id, reason string) (bool, error) {
-	ended, err := cancelOne(ctx, rdb, tenant, id, "", reason)
+func cancelRun(ctx context.Context, rdb goredis.UniversalClient, k keyspace, tenant, id, reason string) (bool, error) {
+	ended, err := cancelOne(ctx, rdb, k, tenant, id, "", reason)
 	if ended {
-		cancelChildren(ctx, rdb, tenant, id)
+		cancelChildren(ctx, rdb, k, tenant, id)
 	}
 	return ended, err
 }
 
 // cancelOne ends one run as cancelled, if it is still going and (when
 // parent is set) it is that run's sub-flow, as its own hash says.
-func cancelOne(ctx context.Context, rdb goredis.UniversalClient, tenant, id, parent, reason string) (bool, error) {
-	key := runKey(tenant, id)
+func cancelOne(ctx context.Context, rdb goredis.UniversalClient, k keyspace, tenant, id, parent, reason string) (bool, error) {
+	key := k.runKey(tenant, id)
 	ev := track.Event{Type: track.RunFinished, RunID: id, Status: track.Cancelled, Error: reason}.Encode()
 	ttl := 24 * time.Hour
 	var ended bool
@@ -383,14 +382,14 @@ func cancelOne(ctx context.Context, rdb goredis.UniversalClient, tenant, id, par
 		if p, _ := vals[1].(string); st == "" || track.State(st).Ended() || (parent != "" && p != parent) {
 			return nil
 		}
-		notify := parentNotice(tenant, vals[1], vals[2], vals[3])
+		notify := parentNotice(k, tenant, vals[1], vals[2], vals[3])
 		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			p.HSet(ctx, key, "status", string(track.Cancelled), "result", "null", "error", reason,
 				"finished_at", time.Now().UTC().Format(time.RFC3339Nano))
 			p.PExpire(ctx, key, ttl)
-			p.XAdd(ctx, &goredis.XAddArgs{Stream: eventsKey(tenant, id), MaxLen: 10000, Approx: true, Values: []any{"e", ev}})
-			p.PExpire(ctx, eventsKey(tenant, id), ttl)
-			p.Publish(ctx, doneTopic(tenant), id)
+			p.XAdd(ctx, &goredis.XAddArgs{Stream: k.eventsKey(tenant, id), MaxLen: 10000, Approx: true, Values: []any{"e", ev}})
+			p.PExpire(ctx, k.eventsKey(tenant, id), ttl)
+			p.Publish(ctx, k.doneTopic(tenant), id)
 			if notify != nil {
 				p.XAdd(ctx, notify)
 			}
@@ -409,7 +408,7 @@ func cancelOne(ctx context.Context, rdb goredis.UniversalClient, tenant, id, par
 		return false, err
 	}
 	if parent == "" || ended {
-		if err := rdb.Publish(ctx, cancelTopic(tenant), id).Err(); err != nil {
+		if err := rdb.Publish(ctx, k.cancelTopic(tenant), id).Err(); err != nil {
 			return ended, err
 		}
 	}
@@ -424,7 +423,7 @@ const maxChildren = 10000
 // breadth first. The sets are read back from keys their tenant may
 // write: a member is cancelled only if its own hash names the run as its
 // parent, each run is looked at once, and at most maxChildren all told.
-func cancelChildren(ctx context.Context, rdb goredis.UniversalClient, tenant, id string) {
+func cancelChildren(ctx context.Context, rdb goredis.UniversalClient, k keyspace, tenant, id string) {
 	seen := map[string]bool{id: true}
 	queue := []string{id}
 	for len(queue) > 0 && len(seen) <= maxChildren {
@@ -432,17 +431,17 @@ func cancelChildren(ctx context.Context, rdb goredis.UniversalClient, tenant, id
 		queue = queue[1:]
 		var cursor uint64
 		for {
-			kids, next, err := rdb.SScan(ctx, childrenKey(tenant, run), cursor, "", 256).Result()
+			kids, next, err := rdb.SScan(ctx, k.childrenKey(tenant, run), cursor, "", 256).Result()
 			if err != nil {
 				break
 			}
-			for _, k := range kids {
-				if seen[k] || policy.CheckRunID(k) != nil || len(seen) > maxChildren {
+			for _, kid := range kids {
+				if seen[kid] || policy.CheckRunID(kid) != nil || len(seen) > maxChildren {
 					continue
 				}
-				seen[k] = true
-				if ended, _ := cancelOne(ctx, rdb, tenant, k, run, "cancelled: its parent run "+run+" ended"); ended {
-					queue = append(queue, k)
+				seen[kid] = true
+				if ended, _ := cancelOne(ctx, rdb, k, tenant, kid, run, "cancelled: its parent run "+run+" ended"); ended {
+					queue = append(queue, kid)
 				}
 			}
 			if cursor = next; cursor == 0 || len(seen) > maxChildren {
@@ -456,12 +455,12 @@ func cancelChildren(ctx context.Context, rdb goredis.UniversalClient, tenant, id
 // fields of the child's run hash; nil when it has no parent or a field
 // is not what a worker writes (the hash is its tenant's to write: the
 // stream must be one of the tenant's own).
-func parentNotice(tenant string, parent, step, stream any) *goredis.XAddArgs {
+func parentNotice(k keyspace, tenant string, parent, step, stream any) *goredis.XAddArgs {
 	p, _ := parent.(string)
 	s, _ := step.(string)
 	st, _ := stream.(string)
 	n, err := strconv.Atoi(s)
-	if p == "" || policy.CheckRunID(p) != nil || err != nil || n < 1 || n > maxSpecSteps || !slices.Contains(tenantStreams(tenant), st) {
+	if p == "" || policy.CheckRunID(p) != nil || err != nil || n < 1 || n > maxSpecSteps || !slices.Contains(k.tenantStreams(tenant), st) {
 		return nil
 	}
 	b, _ := json.Marshal(message{Kind: kindChild, Run: p, Step: n - 1})
@@ -499,7 +498,7 @@ func (c *Client) Runs(ctx context.Context, tenant string, limit int64) ([]*Statu
 	if err := checkNames(tenant, ""); err != nil {
 		return nil, err
 	}
-	ids, err := c.rdb.ZRevRange(ctx, runsKey(tenant), 0, limit-1).Result()
+	ids, err := c.rdb.ZRevRange(ctx, c.k.runsKey(tenant), 0, limit-1).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -531,7 +530,7 @@ func (c *Client) Steps(ctx context.Context, st *Status, infos []StepInfo) ([]Ste
 	cmds := make([]*goredis.SliceCmd, len(infos))
 	if _, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i := range infos {
-			cmds[i] = p.HMGet(ctx, stepKey(st.Tenant, st.RunID, i), stepFields...)
+			cmds[i] = p.HMGet(ctx, c.k.stepKey(st.Tenant, st.RunID, i), stepFields...)
 		}
 		return nil
 	}); err != nil && !errors.Is(err, goredis.Nil) {
@@ -599,7 +598,7 @@ func (c *Client) Spec(ctx context.Context, tenant, id string) (*Spec, error) {
 	if err := checkNames(tenant, id); err != nil {
 		return nil, err
 	}
-	b, err := c.rdb.HGet(ctx, runKey(tenant, id), "spec").Bytes()
+	b, err := c.rdb.HGet(ctx, c.k.runKey(tenant, id), "spec").Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return nil, fmt.Errorf("run %s (tenant %s): %w", id, tenant, ErrNoRun)
 	}
@@ -620,7 +619,7 @@ func (c *Client) FailedCalls(ctx context.Context, tenant, id string) ([]track.Fa
 	if err := checkNames(tenant, id); err != nil {
 		return nil, err
 	}
-	h, err := c.rdb.HGetAll(ctx, failedKey(tenant, id)).Result()
+	h, err := c.rdb.HGetAll(ctx, c.k.failedKey(tenant, id)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -647,7 +646,7 @@ func (c *Client) Module(ctx context.Context, tenant, sha string) ([]byte, error)
 	if err := checkNames(tenant, ""); err != nil {
 		return nil, err
 	}
-	b, err := c.rdb.Get(ctx, moduleKey(tenant, sha)).Bytes()
+	b, err := c.rdb.Get(ctx, c.k.moduleKey(tenant, sha)).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return nil, fmt.Errorf("module %s is no longer stored for tenant %s", sha, tenant)
 	}
@@ -670,7 +669,7 @@ func (c *Client) AddTenant(ctx context.Context, tenant string) error {
 	if err := c.rdb.SAdd(ctx, tenantsKey, tenant).Err(); err != nil {
 		return fmt.Errorf("register tenant %s: %w", tenant, err)
 	}
-	if err := ensureGroup(ctx, c.rdb, tenant); err != nil {
+	if err := ensureGroup(ctx, c.rdb, c.k, tenant); err != nil {
 		return fmt.Errorf("register tenant %s: %w", tenant, err)
 	}
 	return nil

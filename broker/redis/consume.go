@@ -98,7 +98,7 @@ func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
 	streams := make([]string, 0, 2*policy.MaxPriority*len(tenants))
 	tenantOf := make(map[string]string, policy.MaxPriority*len(tenants))
 	for _, t := range tenants {
-		for _, s := range tenantStreams(t) {
+		for _, s := range w.k.tenantStreams(t) {
 			streams = append(streams, s)
 			tenantOf[s] = t
 		}
@@ -134,14 +134,14 @@ func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
 func (w *Worker) readEach(ctx context.Context, tenants []string, n int) []delivery {
 	var ds []delivery
 	for _, t := range tenants {
-		streams := tenantStreams(t)
+		streams := w.k.tenantStreams(t)
 		for range policy.MaxPriority {
 			streams = append(streams, ">")
 		}
 		res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.cfg.Name,
 			Streams: streams, Count: int64(n), Block: -1}).Result()
 		if err != nil && strings.Contains(err.Error(), "NOGROUP") {
-			err = ensureGroup(ctx, w.rdb, t)
+			err = ensureGroup(ctx, w.rdb, w.k, t)
 		}
 		if errors.Is(err, goredis.Nil) {
 			continue
@@ -165,7 +165,7 @@ func (w *Worker) isolate(tenant string, err error) {
 	w.mu.Lock()
 	w.broken[tenant] = time.Now().Add(quarantine)
 	w.mu.Unlock()
-	w.log.Warn("tenant's stream cannot be read; leaving it out for a while", "tenant", tenant, "stream", streamKey(tenant),
+	w.log.Warn("tenant's stream cannot be read; leaving it out for a while", "tenant", tenant, "stream", w.k.streamKey(tenant),
 		"for", quarantine, "err", err)
 	w.cfg.Metrics.Refused(tenant, "stream")
 }
@@ -174,7 +174,7 @@ func (w *Worker) isolate(tenant string, err error) {
 func (w *Worker) deliveries(ds []delivery, tenant, stream string, msgs []goredis.XMessage) []delivery {
 	for _, m := range msgs {
 		body, _ := m.Values["m"].(string)
-		ds = append(ds, delivery{stream: stream, tenant: tenant, id: m.ID, body: []byte(body), priority: streamPriority(tenant, stream)})
+		ds = append(ds, delivery{stream: stream, tenant: tenant, id: m.ID, body: []byte(body), priority: w.k.streamPriority(tenant, stream)})
 	}
 	return ds
 }

@@ -35,9 +35,9 @@ func (w *Worker) promoteDue(ctx context.Context) {
 			w.wrote(ctx, "retry index cleanup", w.rdb.ZRem(ctx, delayedIndex, tn).Err())
 			continue
 		}
-		keys := []string{delayedKey(tn), delayedIndex}
+		keys := []string{w.k.delayedKey(tn), delayedIndex}
 		for p := policy.MinPriority; p <= policy.MaxPriority; p++ {
-			keys = append(keys, priorityStream(tn, p))
+			keys = append(keys, w.k.priorityStream(tn, p))
 		}
 		err := promoteScript.Run(ctx, w.rdb, keys, now, 100, tn).Err()
 		if isRefusal(err) {

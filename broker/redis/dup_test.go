@@ -54,14 +54,14 @@ func TestDuplicateDelivery(t *testing.T) {
 	// each once.
 	calls := make([]runner.Call, 6)
 	want := int64(1 + len(runner.Batches(calls, w.cfg.Concurrency, w.cfg.BatchSize)) + 1)
-	if n := f.client.rdb.XLen(ctx, streamKey("default")).Val(); n != want || handled != int(want) {
+	if n := f.client.rdb.XLen(ctx, f.client.k.streamKey("default")).Val(); n != want || handled != int(want) {
 		t.Fatalf("%d messages enqueued, %d handled; want %d each", n, handled, want)
 	}
-	h := f.client.rdb.HGetAll(ctx, stepKey("default", spec.ID, 0)).Val()
+	h := f.client.rdb.HGetAll(ctx, f.client.k.stepKey("default", spec.ID, 0)).Val()
 	if h["done"] != "6" || h["total"] != "6" || h["left"] != "0" {
 		t.Fatalf("step 1 counts: done %s total %s left %s", h["done"], h["total"], h["left"])
 	}
-	if p := f.client.rdb.XPending(ctx, streamKey("default"), group).Val(); p.Count != 0 {
+	if p := f.client.rdb.XPending(ctx, f.client.k.streamKey("default"), group).Val(); p.Count != 0 {
 		t.Fatalf("%d messages left unacknowledged", p.Count)
 	}
 }

@@ -23,7 +23,7 @@ func (c *Client) Events(ctx context.Context, tenant, id string, fn func(Event) e
 	}
 	last := "0"
 	for {
-		res, err := c.rdb.XRead(ctx, &goredis.XReadArgs{Streams: []string{eventsKey(tenant, id), last}, Count: 100, Block: time.Second}).Result()
+		res, err := c.rdb.XRead(ctx, &goredis.XReadArgs{Streams: []string{c.k.eventsKey(tenant, id), last}, Count: 100, Block: time.Second}).Result()
 		if errors.Is(err, goredis.Nil) {
 			// Nothing new: stop if the run is over (its last event was read).
 			st, err := c.Status(ctx, tenant, id)

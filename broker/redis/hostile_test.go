@@ -39,17 +39,17 @@ func TestHostileSubFlows(t *testing.T) {
 
 	rdb := f.srv.Client()
 	running := func(id, parent string) {
-		rdb.HSet(ctx, runKey("default", id), "status", "running", "parent", parent)
+		rdb.HSet(ctx, f.client.k.runKey("default", id), "status", "running", "parent", parent)
 	}
 	running("1a0000000000000000000aa", "")                        // a run of its own
 	running("1a0000000000000000000bb", "1a0000000000000000000ff") // the parent's child
 	running("1a0000000000000000000ff", "")
-	rdb.SAdd(ctx, childrenKey("default", "1a0000000000000000000ff"), "1a0000000000000000000aa", "1a0000000000000000000bb", "1a0000000000000000000ff", "../x")
-	rdb.SAdd(ctx, childrenKey("default", "1a0000000000000000000bb"), "1a0000000000000000000ff")
-	if ok, err := cancelRun(ctx, f.client.rdb, "default", "1a0000000000000000000ff", "test"); !ok || err != nil {
+	rdb.SAdd(ctx, f.client.k.childrenKey("default", "1a0000000000000000000ff"), "1a0000000000000000000aa", "1a0000000000000000000bb", "1a0000000000000000000ff", "../x")
+	rdb.SAdd(ctx, f.client.k.childrenKey("default", "1a0000000000000000000bb"), "1a0000000000000000000ff")
+	if ok, err := cancelRun(ctx, f.client.rdb, f.client.k, "default", "1a0000000000000000000ff", "test"); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	status := func(id string) string { return rdb.HGet(ctx, runKey("default", id), "status").Val() }
+	status := func(id string) string { return rdb.HGet(ctx, f.client.k.runKey("default", id), "status").Val() }
 	if status("1a0000000000000000000bb") != "cancelled" || status("1a0000000000000000000aa") != "running" {
 		t.Fatalf("child %s, stranger %s: only the child is cancelled", status("1a0000000000000000000bb"), status("1a0000000000000000000aa"))
 	}
@@ -62,14 +62,14 @@ func TestHostileSchedules(t *testing.T) {
 	ctx := context.Background()
 	w := NewWorker(f.client, WorkerConfig{Engine: f.eng})
 	rdb := f.srv.Client()
-	rdb.HSet(ctx, schedulesKey("acme"), "d:big", strings.Repeat("x", maxScheduleBytes+1), "d:small", "{}", "l:small", "1")
+	rdb.HSet(ctx, f.client.k.schedulesKey("acme"), "d:big", strings.Repeat("x", maxScheduleBytes+1), "d:small", "{}", "l:small", "1")
 	h, err := w.readSchedules(ctx, "acme")
 	if err != nil || h["d:big"] != "" || h["d:small"] != "{}" || h["l:small"] != "1" {
 		t.Fatalf("read %d fields (big %d bytes), %v", len(h), len(h["d:big"]), err)
 	}
 	p := rdb.Pipeline()
 	for i := range 3*maxSchedules + 1 {
-		p.HSet(ctx, schedulesKey("bulk"), "d:"+strconv.Itoa(i), "{}")
+		p.HSet(ctx, f.client.k.schedulesKey("bulk"), "d:"+strconv.Itoa(i), "{}")
 	}
 	if _, err := p.Exec(ctx); err != nil {
 		t.Fatal(err)
@@ -89,13 +89,13 @@ func TestHostileSlots(t *testing.T) {
 	rdb.XGroupCreateMkStream(ctx, "fh:t:default:q", group, "0")
 	id := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: "fh:t:default:q", Values: []any{"m", "{}"}}).Val()
 	rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{"fh:t:default:q", ">"}, Count: 1})
-	sem := semKey("default", "ckey")
+	sem := f.client.k.semKey("default", "ckey")
 	rdb.Set(ctx, sem, "not a set", 0)
-	step := stepKey("default", "1a0000000000000000000cc", 0)
+	step := f.client.k.stepKey("default", "1a0000000000000000000cc", 0)
 	rdb.HSet(ctx, step, "left", 1, "total", 1, "done", 0)
-	err := completeScript.Run(ctx, f.client.rdb, []string{step, "fh:t:default:q", eventsKey("default", "r"), delayedKey("default"), delayedIndex, timesKey("default", "r", 0), runKey("default", "r"), sem},
+	err := completeScript.Run(ctx, f.client.rdb, []string{step, "fh:t:default:q", f.client.k.eventsKey("default", "r"), f.client.k.delayedKey("default"), delayedIndex, f.client.k.timesKey("default", "r", 0), f.client.k.runKey("default", "r"), sem},
 		batchField(0), `{"i":0,"o":[1]}`, `{"k":"finish","r":"1a0000000000000000000cc"}`, id, 1, 0, "now", `{"type":"step_finished"}`, "", "", "default", 0, 0, "0:0", "{}", "holder",
-		"", 1, 1000, doneTopic("default"), "r", "{}", 0).Err()
+		"", 1, 1000, f.client.k.doneTopic("default"), "r", "{}", 0).Err()
 	if err != nil || rdb.HGet(ctx, step, batchField(0)).Val() == "" {
 		t.Fatalf("completion with a slot key of another type: %v", err)
 	}

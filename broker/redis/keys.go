@@ -19,6 +19,7 @@ package redis
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/flowhost/flowhost/cache"
@@ -36,77 +37,106 @@ const (
 	cancelPattern = "fh:t:*:cancel"
 )
 
-func streamKey(tenant string) string { return fmt.Sprintf("fh:t:%s:q", tenant) }
+// keyspace names the keys and channels of tenants. On one server a
+// tenant's are under fh:t:<tenant>:, as they always were; on a Redis
+// Cluster under fh:t:{<tenant>}:, the tenant their hash tag, so that all
+// of one tenant's keys are in one slot and every script and MULTI of the
+// broker touches one slot (a tenant's name holds no brace:
+// policy.CheckTenant). Tenants spread over the masters by their names.
+type keyspace struct{ tagged bool }
+
+// prefix is what every key of tenant starts with, its last colon left out.
+func (k keyspace) prefix(tenant string) string {
+	if k.tagged {
+		return "fh:t:{" + tenant + "}"
+	}
+	return "fh:t:" + tenant
+}
+
+func (k keyspace) streamKey(tenant string) string { return k.prefix(tenant) + ":q" }
 
 // priorityStream is the tenant's stream of priority p (0: the default):
 // the default priority's is streamKey, the others streamKey + ":p<N>".
-func priorityStream(tenant string, p int) string {
+func (k keyspace) priorityStream(tenant string, p int) string {
 	if p = policy.Priority(p); p == policy.DefaultPriority {
-		return streamKey(tenant)
+		return k.streamKey(tenant)
 	}
-	return fmt.Sprintf("%s:p%d", streamKey(tenant), p)
+	return fmt.Sprintf("%s:p%d", k.streamKey(tenant), p)
 }
 
 // tenantStreams are the tenant's streams, highest priority first.
-func tenantStreams(tenant string) []string {
+func (k keyspace) tenantStreams(tenant string) []string {
 	out := make([]string, 0, policy.MaxPriority)
 	for p := policy.MaxPriority; p >= policy.MinPriority; p-- {
-		out = append(out, priorityStream(tenant, p))
+		out = append(out, k.priorityStream(tenant, p))
 	}
 	return out
 }
 
 // streamPriority is the priority of a stream of tenant's (a fact of the
 // stream a message was read from, never a claim of its body).
-func streamPriority(tenant, stream string) int {
+func (k keyspace) streamPriority(tenant, stream string) int {
 	for p := policy.MinPriority; p <= policy.MaxPriority; p++ {
-		if priorityStream(tenant, p) == stream {
+		if k.priorityStream(tenant, p) == stream {
 			return p
 		}
 	}
 	return policy.DefaultPriority
 }
-func deadKey(tenant string) string        { return fmt.Sprintf("fh:t:%s:dead", tenant) }
-func delayedKey(tenant string) string     { return fmt.Sprintf("fh:t:%s:delayed", tenant) }
-func runKey(tenant, run string) string    { return fmt.Sprintf("fh:t:%s:run:%s", tenant, run) }
-func runsKey(tenant string) string        { return fmt.Sprintf("fh:t:%s:runs", tenant) }
-func doneTopic(tenant string) string      { return fmt.Sprintf("fh:t:%s:done", tenant) }
-func moduleKey(tenant, sha string) string { return fmt.Sprintf("fh:t:%s:mod:%s", tenant, sha) }
-func cancelTopic(tenant string) string    { return fmt.Sprintf("fh:t:%s:cancel", tenant) }
-func stepKey(tenant, run string, step int) string {
-	return fmt.Sprintf("fh:t:%s:run:%s:step:%d", tenant, run, step)
+func (k keyspace) deadKey(tenant string) string        { return k.prefix(tenant) + ":dead" }
+func (k keyspace) delayedKey(tenant string) string     { return k.prefix(tenant) + ":delayed" }
+func (k keyspace) runKey(tenant, run string) string    { return k.prefix(tenant) + ":run:" + run }
+func (k keyspace) runsKey(tenant string) string        { return k.prefix(tenant) + ":runs" }
+func (k keyspace) doneTopic(tenant string) string      { return k.prefix(tenant) + ":done" }
+func (k keyspace) moduleKey(tenant, sha string) string { return k.prefix(tenant) + ":mod:" + sha }
+func (k keyspace) cancelTopic(tenant string) string    { return k.prefix(tenant) + ":cancel" }
+func (k keyspace) stepKey(tenant, run string, step int) string {
+	return k.runKey(tenant, run) + ":step:" + strconv.Itoa(step)
 }
 
-func eventsKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:events", tenant, run) }
+func (k keyspace) eventsKey(tenant, run string) string { return k.runKey(tenant, run) + ":events" }
 
 // timesKey holds the times of a step's batches (BatchTime), by
 // "index:attempt".
-func timesKey(tenant, run string, step int) string { return stepKey(tenant, run, step) + ":times" }
+func (k keyspace) timesKey(tenant, run string, step int) string {
+	return k.stepKey(tenant, run, step) + ":times"
+}
 
 // logsKey is a run's guest log lines, the latest maxLogLines.
-func logsKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:logs", tenant, run) }
+func (k keyspace) logsKey(tenant, run string) string { return k.runKey(tenant, run) + ":logs" }
 
 // failedKey holds a run's failed calls (track.FailedCall), by Key.
-func failedKey(tenant, run string) string { return fmt.Sprintf("fh:t:%s:run:%s:failed", tenant, run) }
+func (k keyspace) failedKey(tenant, run string) string { return k.runKey(tenant, run) + ":failed" }
 
 // cacheKey is a result cache entry, under its tenant's keys: a tenant
 // never reads another's results.
-func cacheKey(tenant string, key cache.Key) string {
-	return "fh:t:" + tenant + ":cache:" + key.String()
+func (k keyspace) cacheKey(tenant string, key cache.Key) string {
+	return k.prefix(tenant) + ":cache:" + key.String()
 }
 
 // cachePattern matches every cache entry of a tenant.
-func cachePattern(tenant string) string { return fmt.Sprintf("fh:t:%s:cache:*", tenant) }
+func (k keyspace) cachePattern(tenant string) string { return k.prefix(tenant) + ":cache:*" }
 
 // cancelTopicTenant is the tenant whose cancel topic channel is, as the
 // pattern cancelPattern matched it. fh:t:*:cancel also matches
 // fh:t:acme:x:cancel, whose "tenant" is no valid name: not ok.
-func cancelTopicTenant(channel string) (string, bool) {
+func (k keyspace) cancelTopicTenant(channel string) (string, bool) {
 	t, ok := strings.CutPrefix(channel, "fh:t:")
 	if !ok {
 		return "", false
 	}
-	if t, ok = strings.CutSuffix(t, ":cancel"); !ok || policy.CheckTenant(t) != nil {
+	if t, ok = strings.CutSuffix(t, ":cancel"); !ok {
+		return "", false
+	}
+	if k.tagged {
+		if t, ok = strings.CutPrefix(t, "{"); !ok {
+			return "", false
+		}
+		if t, ok = strings.CutSuffix(t, "}"); !ok {
+			return "", false
+		}
+	}
+	if policy.CheckTenant(t) != nil {
 		return "", false
 	}
 	return t, true

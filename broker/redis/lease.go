@@ -62,7 +62,7 @@ func (w *Worker) reclaim(ctx context.Context) []delivery {
 	}
 	var out []delivery
 	for _, t := range tenants {
-		for _, stream := range tenantStreams(t) {
+		for _, stream := range w.k.tenantStreams(t) {
 			out = append(out, w.reclaimStream(ctx, t, stream)...)
 		}
 	}
@@ -79,7 +79,7 @@ func (w *Worker) reclaimStream(ctx context.Context, t, stream string) []delivery
 	var out []delivery
 	for _, m := range msgs {
 		body, _ := m.Values["m"].(string)
-		d := delivery{stream: stream, tenant: t, id: m.ID, body: []byte(body), priority: streamPriority(t, stream)}
+		d := delivery{stream: stream, tenant: t, id: m.ID, body: []byte(body), priority: w.k.streamPriority(t, stream)}
 		pend, err := w.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{Stream: stream, Group: group, Start: m.ID, End: m.ID, Count: 1}).Result()
 		if err == nil && len(pend) == 1 && pend[0].RetryCount > w.cfg.MaxDeliveries {
 			w.deadLetter(ctx, d, pend[0].RetryCount)
@@ -93,8 +93,8 @@ func (w *Worker) reclaimStream(ctx context.Context, t, stream string) []delivery
 
 func (w *Worker) deadLetter(ctx context.Context, d delivery, n int64) {
 	reason := fmt.Sprintf("message %s was delivered %d times without completing (each worker that took it stopped or lost its lease): moved to %s",
-		d.id, n, deadKey(d.tenant))
-	if err := w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: deadKey(d.tenant), Values: []any{"m", d.body, "reason", reason}}).Err(); err != nil {
+		d.id, n, w.k.deadKey(d.tenant))
+	if err := w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: w.k.deadKey(d.tenant), Values: []any{"m", d.body, "reason", reason}}).Err(); err != nil {
 		// Claim nothing that did not happen: the message stays pending,
 		// and the next take-over tries again.
 		w.log.Error("cannot move a message to the dead letters; it stays pending", "tenant", d.tenant, "id", d.id, "err", err)

@@ -25,7 +25,7 @@ func TestPoisonMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb := f.client.rdb
-	stream := streamKey("default")
+	stream := f.client.k.streamKey("default")
 	// A doomed consumer takes the message, then three more "die" on it.
 	res, err := rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: "doomed", Streams: []string{stream, ">"}, Count: 1}).Result()
 	if err != nil || len(res[0].Messages) != 1 {
@@ -48,7 +48,7 @@ func TestPoisonMessage(t *testing.T) {
 	if st.Status != "failed" || !strings.Contains(st.Error, "delivered 5 times without completing") || !strings.Contains(st.Error, "fh:t:default:dead") {
 		t.Fatalf("status %s error %q", st.Status, st.Error)
 	}
-	dead, err := rdb.XRange(ctx, deadKey("default"), "-", "+").Result()
+	dead, err := rdb.XRange(ctx, f.client.k.deadKey("default"), "-", "+").Result()
 	if err != nil || len(dead) != 1 || !strings.Contains(dead[0].Values["reason"].(string), id) {
 		t.Fatalf("dead letters: %v %v", dead, err)
 	}

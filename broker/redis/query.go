@@ -67,7 +67,7 @@ func (c *Client) ListRuns(ctx context.Context, tenant string, q RunQuery) (*RunP
 		if q.After > 0 {
 			min = "(" + strconv.FormatInt(q.After, 10)
 		}
-		zs, err := c.rdb.ZRevRangeByScoreWithScores(ctx, runsKey(tenant), &goredis.ZRangeBy{Max: max, Min: min, Count: batch}).Result()
+		zs, err := c.rdb.ZRevRangeByScoreWithScores(ctx, c.k.runsKey(tenant), &goredis.ZRangeBy{Max: max, Min: min, Count: batch}).Result()
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +77,7 @@ func (c *Client) ListRuns(ctx context.Context, tenant string, q RunQuery) (*RunP
 		cmds := make([]*goredis.SliceCmd, len(zs))
 		if _, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, z := range zs {
-				cmds[i] = p.HMGet(ctx, runKey(tenant, z.Member.(string)), runFields...)
+				cmds[i] = p.HMGet(ctx, c.k.runKey(tenant, z.Member.(string)), runFields...)
 			}
 			return nil
 		}); err != nil && !errors.Is(err, goredis.Nil) {
@@ -130,7 +130,7 @@ func (c *Client) Run(ctx context.Context, tenant, id string) (*Status, error) {
 // stepInfos are a run's steps' names: the run hash's "steps" (written at
 // submit, a tenant may write it: checked), else its spec's.
 func (c *Client) stepInfos(ctx context.Context, tenant, id string) ([]StepInfo, error) {
-	b, err := c.rdb.HGet(ctx, runKey(tenant, id), "steps").Bytes()
+	b, err := c.rdb.HGet(ctx, c.k.runKey(tenant, id), "steps").Bytes()
 	var infos []StepInfo
 	if err == nil && json.Unmarshal(b, &infos) == nil && len(infos) <= maxSpecSteps {
 		return infos, nil
@@ -181,7 +181,7 @@ func (c *Client) Queue(ctx context.Context, tenant string) (QueueStats, error) {
 		return QueueStats{}, err
 	}
 	var zc *goredis.IntCmd
-	streams := tenantStreams(tenant)
+	streams := c.k.tenantStreams(tenant)
 	xlen := make([]*goredis.IntCmd, len(streams))
 	groups := make([]*goredis.XInfoGroupsCmd, len(streams))
 	_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
@@ -189,7 +189,7 @@ func (c *Client) Queue(ctx context.Context, tenant string) (QueueStats, error) {
 			xlen[i] = p.XLen(ctx, s)
 			groups[i] = p.XInfoGroups(ctx, s)
 		}
-		zc = p.ZCard(ctx, delayedKey(tenant))
+		zc = p.ZCard(ctx, c.k.delayedKey(tenant))
 		return nil
 	})
 	var q QueueStats
@@ -218,7 +218,7 @@ const maxLogLines = 1000
 // keepLog is a log sink (host.WithLogSink) that keeps a run's guest log
 // lines under its keys, the latest maxLogLines, for as long as its state.
 func (w *Worker) keepLog(tenant, run string, ttl time.Duration) func(host.LogLine) {
-	key := logsKey(tenant, run)
+	key := w.k.logsKey(tenant, run)
 	return func(l host.LogLine) {
 		b, _ := json.Marshal(l)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -239,7 +239,7 @@ func (c *Client) Logs(ctx context.Context, tenant, id string) ([]host.LogLine, e
 	if err := checkNames(tenant, id); err != nil {
 		return nil, err
 	}
-	msgs, err := c.rdb.XRevRangeN(ctx, logsKey(tenant, id), "+", "-", maxLogLines).Result()
+	msgs, err := c.rdb.XRevRangeN(ctx, c.k.logsKey(tenant, id), "+", "-", maxLogLines).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +264,7 @@ func (c *Client) Batches(ctx context.Context, tenant, id string, step int) ([]Ba
 	if err := checkNames(tenant, id); err != nil {
 		return nil, err
 	}
-	h, err := c.rdb.HGetAll(ctx, timesKey(tenant, id, step)).Result()
+	h, err := c.rdb.HGetAll(ctx, c.k.timesKey(tenant, id, step)).Result()
 	if err != nil {
 		return nil, err
 	}

@@ -42,7 +42,7 @@ func (w *Worker) runState(ctx context.Context, tenant, run string) (*runState, t
 	}
 	// One round trip: the status, and the spec when it is wanted and
 	// not too large to read.
-	vals, err := specScript.Run(ctx, w.rdb, []string{runKey(tenant, run)}, want, maxSpecBytes).Slice()
+	vals, err := specScript.Run(ctx, w.rdb, []string{w.k.runKey(tenant, run)}, want, maxSpecBytes).Slice()
 	if err != nil {
 		return nil, "", err
 	}
@@ -107,7 +107,7 @@ func (w *Worker) module(ctx context.Context, tenant, sha string) (*host.Module, 
 	if m != nil {
 		return m, nil
 	}
-	wasm, err := w.rdb.Get(ctx, moduleKey(tenant, sha)).Bytes()
+	wasm, err := w.rdb.Get(ctx, w.k.moduleKey(tenant, sha)).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return nil, fatal(fmt.Errorf("module %s was never uploaded for tenant %s", sha, tenant))
 	}

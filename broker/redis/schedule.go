@@ -66,7 +66,7 @@ func CheckScheduleName(name string) error {
 // schedulesKey is a tenant's schedules: field d:<name> its definition,
 // l:<name> the last tick it handled (Unix ms), r:<name> the run that
 // tick made.
-func schedulesKey(tenant string) string { return fmt.Sprintf("fh:t:%s:schedules", tenant) }
+func (k keyspace) schedulesKey(tenant string) string { return k.prefix(tenant) + ":schedules" }
 
 // maxScheduleBytes bounds a stored definition a worker parses.
 const maxScheduleBytes = 1 << 20
@@ -124,10 +124,10 @@ func (c *Client) AddSchedule(ctx context.Context, tenant string, def *ScheduleDe
 	if _, _, err := parseDef(def.Name, string(b)); err != nil {
 		return fmt.Errorf("schedule %s: %w", def.Name, err)
 	}
-	if err := ensureTenant(ctx, c.rdb, tenant); err != nil {
+	if err := ensureTenant(ctx, c.rdb, c.k, tenant); err != nil {
 		return err
 	}
-	return c.rdb.HSet(ctx, schedulesKey(tenant), "d:"+def.Name, b, "l:"+def.Name, time.Now().UnixMilli()).Err()
+	return c.rdb.HSet(ctx, c.k.schedulesKey(tenant), "d:"+def.Name, b, "l:"+def.Name, time.Now().UnixMilli()).Err()
 }
 
 // RemoveSchedule deletes a schedule; false when there was none.
@@ -138,7 +138,7 @@ func (c *Client) RemoveSchedule(ctx context.Context, tenant, name string) (bool,
 	if err := CheckScheduleName(name); err != nil {
 		return false, err
 	}
-	n, err := c.rdb.HDel(ctx, schedulesKey(tenant), "d:"+name, "l:"+name, "r:"+name).Result()
+	n, err := c.rdb.HDel(ctx, c.k.schedulesKey(tenant), "d:"+name, "l:"+name, "r:"+name).Result()
 	return n > 0, err
 }
 
@@ -147,7 +147,7 @@ func (c *Client) Schedules(ctx context.Context, tenant string) ([]ScheduleInfo, 
 	if err := checkNames(tenant, ""); err != nil {
 		return nil, err
 	}
-	h, err := c.rdb.HGetAll(ctx, schedulesKey(tenant)).Result()
+	h, err := c.rdb.HGetAll(ctx, c.k.schedulesKey(tenant)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +293,7 @@ func (w *Worker) fireDue(ctx context.Context, tenant string, parsed map[string]*
 // holds more fields than maxSchedules' worth is not read at all, and a
 // definition over maxScheduleBytes is left in Redis (it cannot fire).
 func (w *Worker) readSchedules(ctx context.Context, tenant string) (map[string]string, error) {
-	key := schedulesKey(tenant)
+	key := w.k.schedulesKey(tenant)
 	n, err := w.rdb.HLen(ctx, key).Result()
 	if err != nil || n == 0 {
 		return nil, err
@@ -351,7 +351,7 @@ func (w *Worker) fire(ctx context.Context, tenant string, def *ScheduleDef, tick
 		fields = string(f)
 	}
 	first, _ := json.Marshal(message{Kind: kindInit, Run: id})
-	n, err := fireScript.Run(ctx, w.rdb, []string{schedulesKey(tenant), runKey(tenant, id), runsKey(tenant), priorityStream(tenant, spec.Priority)},
+	n, err := fireScript.Run(ctx, w.rdb, []string{w.k.schedulesKey(tenant), w.k.runKey(tenant, id), w.k.runsKey(tenant), w.k.priorityStream(tenant, spec.Priority)},
 		def.Name, tick.UnixMilli(), time.Now().UnixMilli(), fields, (7 * spec.ResultTTL).Milliseconds(), string(first), id).Int()
 	if err == nil && n == 1 {
 		w.log.Info("schedule fired", "tenant", tenant, "schedule", def.Name, "tick", tick.Format(time.RFC3339), "run", id)

@@ -28,7 +28,7 @@ import (
 
 // emit records an event that no script guards (a retry, a failure).
 func (w *Worker) emit(ctx context.Context, m *message, e track.Event) {
-	w.wrote(ctx, "event", w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: eventsKey(m.Tenant, m.Run), NoMkStream: true, MaxLen: 10000, Approx: true, Values: []any{"e", e.Encode()}}).Err())
+	w.wrote(ctx, "event", w.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: w.k.eventsKey(m.Tenant, m.Run), NoMkStream: true, MaxLen: 10000, Approx: true, Values: []any{"e", e.Encode()}}).Err())
 }
 
 // stepEvent is the base of the events of message m's step or node.
@@ -48,7 +48,7 @@ func (w *Worker) failStep(ctx context.Context, rs *runState, m *message, err err
 		return fatal(err)
 	}
 	// The step hash records which step failed, and why, for status.
-	key := stepKey(m.Tenant, m.Run, m.Step)
+	key := w.k.stepKey(m.Tenant, m.Run, m.Step)
 	_, werr := w.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.HSet(ctx, key, "error", err.Error(), "finished_at", time.Now().UTC().Format(time.RFC3339Nano))
 		p.HIncrBy(ctx, key, "failed", 1)
@@ -94,13 +94,13 @@ func (w *Worker) initRun(ctx context.Context, rs *runState, m *message, d delive
 	for _, s := range msgs {
 		args = append(args, s)
 	}
-	return initScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), d.stream}, args...).Err()
+	return initScript.Run(ctx, w.rdb, []string{w.k.runKey(m.Tenant, m.Run), d.stream}, args...).Err()
 }
 
 // started moves a pending run to running and records its run_started
 // event, once.
 func (w *Worker) started(ctx context.Context, rs *runState, m *message) error {
-	return runningScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), eventsKey(m.Tenant, m.Run)}, time.Now().UTC().Format(time.RFC3339Nano), w.runStarted(rs, m)).Err()
+	return runningScript.Run(ctx, w.rdb, []string{w.k.runKey(m.Tenant, m.Run), w.k.eventsKey(m.Tenant, m.Run)}, time.Now().UTC().Format(time.RFC3339Nano), w.runStarted(rs, m)).Err()
 }
 
 // runStarted is the run_started event of m's run.
@@ -141,7 +141,7 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 		}
 		var readErr error
 		runs, choice, err := runner.DecideStep(st, prev, rs.spec.Inputs, func(b int) (string, error) {
-			c, err := w.rdb.HGet(ctx, stepKey(m.Tenant, m.Run, b), "case").Result()
+			c, err := w.rdb.HGet(ctx, w.k.stepKey(m.Tenant, m.Run, b), "case").Result()
 			if errors.Is(err, goredis.Nil) {
 				return "", nil
 			}
@@ -244,7 +244,7 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 		args = append(args, w.send(bm))
 		one = bm
 	}
-	code, err := startScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), runKey(m.Tenant, m.Run)}, args...).Int()
+	code, err := startScript.Run(ctx, w.rdb, []string{w.k.stepKey(m.Tenant, m.Run, m.Step), d.stream, w.k.eventsKey(m.Tenant, m.Run), w.k.runKey(m.Tenant, m.Run)}, args...).Int()
 	if err != nil {
 		return err
 	}
@@ -263,7 +263,7 @@ func (w *Worker) passedFrom(ctx context.Context, rs *runState, m *message) (stri
 	st := &rs.seq.Steps[m.Step]
 	base := "none"
 	if m.Step > 0 {
-		vals, err := w.rdb.HMGet(ctx, stepKey(m.Tenant, m.Run, m.Step-1), "pass", "from").Result()
+		vals, err := w.rdb.HMGet(ctx, w.k.stepKey(m.Tenant, m.Run, m.Step-1), "pass", "from").Result()
 		if err != nil {
 			return "", err
 		}
@@ -311,7 +311,7 @@ func (w *Worker) passed(ctx context.Context, rs *runState, tenant, run string, s
 // with its event and the step hash's fields, and sends on what follows.
 func (w *Worker) pass(ctx context.Context, rs *runState, m *message, d delivery, e track.Event, fields ...any) error {
 	args := append([]any{w.ttl(rs), w.next(rs, m), time.Now().UTC().Format(time.RFC3339Nano), e.Encode()}, fields...)
-	if err := passScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run)}, args...).Err(); err != nil {
+	if err := passScript.Run(ctx, w.rdb, []string{w.k.stepKey(m.Tenant, m.Run, m.Step), d.stream, w.k.eventsKey(m.Tenant, m.Run)}, args...).Err(); err != nil {
 		return err
 	}
 	return w.rdb.XAck(ctx, d.stream, group, d.id).Err()
@@ -320,7 +320,7 @@ func (w *Worker) pass(ctx context.Context, rs *runState, m *message, d delivery,
 // nodeOutputs reads a completed dataflow node's outputs, or
 // runner.ErrSkipped for one that was skipped.
 func (w *Worker) nodeOutputs(ctx context.Context, rs *runState, tenant, run string, n *dag.Node) (map[string]json.RawMessage, error) {
-	vals, err := w.rdb.HMGet(ctx, stepKey(tenant, run, n.ID), "pass", batchField(0)).Result()
+	vals, err := w.rdb.HMGet(ctx, w.k.stepKey(tenant, run, n.ID), "pass", batchField(0)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("node %s output: %w", n.Ref(), err)
 	}
@@ -348,7 +348,7 @@ func (w *Worker) nodeOutputs(ctx context.Context, rs *runState, tenant, run stri
 // is checked against the step's count of calls before anything is
 // allocated for it.
 func (w *Worker) collect(ctx context.Context, rs *runState, tenant, run string, step int) (json.RawMessage, error) {
-	h, err := w.rdb.HGetAll(ctx, stepKey(tenant, run, step)).Result()
+	h, err := w.rdb.HGetAll(ctx, w.k.stepKey(tenant, run, step)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -517,7 +517,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 				// tenant's delayed set until its backoff is over.
 				stopAt(i, attempt+1)
 				due = time.Now().Add(runner.RetryDelay(attempt + 1))
-				w.wrote(ctx, "retry count", w.rdb.HIncrBy(ctx, stepKey(m.Tenant, m.Run, m.Step), "retries", 1).Err())
+				w.wrote(ctx, "retry count", w.rdb.HIncrBy(ctx, w.k.stepKey(m.Tenant, m.Run, m.Step), "retries", 1).Err())
 				w.emit(ctx, m, runner.StepRetriedEvent(w.stepEvent(rs, m), elem, attempt+1, err))
 			case runner.Skip:
 				w.recordFailure(ctx, rs, m, elem, task, batch.Input(i, in), lim, attempt+1, err)
@@ -572,7 +572,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	if len(br.Outputs) == 0 {
 		// The first call is to be retried: nothing to store.
 		return gaveBack(w.whileRefused(ctx, m, func() error {
-			return retryScript.Run(ctx, w.rdb, append([]string{d.stream, delayedKey(m.Tenant), delayedIndex}, sems...), d.id, dueMS, remainder, m.Tenant, holder).Err()
+			return retryScript.Run(ctx, w.rdb, append([]string{d.stream, w.k.delayedKey(m.Tenant), delayedIndex}, sems...), d.id, dueMS, remainder, m.Tenant, holder).Err()
 		}))
 	}
 	// A batch that is the whole of a sequential run's last step ends the
@@ -612,8 +612,8 @@ type completion struct {
 
 // complete stores the end of message m's batch.
 func (w *Worker) complete(ctx context.Context, rs *runState, m *message, d delivery, c completion) error {
-	keys := append([]string{stepKey(m.Tenant, m.Run, m.Step), d.stream, eventsKey(m.Tenant, m.Run), delayedKey(m.Tenant), delayedIndex,
-		timesKey(m.Tenant, m.Run, m.Step), runKey(m.Tenant, m.Run)}, c.sems...)
+	keys := append([]string{w.k.stepKey(m.Tenant, m.Run, m.Step), d.stream, w.k.eventsKey(m.Tenant, m.Run), w.k.delayedKey(m.Tenant), delayedIndex,
+		w.k.timesKey(m.Tenant, m.Run, m.Step), w.k.runKey(m.Tenant, m.Run)}, c.sems...)
 	final := ""
 	if c.runResult != nil {
 		final = string(c.runResult)
@@ -621,8 +621,8 @@ func (w *Worker) complete(ctx context.Context, rs *runState, m *message, d deliv
 	ended := track.Event{Type: track.RunFinished, RunID: m.Run, Worker: w.cfg.Name, Status: track.Succeeded}.Encode()
 	args := []any{batchField(m.Index), c.result, w.next(rs, m), d.id, c.calls, c.failed, time.Now().UTC().Format(time.RFC3339Nano), c.finished,
 		c.remainder, c.due, m.Tenant, c.fuel, c.peak, fmt.Sprintf("%d:%d", m.Index, m.Attempt), c.times, c.holder,
-		final, c.calls, rs.spec.ResultTTL.Milliseconds(), doneTopic(m.Tenant), m.Run, ended, c.cached}
-	for _, s := range tenantStreams(m.Tenant) {
+		final, c.calls, rs.spec.ResultTTL.Milliseconds(), w.k.doneTopic(m.Tenant), m.Run, ended, c.cached}
+	for _, s := range w.k.tenantStreams(m.Tenant) {
 		args = append(args, s)
 	}
 	left, err := completeScript.Run(ctx, w.rdb, keys, args...).Int()
@@ -655,7 +655,7 @@ func (w *Worker) recordFailure(ctx context.Context, rs *runState, m *message, el
 	} else {
 		c.Module = rs.df.Nodes[m.Step].Alias
 	}
-	key := failedKey(m.Tenant, m.Run)
+	key := w.k.failedKey(m.Tenant, m.Run)
 	if n, err := w.rdb.HLen(ctx, key).Result(); err != nil || n >= track.MaxFailedCalls {
 		return
 	}
@@ -679,7 +679,7 @@ func (w *Worker) nodeDone(ctx context.Context, rs *runState, m *message, d deliv
 	for _, dep := range node.Dependents {
 		args = append(args, waitingField(dep.ID), w.send(message{Kind: kindStep, Run: m.Run, Tenant: m.Tenant, Step: dep.ID}))
 	}
-	return advanceScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), runKey(m.Tenant, m.Run), d.stream}, args...).Err()
+	return advanceScript.Run(ctx, w.rdb, []string{w.k.stepKey(m.Tenant, m.Run, m.Step), w.k.runKey(m.Tenant, m.Run), d.stream}, args...).Err()
 }
 
 // finish assembles the run's result and ends it.
@@ -717,20 +717,20 @@ func (w *Worker) end(ctx context.Context, m *message, d delivery, status track.S
 	}
 	w.mu.Unlock()
 	ev := track.Event{Type: track.RunFinished, RunID: m.Run, Worker: w.cfg.Name, Status: status, Error: errText}.Encode()
-	args := []any{string(status), result, errText, time.Now().UTC().Format(time.RFC3339Nano), ttl, doneTopic(m.Tenant), m.Run, d.id, d.stream, ev}
-	for _, s := range tenantStreams(m.Tenant) {
+	args := []any{string(status), result, errText, time.Now().UTC().Format(time.RFC3339Nano), ttl, w.k.doneTopic(m.Tenant), m.Run, d.id, d.stream, ev}
+	for _, s := range w.k.tenantStreams(m.Tenant) {
 		args = append(args, s)
 	}
 	err := w.whileRefused(ctx, m, func() error {
-		return endScript.Run(ctx, w.rdb, []string{runKey(m.Tenant, m.Run), runsKey(m.Tenant), eventsKey(m.Tenant, m.Run)}, args...).Err()
+		return endScript.Run(ctx, w.rdb, []string{w.k.runKey(m.Tenant, m.Run), w.k.runsKey(m.Tenant), w.k.eventsKey(m.Tenant, m.Run)}, args...).Err()
 	})
 	if err != nil {
 		w.log.Warn("cannot end run; the message will be delivered again", "run", m.Run, "err", err)
 		return
 	}
 	if status != track.Succeeded {
-		w.wrote(ctx, "cancel notice", w.rdb.Publish(ctx, cancelTopic(m.Tenant), m.Run).Err()) // stop the run's other calls everywhere
-		go cancelChildren(context.Background(), w.rdb, m.Tenant, m.Run)                       // not in the worker's slot
+		w.wrote(ctx, "cancel notice", w.rdb.Publish(ctx, w.k.cancelTopic(m.Tenant), m.Run).Err()) // stop the run's other calls everywhere
+		go cancelChildren(context.Background(), w.rdb, w.k, m.Tenant, m.Run)                      // not in the worker's slot
 	}
 	w.forget(m.Tenant, m.Run)
 }

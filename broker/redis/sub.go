@@ -30,9 +30,7 @@ import (
 // cancels them.
 
 // childrenKey is the set of a run's sub-flow runs.
-func childrenKey(tenant, run string) string {
-	return fmt.Sprintf("fh:t:%s:run:%s:children", tenant, run)
-}
+func (k keyspace) childrenKey(tenant, run string) string { return k.runKey(tenant, run) + ":children" }
 
 // childRunID is the run a flow step starts: the same for every delivery
 // of its message, sorted by its parent.
@@ -127,8 +125,8 @@ func (w *Worker) startSub(ctx context.Context, rs *runState, m *message, d deliv
 	init, _ := json.Marshal(message{Kind: kindInit, Run: child})
 	started := w.stepEvent(rs, m)
 	started.Type, started.Total, started.Child = track.StepStarted, 1, child
-	err = subScript.Run(ctx, w.rdb, []string{stepKey(m.Tenant, m.Run, m.Step), eventsKey(m.Tenant, m.Run), runKey(m.Tenant, child), runsKey(m.Tenant), d.stream,
-		childrenKey(m.Tenant, m.Run)}, w.ttl(rs), now.Format(time.RFC3339Nano), started.Encode(), child, string(fields), string(init), now.UnixMilli(),
+	err = subScript.Run(ctx, w.rdb, []string{w.k.stepKey(m.Tenant, m.Run, m.Step), w.k.eventsKey(m.Tenant, m.Run), w.k.runKey(m.Tenant, child), w.k.runsKey(m.Tenant), d.stream,
+		w.k.childrenKey(m.Tenant, m.Run)}, w.ttl(rs), now.Format(time.RFC3339Nano), started.Encode(), child, string(fields), string(init), now.UnixMilli(),
 		(7 * rs.spec.ResultTTL).Milliseconds()).Err()
 	if err != nil {
 		return err
@@ -140,7 +138,7 @@ func (w *Worker) startSub(ctx context.Context, rs *runState, m *message, d deliv
 // step's, its failure the step's.
 func (w *Worker) childDone(ctx context.Context, rs *runState, m *message, d delivery) error {
 	st := &rs.seq.Steps[m.Step]
-	child, err := w.rdb.HGet(ctx, stepKey(m.Tenant, m.Run, m.Step), "child").Result()
+	child, err := w.rdb.HGet(ctx, w.k.stepKey(m.Tenant, m.Run, m.Step), "child").Result()
 	if errors.Is(err, goredis.Nil) || policy.CheckRunID(child) != nil {
 		w.refuse(ctx, d, "invalid", fmt.Errorf("run %s step %d started no sub-flow", m.Run, m.Step+1))
 		return nil
@@ -148,7 +146,7 @@ func (w *Worker) childDone(ctx context.Context, rs *runState, m *message, d deli
 	if err != nil {
 		return err
 	}
-	vals, err := w.rdb.HMGet(ctx, runKey(m.Tenant, child), "status", "result", "error").Result()
+	vals, err := w.rdb.HMGet(ctx, w.k.runKey(m.Tenant, child), "status", "result", "error").Result()
 	if err != nil {
 		return err
 	}

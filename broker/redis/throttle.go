@@ -23,8 +23,8 @@ import (
 // set, holding no worker, and comes back when a token is due or after
 // slotPoll.
 
-func semKey(tenant, key string) string    { return fmt.Sprintf("fh:t:%s:sem:%s", tenant, key) }
-func bucketKey(tenant, key string) string { return fmt.Sprintf("fh:t:%s:rate:%s", tenant, key) }
+func (k keyspace) semKey(tenant, key string) string    { return k.prefix(tenant) + ":sem:" + key }
+func (k keyspace) bucketKey(tenant, key string) string { return k.prefix(tenant) + ":rate:" + key }
 
 // slotPoll is how soon calls waiting for a concurrency slot look again.
 const slotPoll = 50 * time.Millisecond
@@ -125,14 +125,14 @@ func (w *Worker) throttle(ctx context.Context, tenant string, th *dag.Throttle, 
 		c, r := 0, 0
 		if conc != "" {
 			if c = semIdx[conc]; c == 0 {
-				sems = append(sems, semKey(tenant, conc))
+				sems = append(sems, w.k.semKey(tenant, conc))
 				c = len(sems)
 				semIdx[conc] = c
 			}
 		}
 		if rate != "" {
 			if r = rateIdx[rate]; r == 0 {
-				rates = append(rates, bucketKey(tenant, rate))
+				rates = append(rates, w.k.bucketKey(tenant, rate))
 				r = len(rates)
 				rateIdx[rate] = r
 			}

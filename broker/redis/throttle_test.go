@@ -63,7 +63,7 @@ func TestThrottleScript(t *testing.T) {
 		t.Fatalf("a 10/s rate let %d of 2 through, again in %v (%v)", n, again, err)
 	}
 	for _, junk := range [][]any{{"t", "-1e308", "ts", "0"}, {"t", "1e308", "ts", "1"}, {"t", "x", "ts", "9e18"}} {
-		f.srv.Client().HSet(ctx, bucketKey("default", rate), junk...)
+		f.srv.Client().HSet(ctx, f.client.k.bucketKey("default", rate), junk...)
 		n, _, again, _, err := w.throttle(ctx, "default", rth, task, rs, two, "r")
 		if err != nil || n != 1 || again > time.Minute {
 			t.Fatalf("bucket %v: %d of 2 through, again in %v (%v)", junk, n, again, err)
@@ -78,6 +78,6 @@ func submitSpec(t *testing.T, f *fixture) string {
 	spec := &Spec{ID: runner.NewRunID(), Tenant: "default", Name: "t", Modules: f.mods, ResultTTL: time.Hour,
 		Seq: pipeline.New(nil).Map("stats.square", pipeline.Param("x")), Inputs: pipeline.Inputs{"x": in}}
 	b, _ := json.Marshal(spec)
-	f.srv.Client().HSet(context.Background(), runKey("default", spec.ID), "spec", b, "status", "pending")
+	f.srv.Client().HSet(context.Background(), f.client.k.runKey("default", spec.ID), "spec", b, "status", "pending")
 	return spec.ID
 }

@@ -54,6 +54,7 @@ type WorkerConfig struct {
 type Worker struct {
 	cfg WorkerConfig
 	rdb goredis.UniversalClient
+	k   keyspace // its client's
 	log *slog.Logger
 
 	mu       sync.Mutex
@@ -99,7 +100,7 @@ func NewWorker(c *Client, cfg WorkerConfig) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &Worker{cfg: cfg, rdb: c.rdb, log: log.With("worker", cfg.Name), modules: newLRU[*host.Module](maxCachedModules),
+	w := &Worker{cfg: cfg, rdb: c.rdb, k: c.k, log: log.With("worker", cfg.Name), modules: newLRU[*host.Module](maxCachedModules),
 		runs: newLRU[*runState](maxCachedRuns), inflight: map[string]map[string]bool{}, runCtx: map[string]*runCtx{},
 		broken: map[string]time.Time{}, badNames: map[string]bool{}, held: map[string]*throttled{}}
 	w.sched = newSched(w)
