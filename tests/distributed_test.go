@@ -63,7 +63,10 @@ func start(t *testing.T, args ...string) *proc {
 	return p
 }
 
-func worker(t *testing.T, srv *redistest.Server, name string, extra ...string) *proc {
+// broker is a Redis server or cluster a test started.
+type broker interface{ URL() string }
+
+func worker(t *testing.T, srv broker, name string, extra ...string) *proc {
 	return start(t, append([]string{"worker", "--broker", srv.URL(), "--name", name, "--lease", "2s", "--concurrency", "1", "--batch-size", "1"}, extra...)...)
 }
 
@@ -77,7 +80,7 @@ func busyFlow(t *testing.T, n int) string {
 	return writeFlow(t, fmt.Sprintf("[inputs]\nx = %s\n[[step]]\nmap = \"flaky.busy\"\nparam = \"x\"\n", b))
 }
 
-func submit(t *testing.T, srv *redistest.Server, flow string) string {
+func submit(t *testing.T, srv broker, flow string) string {
 	t.Helper()
 	r := flowhost(t, "run", "--detach", "--broker", srv.URL(), flow)
 	id := strings.TrimSpace(r.stdout)
@@ -126,8 +129,17 @@ func waitProgress(t *testing.T, srv *redistest.Server, id string, min int) {
 	t.Fatal("the run made no progress")
 }
 
-func TestDistributed(t *testing.T) {
-	srv := redistest.Start(t)
+func TestDistributed(t *testing.T) { testDistributed(t, redistest.Start(t)) }
+
+// TestCluster runs the distributed tests on a Redis Cluster of three
+// masters with a replica each.
+func TestCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	t.Run("distributed", func(t *testing.T) { testDistributed(t, c) })
+	t.Run("cancel", func(t *testing.T) { testCancel(t, c) })
+}
+
+func testDistributed(t *testing.T, srv broker) {
 	worker(t, srv, "w1", "--concurrency", "2")
 	worker(t, srv, "w2", "--concurrency", "2")
 	for _, c := range []struct{ flow, want string }{
@@ -273,8 +285,9 @@ func TestSubmitterKilled(t *testing.T) {
 	waitResult(t, srv, id, 10)
 }
 
-func TestCancel(t *testing.T) {
-	srv := redistest.Start(t)
+func TestCancel(t *testing.T) { testCancel(t, redistest.Start(t)) }
+
+func testCancel(t *testing.T, srv broker) {
 	worker(t, srv, "w1")
 	id := submit(t, srv, writeFlow(t, "[[step]]\ncall = \"flaky.spin\"\n"))
 	time.Sleep(300 * time.Millisecond)

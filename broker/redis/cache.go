@@ -111,7 +111,11 @@ func (c *Client) CacheStats(ctx context.Context, tenant string) (cache.Stats, er
 	if err := policy.CheckTenant(tenant); err != nil {
 		return st, err
 	}
-	iter := c.rdb.Scan(ctx, 0, c.k.cachePattern(tenant), 1000).Iterator()
+	node, err := c.tenantNode(ctx, tenant)
+	if err != nil {
+		return st, err
+	}
+	iter := node.Scan(ctx, 0, c.k.cachePattern(tenant), 1000).Iterator()
 	for iter.Next(ctx) {
 		n, err := c.rdb.StrLen(ctx, iter.Val()).Result()
 		if err == nil {
@@ -128,11 +132,25 @@ func (c *Client) ClearCache(ctx context.Context, tenant string) (int, error) {
 		return 0, err
 	}
 	n := 0
-	iter := c.rdb.Scan(ctx, 0, c.k.cachePattern(tenant), 1000).Iterator()
+	node, err := c.tenantNode(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	iter := node.Scan(ctx, 0, c.k.cachePattern(tenant), 1000).Iterator()
 	for iter.Next(ctx) {
 		if c.rdb.Del(ctx, iter.Val()).Val() == 1 {
 			n++
 		}
 	}
 	return n, iter.Err()
+}
+
+// tenantNode is where a scan of tenant's keys runs: the server, or on a
+// cluster the master that serves the tenant's slot (all its keys are
+// there; a SCAN reads one node).
+func (c *Client) tenantNode(ctx context.Context, tenant string) (goredis.Cmdable, error) {
+	if cc, ok := c.rdb.(*goredis.ClusterClient); ok {
+		return cc.MasterForKey(ctx, c.k.streamKey(tenant))
+	}
+	return c.rdb, nil
 }

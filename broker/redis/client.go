@@ -131,9 +131,6 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("broker URL %q: %w", url, err)
 		}
-		if !clusterReady {
-			return nil, fmt.Errorf("broker URL %q: flowhost does not run on a Redis Cluster yet (its keys are not yet tagged to shard); use one redis-server", url)
-		}
 		rdb := goredis.NewClusterClient(opts)
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			rdb.Close()
@@ -152,10 +149,6 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 	}
 	return &Client{rdb: rdb}, nil
 }
-
-// clusterReady is set once every key of a tenant carries its hash tag
-// and every command of the broker touches one slot.
-const clusterReady = false
 
 // clusterURL turns a redis+cluster:// (or rediss+cluster://) URL into
 // the form go-redis's ParseClusterURL reads: the first node in the host,

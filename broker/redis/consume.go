@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,6 +94,9 @@ func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
 	if len(tenants) < all {
 		block = 50 * time.Millisecond // read the others again soon
 	}
+	if w.k.tagged {
+		return w.readTagged(ctx, tenants, n, block), nil
+	}
 	// Every priority's stream of each tenant: the scheduler takes a
 	// tenant's highest-priority message first.
 	streams := make([]string, 0, 2*policy.MaxPriority*len(tenants))
@@ -126,6 +130,65 @@ func (w *Worker) read(ctx context.Context, n int) ([]delivery, error) {
 		ds = w.deliveries(ds, tenantOf[s.Stream], s.Stream, s.Messages)
 	}
 	return ds, nil
+}
+
+// readTagged reads the tenants' streams on a cluster, where a command
+// touches one slot: one XREADGROUP a tenant (its streams share its slot),
+// all pipelined, so a read is a round trip to each master. When none
+// has a message, it blocks on the streams of the tenant it read last
+// (one tenant's work wakes it at once), for up to block.
+func (w *Worker) readTagged(ctx context.Context, tenants []string, n int, block time.Duration) []delivery {
+	cmds := make([]*goredis.XStreamSliceCmd, len(tenants))
+	_, err := w.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, t := range tenants {
+			cmds[i] = p.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.cfg.Name, Streams: w.tenantReadArgs(t),
+				Count: int64(n), Block: -1})
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		// One tenant's broken stream fails its own command only: read
+		// each alone, repairing or leaving out the broken ones.
+		if ctx.Err() == nil {
+			return w.readEach(ctx, tenants, n)
+		}
+		return nil
+	}
+	var ds []delivery
+	for i, c := range cmds {
+		res, _ := c.Result()
+		for _, s := range res {
+			ds = w.deliveries(ds, tenants[i], s.Stream, s.Messages)
+		}
+	}
+	if len(ds) > 0 {
+		return ds
+	}
+	w.mu.Lock()
+	t := w.lastRead
+	w.mu.Unlock()
+	if !slices.Contains(tenants, t) {
+		t = tenants[0]
+	}
+	res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.cfg.Name, Streams: w.tenantReadArgs(t),
+		Count: int64(n), Block: min(block, 50*time.Millisecond)}).Result()
+	if err != nil {
+		return nil // empty, or a broken stream the next read finds
+	}
+	for _, s := range res {
+		ds = w.deliveries(ds, t, s.Stream, s.Messages)
+	}
+	return ds
+}
+
+// tenantReadArgs are the stream arguments of an XREADGROUP of tenant's
+// new messages, highest priority first.
+func (w *Worker) tenantReadArgs(tenant string) []string {
+	streams := w.k.tenantStreams(tenant)
+	for range policy.MaxPriority {
+		streams = append(streams, ">")
+	}
+	return streams
 }
 
 // readEach reads each tenant's stream on its own, without blocking,
@@ -172,6 +235,11 @@ func (w *Worker) isolate(tenant string, err error) {
 
 // deliveries appends a stream's messages, as read from tenant's stream.
 func (w *Worker) deliveries(ds []delivery, tenant, stream string, msgs []goredis.XMessage) []delivery {
+	if len(msgs) > 0 {
+		w.mu.Lock()
+		w.lastRead = tenant
+		w.mu.Unlock()
+	}
 	for _, m := range msgs {
 		body, _ := m.Values["m"].(string)
 		ds = append(ds, delivery{stream: stream, tenant: tenant, id: m.ID, body: []byte(body), priority: w.k.streamPriority(tenant, stream)})

@@ -31,7 +31,8 @@ const (
 	tenantsKey = "fh:tenants"
 	// delayedIndex scores each tenant with a retry waiting by its
 	// earliest due time, so workers look only at tenants with one due.
-	// Written by workers only.
+	// Written by workers only. On a cluster each tenant has its own, in
+	// its slot (keyspace.delayedIndex).
 	delayedIndex = "fh:delayed"
 	// cancelPattern matches every tenant's cancel topic.
 	cancelPattern = "fh:t:*:cancel"
@@ -92,6 +93,18 @@ func (k keyspace) moduleKey(tenant, sha string) string { return k.prefix(tenant)
 func (k keyspace) cancelTopic(tenant string) string    { return k.prefix(tenant) + ":cancel" }
 func (k keyspace) stepKey(tenant, run string, step int) string {
 	return k.runKey(tenant, run) + ":step:" + strconv.Itoa(step)
+}
+
+// delayedIndex is the index that scores tenant by its next retry due:
+// on one server the one of every tenant (delayedIndex), which workers
+// read alone; on a cluster one of the tenant's own, in its slot (a script
+// that delays a retry writes it with the tenant's other keys), which
+// workers read tenant by tenant.
+func (k keyspace) delayedIndex(tenant string) string {
+	if k.tagged {
+		return k.prefix(tenant) + ":delayed:next"
+	}
+	return delayedIndex
 }
 
 func (k keyspace) eventsKey(tenant, run string) string { return k.runKey(tenant, run) + ":events" }

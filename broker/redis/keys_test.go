@@ -15,7 +15,7 @@ func tenantKeys(k keyspace, tenant, run string) []string {
 	keys := []string{k.deadKey(tenant), k.delayedKey(tenant), k.runKey(tenant, run), k.runsKey(tenant), k.doneTopic(tenant),
 		k.moduleKey(tenant, strings.Repeat("ab", 32)), k.cancelTopic(tenant), k.stepKey(tenant, run, 3), k.eventsKey(tenant, run),
 		k.timesKey(tenant, run, 3), k.logsKey(tenant, run), k.failedKey(tenant, run), k.cacheKey(tenant, cache.Key{}),
-		k.semKey(tenant, "h"), k.bucketKey(tenant, "h"), k.schedulesKey(tenant), k.childrenKey(tenant, run)}
+		k.semKey(tenant, "h"), k.bucketKey(tenant, "h"), k.schedulesKey(tenant), k.childrenKey(tenant, run), k.delayedIndex(tenant)}
 	return append(keys, k.tenantStreams(tenant)...)
 }
 

@@ -22,9 +22,17 @@ type fixture struct {
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	ctx := context.Background()
 	srv := redistest.Start(t)
-	c, err := Dial(ctx, srv.URL())
+	f := setupAt(t, srv.URL())
+	f.srv = srv
+	return f
+}
+
+// setupAt is setup on the broker at url (a cluster's, say).
+func setupAt(t *testing.T, url string) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	c, err := Dial(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +42,7 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close(ctx) })
-	f := &fixture{srv: srv, client: c, eng: eng, mods: map[string]string{}}
+	f := &fixture{client: c, eng: eng, mods: map[string]string{}}
 	for alias, path := range map[string]string{
 		"text":  "../../plugins/examples/textkit-go/textkit.wasm",
 		"stats": "../../plugins/examples/stats-c/stats.wasm",
@@ -92,7 +100,27 @@ func (f *fixture) submit(t *testing.T, spec *Spec) *Status {
 }
 
 func TestSequentialAndDataflow(t *testing.T) {
-	f := setup(t)
+	testRuns(t, setup(t))
+}
+
+// TestClusterRuns runs the same flows on a Redis Cluster of three
+// masters (each with a replica), for tenants whose keys are on
+// different masters.
+func TestClusterRuns(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	f := setupAt(t, c.URL())
+	masters := map[string]bool{}
+	for _, tenant := range []string{"default", "acme"} {
+		masters[c.MasterOf(f.client.k.streamKey(tenant)).Addr] = true
+	}
+	if len(masters) != 2 {
+		t.Fatalf("tenants default and acme on %d master(s): the test needs two", len(masters))
+	}
+	testRuns(t, f)
+}
+
+// testRuns runs sequential and dataflow flows of two tenants on f.
+func testRuns(t *testing.T, f *fixture) {
 	f.workers(t, 2, WorkerConfig{Concurrency: 2, BatchSize: 7})
 	xs := make([]int, 100)
 	for i := range xs {

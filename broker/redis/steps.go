@@ -572,7 +572,7 @@ func (w *Worker) call(ctx context.Context, rs *runState, m *message, d delivery,
 	if len(br.Outputs) == 0 {
 		// The first call is to be retried: nothing to store.
 		return gaveBack(w.whileRefused(ctx, m, func() error {
-			return retryScript.Run(ctx, w.rdb, append([]string{d.stream, w.k.delayedKey(m.Tenant), delayedIndex}, sems...), d.id, dueMS, remainder, m.Tenant, holder).Err()
+			return retryScript.Run(ctx, w.rdb, append([]string{d.stream, w.k.delayedKey(m.Tenant), w.k.delayedIndex(m.Tenant)}, sems...), d.id, dueMS, remainder, m.Tenant, holder).Err()
 		}))
 	}
 	// A batch that is the whole of a sequential run's last step ends the
@@ -612,7 +612,7 @@ type completion struct {
 
 // complete stores the end of message m's batch.
 func (w *Worker) complete(ctx context.Context, rs *runState, m *message, d delivery, c completion) error {
-	keys := append([]string{w.k.stepKey(m.Tenant, m.Run, m.Step), d.stream, w.k.eventsKey(m.Tenant, m.Run), w.k.delayedKey(m.Tenant), delayedIndex,
+	keys := append([]string{w.k.stepKey(m.Tenant, m.Run, m.Step), d.stream, w.k.eventsKey(m.Tenant, m.Run), w.k.delayedKey(m.Tenant), w.k.delayedIndex(m.Tenant),
 		w.k.timesKey(m.Tenant, m.Run, m.Step), w.k.runKey(m.Tenant, m.Run)}, c.sems...)
 	final := ""
 	if c.runResult != nil {

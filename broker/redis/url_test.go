@@ -28,11 +28,3 @@ func TestClusterURL(t *testing.T) {
 		t.Errorf("Dial of a cluster URL naming database 5: %v", err)
 	}
 }
-
-// TestClusterRefused: until the keys shard, a cluster URL is refused,
-// saying so, rather than failing later on a cross-slot script.
-func TestClusterRefused(t *testing.T) {
-	if _, err := Dial(context.Background(), "redis+cluster://127.0.0.1:1,127.0.0.1:2"); err == nil || !strings.Contains(err.Error(), "does not run on a Redis Cluster yet") {
-		t.Errorf("Dial of a cluster: %v", err)
-	}
-}

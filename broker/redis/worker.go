@@ -55,7 +55,10 @@ type Worker struct {
 	cfg WorkerConfig
 	rdb goredis.UniversalClient
 	k   keyspace // its client's
-	log *slog.Logger
+	// lastRead is the tenant whose stream last gave this worker a
+	// message (on a cluster, the one an idle read blocks on). Under mu.
+	lastRead string
+	log      *slog.Logger
 
 	mu       sync.Mutex
 	modules  *lru[*host.Module]         // tenant/sha256 → module, bounded

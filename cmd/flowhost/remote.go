@@ -22,7 +22,7 @@ import (
 
 // brokerFlags are shared by the commands that talk to a broker.
 type brokerFlags struct {
-	Broker string `required:"" env:"FLOWHOST_BROKER" placeholder:"URL" help:"The broker: redis://[user:pass@]host:port/db or rediss:// (TLS)."`
+	Broker string `required:"" env:"FLOWHOST_BROKER" placeholder:"URL" help:"The broker: redis://[user:pass@]host:port/db, rediss:// (TLS), or redis+cluster://host:port[,host:port…] (a Redis Cluster)."`
 	Tenant string `default:"default" help:"The tenant whose runs to read."`
 }
 
@@ -42,7 +42,7 @@ func (b *brokerFlags) connect() (context.Context, *redis.Client, func(), error) 
 }
 
 type workerCmd struct {
-	Broker        string         `required:"" env:"FLOWHOST_BROKER" placeholder:"URL" help:"The broker: redis://[user:pass@]host:port/db or rediss:// (TLS)."`
+	Broker        string         `required:"" env:"FLOWHOST_BROKER" placeholder:"URL" help:"The broker: redis://[user:pass@]host:port/db, rediss:// (TLS), or redis+cluster://host:port[,host:port…] (a Redis Cluster)."`
 	Concurrency   workersFlag    `default:"0" help:"Batches run at once: 1 to 1024 (default 0: one per core)."`
 	Lease         time.Duration  `default:"5s" help:"How long a task may go without a heartbeat before another worker takes it over: 100ms to 8760h."`
 	MaxDeliveries deliveriesFlag `default:"5" help:"A task delivered more often (1 to 1000) goes to the dead-letter stream and fails its run."`

@@ -31,7 +31,7 @@ type runCmd struct {
 	Workers workersFlag `default:"0" help:"Calls run at once in this process: 1 to 1024 (default 0: one per core)."`
 	Quiet   bool        `short:"q" help:"No progress or summary on stderr."`
 
-	Broker    string        `env:"FLOWHOST_BROKER" placeholder:"URL" help:"Run on the workers of this broker (redis://… or rediss://) instead of in this process."`
+	Broker    string        `env:"FLOWHOST_BROKER" placeholder:"URL" help:"Run on the workers of this broker (redis://…, rediss://… or redis+cluster://…) instead of in this process."`
 	Tenant    string        `help:"The tenant to run as (default: the flow's tenant, else \"default\")."`
 	Priority  int           `placeholder:"1-5" help:"The run's priority, 1 (lowest) to 5 (highest): among the tenant's own work, a higher priority's is taken first (default: the flow's priority = …, else 3). It never puts one tenant's work before another's."`
 	Detach    bool          `help:"With --broker: print the run id and return without waiting."`

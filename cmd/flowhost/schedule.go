@@ -27,7 +27,7 @@ type scheduleCmd struct {
 type scheduleAddCmd struct {
 	Flow      string        `arg:"" name:"FLOW" help:"The flow file, with a [schedule] table."`
 	Input     []string      `short:"i" name:"input" sep:"none" placeholder:"NAME=JSON" help:"Set a flow input for every run (as run --input). Repeatable."`
-	Broker    string        `required:"" env:"FLOWHOST_BROKER" placeholder:"URL" help:"The broker: redis://[user:pass@]host:port/db or rediss:// (TLS)."`
+	Broker    string        `required:"" env:"FLOWHOST_BROKER" placeholder:"URL" help:"The broker: redis://[user:pass@]host:port/db, rediss:// (TLS), or redis+cluster://host:port[,host:port…] (a Redis Cluster)."`
 	Tenant    string        `help:"The tenant the runs run as (default: the flow's tenant, else \"default\")."`
 	Name      string        `help:"The schedule's name (default: the flow's name); adding a name again replaces that schedule."`
 	Priority  int           `placeholder:"1-5" help:"The runs' priority (default: the flow's, else 3)."`

@@ -18,7 +18,7 @@ type tenantsCmd struct {
 }
 
 type adminBroker struct {
-	Broker string `required:"" env:"FLOWHOST_BROKER" placeholder:"URL" help:"The broker: redis://[user:pass@]host:port/db or rediss:// (TLS)."`
+	Broker string `required:"" env:"FLOWHOST_BROKER" placeholder:"URL" help:"The broker: redis://[user:pass@]host:port/db, rediss:// (TLS), or redis+cluster://host:port[,host:port…] (a Redis Cluster)."`
 }
 
 type tenantsAddCmd struct {
