@@ -115,8 +115,31 @@ type Status = track.RunStatus
 
 // Client submits runs and reads their state.
 type Client struct {
-	rdb goredis.UniversalClient
-	k   keyspace // tagged on a Redis Cluster (a redis+cluster:// URL)
+	rdb  goredis.UniversalClient
+	k    keyspace      // tagged on a Redis Cluster (a redis+cluster:// URL)
+	stop chan struct{} // closed by Close (on a cluster: stops followSlots)
+}
+
+// slotsEvery is how often a cluster client reads the cluster's map of
+// slots to masters again, so that it follows a failover within about
+// that long (go-redis reads it again on its own only on a MOVED reply,
+// which a dead master never sends).
+const slotsEvery = time.Second
+
+// followSlots reads the cluster's slot map every slotsEvery until Close.
+func (c *Client) followSlots(cc *goredis.ClusterClient) {
+	t := time.NewTicker(slotsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), slotsEvery)
+			cc.ReloadState(ctx)
+			cancel()
+		}
+	}
 }
 
 // Dial connects to redis://[user:pass@]host:port/db or rediss:// (TLS),
@@ -136,7 +159,9 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 			rdb.Close()
 			return nil, fmt.Errorf("broker cluster %s: %w", strings.Join(opts.Addrs, ","), err)
 		}
-		return &Client{rdb: rdb, k: keyspace{tagged: true}}, nil
+		c := &Client{rdb: rdb, k: keyspace{tagged: true}, stop: make(chan struct{})}
+		go c.followSlots(rdb)
+		return c, nil
 	}
 	opts, err := goredis.ParseURL(url)
 	if err != nil {
@@ -193,7 +218,12 @@ func clusterURL(url string) (string, bool, error) {
 }
 
 // Close closes the connection.
-func (c *Client) Close() error { return c.rdb.Close() }
+func (c *Client) Close() error {
+	if c.stop != nil {
+		close(c.stop)
+	}
+	return c.rdb.Close()
+}
 
 // Redis returns the underlying client.
 func (c *Client) Redis() goredis.UniversalClient { return c.rdb }

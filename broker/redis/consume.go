@@ -210,7 +210,10 @@ func (w *Worker) readEach(ctx context.Context, tenants []string, n int) []delive
 			continue
 		}
 		if err != nil {
-			if ctx.Err() == nil {
+			// Only a stream Redis refuses to read is the tenant's doing;
+			// a connection that failed (a master failing over) is not.
+			var rerr goredis.Error
+			if ctx.Err() == nil && errors.As(err, &rerr) {
 				w.isolate(t, err)
 			}
 			continue

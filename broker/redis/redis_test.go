@@ -166,3 +166,46 @@ func TestFailureAndCancel(t *testing.T) {
 		t.Fatalf("error %q\nwant  %q", st.Error, want)
 	}
 }
+
+// TestClusterFailover kills the master of a tenant's slot in the middle
+// of a map: its replica takes over, and the run completes with every
+// element right, each present once.
+func TestClusterFailover(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	f := setupAt(t, c.URL())
+	f.workers(t, 2, WorkerConfig{Concurrency: 2, BatchSize: 20, Lease: time.Second})
+	const n = 4000
+	xs := make([]int, n)
+	for i := range xs {
+		xs[i] = i
+	}
+	xj, _ := json.Marshal(xs)
+	spec := &Spec{ID: runner.NewRunID(), Modules: f.mods, Seq: pipeline.New(nil).Map("stats.square", pipeline.Param("x")), Inputs: pipeline.Inputs{"x": xj}}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	if err := f.client.Submit(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	master := c.MasterOf(f.client.k.streamKey("default"))
+	time.Sleep(150 * time.Millisecond) // part way through the map
+	master.Stop()
+	killed := time.Now()
+	st, err := f.client.Wait(ctx, "default", spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	if err := json.Unmarshal(st.Result, &got); err != nil || st.Status != "succeeded" || len(got) != n {
+		t.Fatalf("status %s, error %q, %d results", st.Status, st.Error, len(got))
+	}
+	for i, v := range got {
+		if v != i*i {
+			t.Fatalf("element %d = %d", i, v)
+		}
+	}
+	// The failover takes ~2 s; a client's map of slots follows it within
+	// a second, and a lease later the dead master's messages run again.
+	if d := time.Since(killed); d > 30*time.Second {
+		t.Fatalf("the run ended %s after its master died", d)
+	}
+}

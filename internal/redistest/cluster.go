@@ -75,7 +75,8 @@ func (c *Cluster) Client() *redis.ClusterClient {
 }
 
 // WaitHealthy waits until every running node says the cluster is ok,
-// with every slot served by a running master.
+// with every slot served by a running master, and every replica whose
+// master runs follows it.
 func (c *Cluster) WaitHealthy() {
 	c.t.Helper()
 	ctx := context.Background()
@@ -105,6 +106,14 @@ func (c *Cluster) WaitHealthy() {
 				if len(r.Nodes) == 0 || !running[r.Nodes[0].Addr] {
 					ok = false
 				}
+			}
+			// A replica counts once it follows its master: a failover
+			// before that would lose everything.
+			cl = redis.NewClient(&redis.Options{Addr: s.Addr})
+			role, err := cl.Do(ctx, "ROLE").Slice()
+			cl.Close()
+			if err != nil || (len(role) >= 4 && role[0] == "slave" && role[3] != "connected") {
+				ok = false
 			}
 		}
 		if ok {
