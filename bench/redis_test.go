@@ -33,7 +33,7 @@ func flowhostBin(b *testing.B) string {
 }
 
 // startWorkers starts n worker processes on the server.
-func startWorkers(b *testing.B, bin string, srv *redistest.Server, n int, args ...string) {
+func startWorkers(b *testing.B, bin string, srv interface{ URL() string }, n int, args ...string) {
 	cache := filepath.Join(b.TempDir(), "cache")
 	for i := range n {
 		cmd := exec.Command(bin, append([]string{"worker", "--broker", srv.URL(), "--name", fmt.Sprintf("w%d", i)}, args...)...)
@@ -243,6 +243,88 @@ func BenchmarkFairness(b *testing.B) {
 				c.Redis().XGroupCreateMkStream(ctx, "fh:t:a:q", "workers", "$")
 			}
 			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-to-result")
+		})
+	}
+}
+
+// BenchmarkRedisCluster runs, in one run, the 100,000-element map on 2
+// workers (cache off) and the one-task latency (p50, p99 of 100 runs an
+// op) on one redis-server and on a Redis Cluster of three masters with
+// a replica each, all on this machine: the cluster's price.
+func BenchmarkRedisCluster(b *testing.B) {
+	bin := flowhostBin(b)
+	dir := b.TempDir()
+	stats, _ := filepath.Abs("../plugins/examples/stats-c/stats.wasm")
+	flow := filepath.Join(dir, "map.toml")
+	os.WriteFile(flow, []byte(fmt.Sprintf("[plugins]\nstats = %q\n[[step]]\nmap = \"stats.square\"\nparam = \"x\"\n", stats)), 0o644)
+	xs := make([]int, redisN)
+	for i := range xs {
+		xs[i] = i
+	}
+	xj, _ := json.Marshal(xs)
+	in := filepath.Join(dir, "x.json")
+	os.WriteFile(in, xj, 0o644)
+	one := filepath.Join(dir, "one.toml")
+	os.WriteFile(one, []byte(fmt.Sprintf("[plugins]\nstats = %q\n[inputs]\nx = 12\n[[step]]\ncall = \"stats.square\"\n", stats)), 0o644)
+	for _, tc := range []struct {
+		name  string
+		start func() interface{ URL() string }
+	}{
+		{"server", func() interface{ URL() string } { return redistest.Start(b, "--appendfsync", "everysec") }},
+		{"cluster", func() interface{ URL() string } { return redistest.StartCluster(b, 3, 1) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			srv := tc.start()
+			startWorkers(b, bin, srv, 2, "--concurrency", "1", "--no-cache")
+			run := func(args ...string) {
+				out, err := exec.Command(bin, append([]string{"run", "--json", "--broker", srv.URL()}, args...)...).Output()
+				if err != nil || !strings.Contains(string(out), `"succeeded"`) {
+					b.Fatalf("run: %v %.300s", err, out)
+				}
+			}
+			run("--input", "x=@"+in, flow) // the workers fetch and compile the module
+			ctx := context.Background()
+			c, err := fhredis.Dial(ctx, srv.URL())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			wasm := mustRead(b, stats)
+			e := engine(b, b.TempDir())
+			m, err := e.Load(ctx, wasm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Upload(ctx, "default", m.SHA256, wasm)
+			oneRun := func() time.Duration {
+				spec := &fhredis.Spec{ID: runner.NewRunID(), Modules: map[string]string{"stats": m.SHA256},
+					Seq: pipeline.New(nil).CallNext("stats.square"), Inputs: pipeline.Inputs{"x": json.RawMessage("12")},
+					Steps: []fhredis.StepInfo{{Name: "call stats.square"}}}
+				start := time.Now()
+				if err := c.Submit(ctx, spec); err != nil {
+					b.Fatal(err)
+				}
+				if st, err := c.Wait(ctx, "default", spec.ID); err != nil || string(st.Result) != "144" {
+					b.Fatalf("%v %+v", err, st)
+				}
+				return time.Since(start)
+			}
+			oneRun()
+			var lat []time.Duration
+			var mapTime time.Duration
+			b.ResetTimer()
+			for b.Loop() {
+				t0 := time.Now()
+				run("--input", "x=@"+in, flow)
+				mapTime += time.Since(t0)
+				for range 100 {
+					lat = append(lat, oneRun())
+				}
+			}
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			b.ReportMetric(float64(redisN*b.N)/mapTime.Seconds(), "map-items/s")
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 		})
 	}
 }
