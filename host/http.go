@@ -115,7 +115,9 @@ func (k *kernel) httpRequest(reqOff, bodyOff uint64) uint64 {
 	}
 	var body io.Reader
 	if bodyOff != 0 {
-		body = bytes.NewReader(k.blockBytes("http_request", bodyOff))
+		// A copy: the transport may read a body after Do returns, and the
+		// block is the kernel's memory, which the next call reuses.
+		body = bytes.NewReader(bytes.Clone(k.blockBytes("http_request", bodyOff)))
 	}
 	hreq, err := http.NewRequestWithContext(ctx, strings.ToUpper(method), u.String(), body)
 	if err != nil {

@@ -142,17 +142,25 @@
 
   ;; $grow makes the memory at least need bytes (doubling it where it
   ;; can), and moves the table of blocks to its new top; n is the size of
-  ;; the alloc that needs it.
+  ;; the alloc that needs it. Where the memory cannot double, it grows by
+  ;; half as much, a quarter, ... down to what need takes: by a page at a
+  ;; time, past half the most a call may have, every growth would copy
+  ;; the whole memory (host and table) for the page an alloc needed.
   (func $grow (param $need i64) (param $n i64)
-    (local $pages i32) (local $want i32) (local $old i64) (local $len i32)
+    (local $pages i32) (local $want i32) (local $old i64) (local $len i32) (local $min i32) (local $d i32)
     (local.set $pages (memory.size))
     (local.set $old (call $top))
     (local.set $want (i32.wrap_i64 (i64.shr_u (i64.add (local.get $need) (i64.const 0xffff)) (i64.const 16))))
-    (if (i32.eq (memory.grow (select (i32.sub (local.get $want) (local.get $pages)) (local.get $pages)
-          (i32.gt_u (i32.sub (local.get $want) (local.get $pages)) (local.get $pages)))) (i32.const -1))
-      (then
-        (if (i32.eq (memory.grow (i32.sub (local.get $want) (local.get $pages))) (i32.const -1))
-          (then (call $die (i32.const 6) (local.get $n) (local.get $need) (i64.const 0))))))
+    (local.set $min (i32.sub (local.get $want) (local.get $pages)))
+    (local.set $d (select (local.get $min) (local.get $pages) (i32.gt_u (local.get $min) (local.get $pages))))
+    (block $grown
+      (loop $try
+        (br_if $grown (i32.ne (memory.grow (local.get $d)) (i32.const -1)))
+        (if (i32.le_u (local.get $d) (local.get $min))
+          (then (call $die (i32.const 6) (local.get $n) (local.get $need) (i64.const 0))))
+        (local.set $d (i32.shr_u (local.get $d) (i32.const 1)))
+        (if (i32.lt_u (local.get $d) (local.get $min)) (then (local.set $d (local.get $min))))
+        (br $try)))
     (local.set $len (i32.shl (global.get $n) (i32.const 3)))
     (memory.copy
       (i32.wrap_i64 (i64.sub (call $top) (i64.extend_i32_u (local.get $len))))

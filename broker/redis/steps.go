@@ -232,7 +232,8 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 	args := []any{len(calls), w.ttl(rs), w.next(rs, m), time.Now().UTC().Format(time.RFC3339Nano), started.Encode(), finished.Encode(),
 		d.id, w.cfg.Name, "1", runStarted}
 	var one message // the step's batch, when it has one
-	for _, b := range runner.Batches(calls, w.cfg.Concurrency, w.cfg.BatchSize) {
+	batches := runner.Batches(calls, w.cfg.Concurrency, w.cfg.BatchSize)
+	for _, b := range batches {
 		i, j := b[0], b[len(b)-1]+1
 		bm := message{Kind: kindCall, Run: m.Run, Tenant: m.Tenant, Step: m.Step, Index: i, Task: taskOf(i)}
 		for k := i; k < j; k++ {
@@ -248,8 +249,13 @@ func (w *Worker) startStep(ctx context.Context, rs *runState, m *message, d deli
 	if err != nil {
 		return err
 	}
-	if code == 2 || code == 3 {
+	switch {
+	case code == 3 || (code == 2 && len(batches) == 1):
 		return w.call(ctx, rs, &one, d, pol)
+	case code == 2:
+		// The step's hash says it ran inline, which no step of no call or
+		// of many batches does: its tenant wrote it. Nothing to run.
+		return w.rdb.XAck(ctx, d.stream, group, d.id).Err()
 	}
 	return nil
 }
