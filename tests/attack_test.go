@@ -33,13 +33,12 @@ type tenantsLab struct {
 	statsSHA                     string
 }
 
-func newTenantsLab(t *testing.T) *tenantsLab {
+// labUsers are the ACL SETUSER commands of the worker, acme and bravo
+// (passwords worker-pw, acme-pw, bravo-pw), exactly as `flowhost
+// tenants acl` prints them.
+func labUsers(t *testing.T) [][]any {
 	t.Helper()
-	l := &tenantsLab{srv: redistest.Start(t), dir: t.TempDir()}
-	url := func(user, pw string) string { return "redis://" + user + ":" + pw + "@" + l.srv.Addr + "/0" }
-	l.workerURL, l.acmeURL, l.bravoURL = url("worker", "worker-pw"), url("acme", "acme-pw"), url("bravo", "bravo-pw")
-	admin := l.srv.Client()
-	// The users exactly as `flowhost tenants acl` prints them.
+	var cmds [][]any
 	for _, args := range [][]string{{"tenants", "acl", "--worker", "--password", "worker-pw"},
 		{"tenants", "acl", "acme", "--password", "acme-pw"}, {"tenants", "acl", "bravo", "--password", "bravo-pw"}} {
 		r := flowhost(t, args...)
@@ -50,8 +49,20 @@ func newTenantsLab(t *testing.T) *tenantsLab {
 		for _, f := range strings.Fields(r.stdout) {
 			cmd = append(cmd, f)
 		}
+		cmds = append(cmds, cmd)
+	}
+	return cmds
+}
+
+func newTenantsLab(t *testing.T) *tenantsLab {
+	t.Helper()
+	l := &tenantsLab{srv: redistest.Start(t), dir: t.TempDir()}
+	url := func(user, pw string) string { return "redis://" + user + ":" + pw + "@" + l.srv.Addr + "/0" }
+	l.workerURL, l.acmeURL, l.bravoURL = url("worker", "worker-pw"), url("acme", "acme-pw"), url("bravo", "bravo-pw")
+	admin := l.srv.Client()
+	for _, cmd := range labUsers(t) {
 		if err := admin.Do(t.Context(), cmd...).Err(); err != nil {
-			t.Fatalf("%s: %v", r.stdout, err)
+			t.Fatalf("%v: %v", cmd, err)
 		}
 	}
 	if r := flowhost(t, "tenants", "add", "acme", "bravo", "--broker", l.workerURL); r.code != 0 {

@@ -800,3 +800,47 @@ func TestRetryHoldsNoSlot(t *testing.T) {
 		t.Fatalf("attempts %d, want 6 (1 + 5 retries)", st.Steps[0].Attempts)
 	}
 }
+
+// TestClusterACL: on a cluster, with the users `flowhost tenants acl`
+// prints set on every node, a tenant runs and reads its own runs and
+// none of another's.
+func TestClusterACL(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	ctx := t.Context()
+	for _, cmd := range labUsers(t) {
+		for _, n := range c.Nodes { // ACL users are each node's own
+			if err := n.Client().Do(ctx, cmd...).Err(); err != nil {
+				t.Fatalf("%v on %s: %v", cmd, n.Addr, err)
+			}
+		}
+	}
+	url := func(user, pw string) string {
+		return strings.Replace(c.URL(), "redis+cluster://", "redis+cluster://"+user+":"+pw+"@", 1)
+	}
+	workerURL, acmeURL := url("worker", "worker-pw"), url("acme", "acme-pw")
+	if r := flowhost(t, "tenants", "add", "acme", "bravo", "--broker", workerURL); r.code != 0 {
+		t.Fatalf("tenants add: exit %d %s", r.code, r.stderr)
+	}
+	worker(t, redisURL(workerURL), "w1", "--concurrency", "2")
+	outA, r := runJSONOut(t, "--broker", acmeURL, "--tenant", "acme", "examples/flows/numbers.toml")
+	if outA.Status != "succeeded" {
+		t.Fatalf("acme: %s %s", r.stdout, r.stderr)
+	}
+	outB, r := runJSONOut(t, "--broker", url("bravo", "bravo-pw"), "--tenant", "bravo", "examples/flows/numbers.toml")
+	if outB.Status != "succeeded" {
+		t.Fatalf("bravo: %s %s", r.stdout, r.stderr)
+	}
+	for _, cmd := range []string{"status", "wait", "events"} {
+		if r := flowhost(t, cmd, "--broker", acmeURL, "--tenant", "acme", outA.RunID); r.code != 0 {
+			t.Fatalf("acme's own %s: %d %s", cmd, r.code, r.stderr)
+		}
+		if r := flowhost(t, cmd, "--broker", acmeURL, "--tenant", "bravo", outB.RunID); r.code == 0 || !strings.Contains(r.stderr, "NOPERM") {
+			t.Fatalf("acme's %s of bravo's run: exit %d\n%s%s", cmd, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+// redisURL is a broker at a URL.
+type redisURL string
+
+func (u redisURL) URL() string { return string(u) }

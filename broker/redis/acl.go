@@ -14,8 +14,8 @@ import (
 // (EVAL, FUNCTION: a script that loops would stall every tenant), no
 // consumer-group reads (only workers take work), and no registry write.
 var tenantCommands = []string{
-	// connection
-	"ping", "hello", "auth", "select", "quit", "reset", "echo",
+	// connection, and on a cluster its map of slots (the client reads it)
+	"ping", "hello", "auth", "select", "quit", "reset", "echo", "cluster|slots",
 	"client|setname", "client|getname", "client|id",
 	// transactions (submit, cancel)
 	"multi", "exec", "discard", "watch", "unwatch",
@@ -31,14 +31,18 @@ var tenantCommands = []string{
 
 // TenantACL is the rules of a tenant's Redis user, after
 // `ACL SETUSER <tenant> on >PASSWORD`: its own keys and channels
-// (fh:t:<tenant>:*) and the commands of tenantCommands, nothing else.
+// (fh:t:<tenant>:*, and fh:t:{<tenant>}:* on a Redis Cluster) and the
+// commands of tenantCommands, nothing else.
 // The tenant name is checked first: a name such as "acme:x" would widen
 // the pattern.
 func TenantACL(tenant string) ([]string, error) {
 	if err := policy.CheckTenant(tenant); err != nil {
 		return nil, err
 	}
-	rules := []string{"resetkeys", "resetchannels", "~fh:t:" + tenant + ":*", "&fh:t:" + tenant + ":*", "-@all"}
+	// Its keys on one server and on a cluster (keyspace: the tenant as
+	// the hash tag); the same user serves both.
+	rules := []string{"resetkeys", "resetchannels", "~fh:t:" + tenant + ":*", "~fh:t:{" + tenant + "}:*",
+		"&fh:t:" + tenant + ":*", "&fh:t:{" + tenant + "}:*", "-@all"}
 	for _, c := range tenantCommands {
 		rules = append(rules, "+"+c)
 	}
