@@ -209,3 +209,54 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatalf("the run ended %s after its master died", d)
 	}
 }
+
+// TestClusterReshard moves a tenant's slot, with its keys, to another
+// master in the middle of a map: the run completes with every element
+// right, each present once.
+func TestClusterReshard(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	f := setupAt(t, c.URL())
+	f.workers(t, 2, WorkerConfig{Concurrency: 2, BatchSize: 20, Lease: time.Second})
+	const n = 20000
+	xs := make([]int, n)
+	for i := range xs {
+		xs[i] = i
+	}
+	xj, _ := json.Marshal(xs)
+	spec := &Spec{ID: runner.NewRunID(), Modules: f.mods, Seq: pipeline.New(nil).Map("stats.square", pipeline.Param("x")), Inputs: pipeline.Inputs{"x": xj}}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	if err := f.client.Submit(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	key := f.client.k.streamKey("default")
+	from := c.MasterOf(key)
+	var to *redistest.Server
+	for _, s := range c.Nodes[:3] { // the masters
+		if s != from {
+			to = s
+			break
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // part way through the map
+	if st, err := f.client.Status(ctx, "default", spec.ID); err != nil || st.Ended() {
+		t.Fatalf("the run ended before the move: %v", err)
+	}
+	c.MoveSlot(key, to)
+	if got := c.MasterOf(key); got != to {
+		t.Fatalf("the slot is on %s, not %s", got.Addr, to.Addr)
+	}
+	st, err := f.client.Wait(ctx, "default", spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	if err := json.Unmarshal(st.Result, &got); err != nil || st.Status != "succeeded" || len(got) != n {
+		t.Fatalf("status %s, error %q, %d results", st.Status, st.Error, len(got))
+	}
+	for i, v := range got {
+		if v != i*i {
+			t.Fatalf("element %d = %d", i, v)
+		}
+	}
+}

@@ -173,3 +173,60 @@ func (c *Cluster) nodesView() string {
 	}
 	return "no node is running"
 }
+
+// MoveSlot moves the slot of key, with its keys, to the master to, as
+// `redis-cli --cluster reshard` does: the target imports it, the source
+// migrates it, its keys move in batches, and every master learns the
+// slot's new owner.
+func (c *Cluster) MoveSlot(key string, to *Server) {
+	c.t.Helper()
+	ctx := context.Background()
+	from := c.MasterOf(key)
+	if from == to {
+		c.t.Fatalf("the slot of %q is on %s already", key, to.Addr)
+	}
+	src := redis.NewClient(&redis.Options{Addr: from.Addr})
+	defer src.Close()
+	dst := redis.NewClient(&redis.Options{Addr: to.Addr})
+	defer dst.Close()
+	slot, err := src.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	srcID, err1 := src.Do(ctx, "CLUSTER", "MYID").Text()
+	dstID, err2 := dst.Do(ctx, "CLUSTER", "MYID").Text()
+	if err1 != nil || err2 != nil {
+		c.t.Fatal(err1, err2)
+	}
+	must := func(err error) {
+		if err != nil {
+			c.t.Fatalf("move slot %d: %v", slot, err)
+		}
+	}
+	must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err())
+	must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err())
+	host, port, _ := net.SplitHostPort(to.Addr)
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 100).Result()
+		must(err)
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must(src.Do(ctx, args...).Err())
+	}
+	for _, s := range c.Nodes {
+		if s.cmd == nil {
+			continue
+		}
+		cl := redis.NewClient(&redis.Options{Addr: s.Addr})
+		err := cl.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err()
+		cl.Close()
+		if err != nil && !strings.Contains(err.Error(), "only with masters") {
+			must(err) // a replica learns it from its master
+		}
+	}
+}
