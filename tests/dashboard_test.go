@@ -244,7 +244,10 @@ func TestDashboardTenants(t *testing.T) {
 	}
 	inBrowser(t, ctx, "acme signs in and sees its run", signIn("acme-secret-0123456789"),
 		chromedp.WaitVisible(css(fmt.Sprintf(`tr[data-run="%s"]`, acmeRun))),
-		chromedp.Click(css(`#signout`)))
+		chromedp.Click(css(`#signout`)),
+		// Signing out reloads the page once the session is gone: a
+		// navigation before that reload is aborted by it.
+		chromedp.WaitVisible(css(`#signin`)))
 	inBrowser(t, ctx, "bravo signs in", signIn("bravo-secret-0123456789"),
 		chromedp.WaitVisible(css(`#runs .empty`)))
 	list := value(t, ctx, "bravo's run list", textOf(`#runs`))
