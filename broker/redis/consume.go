@@ -146,20 +146,25 @@ func (w *Worker) readTagged(ctx context.Context, tenants []string, n int, block 
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, goredis.Nil) {
-		// One tenant's broken stream fails its own command only: read
-		// each alone, repairing or leaving out the broken ones.
-		if ctx.Err() == nil {
-			return w.readEach(ctx, tenants, n)
-		}
+	if err != nil && ctx.Err() != nil {
 		return nil
 	}
 	var ds []delivery
+	var failed []string
 	for i, c := range cmds {
-		res, _ := c.Result()
+		res, err := c.Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			// A tenant's broken stream (or missing group) fails its own
+			// command only: those are read alone, repaired or left out.
+			failed = append(failed, tenants[i])
+			continue
+		}
 		for _, s := range res {
 			ds = w.deliveries(ds, tenants[i], s.Stream, s.Messages)
 		}
+	}
+	if len(failed) > 0 {
+		ds = append(ds, w.readEach(ctx, failed, n)...)
 	}
 	if len(ds) > 0 {
 		return ds
@@ -197,12 +202,8 @@ func (w *Worker) tenantReadArgs(tenant string) []string {
 func (w *Worker) readEach(ctx context.Context, tenants []string, n int) []delivery {
 	var ds []delivery
 	for _, t := range tenants {
-		streams := w.k.tenantStreams(t)
-		for range policy.MaxPriority {
-			streams = append(streams, ">")
-		}
 		res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.cfg.Name,
-			Streams: streams, Count: int64(n), Block: -1}).Result()
+			Streams: w.tenantReadArgs(t), Count: int64(n), Block: -1}).Result()
 		if err != nil && strings.Contains(err.Error(), "NOGROUP") {
 			err = ensureGroup(ctx, w.rdb, w.k, t)
 		}

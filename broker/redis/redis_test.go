@@ -260,3 +260,40 @@ func TestClusterReshard(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterBrokenStream: on a cluster, where a worker reads each
+// tenant with a command of its own, a tenant that turns its stream into
+// a string, and one whose consumer group is gone, cost the others
+// nothing: their runs complete, and the missing group is made again.
+func TestClusterBrokenStream(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	f := setupAt(t, c.URL())
+	ctx := context.Background()
+	cc := c.Client()
+	for _, tenant := range []string{"acme", "bravo"} {
+		if err := ensureTenant(ctx, f.client.rdb, f.client.k, tenant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cc.Del(ctx, f.client.k.streamKey("acme"))
+	cc.Set(ctx, f.client.k.streamKey("acme"), "not a stream", 0)
+	cc.XGroupDestroy(ctx, f.client.k.priorityStream("bravo", 5), group)
+	f.workers(t, 1, WorkerConfig{Concurrency: 2})
+	start := time.Now()
+	st := f.submit(t, &Spec{Seq: pipeline.New(nil).CallNext("stats.square"), Inputs: pipeline.Inputs{"x": json.RawMessage("12")}})
+	if st.Status != "succeeded" || string(st.Result) != "144" {
+		t.Fatalf("status %s result %s error %q", st.Status, st.Result, st.Error)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("default's run took %s beside acme's broken stream", d)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		groups, _ := cc.XInfoGroups(ctx, f.client.k.priorityStream("bravo", 5)).Result()
+		if len(groups) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bravo's consumer group was not made again")
+		}
+	}
+}
