@@ -167,14 +167,18 @@ func TestFailureAndCancel(t *testing.T) {
 	}
 }
 
-// TestClusterFailover kills the master of a tenant's slot in the middle
-// of a map: its replica takes over, and the run completes with every
-// element right, each present once.
-func TestClusterFailover(t *testing.T) {
-	c := redistest.StartCluster(t, 3, 1)
-	f := setupAt(t, c.URL())
+// squares is a running map of the C square over 0..n-1 on two workers
+// with a 1 s lease, submitted by startSquares.
+type squares struct {
+	f    *fixture
+	spec *Spec
+	n    int
+	ctx  context.Context
+}
+
+func startSquares(t *testing.T, f *fixture, n int) *squares {
+	t.Helper()
 	f.workers(t, 2, WorkerConfig{Concurrency: 2, BatchSize: 20, Lease: time.Second})
-	const n = 4000
 	xs := make([]int, n)
 	for i := range xs {
 		xs[i] = i
@@ -182,20 +186,23 @@ func TestClusterFailover(t *testing.T) {
 	xj, _ := json.Marshal(xs)
 	spec := &Spec{ID: runner.NewRunID(), Modules: f.mods, Seq: pipeline.New(nil).Map("stats.square", pipeline.Param("x")), Inputs: pipeline.Inputs{"x": xj}}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	if err := f.client.Submit(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
-	master := c.MasterOf(f.client.k.streamKey("default"))
-	time.Sleep(150 * time.Millisecond) // part way through the map
-	master.Stop()
-	killed := time.Now()
-	st, err := f.client.Wait(ctx, "default", spec.ID)
+	return &squares{f: f, spec: spec, n: n, ctx: ctx}
+}
+
+// check waits for the map and checks every element is right and
+// present once.
+func (m *squares) check(t *testing.T) {
+	t.Helper()
+	st, err := m.f.client.Wait(m.ctx, "default", m.spec.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []int
-	if err := json.Unmarshal(st.Result, &got); err != nil || st.Status != "succeeded" || len(got) != n {
+	if err := json.Unmarshal(st.Result, &got); err != nil || st.Status != "succeeded" || len(got) != m.n {
 		t.Fatalf("status %s, error %q, %d results", st.Status, st.Error, len(got))
 	}
 	for i, v := range got {
@@ -203,6 +210,20 @@ func TestClusterFailover(t *testing.T) {
 			t.Fatalf("element %d = %d", i, v)
 		}
 	}
+}
+
+// TestClusterFailover kills the master of a tenant's slot in the middle
+// of a map: its replica takes over, and the run completes with every
+// element right, each present once.
+func TestClusterFailover(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	f := setupAt(t, c.URL())
+	m := startSquares(t, f, 4000)
+	master := c.MasterOf(f.client.k.streamKey("default"))
+	time.Sleep(150 * time.Millisecond) // part way through the map
+	master.Stop()
+	killed := time.Now()
+	m.check(t)
 	// The failover takes ~2 s; a client's map of slots follows it within
 	// a second, and a lease later the dead master's messages run again.
 	if d := time.Since(killed); d > 30*time.Second {
@@ -216,19 +237,7 @@ func TestClusterFailover(t *testing.T) {
 func TestClusterReshard(t *testing.T) {
 	c := redistest.StartCluster(t, 3, 1)
 	f := setupAt(t, c.URL())
-	f.workers(t, 2, WorkerConfig{Concurrency: 2, BatchSize: 20, Lease: time.Second})
-	const n = 20000
-	xs := make([]int, n)
-	for i := range xs {
-		xs[i] = i
-	}
-	xj, _ := json.Marshal(xs)
-	spec := &Spec{ID: runner.NewRunID(), Modules: f.mods, Seq: pipeline.New(nil).Map("stats.square", pipeline.Param("x")), Inputs: pipeline.Inputs{"x": xj}}
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	if err := f.client.Submit(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
+	m := startSquares(t, f, 20000)
 	key := f.client.k.streamKey("default")
 	from := c.MasterOf(key)
 	var to *redistest.Server
@@ -239,26 +248,14 @@ func TestClusterReshard(t *testing.T) {
 		}
 	}
 	time.Sleep(100 * time.Millisecond) // part way through the map
-	if st, err := f.client.Status(ctx, "default", spec.ID); err != nil || st.Ended() {
+	if st, err := f.client.Status(m.ctx, "default", m.spec.ID); err != nil || st.Ended() {
 		t.Fatalf("the run ended before the move: %v", err)
 	}
 	c.MoveSlot(key, to)
 	if got := c.MasterOf(key); got != to {
 		t.Fatalf("the slot is on %s, not %s", got.Addr, to.Addr)
 	}
-	st, err := f.client.Wait(ctx, "default", spec.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []int
-	if err := json.Unmarshal(st.Result, &got); err != nil || st.Status != "succeeded" || len(got) != n {
-		t.Fatalf("status %s, error %q, %d results", st.Status, st.Error, len(got))
-	}
-	for i, v := range got {
-		if v != i*i {
-			t.Fatalf("element %d = %d", i, v)
-		}
-	}
+	m.check(t)
 }
 
 // TestClusterBrokenStream: on a cluster, where a worker reads each
