@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -118,6 +119,7 @@ type Client struct {
 	rdb  goredis.UniversalClient
 	k    keyspace      // tagged on a Redis Cluster (a redis+cluster:// URL)
 	stop chan struct{} // closed by Close (on a cluster: stops followSlots)
+	once sync.Once     // closes stop once, however often Close is called
 }
 
 // slotsEvery is how often a cluster client reads the cluster's map of
@@ -219,9 +221,11 @@ func clusterURL(url string) (string, bool, error) {
 
 // Close closes the connection.
 func (c *Client) Close() error {
-	if c.stop != nil {
-		close(c.stop)
-	}
+	c.once.Do(func() {
+		if c.stop != nil {
+			close(c.stop)
+		}
+	})
 	return c.rdb.Close()
 }
 

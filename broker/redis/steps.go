@@ -620,16 +620,20 @@ type completion struct {
 func (w *Worker) complete(ctx context.Context, rs *runState, m *message, d delivery, c completion) error {
 	keys := append([]string{w.k.stepKey(m.Tenant, m.Run, m.Step), d.stream, w.k.eventsKey(m.Tenant, m.Run), w.k.delayedKey(m.Tenant), w.k.delayedIndex(m.Tenant),
 		w.k.timesKey(m.Tenant, m.Run, m.Step), w.k.runKey(m.Tenant, m.Run)}, c.sems...)
-	final := ""
+	// What ending the run takes (ARGV[17] on) is made only for a batch
+	// that may end it: the others, a map's hundreds, send it empty.
+	final, topic, ended := "", "", ""
 	if c.runResult != nil {
-		final = string(c.runResult)
+		final, topic = string(c.runResult), w.k.doneTopic(m.Tenant)
+		ended = track.Event{Type: track.RunFinished, RunID: m.Run, Worker: w.cfg.Name, Status: track.Succeeded}.Encode()
 	}
-	ended := track.Event{Type: track.RunFinished, RunID: m.Run, Worker: w.cfg.Name, Status: track.Succeeded}.Encode()
 	args := []any{batchField(m.Index), c.result, w.next(rs, m), d.id, c.calls, c.failed, time.Now().UTC().Format(time.RFC3339Nano), c.finished,
 		c.remainder, c.due, m.Tenant, c.fuel, c.peak, fmt.Sprintf("%d:%d", m.Index, m.Attempt), c.times, c.holder,
-		final, c.calls, rs.spec.ResultTTL.Milliseconds(), w.k.doneTopic(m.Tenant), m.Run, ended, c.cached}
-	for _, s := range w.k.tenantStreams(m.Tenant) {
-		args = append(args, s)
+		final, c.calls, rs.spec.ResultTTL.Milliseconds(), topic, m.Run, ended, c.cached}
+	if c.runResult != nil {
+		for _, s := range w.k.tenantStreams(m.Tenant) {
+			args = append(args, s)
+		}
 	}
 	left, err := completeScript.Run(ctx, w.rdb, keys, args...).Int()
 	if err == nil && left == -3 {
